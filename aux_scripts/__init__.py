@@ -1,0 +1,1 @@
+"""Standalone analysis command lines for state-gradient dumps and embeddings."""

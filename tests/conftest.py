@@ -1,0 +1,30 @@
+"""Shared pytest fixtures: the ../shared data sets (fail in CI when missing, skip elsewhere)."""
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _shared(sub):
+    path = SHARED_DATA / sub
+    if not path.exists():
+        msg = f"shared data not found at {path}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg + " (CI=true: the shared data must be present)")
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture
+def ptb_dir():
+    """Directory with the PTB train/valid/test.txt files."""
+    return _shared("ptb")
+
+
+@pytest.fixture
+def pos_tagged_dir():
+    """Directory with conll2000/ and treebank_sample/."""
+    return _shared("pos_tagged")

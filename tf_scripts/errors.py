@@ -1,0 +1,18 @@
+"""One exception type for mistakes the user can fix, and the CLI wrapper that prints it."""
+import sys
+
+
+class UserError(Exception):
+    """A bad config, flag, file or value: printed as one line, exit status 2, no traceback."""
+
+
+def run_cli(main_body, argv, prog):
+    """Call main_body(argv); turn a UserError into `prog: error: message` on stderr and exit 2."""
+    try:
+        return main_body(argv)
+    except UserError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
