@@ -1,0 +1,105 @@
+"""Plain-numpy model of SPEC sections 3-4 and 6, the independent oracle the tests compare against."""
+# Shape letters: T time, E embedding, H state, V vocabulary, D delay.
+# Written from the SPEC's formulas only (no TensorFlow, no project code), in float64.
+import numpy as np
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def load_weights(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def cell_step(w, layer, x, state):
+    """One step of layer `layer` on one row: x [I], state tuple of [H] -> new state tuple."""
+    kind = str(w["cell_type"])
+    if kind == "LSTM":
+        c, h = state
+        z = np.concatenate([x, h]) @ w[f"layer{layer}/kernel"].astype(np.float64) + w[f"layer{layer}/bias"]
+        i, j, f, o = np.split(z, 4)
+        c = c * sigmoid(f + float(w["forget_bias"])) + sigmoid(i) * np.tanh(j)
+        return (c, np.tanh(c) * sigmoid(o))
+    if kind == "GRU":
+        (h,) = state
+        g = sigmoid(np.concatenate([x, h]) @ w[f"layer{layer}/gate_kernel"].astype(np.float64)
+                    + w[f"layer{layer}/gate_bias"])
+        r, u = np.split(g, 2)
+        cand = np.tanh(np.concatenate([x, r * h]) @ w[f"layer{layer}/cand_kernel"].astype(np.float64)
+                       + w[f"layer{layer}/cand_bias"])
+        return (u * h + (1 - u) * cand,)
+    (h,) = state
+    return (np.tanh(np.concatenate([x, h]) @ w[f"layer{layer}/kernel"].astype(np.float64)
+                    + w[f"layer{layer}/bias"]),)
+
+
+def zero_state(w):
+    size = w["softmax_w"].shape[0]
+    n = 2 if str(w["cell_type"]) == "LSTM" else 1
+    return [tuple(np.zeros(size) for _ in range(n)) for _ in range(int(w["num_layers"]))]
+
+
+def run(w, xs, state):
+    """Feed embeddings xs [T, E] from `state`; returns per step the list of per-layer states, and the last state."""
+    trace = []
+    for x in xs:
+        new = []
+        inp = x
+        for layer in range(int(w["num_layers"])):
+            s = cell_step(w, layer, inp, state[layer])
+            new.append(s)
+            inp = s[-1]
+        state = new
+        trace.append(new)
+    return trace, state
+
+
+def log_softmax(z):
+    z = z - z.max()
+    return z - np.log(np.exp(z).sum())
+
+
+def perplexity(w, ids, batch_size, num_steps):
+    """SPEC 3 perplexity of one pass: batching, state carried between windows, cost summed / B."""
+    ids = np.asarray(ids)
+    batch_len = len(ids) // batch_size
+    data = ids[: batch_size * batch_len].reshape(batch_size, batch_len)
+    n_windows = batch_len // num_steps - 1
+    emb = w["embedding"].astype(np.float64)
+    total, count = 0.0, 0
+    states = [zero_state(w) for _ in range(batch_size)]
+    for i in range(n_windows):
+        for r in range(batch_size):
+            window = data[r, i * num_steps:(i + 1) * num_steps + 1]
+            trace, states[r] = run(w, emb[window[:-1]], states[r])
+            for t, per_layer in enumerate(trace):
+                logits = per_layer[-1][-1] @ w["softmax_w"] + w["softmax_b"]
+                total -= log_softmax(logits)[window[t + 1]]
+                count += 1
+    return float(np.exp(total / count))
+
+
+def state_of(w, xs, state, layer, component, t):
+    """s_t of the given layer/component for window embeddings xs [T, E] (entering state constant)."""
+    trace, _ = run(w, xs, state)
+    return trace[t][layer][component]
+
+
+def finite_difference_gradient(w, xs, state, layer, component, t, j, eps=1e-6):
+    """Central differences of s_t w.r.t. x_j: [H, E]."""
+    cols = []
+    for e in range(xs.shape[1]):
+        plus, minus = xs.copy(), xs.copy()
+        plus[j, e] += eps
+        minus[j, e] -= eps
+        cols.append((state_of(w, plus, state, layer, component, t)
+                     - state_of(w, minus, state, layer, component, t)) / (2 * eps))
+    return np.stack(cols, axis=1)
+
+
+def tangent_gradients(w, xs, state, layer, component, t, max_delay, eps=1e-6):
+    """{k: G[t, k]} for k = 0 .. min(max_delay-1, t) by finite differences."""
+    return {k: finite_difference_gradient(w, xs, state, layer, component, t, t - k, eps)
+            for k in range(min(max_delay - 1, t) + 1)}

@@ -1,0 +1,200 @@
+"""TF1-exact LSTM / GRU / RNN cells as pure functions, each with its forward-mode tangent step."""
+# Shape letters: N rows (batch rows, or batch rows x positions), I input size (E for layer 0,
+# H above), H state size, M tangent directions per row (E for forward-mode state gradients).
+#
+# A cell is used in three ways, all on a dict of parameters `p` laid out as TF1 stored them
+# (see SPEC section 4 and weights.npz):
+#
+#   xw = project_input(p, x)                  x [N, I] -> xw [N, P]   (x part of the pre-activation + bias)
+#   w_h = recurrent_weights(p, H)             the kernel rows that multiply the previous state
+#   new_state, aux = step(p, xw, state, w_h)  one time step; aux = activations the tangent step needs
+#   d_new_state = tangent(p, aux, dxw, dstate)  the step's Jacobian applied to tangents
+#
+# Splitting the input projection out of the step lets a whole window's inputs be projected with
+# one large matmul (the recurrence then only multiplies by the recurrent weights), and lets the
+# tangent of a later layer's input enter as project_tangent(p, dx) = dx @ W_x.
+#
+# Tangent tensors carry M directions per row: dstate components are [N, M, H], dxw is [N, M, P];
+# aux tensors are [N, H] and are broadcast over M.
+import tensorflow as tf
+
+CELL_TYPES = ("LSTM", "GRU", "RNN")
+
+
+def _matmul_rows(t, w):
+    """[N, M, K] @ [K, P] -> [N, M, P] as one large matmul."""
+    shape = tf.shape(t)
+    flat = tf.matmul(tf.reshape(t, [-1, shape[-1]]), w)
+    return tf.reshape(flat, tf.concat([shape[:-1], tf.shape(w)[-1:]], 0))
+
+
+def _project_kernel(p, x):
+    """x @ kernel[:I] + bias for the cells whose kernel holds every gate (LSTM, RNN)."""
+    return tf.matmul(x, p["kernel"][: tf.shape(x)[-1]]) + p["bias"]
+
+
+def _b(aux):
+    """Broadcast an [N, H] activation over the M tangent directions."""
+    return aux[:, None, :]
+
+
+class LSTM:
+    """tf.contrib.rnn.BasicLSTMCell: z = [x, h] @ kernel + bias, gates i, j, f, o in that order."""
+
+    state_names = ("c", "h")
+
+    def __init__(self, forget_bias=0.0):
+        self.forget_bias = forget_bias
+
+    @staticmethod
+    def param_shapes(input_size, size):
+        # name -> (shape, initialiser): "uniform" = U[-init_scale, init_scale], else a constant
+        return {"kernel": ((input_size + size, 4 * size), "uniform"), "bias": ((4 * size,), 0.0)}
+
+    @staticmethod
+    def project_input(p, x):
+        return _project_kernel(p, x)
+
+    @staticmethod
+    def project_tangent(p, dx):
+        return _matmul_rows(dx, p["kernel"][: tf.shape(dx)[-1]])
+
+    @staticmethod
+    def recurrent_weights(p, size):
+        return p["kernel"][-size:]
+
+    def step(self, p, xw, state, w_h):
+        c, h = state
+        z = xw + tf.matmul(h, w_h)
+        i, j, f, o = tf.split(z, 4, axis=-1)
+        si, tj, sf, so = tf.sigmoid(i), tf.tanh(j), tf.sigmoid(f + self.forget_bias), tf.sigmoid(o)
+        new_c = c * sf + si * tj
+        tc = tf.tanh(new_c)
+        new_h = tc * so
+        return (new_c, new_h), (c, si, tj, sf, so, tc)
+
+    @staticmethod
+    def tangent(p, aux, dxw, dstate):
+        c, si, tj, sf, so, tc = (_b(a) for a in aux)
+        dz = dxw
+        if dstate is not None:
+            dc_prev, dh_prev = dstate
+            rec = _matmul_rows(dh_prev, p["kernel"][-tf.shape(dh_prev)[-1]:])
+            dz = rec if dz is None else dz + rec
+        di, dj, df, do = tf.split(dz, 4, axis=-1)
+        dc = si * (1 - si) * di * tj + si * (1 - tj * tj) * dj + c * sf * (1 - sf) * df
+        if dstate is not None:
+            dc = dc + dc_prev * sf
+        dh = (1 - tc * tc) * so * dc + tc * so * (1 - so) * do
+        return (dc, dh)
+
+
+class GRU:
+    """tf.contrib.rnn.GRUCell: r, u from gate_kernel (r first); cand from [x, r * h] @ cand_kernel."""
+
+    state_names = ("h",)
+
+    def __init__(self, forget_bias=0.0):
+        del forget_bias  # GRU has no forget bias; accepted so all cells build the same way
+
+    @staticmethod
+    def param_shapes(input_size, size):
+        return {
+            "gate_kernel": ((input_size + size, 2 * size), "uniform"),
+            "gate_bias": ((2 * size,), 1.0),
+            "cand_kernel": ((input_size + size, size), "uniform"),
+            "cand_bias": ((size,), 0.0),
+        }
+
+    @staticmethod
+    def project_input(p, x):
+        n_in = tf.shape(x)[-1]
+        w = tf.concat([p["gate_kernel"][:n_in], p["cand_kernel"][:n_in]], 1)
+        return tf.matmul(x, w) + tf.concat([p["gate_bias"], p["cand_bias"]], 0)
+
+    @staticmethod
+    def project_tangent(p, dx):
+        n_in = tf.shape(dx)[-1]
+        return _matmul_rows(dx, tf.concat([p["gate_kernel"][:n_in], p["cand_kernel"][:n_in]], 1))
+
+    def step(self, p, xw, state, w_h):
+        (h,) = state
+        size = tf.shape(h)[-1]
+        gw_h, cw_h = w_h
+        xg, xc = xw[..., : 2 * size], xw[..., 2 * size:]
+        r, u = tf.split(tf.sigmoid(xg + tf.matmul(h, gw_h)), 2, axis=-1)
+        cand = tf.tanh(xc + tf.matmul(r * h, cw_h))
+        new_h = u * h + (1 - u) * cand
+        return (new_h,), (h, r, u, cand)
+
+    @staticmethod
+    def recurrent_weights(p, size):
+        return (p["gate_kernel"][-size:], p["cand_kernel"][-size:])
+
+    @staticmethod
+    def tangent(p, aux, dxw, dstate):
+        h, r, u, cand = (_b(a) for a in aux)
+        size = tf.shape(aux[0])[-1]
+        dxg = dxc = None
+        if dxw is not None:
+            dxg, dxc = dxw[..., : 2 * size], dxw[..., 2 * size:]
+        dh_prev = None if dstate is None else dstate[0]
+        dg = dxg
+        if dh_prev is not None:
+            rec = _matmul_rows(dh_prev, p["gate_kernel"][-size:])
+            dg = rec if dg is None else dg + rec
+        dr_pre, du_pre = tf.split(dg, 2, axis=-1)
+        dr, du = r * (1 - r) * dr_pre, u * (1 - u) * du_pre
+        # d(r * h_prev) = dr * h_prev + r * dh_prev
+        drh = dr * h if dh_prev is None else dr * h + r * dh_prev
+        dcand_pre = _matmul_rows(drh, p["cand_kernel"][-size:])
+        if dxc is not None:
+            dcand_pre = dcand_pre + dxc
+        dcand = (1 - cand * cand) * dcand_pre
+        dh = du * (h - cand) + (1 - u) * dcand
+        if dh_prev is not None:
+            dh = dh + u * dh_prev
+        return (dh,)
+
+
+class RNN:
+    """tf.contrib.rnn.BasicRNNCell: h = tanh([x, h] @ kernel + bias)."""
+
+    state_names = ("h",)
+
+    def __init__(self, forget_bias=0.0):
+        del forget_bias
+
+    @staticmethod
+    def param_shapes(input_size, size):
+        return {"kernel": ((input_size + size, size), "uniform"), "bias": ((size,), 0.0)}
+
+    project_input = staticmethod(LSTM.project_input)
+    project_tangent = staticmethod(LSTM.project_tangent)
+    recurrent_weights = staticmethod(LSTM.recurrent_weights)
+
+    def step(self, p, xw, state, w_h):
+        (h,) = state
+        new_h = tf.tanh(xw + tf.matmul(h, w_h))
+        return (new_h,), (new_h,)
+
+    @staticmethod
+    def tangent(p, aux, dxw, dstate):
+        (new_h,) = (_b(a) for a in aux)
+        dz = dxw
+        if dstate is not None:
+            rec = _matmul_rows(dstate[0], p["kernel"][-tf.shape(dstate[0])[-1]:])
+            dz = rec if dz is None else dz + rec
+        return ((1 - new_h * new_h) * dz,)
+
+
+def make_cell(cell_type, forget_bias=0.0):
+    """Cell object for a `basic_cell` value."""
+    return {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}[cell_type](forget_bias)
+
+
+def state_index(cell_type, grad_interm):
+    """Which state component `grad_interm` names: LSTM cell -> c, hidden -> h; GRU/RNN -> h."""
+    if cell_type == "LSTM" and grad_interm == "cell":
+        return 0
+    return len(make_cell(cell_type).state_names) - 1

@@ -1,0 +1,157 @@
+"""The word-level recurrent language model: embedding, stacked TF1-exact cells, softmax."""
+# Shape letters: B batch rows, T time steps, V vocabulary, E embedding size, H state size,
+# L layers.
+#
+#   inputs [B, T] --embedding--> x [B, T, E] --layer 0--> h0 [B, T, H] --...--> h_{L-1} [B, T, H]
+#                                                                                  |
+#                                               logits [B, T, V] <--softmax_w [H, V], softmax_b
+#
+# A state is a tuple over layers of per-layer tuples: LSTM (c, h), GRU and RNN (h,), each [B, H].
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tf_scripts import cells
+from tf_scripts.errors import UserError
+
+WEIGHTS_FILE = "weights.npz"
+DICT_FILE = "dict"
+
+
+class LanguageModel(tf.Module):
+    """Variables and maths of the LM; training, evaluation and gradients live elsewhere."""
+
+    def __init__(self, vocab_size, embedding_size, size, num_layers, cell_type, forget_bias=0.0,
+                 init_scale=0.05, dtype=tf.float32, seed=1, train_embedding=True):
+        super().__init__(name="lm")
+        if cell_type not in cells.CELL_TYPES:
+            raise UserError(f"basic_cell must be one of {', '.join(cells.CELL_TYPES)}, got {cell_type!r}")
+        self.vocab_size, self.embedding_size, self.size = vocab_size, embedding_size, size
+        self.num_layers, self.cell_type, self.forget_bias = num_layers, cell_type, float(forget_bias)
+        self.dtype = tf.as_dtype(dtype)
+        self.cell = cells.make_cell(cell_type, self.forget_bias)
+        # The original seeded its initialiser with 1; numpy's generator in a fixed variable order
+        # makes the initial weights identical on every machine and TF version.
+        rng = np.random.default_rng(seed)
+        np_dtype = self.dtype.as_numpy_dtype
+
+        def init(shape, how):
+            if how == "uniform":
+                return rng.uniform(-init_scale, init_scale, shape).astype(np_dtype)
+            return np.full(shape, how, dtype=np_dtype)
+
+        self.embedding = tf.Variable(init((vocab_size, embedding_size), "uniform"), name="embedding",
+                                     trainable=train_embedding)
+        self.layers = []
+        for layer in range(num_layers):
+            input_size = embedding_size if layer == 0 else size
+            shapes = self.cell.param_shapes(input_size, size)
+            self.layers.append({name: tf.Variable(init(shape, how), name=f"layer{layer}/{name}")
+                                for name, (shape, how) in shapes.items()})
+        self.softmax_w = tf.Variable(init((size, vocab_size), "uniform"), name="softmax_w")
+        self.softmax_b = tf.Variable(init((vocab_size,), "uniform"), name="softmax_b")
+
+    @classmethod
+    def from_config(cls, config, vocab_size, dtype=tf.float32):
+        train_embedding = not (config.pretrained_embeddings and config.fixed_embeddings)
+        return cls(vocab_size, config.embedding_size, config.size, config.num_layers, config.basic_cell,
+                   forget_bias=config.forget_bias or 0.0, init_scale=config.init_scale, dtype=dtype,
+                   train_embedding=train_embedding)
+
+    # ---------------------------------------------------------------- forward maths
+
+    def zero_state(self, batch_size):
+        zeros = tf.zeros([batch_size, self.size], self.dtype)
+        return tuple(tuple(zeros for _ in self.cell.state_names) for _ in range(self.num_layers))
+
+    def embed(self, inputs):
+        return tf.nn.embedding_lookup(self.embedding, inputs)
+
+    def run_layer(self, layer, x, state):
+        """One layer over a window: x [B, T, I], state per-layer tuple -> states per component [B, T, H]."""
+        p = self.layers[layer]
+        shape = tf.shape(x)
+        xw = self.cell.project_input(p, tf.reshape(x, [-1, shape[2]]))
+        xw = tf.transpose(tf.reshape(xw, [shape[0], shape[1], -1]), [1, 0, 2])  # [T, B, P]
+        w_h = self.cell.recurrent_weights(p, self.size)
+        seq = tf.scan(lambda s, xw_t: self.cell.step(p, xw_t, s, w_h)[0], xw, initializer=tuple(state))
+        return tuple(tf.transpose(s, [1, 0, 2]) for s in seq)
+
+    def run_layers(self, x, state):
+        """All layers over a window: x [B, T, E] -> per layer, per state component, [B, T, H]."""
+        all_states = []
+        for layer in range(self.num_layers):
+            seq = self.run_layer(layer, x, state[layer])
+            all_states.append(seq)
+            x = seq[-1]  # the next layer reads this layer's h
+        return all_states
+
+    @staticmethod
+    def final_state(all_states):
+        return tuple(tuple(s[:, -1] for s in seq) for seq in all_states)
+
+    def logits(self, outputs):
+        """outputs [..., H] -> logits [..., V]."""
+        shape = tf.shape(outputs)
+        flat = tf.matmul(tf.reshape(outputs, [-1, self.size]), self.softmax_w) + self.softmax_b
+        return tf.reshape(flat, tf.concat([shape[:-1], [self.vocab_size]], 0))
+
+    def token_losses(self, outputs, targets):
+        """Cross entropy per token with the full softmax: [B, T]."""
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=self.logits(outputs))
+
+    # ---------------------------------------------------------------- framework-free weights
+
+    def weights_numpy(self):
+        """The arrays of weights.npz (SPEC section 4)."""
+        arrays = {"embedding": self.embedding.numpy(), "cell_type": np.array(self.cell_type),
+                  "forget_bias": np.array(self.forget_bias, dtype=np.float32),
+                  "num_layers": np.array(self.num_layers, dtype=np.int64)}
+        for layer, params in enumerate(self.layers):
+            for name, var in params.items():
+                arrays[f"layer{layer}/{name}"] = var.numpy()
+        arrays["softmax_w"] = self.softmax_w.numpy()
+        arrays["softmax_b"] = self.softmax_b.numpy()
+        return {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in arrays.items()}
+
+    def export_npz(self, directory, word_to_id):
+        """Write directory/weights.npz and directory/dict (word<TAB>id) atomically."""
+        from tf_scripts import lm_data  # local: lm_data is only needed for this file format
+
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, WEIGHTS_FILE)
+        tmp = path + ".tmp.npz"
+        np.savez(tmp, **self.weights_numpy())
+        os.replace(tmp, path)
+        lm_data.write_vocab_file(word_to_id, os.path.join(directory, DICT_FILE))
+        return path
+
+    def assign_numpy(self, arrays):
+        """Load weights.npz arrays into this model's variables (shapes must match)."""
+        targets = {"embedding": self.embedding, "softmax_w": self.softmax_w, "softmax_b": self.softmax_b}
+        for layer, params in enumerate(self.layers):
+            for name, var in params.items():
+                targets[f"layer{layer}/{name}"] = var
+        for name, var in targets.items():
+            if name not in arrays:
+                raise UserError(f"weights file has no array {name!r}")
+            value = np.asarray(arrays[name])
+            if tuple(value.shape) != tuple(var.shape):
+                raise UserError(f"weights file: {name} has shape {value.shape}, the model needs {tuple(var.shape)}")
+            var.assign(value.astype(self.dtype.as_numpy_dtype))
+
+    @classmethod
+    def from_npz(cls, path, dtype=tf.float32):
+        """Build a model from a weights.npz file."""
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+        except (OSError, ValueError) as err:
+            raise UserError(f"cannot read weights file {path}: {err}") from None
+        vocab_size, embedding_size = arrays["embedding"].shape
+        size = arrays["softmax_w"].shape[0]
+        model = cls(vocab_size, embedding_size, size, int(arrays["num_layers"]), str(arrays["cell_type"]),
+                    forget_bias=float(arrays["forget_bias"]), dtype=dtype)
+        model.assign_numpy(arrays)
+        return model
