@@ -103,17 +103,29 @@ class LanguageModel(tf.Module):
 
     # ---------------------------------------------------------------- framework-free weights
 
+    def named_variables(self):
+        """weights.npz name -> variable, in file order."""
+        named = {"embedding": self.embedding}
+        for layer, params in enumerate(self.layers):
+            named.update({f"layer{layer}/{name}": var for name, var in params.items()})
+        named.update({"softmax_w": self.softmax_w, "softmax_b": self.softmax_b})
+        return named
+
     def weights_numpy(self):
-        """The arrays of weights.npz (SPEC section 4)."""
-        arrays = {"embedding": self.embedding.numpy(), "cell_type": np.array(self.cell_type),
+        """The arrays of weights.npz (SPEC section 4): weights as float32, plus the cell description."""
+        arrays = {"cell_type": np.array(self.cell_type),
                   "forget_bias": np.array(self.forget_bias, dtype=np.float32),
                   "num_layers": np.array(self.num_layers, dtype=np.int64)}
-        for layer, params in enumerate(self.layers):
-            for name, var in params.items():
-                arrays[f"layer{layer}/{name}"] = var.numpy()
-        arrays["softmax_w"] = self.softmax_w.numpy()
-        arrays["softmax_b"] = self.softmax_b.numpy()
-        return {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in arrays.items()}
+        arrays.update({name: var.numpy().astype(np.float32) for name, var in self.named_variables().items()})
+        return arrays
+
+    def copy(self, dtype):
+        """The same model (exact weights, no float32 rounding) computing in another dtype."""
+        twin = LanguageModel(self.vocab_size, self.embedding_size, self.size, self.num_layers, self.cell_type,
+                             forget_bias=self.forget_bias, dtype=dtype)
+        for name, var in twin.named_variables().items():
+            var.assign(tf.cast(self.named_variables()[name], twin.dtype))
+        return twin
 
     def export_npz(self, directory, word_to_id):
         """Write directory/weights.npz and directory/dict (word<TAB>id) atomically."""
@@ -129,11 +141,7 @@ class LanguageModel(tf.Module):
 
     def assign_numpy(self, arrays):
         """Load weights.npz arrays into this model's variables (shapes must match)."""
-        targets = {"embedding": self.embedding, "softmax_w": self.softmax_w, "softmax_b": self.softmax_b}
-        for layer, params in enumerate(self.layers):
-            for name, var in params.items():
-                targets[f"layer{layer}/{name}"] = var
-        for name, var in targets.items():
+        for name, var in self.named_variables().items():
             if name not in arrays:
                 raise UserError(f"weights file has no array {name!r}")
             value = np.asarray(arrays[name])
