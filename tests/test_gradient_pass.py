@@ -1,0 +1,204 @@
+"""The gradient pass: the original's files, numbering, averages, resume and the disk guard."""
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aux_scripts import analysis
+from tests import numpy_reference as ref
+from tf_scripts import gradient_pass, lm_data
+from tf_scripts.configuration import config_from_dict
+from tf_scripts.errors import UserError
+from tf_scripts.lm import LanguageModel
+
+WORDS = "the cat sat on a mat and the dog ran to the big red ball while a bird sang".split()
+TAGS = {"the": "DT", "a": "DT", "cat": "NN", "mat": "NN", "dog": "NN", "ball": "NN", "bird": "NN",
+        "sat": "VBD", "ran": "VBD", "sang": "VBD", "on": "IN", "to": "IN", "while": "IN",
+        "big": "JJ", "red": "JJ"}
+
+
+@pytest.fixture
+def setup(tmp_path):
+    rng = np.random.default_rng(5)
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, n_lines in [("train", 30), ("valid", 12), ("test", 3)]:
+        lines = [" ".join(rng.choice(WORDS, size=rng.integers(3, 9))) for _ in range(n_lines)]
+        (data / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    mapping = tmp_path / "pos_mapping.txt"
+    analysis.write_pos_mapping({w: {t} for w, t in TAGS.items()}, str(mapping))
+    (tmp_path / "nouns.txt").write_text("NN\nNNS\n")
+    (tmp_path / "verbs.txt").write_text("VBD\n")
+
+    def make(cell="LSTM", layers=1, **keys):
+        values = dict(save_path=str(tmp_path / "model"), log_dir=str(tmp_path / "logs"), data_path=str(data),
+                      vocab=False, batch_size=1, num_steps=7, size=4, embedding_size=3, basic_cell=cell,
+                      num_layers=layers, init_scale=0.5, softmax="full", forget_bias=0.2,
+                      grad_interm="cell", time_step=6, max_delay=5, grad_dir=str(tmp_path / "grads"),
+                      grad_dtype="float64")
+        values.update(keys)
+        config = config_from_dict(values, train=False)
+        corpus = lm_data.load_corpus(config, need_train=True, need_valid=True, need_test=False)
+        model = LanguageModel.from_config(config, corpus.vocab_size)
+        weights = {k: (v.astype(np.float64) if v.dtype.kind == "f" else v) for k, v in model.weights_numpy().items()}
+        return config, corpus, model, weights
+    return make, tmp_path
+
+
+def _numpy_gradients(weights, corpus, batch, steps, layer, comp, time_steps, max_delay):
+    """{(n, t, k): G} by float64 finite differences, windows in pass order with the state carried."""
+    inputs, _ = lm_data.make_windows(corpus.valid, batch, steps)
+    emb = weights["embedding"]
+    out = {}
+    for r in range(batch):
+        state = ref.zero_state(weights)
+        for i in range(inputs.shape[0]):
+            xs = emb[inputs[i, r]]
+            for t in time_steps:
+                for k, g in ref.tangent_gradients(weights, xs, state, layer, comp, t, max_delay).items():
+                    out[(i * batch + r, t, k)] = g
+            _, state = ref.run(weights, xs, state)
+    return out
+
+
+def _close(a, b, scale):
+    return np.abs(a - b).max() <= 1e-5 * scale
+
+
+def test_single_time_step_files_match_numpy(setup):
+    make, tmp = setup
+    config, corpus, model, w = make()
+    gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
+    grads = tmp / "grads"
+    expected = _numpy_gradients(w, corpus, 1, 7, 0, 0, [6], 5)
+    inputs, _ = lm_data.make_windows(corpus.valid, 1, 7)
+    n_windows = inputs.shape[0]
+    assert sorted(os.listdir(grads)) == sorted([f"delay_{k}" for k in range(5)] + ["grad_progress.json"])
+    for k in range(5):
+        folder = grads / f"delay_{k}"
+        assert sorted(os.listdir(folder)) == sorted([f"{n}.npy" for n in range(n_windows)] + ["mapping.txt"])
+        lines = (folder / "mapping.txt").read_text().splitlines()
+        assert len(lines) == n_windows
+        for n in range(n_windows):
+            g = np.load(folder / f"{n}.npy")
+            assert g.dtype == np.float32 and g.shape == (4, 3)
+            assert _close(g, expected[(n, 6, k)], np.abs(expected[(n, 6, 0)]).max())
+            words = [corpus.id_to_word[i] for i in inputs[n, 0, 6 - k:7]]
+            assert lines[n] == f"{n}\t{words[0]}\t{'-'.join(words)}-"
+
+
+def test_all_time_steps_batch3_dump_and_averages_match_numpy(setup):
+    make, tmp = setup
+    config, corpus, model, w = make(cell="GRU", batch_size=3, time_step="all", max_delay=3, grad_average=True,
+                                    pos_mapping=str(tmp / "pos_mapping.txt"),
+                                    pos_classes=f"{tmp / 'nouns.txt'},{tmp / 'verbs.txt'}")
+    gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
+    grads = tmp / "grads"
+    expected = _numpy_gradients(w, corpus, 3, 7, 0, 0, range(7), 3)
+    inputs, _ = lm_data.make_windows(corpus.valid, 3, 7)
+    sums = {}
+    for (n, t, k), g in expected.items():
+        got = np.load(grads / f"timestep_{t}" / f"delay_{k}" / f"{n}.npy")
+        assert _close(got, g, np.abs(expected[(n, t, 0)]).max()), (n, t, k)
+        word = corpus.id_to_word[inputs[n // 3, n % 3, t - k]]
+        for cls, tags in [(None, None), ("nouns", {"NN", "NNS"}), ("verbs", {"VBD"})]:
+            if tags is None or TAGS.get(word) in tags:
+                sums.setdefault((k, cls), []).append(g)
+    for (k, cls), mats in sums.items():
+        avg = np.load(analysis.average_path(str(grads), k, cls))
+        assert _close(avg, np.mean(mats, axis=0), np.abs(avg).max())
+        assert int(open(analysis.count_path(str(grads), k, cls)).read()) == len(mats)
+        # the analysis script's average of the dump agrees with the streaming one
+        overall, _, _ = analysis.average_gradients(str(grads), k)
+        offline, _, _ = analysis.average_gradients(str(grads), k, classes={"nouns": {"NN", "NNS"}},
+                                                   pos_mapping=analysis.read_pos_mapping(str(tmp / "pos_mapping.txt")))
+        np.testing.assert_allclose(np.load(analysis.average_path(str(grads), k)), overall[None], atol=1e-6)
+        np.testing.assert_allclose(np.load(analysis.average_path(str(grads), k, "nouns")), offline["nouns"], atol=1e-6)
+
+
+def test_streaming_only_equals_dumped_averages(setup):
+    make, tmp = setup
+    common = dict(batch_size=2, time_step="2-6", max_delay=4, grad_average=True, grad_dtype="float32",
+                  pos_mapping=str(tmp / "pos_mapping.txt"), pos_classes=str(tmp / "nouns.txt"))
+    config, corpus, model, _ = make(layers=2, **common)
+    gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
+    config2, corpus2, model2, _ = make(layers=2, grad_dump=False, grad_dir=str(tmp / "grads2"), **common)
+    gradient_pass.run_gradient_pass(config2, model2, corpus2, log=lambda s: None)
+    assert not any(name.startswith("timestep_") for name in os.listdir(tmp / "grads2"))
+    for k in range(4):
+        for cls in (None, "nouns"):
+            np.testing.assert_allclose(np.load(analysis.average_path(str(tmp / "grads2"), k, cls)),
+                                       np.load(analysis.average_path(str(tmp / "grads"), k, cls)), atol=1e-6)
+
+
+def _snapshot(root):
+    files = {}
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, root)
+            if name.endswith(".npy"):
+                files[rel] = np.load(path)
+            elif name.endswith(".txt"):
+                files[rel] = open(path).read()
+    return files
+
+
+def test_interrupted_run_resumes_to_the_same_output(setup, monkeypatch):
+    make, tmp = setup
+    keys = dict(time_step="3-6", max_delay=3, grad_average=True, grad_dtype="float32",
+                pos_mapping=str(tmp / "pos_mapping.txt"), pos_classes=str(tmp / "nouns.txt"))
+    config, corpus, model, _ = make(grad_dir=str(tmp / "whole"), **keys)
+    ppl = gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
+
+    config, corpus, model, _ = make(grad_dir=str(tmp / "cut"), **keys)
+    real_write, calls = gradient_pass.GradientDump.write, []
+
+    def failing_write(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_write(self, *args)
+
+    monkeypatch.setattr(gradient_pass.GradientDump, "write", failing_write)
+    with pytest.raises(KeyboardInterrupt):
+        gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None, checkpoint_seconds=0)
+    progress = json.load(open(tmp / "cut" / "grad_progress.json"))
+    assert progress["batches_done"] == 2 and not progress["complete"]
+    monkeypatch.setattr(gradient_pass.GradientDump, "write", real_write)
+    logged = []
+    ppl2 = gradient_pass.run_gradient_pass(config, model, corpus, log=logged.append)
+    assert any("Resuming" in line for line in logged)
+    assert ppl2 == pytest.approx(ppl, rel=1e-6)
+    whole, cut = _snapshot(tmp / "whole"), _snapshot(tmp / "cut")
+    assert sorted(whole) == sorted(cut)
+    for name in whole:
+        if isinstance(whole[name], str):
+            assert whole[name] == cut[name], name
+        else:
+            np.testing.assert_allclose(whole[name], cut[name], atol=1e-7, err_msg=name)
+    # a different setting in the same grad_dir is refused
+    config3, corpus3, model3, _ = make(grad_dir=str(tmp / "cut"), **dict(keys, max_delay=2))
+    with pytest.raises(UserError, match="different"):
+        gradient_pass.run_gradient_pass(config3, model3, corpus3, log=lambda s: None)
+
+
+def test_disk_guard_refuses_and_writes_nothing(setup, monkeypatch):
+    make, tmp = setup
+    config, corpus, model, _ = make(time_step="all")
+    monkeypatch.setattr(gradient_pass, "free_bytes", lambda path: 1000)
+    with pytest.raises(UserError, match="free"):
+        gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
+    assert not (tmp / "grads").exists()
+
+
+def test_estimate_matches_bytes_written(setup):
+    make, tmp = setup
+    config, corpus, model, _ = make(time_step="all", max_delay=4, grad_dtype="float32")
+    gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
+    written = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(tmp / "grads") for f in fs)
+    n = lm_data.make_windows(corpus.valid, 1, 7)[0].shape[0]
+    estimate = gradient_pass.estimate_bytes(n, range(7), 4, 4, 3, True, 0)
+    assert 0.7 * written <= estimate <= 1.5 * written

@@ -1,0 +1,295 @@
+"""The validation pass that computes state gradients and feeds the dump and average writers."""
+# Shape letters: N windows in the pass, B batch rows, T window length, H state, E embedding,
+# D delays, C classes (class 0 = all words, then one per POS class file).
+#
+# One pass over the validation windows, state carried from window to window as in training:
+#
+#   batch i (rows r) --eval step--> loss, state for batch i+1
+#        |
+#        +--engine (entering state held constant)--> {k: G [B, n_k, H, E]}
+#                         |                                  |
+#                   GradientDump (n = i*B + r)         GradientAverages (float64 sums per delay/class)
+#
+# Resuming: every `checkpoint_seconds` (and at the end) the writers flush, the running sums
+# and loss are saved, and grad_progress.json records how many batches are complete together
+# with a fingerprint of everything that determines the output. A rerun with the same config
+# finds the file, checks the fingerprint, drops mapping lines of unfinished batches and
+# continues with the next batch; .npy files of unfinished batches are simply rewritten.
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from aux_scripts import analysis
+from tf_scripts import cells, lm_data
+from tf_scripts.errors import UserError
+from tf_scripts.state_gradients import StateGradients
+
+PROGRESS_FILE = "grad_progress.json"
+SUMS_FILE = "grad_sums.partial"   # not .npy/.npz: the analysis scripts glob those
+NPY_HEADER_BYTES = 128
+
+
+def free_bytes(path):
+    """Free bytes on the file system that holds path (or its nearest existing parent)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return shutil.disk_usage(path).free
+
+
+def _gb(n):
+    return f"{n / 1e9:.2f} GB"
+
+
+class GradientDump:
+    """The original's per-window files: FOLDER(t)/delay_{k}/{n}.npy and delay_{k}/mapping.txt."""
+
+    def __init__(self, folder_of, id_to_word):
+        self.folder_of, self.id_to_word = folder_of, id_to_word
+        self.pending = {}   # mapping.txt path -> lines not yet appended
+
+    def delay_dir(self, t, k):
+        return os.path.join(self.folder_of(t), f"delay_{k}")
+
+    def write(self, numbers, words, out):
+        """numbers [R] window numbers, words [R, T] ids, out {k: (t [n_k], G [R, n_k, H, E])}."""
+        for k, (ts, g) in out.items():
+            for i, t in enumerate(ts):
+                directory = self.delay_dir(t, k)
+                os.makedirs(directory, exist_ok=True)
+                lines = self.pending.setdefault(os.path.join(directory, "mapping.txt"), [])
+                for r, n in enumerate(numbers):
+                    analysis.atomic_save_npy(os.path.join(directory, f"{n}.npy"), g[r, i].astype(np.float32))
+                    seq = [self.id_to_word[w] for w in words[r, t - k:t + 1]]
+                    lines.append(f"{n}\t{seq[0]}\t{'-'.join(seq)}-\n")
+
+    def flush(self):
+        for path, lines in self.pending.items():
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.writelines(lines)
+        self.pending = {}
+
+    def truncate(self, first_unfinished, ts_delays):
+        """Drop mapping lines of windows >= first_unfinished (left by an interrupted run)."""
+        for t, k in ts_delays:
+            path = os.path.join(self.delay_dir(t, k), "mapping.txt")
+            if not os.path.exists(path):
+                continue
+            with open(path, encoding="utf-8") as handle:
+                lines = handle.readlines()
+            keep = [line for line in lines if int(line.split("\t", 1)[0]) < first_unfinished]
+            if len(keep) != len(lines):
+                analysis.atomic_write_text(path, "".join(keep))
+
+
+class GradientAverages:
+    """Running float64 sums of G per delay and class; writes delay_{k}_avg[_{class}].npy and counts."""
+
+    def __init__(self, directory, delays, class_names, shape):
+        self.directory, self.delays, self.class_names = directory, delays, class_names
+        self.sums = np.zeros((len(delays), len(class_names) + 1) + tuple(shape), np.float64)
+        self.counts = np.zeros((len(delays), len(class_names) + 1), np.int64)
+
+    def add(self, sums, counts):
+        self.sums += sums
+        self.counts += counts
+
+    def add_matrices(self, out, masks, delays_index):
+        """Accumulate dumped matrices: masks [C, R, T] over source positions."""
+        for k, (ts, g) in out.items():
+            w = masks[:, :, ts - k]                                            # [C, R, n_k]
+            self.sums[delays_index[k]] += np.einsum("crn,rnhe->che", w, g.astype(np.float64))
+            self.counts[delays_index[k]] += w.sum(axis=(1, 2)).astype(np.int64)
+
+    def state(self):
+        return {"sums": self.sums, "counts": self.counts}
+
+    def load(self, arrays):
+        self.sums, self.counts = arrays["sums"], arrays["counts"]
+
+    def write(self, log):
+        names = [None] + list(self.class_names)
+        for di, k in enumerate(self.delays):
+            for ci, cls in enumerate(names):
+                count = int(self.counts[di, ci])
+                analysis.atomic_write_text(analysis.count_path(self.directory, k, cls), f"{count}\n")
+                if count:
+                    mean = (self.sums[di, ci] / count).astype(np.float32)
+                    analysis.atomic_save_npy(analysis.average_path(self.directory, k, cls), mean)
+                else:
+                    log(f"Warning: no matrices for delay {k}, class {cls}: no average written")
+
+
+def class_masks(pos_mapping, class_files, id_to_word):
+    """[C+1, V] 0/1 table: row 0 all words, row c: words with a tag in class file c."""
+    mapping = analysis.read_pos_mapping(pos_mapping) if class_files else {}
+    table = np.ones((len(class_files) + 1, len(id_to_word)), np.float64)
+    for c, path in enumerate(class_files, start=1):
+        tags = analysis.read_pos_class(path)
+        table[c] = [1.0 if mapping.get(w, set()) & tags else 0.0 for w in id_to_word]
+    return table
+
+
+def _fingerprint(config, model, ids, class_table, time_steps, delays):
+    h = hashlib.sha256()
+    for arr in model.weights_numpy().values():
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update(np.ascontiguousarray(ids).tobytes())
+    h.update(class_table.tobytes())
+    h.update(json.dumps([config.grad_interm, config.grad_layer, config.batch_size, config.num_steps,
+                         time_steps, delays, bool(config.grad_dump), bool(config.grad_average),
+                         config.grad_dtype, config.pos_class_files()]).encode())
+    return h.hexdigest()
+
+
+def estimate_bytes(n_windows, time_steps, max_delay, size, emb_size, dump, n_averages):
+    """Bytes a run writes: per-window matrices + mapping lines, and the averages."""
+    total = 0
+    if dump:
+        pairs = sum(min(max_delay, t + 1) for t in time_steps)
+        per_matrix = size * emb_size * 4 + NPY_HEADER_BYTES
+        # mapping line: number, word, and k+1 words joined by '-' (about 8 bytes a word)
+        mapping = sum(12 + 8 * (k + 2) for t in time_steps for k in range(min(max_delay, t + 1)))
+        total += n_windows * (pairs * per_matrix + mapping)
+    total += n_averages * (size * emb_size * 4 + NPY_HEADER_BYTES)
+    return total
+
+
+def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
+    """Compute the state gradients of the validation pass and print `Valid Perplexity: X`."""
+    dtype = tf.float64 if config.grad_dtype == "float64" else tf.float32
+    if model.dtype != dtype:
+        model = model.copy(dtype)
+    batch, steps = config.batch_size, config.num_steps
+    inputs, targets = lm_data.make_windows(corpus.valid, batch, steps, what="validation data")
+    n_batches = inputs.shape[0]
+    time_steps = config.time_steps()
+    engine = StateGradients(model, layer=config.grad_layer,
+                            component=cells.state_index(model.cell_type, config.grad_interm),
+                            time_steps=time_steps, max_delay=config.max_delay, num_steps=steps)
+    delays = engine.delays
+    grad_dir = config.grad_dir
+    class_files = config.pos_class_files() if config.grad_average else []
+    class_names = [analysis.class_name(p) for p in class_files]
+    table = class_masks(config.pos_mapping, class_files, corpus.id_to_word)
+
+    def folder_of(t):
+        return os.path.join(grad_dir, f"timestep_{t}") if config.multi_step else grad_dir
+
+    dump = GradientDump(folder_of, corpus.id_to_word) if config.grad_dump else None
+    averages = (GradientAverages(grad_dir, delays, class_names, (model.size, model.embedding_size))
+                if config.grad_average else None)
+    pairs = [(t, k) for k in delays for t in engine.targets[k]]
+
+    fingerprint = _fingerprint(config, model, corpus.valid, table, time_steps, delays)
+    progress_path = os.path.join(grad_dir, PROGRESS_FILE)
+    start, loss_sum = 0, 0.0
+    if os.path.exists(progress_path):
+        with open(progress_path, encoding="utf-8") as handle:
+            progress = json.load(handle)
+        if progress.get("fingerprint") != fingerprint:
+            raise UserError(f"{grad_dir} holds state gradients of a different model, data or setting "
+                            f"({progress_path}); remove it or choose another grad_dir")
+        start, loss_sum = progress["batches_done"], progress["loss_sum"]
+        if progress.get("complete"):
+            log(f"State gradients in {grad_dir} are complete ({PROGRESS_FILE}); nothing to compute")
+            log(f"Valid Perplexity: {progress['perplexity']!r}")
+            return progress["perplexity"]
+        log(f"Resuming state gradients in {grad_dir} at batch {start + 1} of {n_batches}")
+
+    n_averages = len(delays) * (len(class_names) + 1) if averages else 0
+    need = estimate_bytes((n_batches - start) * batch, time_steps, config.max_delay, model.size,
+                          model.embedding_size, dump is not None, n_averages)
+    free = free_bytes(grad_dir)
+    if need > free:
+        raise UserError(f"state gradients for {config.path} need about {_gb(need)} in {grad_dir} but only "
+                        f"{_gb(free)} are free; set grad_dump False to keep only the averages, "
+                        "choose fewer time steps, or free disk space")
+    log(f"State gradients: {len(time_steps)} time step(s), delays 0..{delays[-1]}, {n_batches} batches "
+        f"of {batch}x{steps}; about {_gb(need)} to write")
+    os.makedirs(grad_dir, exist_ok=True)
+
+    if start:
+        if dump:
+            dump.truncate(start * batch, pairs)
+        if averages:
+            with open(os.path.join(grad_dir, SUMS_FILE), "rb") as handle:
+                averages.load(dict(np.load(handle, allow_pickle=False)))
+
+    eval_step = _eval_step(model)
+    state = model.zero_state(batch)
+    for i in range(start):  # replay the cheap forward pass to recover the state entering `start`
+        _, state = eval_step(inputs[i], targets[i], state)
+
+    def checkpoint(done, complete=False, perplexity=None):
+        if dump:
+            dump.flush()
+        if averages:
+            analysis.atomic_write(os.path.join(grad_dir, SUMS_FILE),
+                                  lambda tmp: _savez(tmp, averages.state()))
+        record = {"fingerprint": fingerprint, "batches_done": done, "batches": n_batches,
+                  "loss_sum": loss_sum, "complete": complete, "perplexity": perplexity,
+                  "time_steps": time_steps, "delays": delays, "classes": class_names,
+                  "config": config.path}
+        analysis.atomic_write_text(progress_path, json.dumps(record, indent=1) + "\n")
+
+    chunk = max(1, config.grad_chunk)
+    index = {k: di for di, k in enumerate(delays)}
+    last_save = time.monotonic()
+    bar = _progress(range(start, n_batches), n_batches, start)
+    for i in bar:
+        for r0 in range(0, batch, chunk):
+            rows = slice(r0, min(batch, r0 + chunk))
+            sub_state = tuple(tuple(s[rows] for s in layer) for layer in state)
+            masks = table[:, inputs[i, rows]]                              # [C, R, T]
+            if dump:
+                out, _ = engine.jacobians(inputs[i, rows], sub_state)
+                dump.write(np.arange(rows.start, rows.stop) + i * batch, inputs[i, rows], out)
+                if averages:
+                    averages.add_matrices(out, masks, index)
+            else:
+                sums, counts, _ = engine.class_sums(inputs[i, rows], sub_state, masks)
+                averages.add(sums, counts)
+        cost, state = eval_step(inputs[i], targets[i], state)
+        loss_sum += float(cost)
+        if time.monotonic() - last_save > checkpoint_seconds and i + 1 < n_batches:
+            checkpoint(i + 1)
+            last_save = time.monotonic()
+
+    perplexity = math.exp(loss_sum / (n_batches * steps))
+    if averages:
+        averages.write(log)
+    checkpoint(n_batches, complete=True, perplexity=perplexity)
+    log(f"Valid Perplexity: {perplexity!r}")
+    return perplexity
+
+
+def _savez(path, arrays):
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def _eval_step(model):
+    """Compiled forward pass of one batch: (summed cross entropy / B, final state)."""
+    @tf.function
+    def step(inputs, targets, state):
+        all_states = model.run_layers(model.embed(inputs), state)
+        losses = model.token_losses(all_states[-1][-1], targets)
+        return tf.reduce_sum(losses) / tf.cast(tf.shape(inputs)[0], losses.dtype), model.final_state(all_states)
+    return lambda x, y, s: step(tf.constant(x), tf.constant(y), s)
+
+
+def _progress(iterable, total, initial):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm is a dependency; without it, run silently
+        return iterable
+    return tqdm(iterable, total=total, initial=initial, unit="window", desc="state gradients",
+                disable=not sys.stderr.isatty(), dynamic_ncols=True)
