@@ -71,22 +71,25 @@ class LSTM:
         new_c = c * sf + si * tj
         tc = tf.tanh(new_c)
         new_h = tc * so
-        return (new_c, new_h), (c, si, tj, sf, so, tc)
+        # The tangent step needs only these products; forming them here, once per position,
+        # saves one full-size multiply per term on the [N, E, H] tangents.
+        d_i, d_j, d_f = si * (1 - si) * tj, si * (1 - tj * tj), c * sf * (1 - sf)
+        d_o, dh_dc = tc * so * (1 - so), (1 - tc * tc) * so
+        return (new_c, new_h), (d_i, d_j, d_f, d_o, sf, dh_dc)
 
     @staticmethod
     def tangent(p, aux, dxw, dstate):
-        c, si, tj, sf, so, tc = (_b(a) for a in aux)
+        d_i, d_j, d_f, d_o, sf, dh_dc = (_b(a) for a in aux)
         dz = dxw
         if dstate is not None:
             dc_prev, dh_prev = dstate
             rec = _matmul_rows(dh_prev, p["kernel"][-tf.shape(dh_prev)[-1]:])
             dz = rec if dz is None else dz + rec
         di, dj, df, do = tf.split(dz, 4, axis=-1)
-        dc = si * (1 - si) * di * tj + si * (1 - tj * tj) * dj + c * sf * (1 - sf) * df
+        dc = d_i * di + d_j * dj + d_f * df
         if dstate is not None:
-            dc = dc + dc_prev * sf
-        dh = (1 - tc * tc) * so * dc + tc * so * (1 - so) * do
-        return (dc, dh)
+            dc = dc + sf * dc_prev
+        return (dc, dh_dc * dc + d_o * do)
 
 
 class GRU:

@@ -60,6 +60,7 @@ class StateGradients:
         # for forward mode: at delay k, source index jj (relative to `first`) -> t = first + jj + k
         self._select = {k: tf.constant([t - k - self.first for t in self.targets[k]], tf.int32)
                         for k in self.delays}
+        # (XLA's jit_compile was measured 10x slower on this graph on CPU, so it stays off.)
         self._jacobians = tf.function(self._jacobians_graph)
         self._class_sums = tf.function(self._class_sums_graph)
 
@@ -185,8 +186,9 @@ class StateGradients:
         sums, final = [], None
         for k, g, final in self._per_delay(inputs, state):
             src = tf.constant(self.targets[k] - k, tf.int32)
-            w = tf.cast(tf.gather(masks, src, axis=2), tf.float64)        # [C, R, n_k]
-            sums.append(tf.einsum("crn,rneh->che", w, tf.cast(g, tf.float64)))
+            w = tf.cast(tf.gather(masks, src, axis=2), g.dtype)           # [C, R, n_k]
+            # one window's sum (at most R*T terms) in the engine's dtype; windows add up in float64
+            sums.append(tf.cast(tf.einsum("crn,rneh->che", w, g), tf.float64))
         return tf.stack(sums), final                                         # [D, C, H, E]
 
     # ---------------------------------------------------------------- public API
