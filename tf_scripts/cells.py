@@ -80,12 +80,13 @@ class LSTM:
     @staticmethod
     def tangent(p, aux, dxw, dstate):
         d_i, d_j, d_f, d_o, sf, dh_dc = (_b(a) for a in aux)
-        dz = dxw
+        gates = [0, 0, 0, 0] if dxw is None else tf.split(dxw, 4, axis=-1)
         if dstate is not None:
             dc_prev, dh_prev = dstate
-            rec = _matmul_rows(dh_prev, p["kernel"][-tf.shape(dh_prev)[-1]:])
-            dz = rec if dz is None else dz + rec
-        di, dj, df, do = tf.split(dz, 4, axis=-1)
+            w_h = p["kernel"][-tf.shape(dh_prev)[-1]:]
+            # one matmul per gate: the products come out separate, with no copy to split them
+            gates = [g + _matmul_rows(dh_prev, w) for g, w in zip(gates, tf.split(w_h, 4, axis=-1))]
+        di, dj, df, do = gates
         dc = d_i * di + d_j * dj + d_f * df
         if dstate is not None:
             dc = dc + sf * dc_prev
@@ -142,11 +143,11 @@ class GRU:
         if dxw is not None:
             dxg, dxc = dxw[..., : 2 * size], dxw[..., 2 * size:]
         dh_prev = None if dstate is None else dstate[0]
-        dg = dxg
+        gates = [0, 0] if dxg is None else tf.split(dxg, 2, axis=-1)
         if dh_prev is not None:
-            rec = _matmul_rows(dh_prev, p["gate_kernel"][-size:])
-            dg = rec if dg is None else dg + rec
-        dr_pre, du_pre = tf.split(dg, 2, axis=-1)
+            # one matmul per gate, as in the LSTM: no copy to split the products
+            gates = [g + _matmul_rows(dh_prev, w) for g, w in zip(gates, tf.split(p["gate_kernel"][-size:], 2, -1))]
+        dr_pre, du_pre = gates
         dr, du = r * (1 - r) * dr_pre, u * (1 - u) * du_pre
         # d(r * h_prev) = dr * h_prev + r * dh_prev
         drh = dr * h if dh_prev is None else dr * h + r * dh_prev
