@@ -1,0 +1,199 @@
+"""Train, evaluate, export or compute state gradients of a word-level RNN language model from a config file."""
+# Shape letters: V vocabulary, E embedding size.
+import argparse
+import io
+import os
+import secrets
+import sys
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tf_scripts import configuration, lm_data, run_epoch, trainer  # noqa: E402
+from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.lm import DICT_FILE, LanguageModel  # noqa: E402
+
+PROG = "main.py"
+LABELS_FILE = "labels.tsv"
+RESOLVED_CONFIG = "config.resolved"
+
+
+def _add_bool(parser, name, on_help, off_help):
+    """absl-style --name / --noname, default True."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(f"--{name}", dest=name, action="store_true", default=True, help=f"{on_help} (default)")
+    group.add_argument(f"--no{name}", dest=name, action="store_false", help=off_help)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    parser.add_argument("--config", required=True, help="configuration file (key value lines, see config/README.md)")
+    _add_bool(parser, "train", "train (resuming from save_path's latest checkpoint), validating every epoch",
+              "do not train: restore the latest checkpoint and evaluate it")
+    _add_bool(parser, "valid", "validation perplexity (with --notrain and grad_interm in the config: "
+              "compute the state gradients during this pass)", "no validation pass (needs --notrain)")
+    _add_bool(parser, "test", "test perplexity at the end (batch 1, one token at a time)", "no test pass")
+    parser.add_argument("--device", choices=["cpu"], default=None,
+                        help="'cpu': hide all GPUs (otherwise a GPU is used when present)")
+    parser.add_argument("--fresh_weights", action="store_true",
+                        help="with --notrain: do not restore a checkpoint, use the seeded initial weights "
+                             "(e.g. an untrained baseline); without it --notrain needs a checkpoint")
+    parser.add_argument("--export_weights", action="store_true",
+                        help="restore the latest checkpoint, write save_path/weights.npz and save_path/dict, "
+                             "and exit (no training or evaluation)")
+    return parser.parse_args(argv)
+
+
+def hide_gpus():
+    """--device cpu: hide every GPU from TensorFlow (before any op runs)."""
+    if not tf.config.list_physical_devices("GPU"):
+        return
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:
+        if tf.config.get_visible_devices("GPU"):
+            raise UserError("--device cpu: TensorFlow already started with a GPU in this process") from None
+
+
+class Log:
+    """Print a line and append it to log_dir/NAME.log (a new file per run, never overwritten)."""
+
+    def __init__(self, config):
+        os.makedirs(config.log_dir, exist_ok=True)
+        name = os.path.basename(os.path.normpath(config.log or config.save_path))
+        path = os.path.join(config.log_dir, f"{name}.log")
+        while True:
+            try:
+                self.file = open(path, "x", encoding="utf-8")
+                break
+            except FileExistsError:
+                path = os.path.join(config.log_dir, f"{name}_{secrets.token_hex(3)}.log")
+        self.path = path
+
+    def __call__(self, message):
+        print(message, flush=True)
+        self.file.write(f"{message}\n")
+        self.file.flush()
+
+    def close(self):
+        self.file.close()
+
+
+def apply_pretrained_embeddings(config, model, corpus, log):
+    """Copy the pretrained rows of the vocabulary's words into the embedding; warn about the rest."""
+    ids, vectors = lm_data.load_pretrained_embeddings(config.pretrained_embeddings, corpus.word_to_id,
+                                                      model.embedding_size, config.encoding)
+    if len(ids):
+        model.embedding.scatter_update(tf.IndexedSlices(tf.constant(vectors, model.dtype), ids))
+    missing = corpus.vocab_size - len(ids)
+    if missing:
+        log(f"Warning: {missing} of {corpus.vocab_size} vocabulary words are not in "
+            f"{os.path.join(config.pretrained_embeddings, 'dict')}; they keep their random initial embedding")
+    log(f"Pretrained embeddings: {len(ids)} rows from {config.pretrained_embeddings}"
+        f"{' (fixed)' if config.fixed_embeddings else ' (trained further)'}")
+
+
+def save_embedding(model, path):
+    """The embedding matrix [V, E] as a float32 .npy file (atomic; parent directories created)."""
+    buffer = io.BytesIO()
+    np.save(buffer, model.embedding.numpy().astype(np.float32))
+    lm_data.write_atomic(path, buffer.getvalue())
+
+
+def restore_for_use(config, model, args, log):
+    """--notrain / --export_weights: restore the latest checkpoint, or keep the initial weights with --fresh_weights."""
+    checkpoints = trainer.Checkpointer(config.save_path, model)
+    if args.fresh_weights:
+        if args.export_weights and checkpoints.latest:
+            raise UserError(f"--fresh_weights --export_weights would overwrite the exported weights of "
+                            f"{checkpoints.latest} with initial weights")
+        log("--fresh_weights: using the seeded initial weights (no checkpoint restored)")
+        return
+    path = checkpoints.restore()
+    if path is None:
+        raise UserError(f"no checkpoint in save_path {config.save_path} (from {config.path}): train first, "
+                        "or pass --fresh_weights to use the seeded initial weights")
+    log(f"Restored checkpoint {path}")
+
+
+def _main(argv):
+    try:
+        args = parse_args(argv)
+    except SystemExit as exit_:  # argparse already printed usage and the error (or --help)
+        return exit_.code
+    if args.device == "cpu":
+        hide_gpus()
+    if args.export_weights:
+        # no passes; valid stays on only so that a gradient config passes the config checks
+        args.train, args.valid, args.test = False, True, False
+    if args.fresh_weights and args.train:
+        raise UserError("--fresh_weights only works with --notrain (training resumes from save_path's "
+                        "checkpoint, or starts from the initial weights when there is none)")
+    warnings = []
+    config = configuration.load_config(args.config, train=args.train, valid=args.valid, test=args.test,
+                                       warn=warnings.append)
+    passes = not (args.export_weights or config.save_embedding)
+    os.makedirs(config.save_path, exist_ok=True)
+    log = Log(config)
+    try:
+        log("configuration:")
+        for key, value in config.items():
+            log(f"{key}\t{value}")
+        for message in warnings:
+            log(f"Warning: {message}")
+        log(f"TensorFlow version: {tf.__version__}; log file {log.path}")
+        _run(args, config, log, passes)
+    finally:
+        log.close()
+    return 0
+
+
+def _run(args, config, log, passes):
+    corpus = lm_data.load_corpus(config, need_train=args.train, need_valid=args.valid and passes,
+                                 need_test=args.test and passes)
+    log(f"Vocabulary size: {corpus.vocab_size}")
+    lm_data.write_labels_file(corpus.id_to_word, os.path.join(config.save_path, LABELS_FILE), config.encoding)
+    model = LanguageModel.from_config(config, corpus.vocab_size)
+    if config.pretrained_embeddings:
+        apply_pretrained_embeddings(config, model, corpus, log)
+    eval_step = run_epoch.make_eval_step(model)   # traced once for validation and test
+
+    if args.train:
+        config.save(os.path.join(config.save_path, RESOLVED_CONFIG))
+        trainer.train(config, model, corpus, log, eval_step=eval_step)
+    else:
+        restore_for_use(config, model, args, log)
+        if args.export_weights:
+            path = model.export_npz(config.save_path, corpus.word_to_id)
+            log(f"Wrote {path} and {os.path.join(config.save_path, DICT_FILE)}")
+            return
+        if config.save_embedding:
+            save_embedding(model, config.save_embedding)
+            log(f"Wrote the embedding matrix {model.embedding.shape[0]}x{model.embedding.shape[1]} to "
+                f"{config.save_embedding}")
+            return
+        if args.valid:
+            if config.grad_interm:
+                from tf_scripts.gradient_pass import run_gradient_pass
+
+                run_gradient_pass(config, model, corpus, log)
+            else:
+                log("Start validating...")
+                ppl = run_epoch.evaluate(model, corpus.valid, config.batch_size, config.num_steps,
+                                         step=eval_step, what="validation data")
+                log(f"Valid Perplexity: {ppl!r}")
+    if args.test:
+        log("Start testing...")
+        ppl = run_epoch.evaluate(model, corpus.test, 1, 1, step=eval_step, what="test data")
+        log(f"Test Perplexity: {ppl!r}")
+
+
+def main(argv=None) -> int:
+    return run_cli(_main, argv, PROG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

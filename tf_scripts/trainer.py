@@ -1,0 +1,268 @@
+"""The epoch loop: learning-rate schedule, the trainer table (fixed epochs, early stopping), checkpoints, resuming."""
+# Per epoch (SPEC 5): set and print the learning rate, one training pass, one validation pass,
+# ask the trainer whether to stop, then write the checkpoint save_path/epoch-N (N = epochs
+# done; it holds the weights, optimizer slots, learning rate, epoch and step counters, the
+# trainer's history and the dropout/sampling generator) and save_path/weights.npz + dict.
+# A later run restores the latest checkpoint and continues up to max_max_epoch epochs in all.
+import json
+import os
+
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+from tf_scripts import run_epoch
+from tf_scripts.errors import UserError
+from tf_scripts.lm import WEIGHTS_FILE
+
+KEEP_CHECKPOINTS = 5        # epoch checkpoints kept, as TF1's Saver kept
+CHECKPOINT_NAME = "epoch"   # save_path/epoch-N
+SEED = 1                    # dropout masks and softmax samples unless `random True`
+# TensorBoard's scalar-plugin tag, so tf.summary.write works without the tensorboard package
+_SCALAR = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")).SerializeToString()
+
+
+# ------------------------------------------------------------------------------ pure logic
+
+def scheduled_learning_rate(epoch, learning_rate, lr_decay=None, max_epoch=None):
+    """lr of 0-based epoch i: learning_rate * lr_decay ** max(i + 1 - max_epoch, 0); constant without lr_decay."""
+    if lr_decay is None:
+        return float(learning_rate)
+    return learning_rate * lr_decay ** max(epoch + 1 - max_epoch, 0)
+
+
+def epoch_learning_rate(config, epoch):
+    """The learning rate the optimizer uses in 0-based epoch i (adam and adagrad: constant)."""
+    if config.optimizer != "sgd":
+        return float(config.learning_rate)
+    return scheduled_learning_rate(epoch, config.learning_rate, config.lr_decay, config.max_epoch)
+
+
+class FixedEpochs:
+    """trainer `trainer`: train max_max_epoch epochs, never stop early."""
+
+    name = "trainer"
+    saves_model = False
+
+    def __init__(self, early_stop=None):
+        del early_stop
+        self.stopped = False
+
+    def decide(self, epoch, valid_ppl, log=print):
+        """After 0-based epoch `epoch` with validation perplexity valid_ppl: True = stop."""
+        del epoch, valid_ppl, log
+        return False
+
+    def state(self):
+        return {"name": self.name, "stopped": self.stopped}
+
+    def load(self, state):
+        self.stopped = bool(state.get("stopped", False))
+
+
+class EarlyStopping(FixedEpochs):
+    """trainer `earlyStopping` (SPEC 5): from epoch early_stop on (0-based), compare the current
+    validation perplexity with each of the previous early_stop ones; every comparison where it is
+    not lower adds one to a counter that is never reset; stop when the counter reaches early_stop.
+    Epochs that do not stop also save the model as save_path/<basename>.<epoch>."""
+
+    name = "earlyStopping"
+    saves_model = True
+
+    def __init__(self, early_stop):
+        super().__init__()
+        if not isinstance(early_stop, int) or early_stop < 1:
+            raise UserError(f"early_stop must be an integer >= 1, got {early_stop!r}")
+        self.early_stop = early_stop
+        self.previous = []
+        self.no_improvement = 0
+
+    def decide(self, epoch, valid_ppl, log=print):
+        if epoch >= self.early_stop:
+            log(f"epoch {epoch + 1}: check whether validation ppl has improved")
+            for previous in self.previous:
+                if valid_ppl >= previous:
+                    log(f"current validation ppl ({valid_ppl!r}) is not lower than previous validation "
+                        f"ppl ({previous!r})")
+                    self.no_improvement += 1
+                else:
+                    log(f"current validation ppl ({valid_ppl!r}) is lower than previous validation "
+                        f"ppl ({previous!r})")
+            self.previous.pop(0)
+        self.previous.append(valid_ppl)
+        self.stopped = self.no_improvement >= self.early_stop
+        return self.stopped
+
+    def state(self):
+        return {**super().state(), "previous": self.previous, "no_improvement": self.no_improvement}
+
+    def load(self, state):
+        super().load(state)
+        self.previous = [float(p) for p in state.get("previous", [])]
+        self.no_improvement = int(state.get("no_improvement", 0))
+
+
+# The trainer named in a config is looked up here (the original eval'ed the name).
+TRAINERS = {cls.name: cls for cls in (FixedEpochs, EarlyStopping)}
+
+
+def make_trainer(config):
+    try:
+        cls = TRAINERS[config.trainer]
+    except KeyError:
+        raise UserError(f"trainer must be one of {', '.join(TRAINERS)}, got {config.trainer!r}") from None
+    return cls(config.early_stop)
+
+
+# ------------------------------------------------------------------------------ checkpoints
+
+class TrainingState(tf.Module):
+    """Counters and trainer history that travel with the checkpoint."""
+
+    def __init__(self):
+        super().__init__(name="training_state")
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)     # epochs done
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False)      # training windows done
+        self.trainer = tf.Variable("{}", dtype=tf.string, trainable=False)  # trainer state as JSON
+
+
+class Checkpointer:
+    """The checkpoints in save_path: epoch-N written every epoch, the latest one restored."""
+
+    def __init__(self, save_path, model, **objects):
+        self.save_path = save_path
+        self.model = model
+        self.root = tf.train.Checkpoint(model=model, **objects)
+        self.manager = tf.train.CheckpointManager(self.root, save_path, max_to_keep=KEEP_CHECKPOINTS,
+                                                  checkpoint_name=CHECKPOINT_NAME)
+
+    @property
+    def latest(self):
+        return self.manager.latest_checkpoint
+
+    def restore(self):
+        """Restore the latest checkpoint (None when there is none); the model must match it fully."""
+        path = self.latest
+        if path is None:
+            return None
+        try:
+            tf.train.Checkpoint(model=self.model).read(path).assert_existing_objects_matched().expect_partial()
+            self.root.read(path).expect_partial()
+        except (tf.errors.OpError, ValueError, AssertionError) as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise UserError(f"cannot restore checkpoint {path} into the model of this config "
+                            f"(different sizes or cell?): {first}") from None
+        return path
+
+    def save(self, epochs_done):
+        return self.manager.save(checkpoint_number=epochs_done)
+
+    def write(self, prefix):
+        return self.root.write(prefix)
+
+
+def early_stopping_prefix(save_path):
+    """save_path/<basename of save_path> (+ .<epoch>): inside save_path, with or without a trailing slash."""
+    return os.path.join(save_path, os.path.basename(os.path.normpath(save_path)))
+
+
+def scalar(tag, value, step):
+    """A TensorBoard scalar in the default summary writer."""
+    tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=_SCALAR)
+
+
+def make_generator(config):
+    if config.random:
+        return tf.random.Generator.from_non_deterministic_state()
+    return tf.random.Generator.from_seed(SEED)
+
+
+# ------------------------------------------------------------------------------ the epoch loop
+
+def train(config, model, corpus, log, *, eval_step=None, jit_compile=None):
+    """Train and validate up to max_max_epoch epochs in total, resuming from save_path's latest checkpoint.
+
+    eval_step: a run_epoch.make_eval_step of the model to reuse; jit_compile: see run_epoch.use_xla.
+    """
+    if config.softmax == "sampled":
+        run_epoch.check_sampled_softmax(model.vocab_size)
+    variables = model.trainable_variables
+    optimizer = run_epoch.Optimizer(config.optimizer, variables, epoch_learning_rate(config, 0))
+    generator = make_generator(config)
+    state = TrainingState()
+    trainer = make_trainer(config)
+    objects = {"optimizer": optimizer, "state": state}
+    if not config.random:  # a `random` run must not take over a seeded generator's state
+        objects["rng"] = generator
+    checkpoints = Checkpointer(config.save_path, model, **objects)
+
+    restored = checkpoints.restore()
+    done = int(state.epoch.numpy())
+    if restored:
+        saved = json.loads(state.trainer.numpy().decode("utf-8"))
+        if saved.get("name") == trainer.name:
+            trainer.load(saved)
+        else:
+            log(f"Warning: the checkpoint was trained with trainer {saved.get('name')!r}, this config "
+                f"uses {trainer.name!r}: its history starts empty")
+        log(f"Restored checkpoint {restored} ({done} epoch(s) done)")
+    else:
+        log(f"No checkpoint in {config.save_path}: training starts from the initial weights")
+    if trainer.stopped:
+        log(f"Training was stopped by {trainer.name} after epoch {done}; nothing to train")
+        return
+    if done >= config.max_max_epoch:
+        log(f"{done} epoch(s) done, max_max_epoch is {config.max_max_epoch}: nothing to train")
+        return
+    log(f"Trainable variables: {', '.join(v.name for v in variables)}")
+
+    train_step = run_epoch.make_train_step(
+        model, optimizer, generator, batch_size=config.batch_size, num_steps=config.num_steps,
+        keep_prob=config.dropout, max_grad_norm=config.max_grad_norm, emb_dropout=not config.no_emb_dropout,
+        sampled=config.softmax == "sampled", jit_compile=jit_compile)
+    eval_step = eval_step or run_epoch.make_eval_step(model, jit_compile)
+    writer = tf.summary.create_file_writer(os.path.join(config.save_path, "train"))
+    step = int(state.step.numpy())
+
+    def summarise(cost, num_steps):
+        nonlocal step
+        step += 1
+        with writer.as_default():
+            scalar("train/cost_per_word", cost / num_steps, step)
+
+    try:
+        for epoch in range(done, config.max_max_epoch):
+            lr = epoch_learning_rate(config, epoch)
+            log(f"Learning rate: {lr!r}")
+            optimizer.lr.assign(lr)
+            log("Start training epoch...")
+            train_ppl = run_epoch.train_epoch(train_step, model, corpus.train, config.batch_size,
+                                              config.num_steps, on_batch=summarise)
+            log(f"Epoch: {epoch + 1} Train Perplexity: {train_ppl!r}")
+            log("Start validating...")
+            valid_ppl = run_epoch.evaluate(model, corpus.valid, config.batch_size, config.num_steps,
+                                           step=eval_step, what="validation data")
+            log(f"Epoch: {epoch + 1} Valid Perplexity: {valid_ppl!r}")
+            stop = trainer.decide(epoch, valid_ppl, log)
+
+            state.epoch.assign(epoch + 1)
+            state.step.assign(step)
+            state.trainer.assign(json.dumps(trainer.state()))
+            path = checkpoints.save(epoch + 1)
+            model.export_npz(config.save_path, corpus.word_to_id)
+            log(f"Saved checkpoint {path} and {os.path.join(config.save_path, WEIGHTS_FILE)}")
+            if trainer.saves_model and not stop:
+                prefix = f"{early_stopping_prefix(config.save_path)}.{epoch + 1}"
+                log(f"Saving model to {prefix}")
+                checkpoints.write(prefix)
+            with writer.as_default():
+                scalar("epoch/learning_rate", lr, epoch + 1)
+                scalar("epoch/train_perplexity", train_ppl, epoch + 1)
+                scalar("epoch/valid_perplexity", valid_ppl, epoch + 1)
+            writer.flush()
+            if stop:
+                log(f"Early stopping after epoch {epoch + 1}: the validation perplexity did not improve "
+                    f"{trainer.no_improvement} times")
+                break
+    finally:
+        writer.close()
