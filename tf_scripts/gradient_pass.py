@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from aux_scripts import analysis
-from tf_scripts import cells, lm_data
+from tf_scripts import cells, lm_data, run_epoch
 from tf_scripts.errors import UserError
 from tf_scripts.state_gradients import StateGradients
 
@@ -223,7 +223,7 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
             with open(os.path.join(grad_dir, SUMS_FILE), "rb") as handle:
                 averages.load(dict(np.load(handle, allow_pickle=False)))
 
-    eval_step = _eval_step(model)
+    eval_step = run_epoch.make_eval_step(model)
     state = model.zero_state(batch)
     for i in range(start):  # replay the cheap forward pass to recover the state entering `start`
         _, state = eval_step(inputs[i], targets[i], state)
@@ -274,16 +274,6 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
 def _savez(path, arrays):
     with open(path, "wb") as handle:
         np.savez(handle, **arrays)
-
-
-def _eval_step(model):
-    """Compiled forward pass of one batch: (summed cross entropy / B, final state)."""
-    @tf.function
-    def step(inputs, targets, state):
-        all_states = model.run_layers(model.embed(inputs), state)
-        losses = model.token_losses(all_states[-1][-1], targets)
-        return tf.reduce_sum(losses) / tf.cast(tf.shape(inputs)[0], losses.dtype), model.final_state(all_states)
-    return lambda x, y, s: step(tf.constant(x), tf.constant(y), s)
 
 
 def _progress(iterable, total, initial):
