@@ -3,13 +3,13 @@
 import ast
 import os
 import re
-import tempfile
 import zipfile
 
 import numpy as np
 import scipy.linalg
 
 from tf_scripts.errors import UserError
+from tf_scripts.fileio import atomic_write, read_lines  # noqa: F401 (atomic_write: shared with the CLIs)
 
 # --------------------------------------------------------------------------------------------
 # POS mapping and POS class files
@@ -17,21 +17,6 @@ from tf_scripts.errors import UserError
 
 NO_TAGS = "not in list"
 _TAG_RE = re.compile(r"^[^\s|]+$")
-
-
-def _read_text_lines(path, what):
-    """Lines of a UTF-8 text file without line endings; UserError when it cannot be read."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read().splitlines()
-    except FileNotFoundError:
-        raise UserError(f"{what} {path} does not exist") from None
-    except IsADirectoryError:
-        raise UserError(f"{what} {path} is a directory, expected a file") from None
-    except UnicodeDecodeError as err:
-        raise UserError(f"{what} {path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except OSError as err:
-        raise UserError(f"cannot read {what} {path}: {err.strerror}") from None
 
 
 def _parse_tags(rest, path, lineno):
@@ -70,7 +55,7 @@ def read_pos_mapping(path):
     """
     mapping = {}
     first_line = {}
-    for lineno, line in enumerate(_read_text_lines(path, "POS mapping file"), start=1):
+    for lineno, line in enumerate(read_lines(path, "POS mapping file"), start=1):
         parts = line.strip().split(None, 1)
         if not parts:
             continue
@@ -106,7 +91,7 @@ def write_pos_mapping(mapping, path):
 def read_pos_class(path):
     """Read a POS class file: one tag per line (blank lines ignored) -> set of tags; UserError when empty."""
     tags = set()
-    for lineno, line in enumerate(_read_text_lines(path, "POS class file"), start=1):
+    for lineno, line in enumerate(read_lines(path, "POS class file"), start=1):
         tag = line.strip()
         if not tag:
             continue
@@ -135,21 +120,6 @@ def class_name(path):
 # --------------------------------------------------------------------------------------------
 # Atomic writes
 # --------------------------------------------------------------------------------------------
-
-def atomic_write(path, write):
-    """Call write(tmp_path) on a temporary name in path's directory, then rename it to path."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
 
 def atomic_write_text(path, text):
     """Write text (UTF-8) to path via a temporary file and os.replace."""
@@ -380,7 +350,7 @@ def read_grad_mapping(path):
     names file and line for a malformed line or a repeated n.
     """
     entries, seen = [], {}
-    for lineno, line in enumerate(_read_text_lines(path, "gradient mapping file"), start=1):
+    for lineno, line in enumerate(read_lines(path, "gradient mapping file"), start=1):
         if not line.strip():
             continue
         fields = line.split("\t")
@@ -639,7 +609,7 @@ def format_number(value):
 
 def read_dict_words(path):
     """Words of a dictionary file (first field of each non-blank line, e.g. `word<TAB>id`), in order."""
-    words = [line.split()[0] for line in _read_text_lines(path, "dictionary file") if line.strip()]
+    words = [line.split()[0] for line in read_lines(path, "dictionary file") if line.strip()]
     if not words:
         raise UserError(f"dictionary file {path} is empty")
     return words
@@ -652,7 +622,7 @@ def read_word2vec_text(path, keep=None):
     is not a number, a vector of the wrong length, or a word listed twice.
     """
     words, rows, seen, size = [], [], {}, None
-    for lineno, line in enumerate(_read_text_lines(path, "word2vec file"), start=1):
+    for lineno, line in enumerate(read_lines(path, "word2vec file"), start=1):
         fields = line.split()
         if not fields or (lineno == 1 and len(fields) == 2 and all(f.isdigit() for f in fields)):
             continue

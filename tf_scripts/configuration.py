@@ -5,10 +5,10 @@ import math
 import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 
 from tf_scripts.errors import UserError
+from tf_scripts.fileio import read_text, write_bytes
 
 # A comment starts at a '#' that opens the line or follows whitespace ('a#b' stays a value).
 _COMMENT = re.compile(r"(?:^|(?<=\s))#.*$", re.DOTALL)
@@ -215,17 +215,7 @@ def _check(name, key, raw):
 
 def read_config_lines(path):
     """(line number, key, raw value) per meaningful line; the value is the LAST token."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        raise UserError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise UserError(f"config file is a directory: {path}") from None
-    except UnicodeDecodeError as err:
-        raise UserError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except OSError as err:
-        raise UserError(f"cannot read config file {path}: {err.strerror}") from None
+    text = read_text(path, "config file")
     entries = []
     for number, line in enumerate(text.splitlines(), start=1):
         tokens = _COMMENT.sub("", line).split()
@@ -262,17 +252,7 @@ class Config:
                 raise UserError(f"cannot save config: {name} value {token!r} is empty, contains "
                                 "whitespace or starts with '#'")
             lines.append(f"{name}\t{token}")
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=".config")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write("\n".join(lines) + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
 
     def time_steps(self):
         """time_step expanded: t -> [t]; 'all' -> 0..num_steps-1; 'a-b' -> a..b; absent -> []."""

@@ -1,11 +1,12 @@
 """Language-model data: reading text files, the word->id vocabulary, B x T windows, pretrained embeddings."""
 import collections
 import os
-import secrets
 
 import numpy as np
 
+from tf_scripts import fileio
 from tf_scripts.errors import UserError
+from tf_scripts.fileio import read_text
 
 # Shapes: N number of windows in a pass, B batch, T time (num_steps), E embedding, V vocab.
 
@@ -15,42 +16,9 @@ UNK = "<unk>"
 CGN_UNK = "<UNK>"  # CGN data spells the unknown-word token in capitals
 
 
-def write_atomic(path, data):
-    """Write bytes to path via a temporary file in the same directory, so a crash never leaves a half file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    # not tempfile.mkstemp: its 0600 mode would stick to the result; open "x" keeps the usual umask mode
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def read_text(path, encoding="utf-8", what="file"):
-    """The whole text of a file; UserError naming the file (and the encoding key) when it cannot be read."""
-    # newline="" keeps '\r' as it is: like the original's byte read, only '\n' marks a line end
-    try:
-        with open(path, encoding=encoding, newline="") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise UserError(f"{what} {path} not found") from None
-    except LookupError:
-        raise UserError(f"unknown encoding {encoding!r} (config key encoding) for {what} {path}") from None
-    except UnicodeDecodeError as err:
-        raise UserError(f"{what} {path} cannot be decoded as {encoding} at byte {err.start} "
-                        "(config key encoding)") from None
-    except OSError as err:
-        raise UserError(f"cannot read {what} {path}: {err.strerror}") from None
-
-
 def read_words(path, *, eos=True, wikitext=False, cgn=False, encoding="utf-8"):
     """All tokens of a file; newlines become <eos> (always for WikiText, which also turns ' . ' into <eos>)."""
-    text = read_text(path, encoding)
+    text = read_text(path, "data file", encoding, newline="")
     if wikitext:
         # WikiText has several sentences per line; no_eos is ignored for it, as in the original
         text = text.replace("\n", f" {EOS} ").replace(" . ", f" {EOS} ")
@@ -75,7 +43,7 @@ def build_vocab(words, *, unk=UNK):
 def _read_word_int_lines(path, encoding, what):
     """(line number, word, int) for every non-blank `word<TAB>int` line; duplicate words are refused."""
     entries, seen = [], {}
-    for lineno, line in enumerate(read_text(path, encoding).split("\n"), 1):
+    for lineno, line in enumerate(read_text(path, "word->id file", encoding, newline="").split("\n"), 1):
         fields = line.split()
         if not fields:
             continue
@@ -119,12 +87,12 @@ def id_list(word_to_id):
 def write_vocab_file(word_to_id, path, encoding="utf-8"):
     """Write `word<TAB>id` lines in id order (atomic)."""
     text = "".join(f"{w}\t{word_to_id[w]}\n" for w in id_list(word_to_id))
-    write_atomic(path, text.encode(encoding))
+    fileio.write_bytes(path, text.encode(encoding))
 
 
 def write_labels_file(id_to_word, path, encoding="utf-8"):
     """One word per line in id order (TensorBoard projector's labels.tsv; atomic)."""
-    write_atomic(path, "".join(f"{w}\n" for w in id_to_word).encode(encoding))
+    fileio.write_bytes(path, "".join(f"{w}\n" for w in id_to_word).encode(encoding))
 
 
 def extend_vocab(word_to_id, words, *, unk=UNK):

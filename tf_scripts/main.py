@@ -12,7 +12,7 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tf_scripts import configuration, lm_data, run_epoch, trainer  # noqa: E402
+from tf_scripts import configuration, fileio, lm_data, run_epoch, trainer  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 from tf_scripts.lm import DICT_FILE, LanguageModel  # noqa: E402
 
@@ -100,7 +100,7 @@ def save_embedding(model, path):
     """The embedding matrix [V, E] as a float32 .npy file (atomic; parent directories created)."""
     buffer = io.BytesIO()
     np.save(buffer, model.embedding.numpy().astype(np.float32))
-    lm_data.write_atomic(path, buffer.getvalue())
+    fileio.write_bytes(path, buffer.getvalue())
 
 
 def restore_for_use(config, model, args, log):

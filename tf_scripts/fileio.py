@@ -1,0 +1,59 @@
+"""Text files read with one-line errors, and atomic writes (temporary name, then rename)."""
+import os
+import secrets
+
+from tf_scripts.errors import UserError
+
+
+def read_text(path, what="file", encoding="utf-8", newline=None):
+    """The whole text of a file; UserError naming the file when it cannot be read or decoded.
+
+    newline="" keeps '\\r' as it is (the LM data: only '\\n' ends a line, as in the original).
+    """
+    try:
+        with open(path, encoding=encoding, newline=newline) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"{what} {path} is a directory, expected a file") from None
+    except LookupError:
+        raise UserError(f"unknown encoding {encoding!r} (config key encoding) for {what} {path}") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"{what} {path} cannot be decoded as {encoding} ({err.reason} at byte {err.start})"
+                        + ("" if encoding == "utf-8" else "; see config key encoding")) from None
+    except OSError as err:
+        raise UserError(f"cannot read {what} {path}: {err.strerror}") from None
+
+
+def read_lines(path, what="file"):
+    """Lines of a UTF-8 text file without line endings."""
+    return read_text(path, what).splitlines()
+
+
+def atomic_write(path, write):
+    """Call write(tmp_path) on a temporary name beside path, then rename it to path.
+
+    A crash or interrupt never leaves a complete-looking half file under the final name. The
+    temporary name starts with '.' and ends with '.tmp', so no glob for *.npy or *.npz sees it;
+    it is created with the usual umask mode (mkstemp's 0600 would stick to the result).
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_bytes(path, data):
+    """Atomically write bytes to path."""
+    def write(tmp):
+        with open(tmp, "xb") as handle:
+            handle.write(data)
+    atomic_write(path, write)
