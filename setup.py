@@ -1,0 +1,43 @@
+"""Installs state-gradients: the LM toolkit (tf_scripts) and the analysis command lines (aux_scripts)."""
+from setuptools import find_packages, setup
+
+SCRIPTS = {
+    # console command: module (each has main(argv=None) -> exit status)
+    "sg-main": "tf_scripts.main",
+    "sg-demo": "tf_scripts.demo",
+    "sg-np2npz": "aux_scripts.np2npz",
+    "sg-avg-gradient-matrix": "aux_scripts.avg_gradient_matrix",
+    "sg-avg-gradient-matrix-pos": "aux_scripts.avg_gradient_matrix_pos",
+    "sg-diff-vector": "aux_scripts.diff_vector",
+    "sg-normalize-equal-variance": "aux_scripts.normalize_equal_variance",
+    "sg-calculate-svs": "aux_scripts.calculate_svs",
+    "sg-relative-memory": "aux_scripts.relative_memory",
+    "sg-cos-subspace-diff-vector": "aux_scripts.cos_subspace_diff_vector",
+    "sg-convert-word2vec2tf": "aux_scripts.convert_word2vec2tf",
+    "sg-pos-classifier": "aux_scripts.pos_classifier_sklearn",
+    "sg-build-pos-mapping": "aux_scripts.build_pos_mapping",
+    "sg-plot-svs": "aux_scripts.plot_svs",
+}
+
+setup(
+    name="state-gradients",
+    version="0.1.0",
+    description="Train RNN language models from config files and measure what their state remembers "
+                "(state gradients; TensorFlow 2 port of Verwimp et al.'s toolkit)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["tf_scripts", "aux_scripts"]),
+    package_data={"aux_scripts": ["pos_classes/*.txt", "pos_classes/README.md"]},
+    install_requires=[
+        "tensorflow>=2.16",
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "scikit-learn>=1.4",
+        "matplotlib>=3.8",
+        "joblib>=1.3",
+        "tqdm>=4.66",
+    ],
+    extras_require={"test": ["pytest>=8"]},
+    entry_points={"console_scripts": [f"{name}={module}:main" for name, module in SCRIPTS.items()]},
+)
