@@ -1,0 +1,549 @@
+"""TX-Ray neuron-feature distributions: which tokens and POS tags make each unit most active, compared across models."""
+# Shape letters: N tokens, H state units, K top-k, F features, V vocabulary (token features),
+# P POS features (the tags of the mapping plus UNTAGGED), B batch rows, T time steps.
+#
+# After Rethmeier, Kumar Saxena and Augenstein, "TX-Ray" (UAI 2020). For every input token the
+# top-k units of the chosen state "activate" on the token's features; a unit's knowledge is the
+# distribution of activation mass over the features it activated on, and two models' units are
+# compared by the Hellinger distance of those distributions.
+#
+# Activation rule (one rule for every cell and state, tanh-bounded h or unbounded LSTM c): the
+# k units with the LARGEST SIGNED values win, ties to the lower index, and a winner adds its
+# value to (unit, feature) only when that value is > 0. A unit that is among the top k with a
+# value <= 0 is not active: its "maximum" carries no positive evidence, and negative mass would
+# not make a distribution.
+import argparse
+import csv
+import io
+import os
+import sys
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+from aux_scripts import analysis  # noqa: E402
+from tf_scripts.errors import UserError, run_cli  # noqa: E402
+
+UNTAGGED = "UNTAGGED"
+DATA_SETS = ("valid", "test", "train")
+FEATURE_KINDS = ("token", "pos")
+PLURAL = {"token": "tokens", "pos": "pos"}   # column names: distinct_tokens_a, distinct_pos_a
+TOP_IN_CSV = 5        # features listed per unit in the CSV
+TOP_IN_PLOT = 8       # bars per panel of PREFIX_top_units.png
+UNITS_IN_PLOT = 3     # most and least changed units shown
+
+
+# --------------------------------------------------------------------------------------------
+# Distributions and distances (numpy)
+# --------------------------------------------------------------------------------------------
+
+def _winners(activations, top_k):
+    """(units [N, K], values [N, K]) of the k largest activations per token (stable: ties to the lower unit)."""
+    activations = np.asarray(activations)
+    if activations.ndim != 2:
+        raise ValueError(f"activations must be [N, H], got shape {activations.shape}")
+    if not 1 <= top_k <= activations.shape[1]:
+        raise ValueError(f"top-k must be between 1 and the state size {activations.shape[1]}, got {top_k}")
+    units = np.argsort(-activations, axis=1, kind="stable")[:, :top_k]
+    return units, np.take_along_axis(activations, units, axis=1)
+
+
+def unit_feature_distributions(activations, features, n_features, top_k=1):
+    """Activation mass [H, F]: each token's top-k units add their (positive) value at (unit, token's feature).
+
+    activations [N, H], features [N] integer ids < n_features. Un-normalised; see normalise().
+    """
+    features = np.asarray(features).reshape(-1)
+    units, values = _winners(activations, top_k)
+    if features.shape[0] != units.shape[0]:
+        raise ValueError(f"{units.shape[0]} activation rows but {features.shape[0]} features")
+    n_units = np.asarray(activations).shape[1]
+    active = values > 0
+    flat = units[active] * n_features + np.broadcast_to(features[:, None], units.shape)[active]
+    mass = np.bincount(flat, weights=values[active].astype(np.float64), minlength=n_units * n_features)
+    return mass.reshape(n_units, n_features)
+
+
+def unit_token_counts(activations, top_k=1):
+    """[H] number of tokens on which each unit was active (among the top k with a value > 0)."""
+    units, values = _winners(activations, top_k)
+    return np.bincount(units[values > 0], minlength=np.asarray(activations).shape[1])
+
+
+def normalise(mass):
+    """Rows of mass [H, F] divided by their sums; a row without mass becomes NaN (no distribution)."""
+    mass = np.asarray(mass, dtype=np.float64)
+    totals = mass.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, mass / totals, np.nan)
+
+
+def hellinger(p, q):
+    """sqrt(1 - sum sqrt(p q)) = ||sqrt p - sqrt q|| / sqrt 2 over the last axis; NaN where p or q is NaN.
+
+    Computed in the norm form, which is exactly 0 for identical rows (the other form leaves
+    rounding noise of about 1e-8 after the square root).
+    """
+    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    return np.sqrt(np.sum((np.sqrt(p) - np.sqrt(q)) ** 2, axis=-1) / 2.0)
+
+
+def distance_matrix(p, q):
+    """[H_A, H_B] Hellinger distances between every row of p [H_A, F] and every row of q [H_B, F]."""
+    root_p, root_q = np.sqrt(np.asarray(p, np.float64)), np.sqrt(np.asarray(q, np.float64))
+    affinity = root_p @ root_q.T            # Bhattacharyya coefficients; NaN rows stay NaN
+    return np.sqrt(np.clip(1.0 - affinity, 0.0, 1.0))
+
+
+def match_units(distances):
+    """Hungarian pairing minimising the summed distance: partner [H_A], A unit i <-> B unit partner[i].
+
+    Undefined (NaN) distances cost 1, the largest possible distance.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    cost = np.where(np.isnan(distances), 1.0, distances)
+    rows, cols = linear_sum_assignment(cost)
+    partner = np.empty(cost.shape[0], dtype=np.int64)
+    partner[rows] = cols
+    return partner
+
+
+def unit_distances(p, q, partner=None):
+    """[H] Hellinger distance of unit i of p to unit partner[i] of q (default: the same index)."""
+    q = np.asarray(q) if partner is None else np.asarray(q)[partner]
+    return hellinger(p, q)
+
+
+def word_feature_matrix(id_to_word, pos_mapping):
+    """(W [V, P], tag names): word v spreads 1 equally over its tags; words without tags go to UNTAGGED."""
+    tags = sorted({tag for word in id_to_word for tag in pos_mapping.get(word, ())}) + [UNTAGGED]
+    column = {tag: i for i, tag in enumerate(tags)}
+    weights = np.zeros((len(id_to_word), len(tags)))
+    for v, word in enumerate(id_to_word):
+        word_tags = pos_mapping.get(word) or {UNTAGGED}
+        for tag in word_tags:
+            weights[v, column[tag]] = 1.0 / len(word_tags)
+    return weights, tags
+
+
+def top_features(distribution, names, n):
+    """[(name, probability)] of the n most probable features with probability > 0 (empty for NaN)."""
+    if np.isnan(distribution).any():
+        return []
+    order = np.argsort(-distribution, kind="stable")[:n]
+    return [(names[i], float(distribution[i])) for i in order if distribution[i] > 0]
+
+
+# --------------------------------------------------------------------------------------------
+# Running models (TensorFlow)
+# --------------------------------------------------------------------------------------------
+
+class ModelSource:
+    """A weights.npz and its word->id map, resolved from a config's save_path or a directory."""
+
+    def __init__(self, weights_path, origin):
+        from tf_scripts import lm_data
+        from tf_scripts.lm import DICT_FILE
+
+        self.weights_path, self.origin = weights_path, origin
+        if not os.path.isfile(weights_path):
+            raise UserError(f"weights file {weights_path} not found (from {origin}): train first or run "
+                            "main.py --export_weights")
+        dict_path = os.path.join(os.path.dirname(weights_path), DICT_FILE)
+        if not os.path.isfile(dict_path):
+            raise UserError(f"vocabulary file {dict_path} not found beside {weights_path} (from {origin}): "
+                            "main.py writes it with weights.npz")
+        self.word_to_id = lm_data.read_vocab_file(dict_path)
+
+    @classmethod
+    def from_location(cls, location, origin):
+        """location: a weights.npz file or a directory holding one."""
+        from tf_scripts.lm import WEIGHTS_FILE
+
+        path = os.path.join(location, WEIGHTS_FILE) if os.path.isdir(location) else location
+        return cls(path, origin)
+
+    def load(self):
+        from tf_scripts.lm import LanguageModel
+
+        model = LanguageModel.from_npz(self.weights_path)
+        if model.vocab_size != len(self.word_to_id):
+            raise UserError(f"{self.weights_path} has {model.vocab_size} embedding rows but its dict lists "
+                            f"{len(self.word_to_id)} words")
+        return model
+
+    def id_lookup(self, id_to_word, unk):
+        """(lookup [V] corpus id -> model id, words missing from the model's vocabulary (-> its unk))."""
+        unk_id = self.word_to_id.get(unk)
+        missing = [w for w in id_to_word if w not in self.word_to_id]
+        if missing and unk_id is None:
+            raise UserError(f"word {missing[0]!r} of the corpus is not in the vocabulary of {self.weights_path}, "
+                            f"which has no {unk}")
+        return np.array([self.word_to_id.get(w, unk_id) for w in id_to_word], dtype=np.int32), len(missing)
+
+
+def make_state_step(model, layer, component):
+    """Compiled (inputs [B, T], state) -> (state component of the layer [B, T, H], final state); no dropout."""
+    import tensorflow as tf
+
+    from tf_scripts import run_epoch
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32), run_epoch.state_spec(model)])
+    def step(inputs, state):
+        all_states = model.run_layers(model.embed(inputs), state)
+        return all_states[layer][component], model.final_state(all_states)
+
+    return step
+
+
+def collect_unit_mass(model, batches, lookup, layer, component, top_k=1, desc=None):
+    """(token mass [H, V], active-token counts [H]) over batches of corpus ids, the state carried across them.
+
+    batches: [B, T] arrays of corpus ids in pass order; lookup [V] maps them to the model's ids.
+    The features are the corpus ids, so models with different vocabularies share feature indices.
+    """
+    step = make_state_step(model, layer, component)
+    n_features = len(lookup)
+    mass = np.zeros((model.size, n_features))
+    counts = np.zeros(model.size, dtype=np.int64)
+    state = model.zero_state(batches[0].shape[0])
+    for inputs in _progress(batches, desc):
+        states, state = step(lookup[inputs], state)
+        activations = states.numpy().reshape(-1, model.size)
+        mass += unit_feature_distributions(activations, inputs.reshape(-1), n_features, top_k)
+        counts += unit_token_counts(activations, top_k)
+    return mass, counts
+
+
+def _progress(iterable, desc):
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, unit="batch", leave=False, disable=not sys.stderr.isatty(),
+                dynamic_ncols=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------------------------
+
+def _number(x):
+    return "nan" if np.isnan(x) else f"{x:.6g}"
+
+
+def _feature_list(distribution, names, n=TOP_IN_CSV):
+    return " ".join(f"{name}:{p:.3f}" for name, p in top_features(distribution, names, n))
+
+
+def units_csv(result):
+    """The PREFIX_units.csv text: one row per unit of model A (and its partner in B)."""
+    kinds, two = result["kinds"], result["b"] is not None
+    sides = ("a", "b") if two else ("a",)
+    header = ["unit"] + (["unit_b"] if two else [])
+    header += [f"n_tokens_{s}" for s in sides] + [f"mass_{s}" for s in sides]
+    header += [f"distinct_{PLURAL[kind]}_{s}" for kind in kinds for s in sides]
+    if two:
+        header += [f"hellinger_{kind}" for kind in kinds]
+    header += [f"top_{PLURAL[kind]}_{s}" for kind in kinds for s in sides]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    a, b = result["a"], result["b"]
+    for i in range(len(a["counts"])):
+        picks = [(a, i)] + ([(b, int(result["partner"][i]))] if two else [])   # (model, unit) per side
+        row = [i] + [unit for _, unit in picks[1:]]
+        row += [int(side["counts"][unit]) for side, unit in picks]
+        row += [_number(side["mass"]["token"][unit].sum()) for side, unit in picks]
+        row += [int((side["mass"][kind][unit] > 0).sum()) for kind in kinds for side, unit in picks]
+        if two:
+            row += [_number(result["distances"][kind][i]) for kind in kinds]
+        row += [_feature_list(side["dist"][kind][unit], result["names"][kind]) for kind in kinds
+                for side, unit in picks]
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def _stats(values):
+    defined = values[~np.isnan(values)]
+    if not len(defined):
+        return "no unit with both distributions defined"
+    return (f"mean {defined.mean():.4f}, median {np.median(defined):.4f}, min {defined.min():.4f}, "
+            f"max {defined.max():.4f} over {len(defined)} units")
+
+
+def summary_text(result):
+    """PREFIX_summary.txt: what was compared and the distance statistics."""
+    a, b, kinds = result["a"], result["b"], result["kinds"]
+    lines = ["TX-Ray neuron-feature distributions (Rethmeier et al., UAI 2020)"]
+    for label, side in (("A", a), ("B", b)):
+        if side is not None:
+            lines.append(f"model {label}: {side['source']} ({side['cell']}, H={len(side['counts'])}, "
+                         f"layer {result['layer']}, state {side['state']}); corpus words missing from its "
+                         f"vocabulary (read as unk): {side['missing']}")
+    lines.append(f"data: {result['data']} ({result['tokens']} tokens in {result['batching']} batches, state carried, "
+                 "no dropout)")
+    lines.append(f"activation: the top {result['top_k']} unit(s) per token by signed value, counted when > 0; "
+                 "mass = the activation value")
+    for kind in kinds:
+        lines.append(f"features {kind}: {len(result['names'][kind])}"
+                     + (f" (POS tags of {result['pos_mapping']} plus {UNTAGGED}; a word with several tags "
+                        "splits its mass equally)" if kind == "pos" else " (corpus vocabulary)"))
+    for label, side in (("A", a), ("B", b)):
+        if side is not None:
+            idle = np.flatnonzero(side["counts"] == 0)
+            listed = ", ".join(map(str, idle[:20])) + (" ..." if len(idle) > 20 else "")
+            lines.append(f"units never active in {label}: {len(idle)}" + (f" ({listed})" if len(idle) else ""))
+    if b is not None:
+        undefined = int(np.isnan(result["distances"][kinds[0]]).sum())
+        lines.append(f"unit pairs with a distance of NaN (a unit never active): {undefined}")
+        if result["matched"]:
+            moved = int((result["partner"] != np.arange(len(result["partner"]))).sum())
+            lines.append(f"pairing: Hungarian matching on the {kinds[0]}-distribution distances ({moved} units "
+                         "paired with another index); unit i of A and unit_b of B in the CSV")
+        else:
+            lines.append("pairing: by unit index (unit i of A with unit i of B; for independently trained "
+                         "models use --match)")
+        for kind in kinds:
+            lines.append(f"hellinger {kind}: {_stats(result['distances'][kind])}")
+            if result["matched"]:
+                lines.append(f"hellinger {kind} by index, before matching: {_stats(result['by_index'][kind])}")
+        ranking = result["distances"][kinds[0]]
+        most, least = _extreme_units(ranking)
+        lines.append(f"most changed units ({kinds[0]}): " + ", ".join(f"{i} ({ranking[i]:.3f})" for i in most))
+        lines.append(f"least changed units ({kinds[0]}): " + ", ".join(f"{i} ({ranking[i]:.3f})" for i in least))
+    return "\n".join(lines) + "\n"
+
+
+def _extreme_units(distances, n=UNITS_IN_PLOT):
+    """(most changed, least changed) unit indices among those with a defined distance."""
+    defined = np.flatnonzero(~np.isnan(distances))
+    order = defined[np.argsort(-distances[defined], kind="stable")]
+    most = order[:n]
+    least = [i for i in order[::-1][:n] if i not in most]
+    return list(most), least
+
+
+def _figure(width, height):
+    # The object API with an explicit Agg canvas: no display needed, no global pyplot state.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save_png(fig, path):
+    analysis.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+
+
+def plot_distance_vs_features(result, path):
+    """Hellinger distance per unit against its number of distinct features (A and B), one panel per kind."""
+    kinds = result["kinds"]
+    fig = _figure(5.5 * len(kinds), 4.5)
+    axes = fig.subplots(1, len(kinds), squeeze=False)[0]
+    a, b, partner = result["a"], result["b"], result["partner"]
+    for ax, kind in zip(axes, kinds):
+        d = result["distances"][kind]
+        ax.scatter((a["mass"][kind] > 0).sum(1), d, s=14, alpha=0.7, label="distinct features in A")
+        ax.scatter((b["mass"][kind][partner] > 0).sum(1), d, s=14, alpha=0.7, marker="x",
+                   label="distinct features in B")
+        if kind == "token" and (a["mass"][kind] > 0).sum(1).max() >= 100:
+            ax.set_xscale("log")   # a few broad units would squeeze the many narrow ones into a corner
+        ax.set_xlabel(f"distinct {kind} features of the unit")
+        ax.set_ylabel(f"Hellinger distance ({kind})")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle("TX-Ray: change of each unit vs the breadth of its features"
+                 + (" (matched units)" if result["matched"] else ""))
+    fig.tight_layout()
+    _save_png(fig, path)
+
+
+def plot_top_units(result, path):
+    """Bar charts of the top features of the most and least changed units (or the most active ones)."""
+    a, b, kinds = result["a"], result["b"], result["kinds"]
+    if b is None:
+        order = np.argsort(-a["counts"], kind="stable")
+        rows = [(i, i, "most active") for i in order[:2 * UNITS_IN_PLOT] if a["counts"][i] > 0]
+        sides = [("A", a)]
+    else:
+        most, least = _extreme_units(result["distances"][kinds[0]])
+        rows = ([(i, int(result["partner"][i]), "most changed") for i in most]
+                + [(i, int(result["partner"][i]), "least changed") for i in least])
+        sides = [("A", a), ("B", b)]
+    columns = [(kind, label, side) for kind in kinds for label, side in sides]
+    fig = _figure(3.6 * len(columns), 2.2 * max(len(rows), 1) + 0.6)
+    if not rows:
+        fig.text(0.5, 0.5, "no unit was active", ha="center")
+    axes = fig.subplots(max(len(rows), 1), len(columns), squeeze=False)
+    for r, (i, j, what) in enumerate(rows):
+        for c, (kind, label, side) in enumerate(columns):
+            ax = axes[r, c]
+            unit = i if label == "A" else j
+            top = top_features(side["dist"][kind][unit], result["names"][kind], TOP_IN_PLOT)
+            ax.barh(range(len(top)), [p for _, p in top], color="C0" if label == "A" else "C1")
+            ax.set_yticks(range(len(top)), [name for name, _ in top], fontsize="small")
+            ax.invert_yaxis()
+            ax.set_xlim(0, 1)
+            title = f"{what}: {label} unit {unit}, {kind}"
+            if b is not None:
+                title += f"\nHellinger {result['distances'][kind][i]:.3f}"
+            ax.set_title(title, fontsize="small")
+    fig.tight_layout()
+    _save_png(fig, path)
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(
+        prog="txray.py",
+        description="TX-Ray (Rethmeier et al., UAI 2020): run model A (and B) over a corpus; for every token the "
+                    "top-k units of the chosen state (by signed value, counted when > 0) add their activation "
+                    "to the token's features (token, POS tags); per unit, the normalised mass is its "
+                    "feature distribution. Compare A with B per unit by the Hellinger distance. Writes "
+                    "PREFIX_units.csv, PREFIX_summary.txt, PREFIX_top_units.png and, with a model B, "
+                    "PREFIX_distance_vs_features.png.")
+    parser.add_argument("--config", required=True, metavar="A.config",
+                        help="config of model A: its save_path holds weights.npz and dict; its data_path, "
+                             "batch_size and num_steps give the corpus and the batching for both models")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--config-b", metavar="B.config",
+                       help="config of model B (only its save_path is used: weights.npz and dict)")
+    group.add_argument("--weights-b", metavar="DIR",
+                       help="model B from a weights.npz file or a directory holding weights.npz and dict "
+                            "(e.g. a copy of save_path made after epoch 1)")
+    parser.add_argument("--out", required=True, metavar="PREFIX", help="output prefix (directories are created)")
+    parser.add_argument("--data", choices=DATA_SETS, default="valid",
+                        help="data set to run over (default valid; test is fed as one stream, B = 1, as "
+                             "main.py evaluates it)")
+    parser.add_argument("--interm", choices=("cell", "hidden"),
+                        help="state: cell (LSTM c; h for GRU/RNN) or hidden (h) (default: the config's "
+                             "grad_interm, else hidden)")
+    parser.add_argument("--layer", type=int,
+                        help="0-based layer (default: the config's grad_layer, i.e. the top layer)")
+    parser.add_argument("--top-k", type=int, default=1, help="units activated per token (default 1)")
+    parser.add_argument("--features", default="token,pos",
+                        help="comma-separated features: token, pos (default token,pos; pos needs a POS mapping)")
+    parser.add_argument("--pos-mapping", metavar="FILE",
+                        help="word -> POS tags file (default: the config's pos_mapping)")
+    parser.add_argument("--match", action="store_true",
+                        help="pair the units of A and B by the Hungarian algorithm on the token-distribution "
+                             "distances (POS when only pos is asked for) instead of by index (for "
+                             "independently trained models)")
+    return parser.parse_args(argv)
+
+
+def _features(text):
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in FEATURE_KINDS]
+    if bad or not kinds:
+        raise UserError(f"--features must list token and/or pos, got {text!r}")
+    return [k for k in FEATURE_KINDS if k in kinds]
+
+
+def _main(argv):
+    try:
+        args = _parse(argv)
+    except SystemExit as exit_:  # argparse already printed usage and the error (or --help)
+        return exit_.code
+    from tf_scripts import configuration, lm_data  # TensorFlow-free: bad configs fail fast
+
+    kinds = _features(args.features)
+    if args.match and not (args.config_b or args.weights_b):
+        raise UserError("--match needs a model B (--config-b or --weights-b)")
+    config = configuration.load_config(args.config, train=False, valid=True, test=args.data == "test")
+    pos_mapping_path = args.pos_mapping or config.pos_mapping
+    if "pos" in kinds and not pos_mapping_path:
+        raise UserError("--features pos needs --pos-mapping FILE (or pos_mapping in the config); "
+                        "use --features token without one")
+    sources = [ModelSource.from_location(config.save_path, f"save_path of {args.config}")]
+    if args.config_b:
+        config_b = configuration.load_config(args.config_b, train=False, valid=True, test=False)
+        sources.append(ModelSource.from_location(config_b.save_path, f"save_path of {args.config_b}"))
+    elif args.weights_b:
+        sources.append(ModelSource.from_location(args.weights_b, "--weights-b"))
+    pos_mapping = analysis.read_pos_mapping(pos_mapping_path) if "pos" in kinds else None
+    interm = args.interm or config.grad_interm or "hidden"
+    layer = config.grad_layer if args.layer is None else args.layer
+
+    from tf_scripts import cells, run_epoch
+
+    corpus = lm_data.load_corpus(config, need_train=args.data == "train", need_valid=args.data == "valid",
+                                 need_test=args.data == "test")
+    ids = getattr(corpus, args.data)
+    batch_size, num_steps = (1, 1) if args.data == "test" else (config.batch_size, config.num_steps)
+    batches = [x for x, _ in run_epoch.evaluation_batches(ids, batch_size, num_steps, what=f"{args.data} data")]
+    names = {"token": corpus.id_to_word}
+    if pos_mapping is not None:
+        pos_weights, names["pos"] = word_feature_matrix(corpus.id_to_word, pos_mapping)
+
+    outputs = {name: f"{args.out}_{name}" for name in ("units.csv", "summary.txt", "top_units.png",
+                                                       "distance_vs_features.png")}
+    inputs = [args.config, args.config_b, args.pos_mapping, pos_mapping_path] + [s.weights_path for s in sources]
+    for path in outputs.values():
+        analysis.check_not_input(path, inputs)
+
+    models = [source.load() for source in sources]
+    for label, source, model in zip("AB", sources, models):
+        if not 0 <= layer < model.num_layers:
+            raise UserError(f"--layer {layer}: model {label} ({source.weights_path}) has {model.num_layers} layer(s)")
+        if args.top_k < 1 or args.top_k > model.size:
+            raise UserError(f"--top-k must be between 1 and the state size {model.size}, got {args.top_k}")
+    if len(models) == 2 and models[0].size != models[1].size:
+        raise UserError(f"model A has {models[0].size} units and model B {models[1].size}: the comparison "
+                        "needs the same state size")
+    sides = []
+    for label, source, model in zip("AB", sources, models):
+        lookup, missing = source.id_lookup(corpus.id_to_word, corpus.unk)
+        component = cells.state_index(model.cell_type, interm)
+        mass, counts = collect_unit_mass(model, batches, lookup, layer, component, args.top_k, desc=f"model {label}")
+        side = {"source": source.weights_path, "cell": model.cell_type, "missing": missing, "counts": counts,
+                "state": model.cell.state_names[component], "mass": {"token": mass}}
+        if "pos" in kinds:
+            side["mass"]["pos"] = mass @ pos_weights
+        side["dist"] = {kind: normalise(side["mass"][kind]) for kind in kinds}
+        sides.append(side)
+
+    result = {"a": sides[0], "b": sides[1] if len(sides) == 2 else None, "kinds": kinds, "names": names,
+              "layer": layer, "top_k": args.top_k, "data": f"{args.data} set of {args.config}",
+              "tokens": int(sum(x.size for x in batches)), "batching": f"{batch_size} x {num_steps}"
+              if args.data != "test" else "one stream (B = 1)", "pos_mapping": pos_mapping_path,
+              "matched": args.match}
+    if result["b"] is not None:
+        a, b = result["a"], result["b"]
+        n_units = len(a["counts"])
+        result["by_index"] = {kind: unit_distances(a["dist"][kind], b["dist"][kind]) for kind in kinds}
+        # matched on tokens (the finer features); on POS when only POS is asked for
+        result["partner"] = (match_units(distance_matrix(a["dist"][kinds[0]], b["dist"][kinds[0]]))
+                             if args.match else np.arange(n_units))
+        result["distances"] = {kind: unit_distances(a["dist"][kind], b["dist"][kind], result["partner"])
+                               for kind in kinds}
+
+    directory = os.path.dirname(os.path.abspath(args.out))
+    os.makedirs(directory, exist_ok=True)
+    analysis.atomic_write_text(outputs["units.csv"], units_csv(result))
+    summary = summary_text(result)
+    analysis.atomic_write_text(outputs["summary.txt"], summary)
+    plot_top_units(result, outputs["top_units.png"])
+    written = [outputs["units.csv"], outputs["summary.txt"], outputs["top_units.png"]]
+    if result["b"] is not None:
+        plot_distance_vs_features(result, outputs["distance_vs_features.png"])
+        written.append(outputs["distance_vs_features.png"])
+    print(summary, end="")
+    print("wrote " + ", ".join(written))
+    return 0
+
+
+def main(argv=None):
+    return run_cli(_main, argv, "txray.py")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
