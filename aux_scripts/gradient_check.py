@@ -1,0 +1,361 @@
+"""Check state gradients and weight gradients of a trained model against numpy BPTT and finite differences."""
+# Shape letters: N sampled windows, B batch rows of the validation pass, T window length,
+# E embedding, H state, D delays, P points of the loss curve.
+#
+#   validation windows (config B, T) --numpy forward, state carried--> state entering each sample
+#        |
+#        +-- (a) G[t, k] = d s_t / d x_{t-k}:  numpy BPTT  vs  TF engine (float64 copy)
+#        |                                     numpy BPTT  vs  float64 central differences
+#        +-- (b) d loss / d w for one weight:  numpy BPTT  vs  central difference; loss curve + tangent (PNG)
+#
+# The relative difference of a window is max_k max|G_a - G_b| / max|delay-0 matrix of that
+# window| (SPEC 6), so near-zero matrices at long delays are judged on the window's scale.
+import argparse
+import os
+import re
+import sys
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+from aux_scripts import analysis  # noqa: E402
+from aux_scripts.numpy_rnn import (NumpyRNN, finite_difference_state_gradients,  # noqa: E402
+                                   finite_difference_weight)
+from tf_scripts import configuration, lm_data  # noqa: E402
+from tf_scripts.errors import UserError, run_cli  # noqa: E402
+
+PROG = "gradient_check.py"
+WEIGHTS_FILE, DICT_FILE = "weights.npz", "dict"   # as written by LanguageModel.export_npz
+_WEIGHT_SPEC = re.compile(r"^([A-Za-z0-9_/]+)\[\s*(\d+)\s*(?:,\s*(\d+)\s*)?\]$")
+
+
+# ------------------------------------------------------------------------------------ inputs
+
+def load_trained(config):
+    """(NumpyRNN, weights.npz path, validation ids) of the model in config.save_path.
+
+    The vocabulary comes from save_path/dict; the validation data is read through the config
+    and must have been numbered with that same vocabulary.
+    """
+    path = os.path.join(config.save_path, WEIGHTS_FILE)
+    if not os.path.isfile(path):
+        raise UserError(f"{path} not found (save_path of {config.path}): train first or run "
+                        f"main.py --notrain --export_weights --config {config.path}")
+    net = NumpyRNN.from_npz(path)
+    dict_path = os.path.join(config.save_path, DICT_FILE)
+    if not os.path.isfile(dict_path):
+        raise UserError(f"{dict_path} not found (written beside {path} by main.py --export_weights)")
+    word_to_id = lm_data.read_vocab_file(dict_path, config.encoding)
+    corpus = lm_data.load_corpus(config, need_train=False, need_valid=True, need_test=False)
+    if corpus.word_to_id != word_to_id:
+        raise UserError(f"the vocabulary built from {config.data_path} differs from {dict_path}: "
+                        "the model was trained on other data")
+    if len(word_to_id) != net.vocab_size:
+        raise UserError(f"{dict_path} has {len(word_to_id)} words but {path} has {net.vocab_size} embedding rows")
+    return net, path, corpus.valid
+
+
+def sample_windows(total, count, seed):
+    """`count` distinct window numbers out of 0 .. total-1, sorted (seeded)."""
+    if count < 1:
+        raise UserError(f"--windows must be >= 1, got {count}")
+    if count > total:
+        raise UserError(f"--windows {count}: the validation data has only {total} windows")
+    return np.sort(np.random.default_rng(seed).choice(total, size=count, replace=False))
+
+
+def entering_states(net, inputs, numbers):
+    """State entering each window n = i * B + r of the validation pass: per layer, tuple of [N, H].
+
+    The pass starts from zeros and carries the state from batch to batch, as main.py's
+    validation and gradient passes do; inputs [N_batches, B, T].
+    """
+    batch = inputs.shape[1]
+    last = int(numbers.max()) // batch
+    state, per_batch = net.zero_state(batch), {}
+    for i in _progress(range(last + 1), "carrying the validation state"):
+        per_batch[i] = state
+        if i < last:
+            state = net.run_state(inputs[i], state)
+    rows = [per_batch[int(n) // batch] for n in numbers]
+    return [tuple(np.stack([r[layer][c][int(n) % batch] for r, n in zip(rows, numbers)])
+                  for c in range(len(net.state_names))) for layer in range(net.num_layers)]
+
+
+def parse_weight(spec, net):
+    """'NAME[ROW,COL]' or 'NAME[I]' -> (name, index tuple), checked against the model's arrays."""
+    match = _WEIGHT_SPEC.match(spec.strip())
+    if not match:
+        raise UserError(f"--weight {spec!r} must look like NAME[ROW,COL] or NAME[I], e.g. layer0/kernel[3,5]")
+    name = match.group(1)
+    index = tuple(int(g) for g in match.group(2, 3) if g is not None)
+    if name not in net.weights:
+        raise UserError(f"--weight {spec!r}: no weight {name!r}; the model has {', '.join(net.weights)}")
+    shape = net.weights[name].shape
+    if len(index) != len(shape) or any(i >= s for i, s in zip(index, shape)):
+        raise UserError(f"--weight {spec!r}: {name} has shape {shape}, index {list(index)} is outside it")
+    return name, index
+
+
+def weight_label(name, index):
+    return f"{name}[{','.join(str(i) for i in index)}]"
+
+
+# ------------------------------------------------------------------------------------ (a) state gradients
+
+def relative_differences(reference, other):
+    """Per window [N]: max_k max|reference[k] - other[k]| / max|reference[0]| (SPEC 6).
+
+    reference, other: {k: [N, H, E]}. A window whose delay-0 matrix is all zero is judged on
+    the absolute difference.
+    """
+    diff = np.max([np.abs(reference[k] - other[k]).max(axis=(1, 2)) for k in reference], axis=0)
+    scale = np.abs(reference[0]).max(axis=(1, 2))
+    return diff / np.where(scale > 0, scale, 1.0)
+
+
+def engine_state_gradients(weights_path, inputs, state, layer, component, t, max_delay):
+    """{k: [N, H, E]} from tf_scripts' StateGradients engine on a float64 copy of the model."""
+    import tensorflow as tf  # local: only this check needs TensorFlow
+
+    from tf_scripts.lm import LanguageModel
+    from tf_scripts.state_gradients import StateGradients
+
+    model = LanguageModel.from_npz(weights_path, dtype=tf.float64)
+    engine = StateGradients(model, layer=layer, component=component, time_steps=[t], max_delay=max_delay,
+                            num_steps=inputs.shape[1])
+    tf_state = tuple(tuple(tf.constant(s, tf.float64) for s in layer_state) for layer_state in state)
+    out, _ = engine.jacobians(inputs, tf_state)
+    return {k: g[:, 0] for k, (_, g) in out.items()}
+
+
+def check_state_gradients(net, weights_path, inputs, state, layer, component, t, max_delay, eps):
+    """(numpy BPTT {k: [N, H, E]}, relative differences [N] to the TF engine, [N] to central differences)."""
+    x = net.embed(inputs)
+    bptt = net.state_gradients(x, state, layer, component, t, max_delay)
+    engine = engine_state_gradients(weights_path, inputs, state, layer, component, t, max_delay)
+    numeric = finite_difference_state_gradients(net, x, state, layer, component, t, max_delay, eps)
+    return bptt, relative_differences(bptt, engine), relative_differences(bptt, numeric)
+
+
+# ------------------------------------------------------------------------------------ (b) one weight
+
+def check_weight(net, name, index, inputs, targets, state, span, points, eps, gradient=None):
+    """Analytic vs numeric d loss / d w for one entry, and the loss curve over [w - span, w + span].
+
+    Loss = sum of the token cross entropies of the windows / N (the training loss with the
+    windows as the batch rows). Returns a dict: value, loss, analytic, numeric, relative,
+    resolution (the numeric derivative's rounding error for one ulp per loss), curve_w [P],
+    curve_loss [P] (curve empty when points is 0). `gradient`: the already
+    computed analytic gradient array of `name`, if any.
+    """
+    value = float(net.weights[name][index])
+    loss = float(net.loss(inputs, targets, state))
+    if gradient is None:
+        gradient = net.loss_and_gradients(inputs, targets, state)[1][name]
+    analytic = float(gradient[index])
+    numeric = float(finite_difference_weight(net, name, index, inputs, targets, state, eps))
+    denominator = max(abs(analytic), abs(numeric))
+    relative = abs(analytic - numeric) / denominator if denominator > 0 else 0.0
+    curve_w = np.linspace(value - span, value + span, points) if points else np.zeros(0)
+    curve_loss = np.array([net.perturbed(name, index, w - value).loss(inputs, targets, state)
+                           for w in _progress(curve_w, "loss curve")])
+    # one ulp of rounding in each of the stencil's four losses (weights 1, 8, 8, 1 over 12 eps)
+    resolution = 18 * float(np.spacing(abs(loss))) / (12 * eps)
+    return {"value": value, "loss": loss, "analytic": analytic, "numeric": numeric, "relative": relative,
+            "resolution": resolution, "curve_w": curve_w, "curve_loss": curve_loss}
+
+
+def plot_weight_check(result, label, path):
+    """PNG: the loss against the weight, the tangent line of the analytic gradient, the point w."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.8))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    w, value, loss = result["curve_w"], result["value"], result["loss"]
+    ax.plot(w, result["curve_loss"], marker=".", label="loss (numpy forward)")
+    ax.plot(w, loss + result["analytic"] * (w - value), "--",
+            label=f"tangent, analytic d loss / d w = {result['analytic']:.6g}")
+    ax.plot([value], [loss], "o", color="black", label=f"w = {value:.6g}")
+    ax.set_xlabel(f"weight {label}")
+    ax.set_ylabel("window loss (sum of token cross entropies / windows)")
+    ax.set_title(f"loss against {label}\nanalytic vs central difference: relative difference "
+                 f"{result['relative']:.2e}", fontsize="medium")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    analysis.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+
+
+# ------------------------------------------------------------------------------------ command line
+
+def _progress(iterable, what):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm is a dependency; without it, run silently
+        return iterable
+    return tqdm(iterable, desc=what, disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True)
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Recompute state gradients G[t, k] = d s_t / d x_{t-k} of a trained model for sampled "
+                    "validation windows with an independent numpy implementation (float64, hand-written "
+                    "backpropagation through time) and compare them with the TF engine (float64 copy of the "
+                    "model) and with float64 central finite differences; then check d loss / d w for one "
+                    "weight against a central difference and plot the loss against that weight with the "
+                    "tangent line of the analytic gradient. Each sampled window starts from the state the "
+                    "validation pass carries into it (the pass runs every window before it from zeros, as "
+                    "main.py's validation and gradient passes do), so the check sees realistic non-zero "
+                    "states. Differences are relative: max abs difference / max abs entry of the window's "
+                    "delay-0 matrix (SPEC 6); for the weight, |analytic - numeric| / max(|analytic|, "
+                    "|numeric|). Exit status 0: all within --tolerance; 1: some difference exceeds it; "
+                    "2: bad input.")
+    parser.add_argument("--config", required=True, metavar="FILE",
+                        help="model config; the weights are save_path/weights.npz, the vocabulary save_path/dict, "
+                             "the validation windows come from data_path with the config's batch_size and num_steps")
+    parser.add_argument("--windows", type=int, default=3, metavar="N",
+                        help="number of validation windows to sample (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the window sample (default 0)")
+    parser.add_argument("--time-step", type=int, metavar="t",
+                        help="position t of the differentiated state (default: the config's time_step if it is "
+                             "an integer, else num_steps - 1)")
+    parser.add_argument("--max-delay", type=int, metavar="D",
+                        help="delays k = 0 .. min(D-1, t) (default: the config's max_delay, else num_steps)")
+    parser.add_argument("--layer", type=int, help="0-based layer of the state (default: the config's grad_layer)")
+    parser.add_argument("--interm", choices=("cell", "hidden"),
+                        help="state kind: cell (LSTM c; GRU/RNN h) or hidden (h) (default: the config's "
+                             "grad_interm, else cell)")
+    parser.add_argument("--weight", metavar="NAME[ROW,COL]",
+                        help="weight entry of the loss check, a weights.npz array name with an index, e.g. "
+                             "layer0/kernel[3,5], embedding[12,0], softmax_b[7] (default: the entry of the chosen "
+                             "layer's kernel (GRU: gate_kernel) with the largest analytic gradient)")
+    parser.add_argument("--span", type=float, default=0.5, metavar="S",
+                        help="the loss curve covers [w - S, w + S] (default 0.5)")
+    parser.add_argument("--points", type=int, default=41, metavar="P",
+                        help="points on the loss curve (default 41)")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="write the loss curve and tangent line to this PNG (default: no plot, no curve)")
+    parser.add_argument("--eps", type=float, default=1e-6,
+                        help="step of the central differences of the state gradients (default 1e-6)")
+    parser.add_argument("--weight-eps", type=float, default=1e-3, metavar="EPS",
+                        help="step of the fourth-order central difference of the loss in the weight (default "
+                             "1e-3); its rounding error is about ulp(loss) / step, printed as the resolution")
+    parser.add_argument("--tolerance", type=float, default=1e-5, metavar="TOL",
+                        help="largest allowed relative difference (default 1e-5)")
+    return parser
+
+
+def _settings(args, config):
+    """(t, max_delay, layer, component) from the flags, defaulting to the config; checked."""
+    from tf_scripts import cells  # local: cells imports TensorFlow, which `--help` does not need
+
+    steps = config.num_steps
+    if args.time_step is not None:
+        t = args.time_step
+    else:
+        t = config.time_step if isinstance(config.time_step, int) else steps - 1
+    if not 0 <= t < steps:
+        raise UserError(f"--time-step must lie in 0 .. {steps - 1} (num_steps {steps}), got {t}")
+    max_delay = args.max_delay if args.max_delay is not None else (config.max_delay or steps)
+    if max_delay < 1:
+        raise UserError(f"--max-delay must be >= 1, got {max_delay}")
+    layer = args.layer if args.layer is not None else config.grad_layer
+    if not 0 <= layer < config.num_layers:
+        raise UserError(f"--layer must lie in 0 .. {config.num_layers - 1} (num_layers), got {layer}")
+    interm = args.interm or config.grad_interm or "cell"
+    return t, max_delay, layer, cells.state_index(config.basic_cell, interm), interm
+
+
+def _main(argv):
+    args = _parser().parse_args(argv)
+    for flag, value in (("--span", args.span), ("--eps", args.eps), ("--weight-eps", args.weight_eps),
+                        ("--tolerance", args.tolerance)):
+        if not np.isfinite(value) or value <= 0:
+            raise UserError(f"{flag} must be a positive number, got {value}")
+    if args.points < 2 and args.plot:
+        raise UserError(f"--points must be >= 2 for a plot, got {args.points}")
+    if args.plot:
+        if not args.plot.lower().endswith(".png"):
+            raise UserError(f"--plot {args.plot} must end in .png")
+        analysis.check_not_input(args.plot, [args.config])
+    config = configuration.load_config(args.config, train=False, valid=True, test=False)
+    t, max_delay, layer, component, interm = _settings(args, config)
+    net, weights_path, valid = load_trained(config)
+    found = (net.num_layers, net.cell_type, net.size, net.embedding_size)
+    said = (config.num_layers, config.basic_cell, config.size, config.embedding_size)
+    if found != said:
+        raise UserError(f"{weights_path} holds a {found[0]}-layer {found[1]} with H {found[2]}, E {found[3]}, but "
+                        f"{config.path} says {said[0]}-layer {said[1]} with H {said[2]}, E {said[3]}")
+    name_index = parse_weight(args.weight, net) if args.weight else None
+    if args.plot:
+        analysis.check_not_input(args.plot, [weights_path])
+
+    batches, targets = lm_data.make_windows(valid, config.batch_size, config.num_steps, what="validation data")
+    numbers = sample_windows(batches.shape[0] * batches.shape[1], args.windows, args.seed)
+    batch = config.batch_size
+    inputs = np.stack([batches[n // batch, n % batch] for n in numbers])
+    labels = np.stack([targets[n // batch, n % batch] for n in numbers])
+    state = entering_states(net, batches, numbers)
+    state_name = net.state_names[component]
+    print(f"model {weights_path}: {net.num_layers}-layer {net.cell_type}, H {net.size}, E {net.embedding_size}, "
+          f"V {net.vocab_size}")
+    print(f"validation windows {', '.join(str(n) for n in numbers)} of {batches.shape[0] * batch} "
+          f"(batch_size {batch}, num_steps {config.num_steps}), state carried from the start of the pass")
+
+    failures = []
+
+    def verdict(what, value):
+        if not value <= args.tolerance:  # also catches NaN
+            failures.append(f"{what}: {value:.3e} > tolerance {args.tolerance:g}")
+            return "FAIL"
+        return "ok"
+
+    _, to_engine, to_numeric = check_state_gradients(net, weights_path, inputs, state, layer, component, t,
+                                                     max_delay, args.eps)
+    print(f"(a) state gradients d {state_name}_t / d x_(t-k), layer {layer} ({interm}), t {t}, "
+          f"delays 0..{min(max_delay - 1, t)}; relative differences of numpy BPTT to:")
+    print("window\tTF engine\tfinite differences")
+    for n, a, b in zip(numbers, to_engine, to_numeric):
+        print(f"{n}\t{a:.3e}\t{b:.3e}")
+    largest_engine, largest_numeric = float(np.max(to_engine)), float(np.max(to_numeric))
+    print(f"largest relative difference numpy BPTT vs TF engine: {largest_engine:.3e} "
+          f"{verdict('state gradients, numpy BPTT vs TF engine', largest_engine)}")
+    print(f"largest relative difference numpy BPTT vs finite differences: {largest_numeric:.3e} "
+          f"{verdict('state gradients, numpy BPTT vs finite differences', largest_numeric)}")
+
+    grads = net.loss_and_gradients(inputs, labels, state)[1]
+    if name_index is None:
+        kernel = f"layer{layer}/{'gate_kernel' if net.cell_type == 'GRU' else 'kernel'}"
+        name_index = (kernel, np.unravel_index(np.argmax(np.abs(grads[kernel])), grads[kernel].shape))
+    name, index = name_index
+    index = tuple(int(i) for i in index)
+    label = weight_label(name, index)
+    result = check_weight(net, name, index, inputs, labels, state, args.span, args.points if args.plot else 0,
+                          args.weight_eps, gradient=grads[name])
+    print(f"(b) weight {label} = {result['value']!r}, loss {result['loss']!r} (mean window loss)")
+    print(f"analytic d loss / d w (numpy BPTT): {result['analytic']!r}")
+    print(f"fourth-order central difference (step {args.weight_eps:g}): {result['numeric']!r} (rounding resolution about "
+          f"{result['resolution']:.1e})")
+    print(f"relative difference: {result['relative']:.3e} "
+          f"{verdict(f'weight {label}, analytic vs central difference', result['relative'])}")
+    if args.plot:
+        plot_weight_check(result, label, args.plot)
+        print(f"wrote {args.plot}")
+    for line in failures:
+        print(f"FAILED: {line}")
+    return 1 if failures else 0
+
+
+def main(argv=None) -> int:
+    """Command line entry point; returns the exit status."""
+    return run_cli(_main, argv, PROG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
