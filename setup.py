@@ -17,6 +17,9 @@ SCRIPTS = {
     "sg-pos-classifier": "aux_scripts.pos_classifier_sklearn",
     "sg-build-pos-mapping": "aux_scripts.build_pos_mapping",
     "sg-plot-svs": "aux_scripts.plot_svs",
+    "sg-gradient-check": "aux_scripts.gradient_check",
+    "sg-interpret-state": "aux_scripts.interpret_state",
+    "sg-txray": "aux_scripts.txray",
 }
 
 setup(

@@ -39,21 +39,12 @@ def load_trained(config):
     The vocabulary comes from save_path/dict; the validation data is read through the config
     and must have been numbered with that same vocabulary.
     """
-    path = os.path.join(config.save_path, WEIGHTS_FILE)
-    if not os.path.isfile(path):
-        raise UserError(f"{path} not found (save_path of {config.path}): train first or run "
-                        f"main.py --notrain --export_weights --config {config.path}")
+    path, word_to_id = lm_data.load_exported_vocab(config.save_path, config.path, config.encoding)
     net = NumpyRNN.from_npz(path)
-    dict_path = os.path.join(config.save_path, DICT_FILE)
-    if not os.path.isfile(dict_path):
-        raise UserError(f"{dict_path} not found (written beside {path} by main.py --export_weights)")
-    word_to_id = lm_data.read_vocab_file(dict_path, config.encoding)
     corpus = lm_data.load_corpus(config, need_train=False, need_valid=True, need_test=False)
     if corpus.word_to_id != word_to_id:
-        raise UserError(f"the vocabulary built from {config.data_path} differs from {dict_path}: "
+        raise UserError(f"the vocabulary built from {config.data_path} differs from the one beside {path}: "
                         "the model was trained on other data")
-    if len(word_to_id) != net.vocab_size:
-        raise UserError(f"{dict_path} has {len(word_to_id)} words but {path} has {net.vocab_size} embedding rows")
     return net, path, corpus.valid
 
 

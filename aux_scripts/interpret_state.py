@@ -38,7 +38,7 @@ from aux_scripts import analysis  # noqa: E402
 from tf_scripts import cells, configuration, lm_data  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 from tf_scripts.gradient_pass import class_masks  # noqa: E402
-from tf_scripts.lm import DICT_FILE, WEIGHTS_FILE, LanguageModel  # noqa: E402
+from tf_scripts.lm import LanguageModel  # noqa: E402
 
 PROG = "interpret_state.py"
 OVERALL = "overall"
@@ -228,17 +228,8 @@ def pass_states(model, windows, layer, component, t, first):
 
 def load_model(config, dtype):
     """(model, word_to_id, id_to_word) from save_path/weights.npz and save_path/dict."""
-    weights = os.path.join(config.save_path, WEIGHTS_FILE)
-    vocab = os.path.join(config.save_path, DICT_FILE)
-    for path in (weights, vocab):
-        if not os.path.isfile(path):
-            raise UserError(f"{path} not found (save_path of {config.path}): train first or run "
-                            f"main.py --config {config.path} --notrain --export_weights")
-    model = LanguageModel.from_npz(weights, dtype)
-    word_to_id = lm_data.read_vocab_file(vocab, config.encoding)
-    if len(word_to_id) != model.vocab_size:
-        raise UserError(f"{vocab} has {len(word_to_id)} words but {weights} has {model.vocab_size} embedding rows")
-    return model, word_to_id, lm_data.id_list(word_to_id)
+    weights, word_to_id = lm_data.load_exported_vocab(config.save_path, config.path, config.encoding)
+    return LanguageModel.from_npz(weights, dtype), word_to_id, lm_data.id_list(word_to_id)
 
 
 def validation_ids(config, word_to_id):

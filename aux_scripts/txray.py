@@ -146,17 +146,9 @@ class ModelSource:
 
     def __init__(self, weights_path, origin):
         from tf_scripts import lm_data
-        from tf_scripts.lm import DICT_FILE
 
-        self.weights_path, self.origin = weights_path, origin
-        if not os.path.isfile(weights_path):
-            raise UserError(f"weights file {weights_path} not found (from {origin}): train first or run "
-                            "main.py --export_weights")
-        dict_path = os.path.join(os.path.dirname(weights_path), DICT_FILE)
-        if not os.path.isfile(dict_path):
-            raise UserError(f"vocabulary file {dict_path} not found beside {weights_path} (from {origin}): "
-                            "main.py writes it with weights.npz")
-        self.word_to_id = lm_data.read_vocab_file(dict_path)
+        self.origin = origin
+        self.weights_path, self.word_to_id = lm_data.load_exported_vocab(weights_path, origin)
 
     @classmethod
     def from_location(cls, location, origin):
@@ -169,11 +161,7 @@ class ModelSource:
     def load(self):
         from tf_scripts.lm import LanguageModel
 
-        model = LanguageModel.from_npz(self.weights_path)
-        if model.vocab_size != len(self.word_to_id):
-            raise UserError(f"{self.weights_path} has {model.vocab_size} embedding rows but its dict lists "
-                            f"{len(self.word_to_id)} words")
-        return model
+        return LanguageModel.from_npz(self.weights_path)
 
     def id_lookup(self, id_to_word, unk):
         """(lookup [V] corpus id -> model id, words missing from the model's vocabulary (-> its unk))."""

@@ -4,7 +4,6 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from aux_scripts import analysis
 from tests import numpy_reference as ref

@@ -2,7 +2,6 @@
 import codecs
 import difflib
 import math
-import os
 import re
 import sys
 from dataclasses import dataclass

@@ -14,9 +14,8 @@ import tensorflow as tf
 
 from tf_scripts import cells
 from tf_scripts.errors import UserError
+from tf_scripts.lm_data import DICT_FILE, WEIGHTS_FILE, write_vocab_file  # noqa: F401 (re-exported)
 
-WEIGHTS_FILE = "weights.npz"
-DICT_FILE = "dict"
 
 
 class LanguageModel(tf.Module):
@@ -135,14 +134,12 @@ class LanguageModel(tf.Module):
 
     def export_npz(self, directory, word_to_id):
         """Write directory/weights.npz and directory/dict (word<TAB>id) atomically."""
-        from tf_scripts import lm_data  # local: lm_data is only needed for this file format
-
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, WEIGHTS_FILE)
         tmp = path + ".tmp.npz"
         np.savez(tmp, **self.weights_numpy())
         os.replace(tmp, path)
-        lm_data.write_vocab_file(word_to_id, os.path.join(directory, DICT_FILE))
+        write_vocab_file(word_to_id, os.path.join(directory, DICT_FILE))
         return path
 
     def assign_numpy(self, arrays):

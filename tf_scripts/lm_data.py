@@ -104,6 +104,34 @@ def extend_vocab(word_to_id, words, *, unk=UNK):
     return extended
 
 
+WEIGHTS_FILE = "weights.npz"   # an exported model (SPEC section 4) ...
+DICT_FILE = "dict"             # ... and its word->id map beside it
+
+
+def load_exported_vocab(location, origin, encoding="utf-8"):
+    """(weights.npz path, word_to_id) of an exported model; location: a save_path folder or a weights.npz.
+
+    UserError naming `origin` (e.g. the config) when a file is missing or the two disagree.
+    """
+    location = os.fspath(location)
+    path = location if location.endswith(".npz") else os.path.join(location, WEIGHTS_FILE)
+    if not os.path.isfile(path):
+        raise UserError(f"{path} not found (from {origin}): train first or run main.py --notrain "
+                        "--export_weights with the model's config")
+    dict_path = os.path.join(os.path.dirname(path), DICT_FILE)
+    if not os.path.isfile(dict_path):
+        raise UserError(f"{dict_path} not found beside {path} (from {origin}): main.py writes it with weights.npz")
+    word_to_id = read_vocab_file(dict_path, encoding)
+    try:
+        with np.load(path, allow_pickle=False) as weights:
+            rows = weights["embedding"].shape[0]
+    except (OSError, ValueError, KeyError) as err:
+        raise UserError(f"cannot read the embedding of {path}: {err}") from None
+    if rows != len(word_to_id):
+        raise UserError(f"{dict_path} lists {len(word_to_id)} words but {path} has {rows} embedding rows")
+    return path, word_to_id
+
+
 def words_to_ids(words, word_to_id, *, unk=UNK):
     """int32 ids; words not in the vocabulary get the id of unk."""
     unk_id = word_to_id.get(unk)

@@ -12,7 +12,6 @@
 import math
 import sys
 
-import numpy as np
 import tensorflow as tf
 
 from tf_scripts import lm_data
