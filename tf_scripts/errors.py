@@ -1,4 +1,5 @@
 """One exception type for mistakes the user can fix, and the CLI wrapper that prints it."""
+import os
 import sys
 
 
@@ -16,3 +17,8 @@ def run_cli(main_body, argv, prog):
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): stop quietly, as Unix tools do; pointing stdout
+        # at /dev/null keeps Python's exit-time flush from raising again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

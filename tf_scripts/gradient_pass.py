@@ -267,6 +267,8 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
     if averages:
         averages.write(log)
     checkpoint(n_batches, complete=True, perplexity=perplexity)
+    if averages:  # the averages are written; the running sums only served resuming
+        os.remove(os.path.join(grad_dir, SUMS_FILE))
     log(f"Valid Perplexity: {perplexity!r}")
     return perplexity
 
