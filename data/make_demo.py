@@ -82,8 +82,8 @@ def word_tags():
 def filler_count_probabilities(min_fillers, max_fillers):
     """P(n fillers) for n = min..max, falling linearly: P(n) proportional to max_fillers + 1 - n.
 
-    Short gaps are the commonest so that the LSTM discovers the agreement within a few epochs
-    (with a uniform count it stayed at chance for up to 9 epochs); long gaps still occur.
+    Short gaps are the commonest because they let a small LSTM discover the agreement sooner
+    (a uniform count took about 1.5 times as many epochs in our runs); long gaps still occur.
     """
     weights = np.arange(max_fillers + 1 - min_fillers, 0, -1, dtype=np.float64)
     return weights / weights.sum()
@@ -115,7 +115,7 @@ def make_split(seed, split, n_sentences, min_fillers, max_fillers):
 
 def pos_mapping():
     """word_tags() plus the tagless tokens, sorted by word (the file's line order)."""
-    mapping = dict(word_tags(), **{w: [] for w in UNTAGGED})
+    mapping = {**word_tags(), **{w: [] for w in UNTAGGED}}
     return {w: mapping[w] for w in sorted(mapping)}
 
 
@@ -153,8 +153,8 @@ One sentence per line, lower case, no punctuation (the LM reader turns each newl
   {len(INTERJECTIONS)} words). Their identity predicts nothing later, so a
   model should forget them. The number of fillers n falls linearly, P(n) proportional to
   {args.max_fillers + 1} - n ({gaps}):
-  the short gaps let a small LSTM discover the agreement within a few epochs (with a uniform
-  count it often stayed at chance for much longer), the long ones test the memory.
+  the short gaps let a small LSTM discover the agreement sooner (a uniform count took about
+  1.5 times as many epochs), the long ones test the memory.
 - `V`: verb, VBZ after a singular subject and VBP after a plural one, lemma uniform among
   {len(VERBS_INTRANSITIVE)} intransitive and {len(VERBS_TRANSITIVE)} transitive verbs. **This agreement is the planted memory**:
   to predict the verb form, a model must carry the subject's number across the fillers.
