@@ -349,8 +349,18 @@ def shipped_mode(name):
     return {"train": True, "valid": True, "test": True}
 
 
+DEMO = {"demo": {"train": True, "valid": True, "test": True},
+        "demo_grad": {"train": False, "valid": True, "test": False}}
+
+
 def test_shipped_config_set():
-    assert {p.stem for p in (REPO / "config").glob("*.config")} == SHIPPED
+    assert {p.stem for p in (REPO / "config").glob("*.config")} == SHIPPED | set(DEMO)
+
+
+@pytest.mark.parametrize("name", sorted(DEMO))
+def test_demo_configs_parse_without_warning(name):
+    config = load_config(str(REPO / "config" / f"{name}.config"), warn=pytest.fail, **DEMO[name])
+    assert config.data_path == "data/demo" and config.save_path.startswith("demo_output/")
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
