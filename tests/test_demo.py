@@ -20,3 +20,11 @@ def test_demo_shows_planted_memory(tmp_path):
     assert abs(np.mean(nouns) / np.mean(fillers) - ratio) < 1e-3 * ratio   # the table says the same
     assert (tmp_path / "out" / "svs.png").read_bytes()[:4] == b"\x89PNG"
     assert any("Planted memory" in line for line in logged)
+
+    # the same memory by the perturbation measure: nouns get smaller noise scales than fillers
+    sigma_ratio, tops = demo.run_other_measures(str(tmp_path / "out"), long_delay=4, log=logged.append)
+    assert sigma_ratio > 1.2, sigma_ratio
+    # TX-Ray: training moves the units' maxima away from the i.i.d. fillers
+    fillers = ("JJ", "RB", "UH")
+    share = {m: sum(tops[m][t] for t in fillers) / sum(tops[m].values()) for m in ("a", "b")}
+    assert share["a"] < 0.5 * share["b"], share

@@ -19,7 +19,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts import analysis, normalize_equal_variance, plot_svs  # noqa: E402
+from aux_scripts import analysis, interpret_state, normalize_equal_variance, plot_svs, txray  # noqa: E402
 from tf_scripts import configuration  # noqa: E402
 from tf_scripts import main as lm_main  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
@@ -37,6 +37,9 @@ def parse_args(argv):
                         help="folder for everything the demo writes (default: demo_output)")
     parser.add_argument("--fresh", action="store_true",
                         help="delete the demo's previous output (model, gradients, tables) first")
+    parser.add_argument("--measures", action="store_true",
+                        help="also measure memory with interpret_state.py (noise scales sigma per class) and "
+                             "txray.py (trained vs untrained units); about 2 more minutes")
     parser.add_argument("--long-delay", type=int, default=4,
                         help="delays >= this count as long in the remembered/filler ratio (default 4)")
     return parser.parse_args(argv)
@@ -136,9 +139,58 @@ def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print):
     return ratio
 
 
+def sigma_ratio(sigma_csv, long_delay):
+    """Fillers' mean sigma over the remembered class's at delays >= long_delay (> 1: class remembered)."""
+    import csv
+
+    with open(sigma_csv, encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if int(r["delay"]) >= long_delay]
+    mean = {c: np.mean([float(r["mean_sigma"]) for r in rows if r["class"] == c]) for c in (REMEMBERED,) + FILLERS}
+    return np.mean([mean[f] for f in FILLERS]) / mean[REMEMBERED]
+
+
+def run_other_measures(out_dir, long_delay=4, log=print):
+    """sigma per class (Guan et al.) and TX-Ray units, trained model vs its untrained initial weights."""
+    grad_path = os.path.join(out_dir, "configs", os.path.basename(GRAD_CONFIG))
+    sigma = os.path.join(out_dir, "sigma")
+    log("== perturbation memory: interpret_state.py (180 windows, t = 24, 12 delays)")
+    if interpret_state.main(["--config", grad_path, "--out", sigma, "--windows", "180", "--time-step", "24",
+                             "--max-delay", "12", "--steps", "200"]) != 0:
+        raise UserError("the demo stopped at interpret_state.py")
+    ratio = sigma_ratio(sigma + ".csv", long_delay)
+    log(f"Planted memory by sigma: at delays >= {long_delay} the fillers' noise scale is {ratio:.2f}x the "
+        f"{REMEMBERED}' (a smaller sigma: the state depends more on the word)")
+    untrained, untrained_path = _demo_config(TRAIN_CONFIG, os.path.join(out_dir, "untrained"))
+    if lm_main.main(["--notrain", "--fresh_weights", "--export_weights", "--config", untrained_path]) != 0:
+        raise UserError("the demo stopped exporting the untrained weights")
+    log("== TX-Ray: txray.py, trained model (A) vs its initial weights (B)")
+    if txray.main(["--config", grad_path, "--weights-b", untrained.save_path, "--out",
+                   os.path.join(out_dir, "txray"), "--interm", "cell"]) != 0:
+        raise UserError("the demo stopped at txray.py")
+    tops = top_pos_counts(os.path.join(out_dir, "txray_units.csv"))
+    for model, label in (("a", "trained"), ("b", "untrained")):
+        counts = tops[model]
+        log(f"TX-Ray, {label}: {sum(counts.values())} active units; top POS: "
+            + ", ".join(f"{tag} {n}" for tag, n in counts.most_common()))
+    return ratio, tops
+
+
+def top_pos_counts(units_csv):
+    """{'a'|'b': Counter of each active unit's most frequent POS feature} from txray's units table."""
+    import collections
+    import csv
+
+    with open(units_csv, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return {m: collections.Counter(r[f"top_pos_{m}"].split()[0].rsplit(":", 1)[0]
+                                   for r in rows if r[f"top_pos_{m}"]) for m in ("a", "b")}
+
+
 def _main(argv):
     args = parse_args(argv)
     run_demo(args.out, fresh=args.fresh, long_delay=args.long_delay)
+    if args.measures:
+        run_other_measures(args.out, long_delay=args.long_delay)
     return 0
 
 
