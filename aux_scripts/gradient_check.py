@@ -24,7 +24,7 @@ from aux_scripts import analysis  # noqa: E402
 from aux_scripts.numpy_rnn import (NumpyRNN, finite_difference_state_gradients,  # noqa: E402
                                    finite_difference_weight)
 from tf_scripts import configuration, lm_data  # noqa: E402
-from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.errors import UserError, progress_bar, run_cli  # noqa: E402
 
 PROG = "gradient_check.py"
 WEIGHTS_FILE, DICT_FILE = "weights.npz", "dict"   # as written by LanguageModel.export_npz
@@ -66,7 +66,7 @@ def entering_states(net, inputs, numbers):
     batch = inputs.shape[1]
     last = int(numbers.max()) // batch
     state, per_batch = net.zero_state(batch), {}
-    for i in _progress(range(last + 1), "carrying the validation state"):
+    for i in progress_bar(range(last + 1), desc="carrying the validation state", leave=False):
         per_batch[i] = state
         if i < last:
             state = net.run_state(inputs[i], state)
@@ -152,7 +152,7 @@ def check_weight(net, name, index, inputs, targets, state, span, points, eps, gr
     relative = abs(analytic - numeric) / denominator if denominator > 0 else 0.0
     curve_w = np.linspace(value - span, value + span, points) if points else np.zeros(0)
     curve_loss = np.array([net.perturbed(name, index, w - value).loss(inputs, targets, state)
-                           for w in _progress(curve_w, "loss curve")])
+                           for w in progress_bar(curve_w, desc="loss curve", leave=False)])
     # one ulp of rounding in each of the stencil's four losses (weights 1, 8, 8, 1 over 12 eps)
     resolution = 18 * float(np.spacing(abs(loss))) / (12 * eps)
     return {"value": value, "loss": loss, "analytic": analytic, "numeric": numeric, "relative": relative,
@@ -183,14 +183,6 @@ def plot_weight_check(result, label, path):
 
 
 # ------------------------------------------------------------------------------------ command line
-
-def _progress(iterable, what):
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm is a dependency; without it, run silently
-        return iterable
-    return tqdm(iterable, desc=what, disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True)
-
 
 def _parser():
     parser = argparse.ArgumentParser(

@@ -36,7 +36,7 @@ import tensorflow as tf  # noqa: E402
 
 from aux_scripts import analysis  # noqa: E402
 from tf_scripts import cells, configuration, lm_data  # noqa: E402
-from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.errors import UserError, progress_bar, run_cli  # noqa: E402
 from tf_scripts.gradient_pass import class_masks  # noqa: E402
 from tf_scripts.lm import LanguageModel  # noqa: E402
 
@@ -299,14 +299,6 @@ def draw(rows, names, max_sigma, title):
 # CLI
 # --------------------------------------------------------------------------------------------
 
-def _progress(total):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="step", desc="sigma", disable=not sys.stderr.isatty(), dynamic_ncols=True)
-
-
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -421,14 +413,14 @@ def run(args):
 
     learner = SigmaLearner(state_phi(model, s["layer"], component), scale=args.scale, lr=args.lr,
                            samples=args.samples, per_dim=args.per_dim, max_sigma=s["max_sigma"])
-    bar = _progress(args.steps * args.windows)
+    bar = progress_bar(total=args.steps * args.windows, unit="step", desc="sigma")
     sigmas = []
     for c0 in range(0, args.windows, args.chunk):
         part = slice(c0, c0 + args.chunk)
         state = tuple(tuple(tf.constant(comp[numbers[part]]) for comp in layer) for layer in enter)
         sigma, _ = learner.fit(tf.constant(embedding[inputs[part]]), phi_var, steps=args.steps, seed=args.seed,
                                init_sigma=s["init_sigma"], window_ids=numbers[part], args=state,
-                               progress=None if bar is None else (lambda n=len(numbers[part]): bar.update(n)))
+                               progress=lambda n=len(numbers[part]): bar.update(n))
         sigmas.append(sigma_per_position(sigma))
     if bar is not None:
         bar.close()

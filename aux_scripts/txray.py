@@ -24,7 +24,7 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 
 from aux_scripts import analysis  # noqa: E402
-from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.errors import UserError, progress_bar, run_cli  # noqa: E402
 
 UNTAGGED = "UNTAGGED"
 DATA_SETS = ("valid", "test", "train")
@@ -198,19 +198,12 @@ def collect_unit_mass(model, batches, lookup, layer, component, top_k=1, desc=No
     mass = np.zeros((model.size, n_features))
     counts = np.zeros(model.size, dtype=np.int64)
     state = model.zero_state(batches[0].shape[0])
-    for inputs in _progress(batches, desc):
+    for inputs in progress_bar(batches, desc=desc, unit="batch", leave=False):
         states, state = step(lookup[inputs], state)
         activations = states.numpy().reshape(-1, model.size)
         mass += unit_feature_distributions(activations, inputs.reshape(-1), n_features, top_k)
         counts += unit_token_counts(activations, top_k)
     return mass, counts
-
-
-def _progress(iterable, desc):
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=desc, unit="batch", leave=False, disable=not sys.stderr.isatty(),
-                dynamic_ncols=True)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""One exception type for mistakes the user can fix, and the CLI wrapper that prints it."""
+"""What the command lines share: one exception type for user mistakes, the CLI wrapper, the progress bar."""
 import os
 import sys
 
@@ -22,3 +22,11 @@ def run_cli(main_body, argv, prog):
         # at /dev/null keeps Python's exit-time flush from raising again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def progress_bar(iterable=None, *, stream=None, **options):
+    """A tqdm progress bar on stream (default stderr), shown only when that stream is a terminal."""
+    from tqdm import tqdm  # imported here: only long loops need it
+
+    stream = stream or sys.stderr
+    return tqdm(iterable, file=stream, disable=not stream.isatty(), dynamic_ncols=True, **options)

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 
 import numpy as np
@@ -28,7 +27,7 @@ import tensorflow as tf
 
 from aux_scripts import analysis
 from tf_scripts import cells, lm_data, run_epoch
-from tf_scripts.errors import UserError
+from tf_scripts.errors import UserError, progress_bar
 from tf_scripts.state_gradients import StateGradients
 
 PROGRESS_FILE = "grad_progress.json"
@@ -243,7 +242,8 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
     chunk = max(1, config.grad_chunk)
     index = {k: di for di, k in enumerate(delays)}
     last_save = time.monotonic()
-    bar = _progress(range(start, n_batches), n_batches, start)
+    bar = progress_bar(range(start, n_batches), total=n_batches, initial=start, unit="window",
+                       desc="state gradients")
     for i in bar:
         for r0 in range(0, batch, chunk):
             rows = slice(r0, min(batch, r0 + chunk))
@@ -276,12 +276,3 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
 def _savez(path, arrays):
     with open(path, "wb") as handle:
         np.savez(handle, **arrays)
-
-
-def _progress(iterable, total, initial):
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm is a dependency; without it, run silently
-        return iterable
-    return tqdm(iterable, total=total, initial=initial, unit="window", desc="state gradients",
-                disable=not sys.stderr.isatty(), dynamic_ncols=True)

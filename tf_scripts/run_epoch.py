@@ -15,7 +15,7 @@ import sys
 import tensorflow as tf
 
 from tf_scripts import lm_data
-from tf_scripts.errors import UserError
+from tf_scripts.errors import UserError, progress_bar
 
 NUM_SAMPLED = 32     # sampled softmax: classes drawn per training step (the original's value)
 TEST_CHUNK = 2000    # tokens per call when a B=1, T=1 pass is fed as one sequence
@@ -226,20 +226,14 @@ def evaluation_batches(ids, batch_size, num_steps, *, chunk=TEST_CHUNK, what="da
     return list(zip(inputs, targets))
 
 
-def _progress(total_words, desc):
-    from tqdm import tqdm
-
-    return tqdm(total=total_words, desc=desc, unit="word", unit_scale=True, leave=False, file=sys.stdout,
-                disable=not sys.stdout.isatty(), dynamic_ncols=True)
-
-
 def run_pass(step, batches, state, *, desc="", on_batch=None):
     """Feed the batches in order carrying the state; returns the pass's perplexity.
 
     on_batch(cost, T) is called after every batch (training summaries).
     """
     total, positions = 0.0, 0
-    bar = _progress(sum(x.size for x, _ in batches), desc)
+    bar = progress_bar(total=sum(x.size for x, _ in batches), desc=desc, unit="word", unit_scale=True,
+                       leave=False, stream=sys.stdout)
     try:
         for inputs, targets in batches:
             cost, state = step(inputs, targets, state)
