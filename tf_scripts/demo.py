@@ -39,7 +39,7 @@ def parse_args(argv):
                         help="delete the demo's previous output (model, gradients, tables) first")
     parser.add_argument("--measures", action="store_true",
                         help="also measure memory with interpret_state.py (noise scales sigma per class) and "
-                             "txray.py (trained vs untrained units); about 2 more minutes")
+                             "txray.py (trained vs untrained units); about 20 more seconds")
     parser.add_argument("--long-delay", type=int, default=4,
                         help="delays >= this count as long in the remembered/filler ratio (default 4)")
     return parser.parse_args(argv)
