@@ -1,6 +1,7 @@
 """TX-Ray neuron-feature distributions: which tokens and POS tags make each unit most active, compared across models."""
 # Shape letters: N tokens, H state units, K top-k, F features, V vocabulary (token features),
-# P POS features (the tags of the mapping plus UNTAGGED), B batch rows, T time steps.
+# P POS features (the tags of the mapping plus UNTAGGED), B batch rows, T time steps,
+# R streams (= B: a pass feeds B rows, each a stream), L tokens per stream, S compared tags.
 #
 # After Rethmeier, Kumar Saxena and Augenstein, "TX-Ray" (UAI 2020). For every input token the
 # top-k units of the chosen state "activate" on the token's features; a unit's knowledge is the
@@ -12,6 +13,10 @@
 # value to (unit, feature) only when that value is > 0. A unit that is among the top k with a
 # value <= 0 is not active: its "maximum" carries no positive evidence, and negative mass would
 # not make a distribution.
+#
+# Memory (our extension, --separate): the same winners against the POS tags of the word k steps
+# back, summarised per delay as I(unit; tag) / H(tag) with a shuffled-tag chance level, a
+# permutation p-value and a span (see separation_rows).
 import argparse
 import csv
 import io
@@ -33,6 +38,8 @@ PLURAL = {"token": "tokens", "pos": "pos"}   # column names: distinct_tokens_a, 
 TOP_IN_CSV = 5        # features listed per unit in the CSV
 TOP_IN_PLOT = 8       # bars per panel of PREFIX_top_units.png
 UNITS_IN_PLOT = 3     # most and least changed units shown
+SPAN_ALPHA = 0.05     # significance level of the separation span
+CHANCE_DRAWS = 99     # shuffles behind a separation's chance level and p-value (smallest p: 0.01)
 
 
 # --------------------------------------------------------------------------------------------
@@ -55,11 +62,15 @@ def unit_feature_distributions(activations, features, n_features, top_k=1):
 
     activations [N, H], features [N] integer ids < n_features. Un-normalised; see normalise().
     """
-    features = np.asarray(features).reshape(-1)
     units, values = _winners(activations, top_k)
+    return mass_from_winners(units, values, features, n_features, np.asarray(activations).shape[1])
+
+
+def mass_from_winners(units, values, features, n_features, n_units):
+    """Activation mass [H, F] from the winners (units, values) [N, K] of N tokens with features [N]."""
+    features, units, values = np.asarray(features).reshape(-1), np.asarray(units), np.asarray(values)
     if features.shape[0] != units.shape[0]:
         raise ValueError(f"{units.shape[0]} activation rows but {features.shape[0]} features")
-    n_units = np.asarray(activations).shape[1]
     active = values > 0
     flat = units[active] * n_features + np.broadcast_to(features[:, None], units.shape)[active]
     mass = np.bincount(flat, weights=values[active].astype(np.float64), minlength=n_units * n_features)
@@ -137,6 +148,77 @@ def top_features(distribution, names, n):
     return [(names[i], float(distribution[i])) for i in order if distribution[i] > 0]
 
 
+def normalised_mutual_information(joint):
+    """I(U; F) / H(F) of a joint mass [H, F] (any positive scale); NaN without mass or with one feature.
+
+    U is the active unit, F the feature. 0: which unit fires says nothing about the feature;
+    1: every unit's mass lies on a single feature, so the units separate the features.
+    """
+    joint = np.asarray(joint, dtype=np.float64)
+    total = joint.sum()
+    if not total > 0:
+        return float("nan")
+    joint = joint / total
+    p_unit, p_feature = joint.sum(axis=1), joint.sum(axis=0)
+    seen = p_feature > 0
+    entropy = -np.sum(p_feature[seen] * np.log(p_feature[seen]))
+    if entropy <= 0:
+        return float("nan")
+    nonzero = joint > 0
+    expected = np.outer(p_unit, p_feature)
+    return float(np.sum(joint[nonzero] * np.log(joint[nonzero] / expected[nonzero])) / entropy)
+
+
+def delayed_tag_mass(units, values, stream_ids, tag_weights, delay, n_units, shuffle=None):
+    """(joint mass [H, S], tokens): the winners of the state at t against the tags of the word at t - delay.
+
+    units, values [R, L, K]: the top-k winners of R streams (batch rows) of L tokens; stream_ids
+    [R, L] the fed word ids; tag_weights [V, S] each word's share of the S compared tags. Tokens
+    whose word at t - delay has none of the tags, or lies before its stream's start, are left
+    out. shuffle: a numpy Generator that permutes which kept token gets which tags (chance level).
+    """
+    n_tags, length = tag_weights.shape[1], stream_ids.shape[1]
+    if delay >= length:
+        return np.zeros((n_units, n_tags)), 0
+    tags = tag_weights[stream_ids[:, :length - delay]].reshape(-1, n_tags)      # word at t - delay
+    top_k = units.shape[-1]
+    units, values = units[:, delay:].reshape(-1, top_k), values[:, delay:].reshape(-1, top_k)   # state at t
+    keep = tags.sum(axis=1) > 0
+    tags, units, values = tags[keep], units[keep], values[keep]
+    if shuffle is not None:
+        tags = tags[shuffle.permutation(len(tags))]
+    active = values > 0
+    joint = np.stack([np.bincount(units[active], weights=(values * tags[:, [s]])[active], minlength=n_units)
+                      for s in range(n_tags)], axis=1)
+    return joint, int(keep.sum())
+
+
+def separation_rows(units, values, stream_ids, tag_weights, tag_names, tag_sets, max_delay, n_units,
+                    draws=CHANCE_DRAWS):
+    """Per tag set and delay 0..max_delay: {tags, delay, tokens, separation, chance, p}.
+
+    separation = normalised_mutual_information of delayed_tag_mass; chance = its mean over
+    `draws` seeded shuffles of the tags among the same tokens (the estimate's small-sample bias);
+    p = (1 + shuffles at least as large) / (1 + draws), a one-sided permutation test.
+    """
+    rows = []
+    for set_index, tags in enumerate(tag_sets):
+        # a tag that no corpus word has is a column of zeros
+        weights = np.stack([tag_weights[:, tag_names.index(t)] if t in tag_names else np.zeros(len(tag_weights))
+                            for t in tags], axis=1)
+        for delay in range(max_delay + 1):
+            joint, tokens = delayed_tag_mass(units, values, stream_ids, weights, delay, n_units)
+            rng = np.random.default_rng([set_index, delay])
+            observed = normalised_mutual_information(joint)
+            chance = np.array([normalised_mutual_information(
+                delayed_tag_mass(units, values, stream_ids, weights, delay, n_units, shuffle=rng)[0])
+                for _ in range(draws)] if tokens else [float("nan")])
+            p = (1 + np.sum(chance >= observed)) / (1 + draws) if np.isfinite(observed) else float("nan")
+            rows.append({"tags": ",".join(tags), "delay": delay, "tokens": tokens, "separation": observed,
+                         "chance": float(np.mean(chance)), "p": float(p)})
+    return rows
+
+
 # --------------------------------------------------------------------------------------------
 # Running models (TensorFlow)
 # --------------------------------------------------------------------------------------------
@@ -187,23 +269,32 @@ def make_state_step(model, layer, component):
     return step
 
 
+def collect_winners(model, batches, lookup, layer, component, top_k=1, desc=None):
+    """(units, values) [R, L, K]: the top-k units of the state at every token of the R streams.
+
+    batches: [R, T] arrays of corpus ids in pass order, the state carried across them (R batch
+    rows = R streams, L = the summed T); lookup [V] maps corpus ids to the model's ids.
+    """
+    step = make_state_step(model, layer, component)
+    state = model.zero_state(batches[0].shape[0])
+    units, values = [], []
+    for inputs in progress_bar(batches, desc=desc, unit="batch", leave=False):
+        states, state = step(lookup[inputs], state)
+        winners, top = _winners(states.numpy().reshape(-1, model.size), top_k)
+        units.append(winners.astype(np.int32).reshape(inputs.shape + (top_k,)))
+        values.append(top.reshape(inputs.shape + (top_k,)))
+    return np.concatenate(units, axis=1), np.concatenate(values, axis=1)
+
+
 def collect_unit_mass(model, batches, lookup, layer, component, top_k=1, desc=None):
     """(token mass [H, V], active-token counts [H]) over batches of corpus ids, the state carried across them.
 
-    batches: [B, T] arrays of corpus ids in pass order; lookup [V] maps them to the model's ids.
     The features are the corpus ids, so models with different vocabularies share feature indices.
     """
-    step = make_state_step(model, layer, component)
-    n_features = len(lookup)
-    mass = np.zeros((model.size, n_features))
-    counts = np.zeros(model.size, dtype=np.int64)
-    state = model.zero_state(batches[0].shape[0])
-    for inputs in progress_bar(batches, desc=desc, unit="batch", leave=False):
-        states, state = step(lookup[inputs], state)
-        activations = states.numpy().reshape(-1, model.size)
-        mass += unit_feature_distributions(activations, inputs.reshape(-1), n_features, top_k)
-        counts += unit_token_counts(activations, top_k)
-    return mass, counts
+    units, values = collect_winners(model, batches, lookup, layer, component, top_k, desc)
+    ids = np.concatenate(batches, axis=1).reshape(-1)
+    mass = mass_from_winners(units.reshape(len(ids), -1), values.reshape(len(ids), -1), ids, len(lookup), model.size)
+    return mass, np.bincount(units[values > 0], minlength=model.size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,7 +385,73 @@ def summary_text(result):
         most, least = _extreme_units(ranking)
         lines.append(f"most changed units ({kinds[0]}): " + ", ".join(f"{i} ({ranking[i]:.3f})" for i in most))
         lines.append(f"least changed units ({kinds[0]}): " + ", ".join(f"{i} ({ranking[i]:.3f})" for i in least))
+    if result["tag_sets"]:
+        lines += _separation_lines(result)
     return "\n".join(lines) + "\n"
+
+
+def separation_csv(result):
+    """PREFIX_separation.csv: tags, delay, tokens, then separation and chance per model."""
+    sides = [s for s in ("a", "b") if result[s] is not None]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["tags", "delay", "tokens"] + [f"{what}_{s}" for s in sides for what in ("separation", "chance", "p")])
+    for i, row in enumerate(result["a"]["separation"]):
+        writer.writerow([row["tags"], row["delay"], row["tokens"]]
+                        + [_number(result[s]["separation"][i][what]) for s in sides
+                           for what in ("separation", "chance", "p")])
+    return buffer.getvalue()
+
+
+def _separation_lines(result):
+    lines = [f"separation of POS tags of the word k = 0..{result['max_delay']} steps back: I(unit; tag) / H(tag) "
+             "over the tokens whose word at t - k has one of the tags, the units' activation mass as weights "
+             f"(0: the unit says nothing, 1: every unit fires for one tag); chance = mean over {CHANCE_DRAWS} "
+             "shuffles of the tags, p = the share of shuffles at least as large; span = the largest k such that "
+             "p < 0.05 at every delay 0..k (-1: not even at k = 0)"]
+    for label, side in (("A", result["a"]), ("B", result["b"])):
+        if side is None:
+            continue
+        for tags in dict.fromkeys(r["tags"] for r in side["separation"]):
+            rows = [r for r in side["separation"] if r["tags"] == tags]
+            lines.append(f"separation {tags}, model {label}, k = 0..: "
+                         + " ".join(_number(round(r["separation"], 3)) for r in rows)
+                         + "; chance: " + " ".join(_number(round(r["chance"], 3)) for r in rows)
+                         + f"; span {separation_span(rows)}")
+    return lines
+
+
+def separation_span(rows, alpha=SPAN_ALPHA):
+    """Largest delay k with p < alpha at every delay 0..k of one tag set's rows (sorted by delay); -1 if none."""
+    span = -1
+    for row in rows:
+        if not row["p"] < alpha:
+            break
+        span = row["delay"]
+    return span
+
+
+def plot_separation(result, path):
+    """Separation against delay, one panel per tag set: A solid, B dashed, chance dotted."""
+    tag_sets = [",".join(tags) for tags in result["tag_sets"]]
+    fig = _figure(5.0 * len(tag_sets), 4.0)
+    axes = fig.subplots(1, len(tag_sets), squeeze=False)[0]
+    for ax, tags in zip(axes, tag_sets):
+        for label, side, style in (("A", result["a"], "-"), ("B", result["b"], "--")):
+            if side is None:
+                continue
+            rows = [r for r in side["separation"] if r["tags"] == tags]
+            delays = [r["delay"] for r in rows]
+            line, = ax.plot(delays, [r["separation"] for r in rows], style, marker="o", label=f"model {label}")
+            ax.plot(delays, [r["chance"] for r in rows], ":", color=line.get_color(), label=f"model {label}, chance")
+        ax.set_xlabel("delay k (word at t - k)")
+        ax.set_ylabel("I(unit; tag) / H(tag)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"units separating {tags}", fontsize="small")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    _save_png(fig, path)
 
 
 def _extreme_units(distances, n=UNITS_IN_PLOT):
@@ -389,8 +546,9 @@ def _parse(argv):
                     "top-k units of the chosen state (by signed value, counted when > 0) add their activation "
                     "to the token's features (token, POS tags); per unit, the normalised mass is its "
                     "feature distribution. Compare A with B per unit by the Hellinger distance. Writes "
-                    "PREFIX_units.csv, PREFIX_summary.txt, PREFIX_top_units.png and, with a model B, "
-                    "PREFIX_distance_vs_features.png.")
+                    "PREFIX_units.csv, PREFIX_summary.txt, PREFIX_top_units.png, with a model B "
+                    "PREFIX_distance_vs_features.png, and with --separate PREFIX_separation.csv and .png "
+                    "(memory: do the units tell the tags of the word k steps back apart?).")
     parser.add_argument("--config", required=True, metavar="A.config",
                         help="config of model A: its save_path holds weights.npz and dict; its data_path, "
                              "batch_size and num_steps give the corpus and the batching for both models")
@@ -414,6 +572,12 @@ def _parse(argv):
                         help="comma-separated features: token, pos (default token,pos; pos needs a POS mapping)")
     parser.add_argument("--pos-mapping", metavar="FILE",
                         help="word -> POS tags file (default: the config's pos_mapping)")
+    parser.add_argument("--separate", action="append", metavar="TAGS", default=[],
+                        help="comma-separated POS tags, e.g. NN,NNS (repeatable): how well the active units "
+                             "separate these tags of the word 0..--max-delay steps back, as I(unit; tag) / "
+                             "H(tag) with its chance level; writes PREFIX_separation.csv and .png")
+    parser.add_argument("--max-delay", type=int, default=0,
+                        help="largest delay k of --separate: the state at t against the word at t - k (default 0)")
     parser.add_argument("--match", action="store_true",
                         help="pair the units of A and B by the Hungarian algorithm on the token-distribution "
                              "distances (POS when only pos is asked for) instead of by index (for "
@@ -427,6 +591,30 @@ def _features(text):
     if bad or not kinds:
         raise UserError(f"--features must list token and/or pos, got {text!r}")
     return [k for k in FEATURE_KINDS if k in kinds]
+
+
+def _tag_sets(args, pos_mapping, pos_mapping_path):
+    """The --separate tag lists, checked against the mapping's tags; [] when none is asked for."""
+    if args.max_delay < 0:
+        raise UserError(f"--max-delay must be >= 0, got {args.max_delay}")
+    if not args.separate:
+        if args.max_delay:
+            raise UserError("--max-delay needs --separate TAGS")
+        return []
+    if pos_mapping is None:
+        raise UserError("--separate needs POS features: give --features with pos and a POS mapping")
+    known = sorted(set().union(*pos_mapping.values()))
+    sets = []
+    for text in args.separate:
+        tags = [t.strip() for t in text.split(",") if t.strip()]
+        if len(set(tags)) < 2 or len(set(tags)) != len(tags):
+            raise UserError(f"--separate needs two or more different comma-separated tags, got {text!r}")
+        unknown = [t for t in tags if t not in known]
+        if unknown:
+            raise UserError(f"--separate {text}: tag {unknown[0]!r} is not in {pos_mapping_path} "
+                            f"(its tags: {' '.join(known)})")
+        sets.append(tags)
+    return sets
 
 
 def _main(argv):
@@ -451,6 +639,7 @@ def _main(argv):
     elif args.weights_b:
         sources.append(ModelSource.from_location(args.weights_b, "--weights-b"))
     pos_mapping = analysis.read_pos_mapping(pos_mapping_path) if "pos" in kinds else None
+    tag_sets = _tag_sets(args, pos_mapping, pos_mapping_path)
     interm = args.interm or config.grad_interm or "hidden"
     layer = config.grad_layer if args.layer is None else args.layer
 
@@ -466,7 +655,8 @@ def _main(argv):
         pos_weights, names["pos"] = word_feature_matrix(corpus.id_to_word, pos_mapping)
 
     outputs = {name: f"{args.out}_{name}" for name in ("units.csv", "summary.txt", "top_units.png",
-                                                       "distance_vs_features.png")}
+                                                       "distance_vs_features.png", "separation.csv",
+                                                       "separation.png")}
     inputs = [args.config, args.config_b, args.pos_mapping, pos_mapping_path] + [s.weights_path for s in sources]
     for path in outputs.values():
         analysis.check_not_input(path, inputs)
@@ -480,13 +670,21 @@ def _main(argv):
     if len(models) == 2 and models[0].size != models[1].size:
         raise UserError(f"model A has {models[0].size} units and model B {models[1].size}: the comparison "
                         "needs the same state size")
+    streams = np.concatenate(batches, axis=1)         # [R, L]: the R streams of the pass, in order
+    ids_flat = streams.reshape(-1)
     sides = []
     for label, source, model in zip("AB", sources, models):
         lookup, missing = source.id_lookup(corpus.id_to_word, corpus.unk)
         component = cells.state_index(model.cell_type, interm)
-        mass, counts = collect_unit_mass(model, batches, lookup, layer, component, args.top_k, desc=f"model {label}")
-        side = {"source": source.weights_path, "cell": model.cell_type, "missing": missing, "counts": counts,
+        units, values = collect_winners(model, batches, lookup, layer, component, args.top_k, desc=f"model {label}")
+        mass = mass_from_winners(units.reshape(len(ids_flat), -1), values.reshape(len(ids_flat), -1), ids_flat,
+                                 len(lookup), model.size)
+        side = {"source": source.weights_path, "cell": model.cell_type, "missing": missing,
+                "counts": np.bincount(units[values > 0], minlength=model.size),
                 "state": model.cell.state_names[component], "mass": {"token": mass}}
+        if tag_sets:
+            side["separation"] = separation_rows(units, values, streams, pos_weights, names["pos"], tag_sets,
+                                                 args.max_delay, model.size)
         if "pos" in kinds:
             side["mass"]["pos"] = mass @ pos_weights
         side["dist"] = {kind: normalise(side["mass"][kind]) for kind in kinds}
@@ -496,7 +694,7 @@ def _main(argv):
               "layer": layer, "top_k": args.top_k, "data": f"{args.data} set of {args.config}",
               "tokens": int(sum(x.size for x in batches)), "batching": f"{batch_size} x {num_steps}"
               if args.data != "test" else "one stream (B = 1)", "pos_mapping": pos_mapping_path,
-              "matched": args.match}
+              "matched": args.match, "tag_sets": tag_sets, "max_delay": args.max_delay}
     if result["b"] is not None:
         a, b = result["a"], result["b"]
         n_units = len(a["counts"])
@@ -517,6 +715,10 @@ def _main(argv):
     if result["b"] is not None:
         plot_distance_vs_features(result, outputs["distance_vs_features.png"])
         written.append(outputs["distance_vs_features.png"])
+    if tag_sets:
+        analysis.atomic_write_text(outputs["separation.csv"], separation_csv(result))
+        plot_separation(result, outputs["separation.png"])
+        written += [outputs["separation.csv"], outputs["separation.png"]]
     print(summary, end="")
     print("wrote " + ", ".join(written))
     return 0

@@ -22,9 +22,14 @@ def test_demo_shows_planted_memory(tmp_path):
     assert any("Planted memory" in line for line in logged)
 
     # the same memory by the perturbation measure: nouns get smaller noise scales than fillers
-    sigma_ratio, tops = demo.run_other_measures(str(tmp_path / "out"), long_delay=4, log=logged.append)
+    sigma_ratio, separation = demo.run_other_measures(str(tmp_path / "out"), long_delay=4, log=logged.append)
     assert sigma_ratio > 1.2, sigma_ratio
-    # TX-Ray: training moves the units' maxima away from the i.i.d. fillers
-    fillers = ("JJ", "RB", "UH")
-    share = {m: sum(tops[m][t] for t in fillers) / sum(tops[m].values()) for m in ("a", "b")}
-    assert share["a"] < 0.5 * share["b"], share
+    # TX-Ray: the trained model's units separate singular from plural nouns (the subject's number)
+    # significantly at every delay up to at least 4, the fillers' kind (JJ vs RB) for fewer delays,
+    # and training lengthens the noun span beyond what the untrained model's state keeps
+    nouns, fillers = separation["a", demo.NUMBER_TAGS], separation["a", demo.FILLER_TAGS]
+    assert nouns["span"] >= 4, separation
+    assert fillers["span"] < 4, separation
+    assert nouns["span"] > separation["b", demo.NUMBER_TAGS]["span"], separation
+    assert nouns["excess"] > 0.02 and nouns["excess"] > 3 * max(fillers["excess"], 0.0), separation
+    assert any(line.startswith("TX-Ray: the units separate NN,NNS") for line in logged)

@@ -67,6 +67,72 @@ def test_unit_feature_distributions_hand_made():
         txray.unit_feature_distributions(activations, features, 3, top_k=4)
 
 
+def test_normalised_mutual_information_hand_computed():
+    assert txray.normalised_mutual_information([[2.0, 0.0], [0.0, 3.0]]) == pytest.approx(1.0)   # separated
+    assert txray.normalised_mutual_information([[1.0, 2.0], [2.0, 4.0]]) == pytest.approx(0.0, abs=1e-12)
+    # p(u, f) = [[1/2, 0], [1/4, 1/4]]: p(u) = (1/2, 1/2), p(f) = (3/4, 1/4)
+    mi = 0.5 * math.log(0.5 / (0.5 * 0.75)) + 0.25 * math.log(0.25 / (0.5 * 0.75)) + 0.25 * math.log(0.25 / 0.125)
+    entropy = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert txray.normalised_mutual_information([[4.0, 0.0], [2.0, 2.0]]) == pytest.approx(mi / entropy)
+    assert np.isnan(txray.normalised_mutual_information(np.zeros((3, 2))))      # no mass
+    assert np.isnan(txray.normalised_mutual_information([[1.0, 0.0], [2.0, 0.0]]))   # one feature only
+
+
+def _memory_streams():
+    """Two streams of words 0 (tag NN), 1 (NNS), 2 (untagged); unit u wins at t when the word at t-1 is u."""
+    ids = np.array([[0, 1, 0, 1, 2, 0], [1, 1, 0, 2, 0, 1]])
+    previous = np.concatenate([np.full((2, 1), 2), ids[:, :-1]], axis=1)
+    units = previous[..., None].astype(np.int32)                  # [R, L, K = 1]
+    values = np.ones(units.shape)
+    values[1, 2, 0] = -0.5            # a winner <= 0 adds nothing
+    tags = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])        # [V, S]: NN, NNS
+    return units, values, ids, tags
+
+
+def test_delayed_tag_mass_hand_made():
+    units, values, ids, tags = _memory_streams()
+    # delay 1: (word at t-1, unit at t) = (0, 0) four times, (1, 1) three times plus the inactive
+    # (1, 1) at stream 1, t 2; two pairs have the untagged word 2 at t-1
+    joint, tokens = txray.delayed_tag_mass(units, values, ids, tags, 1, 3)
+    np.testing.assert_allclose(joint, [[4.0, 0.0], [0.0, 3.0], [0.0, 0.0]])
+    assert tokens == 8                # 10 (t-1, t) pairs less the 2 untagged
+    assert txray.normalised_mutual_information(joint) == pytest.approx(1.0)
+    # delay 0, (word at t, unit at t): stream 0 (0,2) (1,0) (0,1) (1,0) (0,2); stream 1 (1,2) (1,1)
+    # (0,1 inactive) (0,2) (1,0)
+    joint, tokens = txray.delayed_tag_mass(units, values, ids, tags, 0, 3)
+    np.testing.assert_allclose(joint, [[0.0, 3.0], [1.0, 1.0], [3.0, 1.0]])
+    assert tokens == 10
+    joint, tokens = txray.delayed_tag_mass(units, values, ids, tags, 6, 3)
+    assert tokens == 0 and not joint.any()
+    # a shuffle moves the tags between the kept tokens: with every winner active, each unit keeps
+    # its mass and each tag its total, while the pairing (and the separation) changes
+    ones = np.ones(values.shape)
+    joint, _ = txray.delayed_tag_mass(units, ones, ids, tags, 1, 3)
+    shuffled, _ = txray.delayed_tag_mass(units, ones, ids, tags, 1, 3, shuffle=np.random.default_rng(0))
+    np.testing.assert_allclose(shuffled.sum(axis=1), joint.sum(axis=1))
+    np.testing.assert_allclose(shuffled.sum(axis=0), joint.sum(axis=0))
+    assert not np.allclose(shuffled, joint)
+
+
+def test_separation_rows_and_span():
+    rng = np.random.default_rng(5)
+    ids = rng.integers(0, 2, size=(1, 400))                        # words 0 (NN) and 1 (NNS)
+    units = np.concatenate([np.full((1, 2), 2), ids[:, :-2]], axis=1)[..., None]   # unit = the word at t-2
+    values = np.ones(units.shape)
+    rows = txray.separation_rows(units, values, ids, np.eye(2), ["NN", "NNS"], [["NNS", "NN"]], 3, 3, draws=19)
+    assert [r["delay"] for r in rows] == [0, 1, 2, 3] and rows[0]["tags"] == "NNS,NN"
+    assert rows[2]["separation"] == pytest.approx(1.0) and rows[2]["p"] == pytest.approx(1 / 20)
+    for r in (rows[0], rows[1], rows[3]):      # i.i.d. words: the unit says nothing about them
+        assert r["separation"] < 0.05 and r["chance"] < 0.05 and r["p"] > 0.05
+    assert rows[2]["tokens"] == 398
+    # a tag set with a tag no word has: a zero column, so the other tag alone -> undefined
+    rows = txray.separation_rows(units, values, ids, np.eye(2), ["NN", "NNS"], [["NN", "VB"]], 0, 3, draws=3)
+    assert np.isnan(rows[0]["separation"]) and np.isnan(rows[0]["p"])
+    span = [{"delay": k, "p": p} for k, p in enumerate([0.01, 0.01, 0.2, 0.01])]
+    assert txray.separation_span(span) == 1                        # stops at the first miss
+    assert txray.separation_span([{"delay": 0, "p": 0.5}]) == -1
+
+
 # ------------------------------------------------------------------------------ models
 
 def permute_units(arrays, perm):
@@ -154,15 +220,28 @@ def test_permuted_units_are_recovered_by_matching(cell):
     # identical models: distance exactly 0
     same, _ = txray.collect_unit_mass(a, batches, lookup, layer, 0, top_k=2)
     assert (txray.unit_distances(p, txray.normalise(same)) == 0).all()
+    # the separation of features k steps back does not depend on how the units are numbered
+    streams = np.concatenate(batches, axis=1)
+    rows = [txray.separation_rows(*txray.collect_winners(m, batches, lookup, layer, 0, top_k=2), streams,
+                                  np.eye(vocab)[:, :3], ["w0", "w1", "w2"], [["w0", "w1", "w2"]], 2, H, draws=5)
+            for m in (a, b)]
+    for row_a, row_b in zip(*rows):
+        assert row_a["separation"] == pytest.approx(row_b["separation"], rel=1e-9)
+        assert row_a["p"] == row_b["p"] and row_a["tokens"] == row_b["tokens"]
+    assert all(np.isfinite(r["separation"]) and r["tokens"] > 100 for r in rows[0])
 
 
 # ------------------------------------------------------------------------------ command line
 
+def _run_twice_the_same_model(setup, out, *extra):
+    """txray.py on model A against the same weights through a second config; returns its exit code."""
+    return txray.main(["--config", str(setup / "a.config"), "--config-b", str(setup / "same.config"),
+                       "--out", str(out), "--pos-mapping", str(setup / "pos.txt"), *extra])
+
+
 def test_cli_identical_models(setup, capsys):
     out = setup / "out" / "same"
-    assert txray.main(["--config", str(setup / "a.config"), "--config-b", str(setup / "same.config"),
-                       "--out", str(out), "--pos-mapping", str(setup / "pos.txt"), "--top-k", "2",
-                       "--interm", "cell"]) == 0
+    assert _run_twice_the_same_model(setup, out, "--top-k", "2", "--interm", "cell") == 0
     rows = _rows(f"{out}_units.csv")
     assert [int(r["unit"]) for r in rows] == list(range(H))
     assert [int(r["unit_b"]) for r in rows] == list(range(H))
@@ -181,12 +260,30 @@ def test_cli_identical_models(setup, capsys):
         assert (setup / "out" / f"same_{name}").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "wrote" in capsys.readouterr().out
     # POS only: matched on the POS distributions, which are identical too
-    assert txray.main(["--config", str(setup / "a.config"), "--config-b", str(setup / "same.config"),
-                       "--out", str(out) + "_pos", "--pos-mapping", str(setup / "pos.txt"), "--features", "pos",
-                       "--match"]) == 0
+    assert _run_twice_the_same_model(setup, str(out) + "_pos", "--features", "pos", "--match") == 0
     rows = _rows(f"{out}_pos_units.csv")
     assert "hellinger_token" not in rows[0] and "top_pos_b" in rows[0]
     assert all(float(r["hellinger_pos"]) == 0 for r in rows if int(r["n_tokens_a"]))
+
+
+def test_cli_separation(setup, capsys):
+    out = setup / "out" / "sep"
+    assert _run_twice_the_same_model(setup, out, "--separate", "NN,VB", "--max-delay", "2") == 0
+    rows = _rows(f"{out}_separation.csv")
+    assert list(rows[0]) == ["tags", "delay", "tokens", "separation_a", "chance_a", "p_a", "separation_b",
+                             "chance_b", "p_b"]
+    assert [(r["tags"], int(r["delay"])) for r in rows] == [("NN,VB", k) for k in range(3)]
+    for r in rows:                  # the same model twice: the same figures
+        assert r["separation_a"] == r["separation_b"] and r["p_a"] == r["p_b"]
+        assert 0 <= float(r["separation_a"]) <= 1 and 0.01 <= float(r["p_a"]) <= 1
+    # tokens: the valid set's words whose word k back is tagged NN or VB (w0-w9; w9 has both)
+    valid = lm_data.read_words(str(setup / "data" / "valid.txt"))
+    fed = 2 * 5 * lm_data.num_batches(len(valid), 2, 5)
+    assert fed >= int(rows[0]["tokens"]) > int(rows[2]["tokens"]) > 0
+    assert (setup / "out" / "sep_separation.png").read_bytes()[:4] == b"\x89PNG"
+    summary = (setup / "out" / "sep_summary.txt").read_text()
+    assert "separation NN,VB, model A" in summary and "span" in summary
+    assert "sep_separation.csv" in capsys.readouterr().out
 
 
 def test_cli_permuted_model_with_and_without_match(setup):
@@ -233,4 +330,13 @@ def test_cli_user_errors(setup, tmp_path, capsys):
     assert "--top-k" in capsys.readouterr().err
     assert txray.main(base + ["--features", "token", "--layer", "2"]) == 2
     assert "layer" in capsys.readouterr().err
+    pos = ["--pos-mapping", str(setup / "pos.txt")]
+    for extra, message in ((["--separate", "NN"], "two or more different"),
+                           (["--separate", "NN,NN"], "two or more different"),
+                           (["--separate", "NN,JJ"], "tag 'JJ' is not in"),
+                           (["--max-delay", "2"], "--max-delay needs --separate"),
+                           (["--separate", "NN,VB", "--max-delay", "-1"], "--max-delay must be >= 0"),
+                           (["--separate", "NN,VB", "--features", "token"], "--separate needs POS features")):
+        assert txray.main(base + pos + extra) == 2, extra
+        assert message in capsys.readouterr().err, extra
     assert not list(tmp_path.iterdir())

@@ -29,6 +29,8 @@ TRAIN_CONFIG = os.path.join("config", "demo.config")
 GRAD_CONFIG = os.path.join("config", "demo_grad.config")
 REMEMBERED = "nouns"                      # the class whose number the verb must agree with
 FILLERS = ("adjectives", "adverbs")       # i.i.d. filler words: nothing later depends on them
+NUMBER_TAGS, FILLER_TAGS = "NN,NNS", "JJ,RB"   # TX-Ray: the subject's number vs the fillers' kind
+TXRAY_MAX_DELAY = 11                       # delays 0..11, as max_delay 12 of demo_grad.config
 
 
 def parse_args(argv):
@@ -39,7 +41,8 @@ def parse_args(argv):
                         help="delete the demo's previous output (model, gradients, tables) first")
     parser.add_argument("--measures", action="store_true",
                         help="also measure memory with interpret_state.py (noise scales sigma per class) and "
-                             "txray.py (trained vs untrained units); about 20 more seconds")
+                             "txray.py (how well the units separate NN from NNS, and JJ from RB, of the word "
+                             "k back; trained vs untrained); about 20 more seconds")
     parser.add_argument("--long-delay", type=int, default=4,
                         help="delays >= this count as long in the remembered/filler ratio (default 4)")
     return parser.parse_args(argv)
@@ -150,7 +153,7 @@ def sigma_ratio(sigma_csv, long_delay):
 
 
 def run_other_measures(out_dir, long_delay=4, log=print):
-    """sigma per class (Guan et al.) and TX-Ray units, trained model vs its untrained initial weights."""
+    """(sigma ratio, TX-Ray separation excess): sigma per class (Guan et al.); TX-Ray, trained vs untrained."""
     grad_path = os.path.join(out_dir, "configs", os.path.basename(GRAD_CONFIG))
     sigma = os.path.join(out_dir, "sigma")
     log("== perturbation memory: interpret_state.py (180 windows, t = 24, 12 delays)")
@@ -163,27 +166,41 @@ def run_other_measures(out_dir, long_delay=4, log=print):
     untrained, untrained_path = _demo_config(TRAIN_CONFIG, os.path.join(out_dir, "untrained"))
     if lm_main.main(["--notrain", "--fresh_weights", "--export_weights", "--config", untrained_path]) != 0:
         raise UserError("the demo stopped exporting the untrained weights")
-    log("== TX-Ray: txray.py, trained model (A) vs its initial weights (B)")
-    if txray.main(["--config", grad_path, "--weights-b", untrained.save_path, "--out",
-                   os.path.join(out_dir, "txray"), "--interm", "cell"]) != 0:
+    log("== TX-Ray: txray.py, trained model (A) vs its initial weights (B), hidden state h")
+    prefix = os.path.join(out_dir, "txray")
+    separate = [NUMBER_TAGS, FILLER_TAGS]
+    if txray.main(["--config", grad_path, "--weights-b", untrained.save_path, "--out", prefix, "--interm", "hidden",
+                   "--max-delay", str(TXRAY_MAX_DELAY)] + [a for tags in separate for a in ("--separate", tags)]) != 0:
         raise UserError("the demo stopped at txray.py")
-    tops = top_pos_counts(os.path.join(out_dir, "txray_units.csv"))
-    for model, label in (("a", "trained"), ("b", "untrained")):
-        counts = tops[model]
-        log(f"TX-Ray, {label}: {sum(counts.values())} active units; top POS: "
-            + ", ".join(f"{tag} {n}" for tag, n in counts.most_common()))
-    return ratio, tops
+    separation = separation_summary(prefix + "_separation.csv", long_delay)
+    for tags in separate:
+        a, b = separation["a", tags], separation["b", tags]
+        log(f"TX-Ray: the units separate {tags} of the word k back up to k = {a['span']} in the trained model, "
+            f"k = {b['span']} untrained (p < {txray.SPAN_ALPHA} at every delay up to k); over chance at delays "
+            f">= {long_delay}: {a['excess']:.4f} trained, {b['excess']:.4f} untrained")
+    return ratio, separation
 
 
-def top_pos_counts(units_csv):
-    """{'a'|'b': Counter of each active unit's most frequent POS feature} from txray's units table."""
-    import collections
+def separation_summary(separation_csv, long_delay):
+    """{(model 'a'|'b', tags): {span, excess}} from txray's separation table.
+
+    span: txray.separation_span; excess: mean over delays >= long_delay of separation minus chance.
+    """
     import csv
 
-    with open(units_csv, encoding="utf-8") as handle:
+    with open(separation_csv, encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    return {m: collections.Counter(r[f"top_pos_{m}"].split()[0].rsplit(":", 1)[0]
-                                   for r in rows if r[f"top_pos_{m}"]) for m in ("a", "b")}
+    summary = {}
+    for model in ("a", "b"):
+        for tags in dict.fromkeys(r["tags"] for r in rows):
+            mine = sorted(({"delay": int(r["delay"]), "p": float(r[f"p_{model}"]),
+                            "excess": float(r[f"separation_{model}"]) - float(r[f"chance_{model}"])}
+                           for r in rows if r["tags"] == tags), key=lambda r: r["delay"])
+            long = [r["excess"] for r in mine if r["delay"] >= long_delay]
+            if not long:
+                raise UserError(f"no delay >= {long_delay} in {separation_csv}")
+            summary[model, tags] = {"span": txray.separation_span(mine), "excess": float(np.mean(long))}
+    return summary
 
 
 def _main(argv):
