@@ -169,37 +169,36 @@ def normalised_mutual_information(joint):
     return float(np.sum(joint[nonzero] * np.log(joint[nonzero] / expected[nonzero])) / entropy)
 
 
-def delayed_tag_mass(units, values, stream_ids, tag_weights, delay, n_units, shuffle=None):
-    """(joint mass [H, S], tokens): the winners of the state at t against the tags of the word at t - delay.
+def delayed_tokens(units, values, stream_ids, tag_weights, delay):
+    """(units [N, K], values [N, K], tags [N, S]): the winners at t of the N tokens whose word at t - delay is tagged.
 
     units, values [R, L, K]: the top-k winners of R streams (batch rows) of L tokens; stream_ids
     [R, L] the fed word ids; tag_weights [V, S] each word's share of the S compared tags. Tokens
-    whose word at t - delay has none of the tags, or lies before its stream's start, are left
-    out. shuffle: a numpy Generator that permutes which kept token gets which tags (chance level).
+    whose word at t - delay has none of the tags, or lies before its stream's start, are left out.
     """
-    n_tags, length = tag_weights.shape[1], stream_ids.shape[1]
-    if delay >= length:
-        return np.zeros((n_units, n_tags)), 0
-    tags = tag_weights[stream_ids[:, :length - delay]].reshape(-1, n_tags)      # word at t - delay
-    top_k = units.shape[-1]
+    top_k, n_tags = units.shape[-1], tag_weights.shape[1]
+    back = stream_ids[:, :max(stream_ids.shape[1] - delay, 0)]                  # word at t - delay
+    tags = tag_weights[back].reshape(-1, n_tags)
     units, values = units[:, delay:].reshape(-1, top_k), values[:, delay:].reshape(-1, top_k)   # state at t
     keep = tags.sum(axis=1) > 0
-    tags, units, values = tags[keep], units[keep], values[keep]
-    if shuffle is not None:
-        tags = tags[shuffle.permutation(len(tags))]
+    return units[keep], values[keep], tags[keep]
+
+
+def tag_joint(units, values, tags, n_units):
+    """Joint mass [H, S]: each token's active winners add their value times the token's tag shares."""
     active = values > 0
-    joint = np.stack([np.bincount(units[active], weights=(values * tags[:, [s]])[active], minlength=n_units)
-                      for s in range(n_tags)], axis=1)
-    return joint, int(keep.sum())
+    return np.stack([np.bincount(units[active], weights=(values * tags[:, [s]])[active], minlength=n_units)
+                     for s in range(tags.shape[1])], axis=1)
 
 
 def separation_rows(units, values, stream_ids, tag_weights, tag_names, tag_sets, max_delay, n_units,
                     draws=CHANCE_DRAWS):
     """Per tag set and delay 0..max_delay: {tags, delay, tokens, separation, chance, p}.
 
-    separation = normalised_mutual_information of delayed_tag_mass; chance = its mean over
-    `draws` seeded shuffles of the tags among the same tokens (the estimate's small-sample bias);
-    p = (1 + shuffles at least as large) / (1 + draws), a one-sided permutation test.
+    separation = normalised_mutual_information of the tag_joint of the delayed_tokens; chance =
+    its mean over `draws` seeded shuffles of the tags among the same tokens (the estimate's
+    small-sample bias); p = (1 + shuffles at least as large) / (1 + draws), a one-sided
+    permutation test.
     """
     rows = []
     for set_index, tags in enumerate(tag_sets):
@@ -207,11 +206,12 @@ def separation_rows(units, values, stream_ids, tag_weights, tag_names, tag_sets,
         weights = np.stack([tag_weights[:, tag_names.index(t)] if t in tag_names else np.zeros(len(tag_weights))
                             for t in tags], axis=1)
         for delay in range(max_delay + 1):
-            joint, tokens = delayed_tag_mass(units, values, stream_ids, weights, delay, n_units)
+            kept_units, kept_values, kept_tags = delayed_tokens(units, values, stream_ids, weights, delay)
+            tokens = len(kept_tags)
+            observed = normalised_mutual_information(tag_joint(kept_units, kept_values, kept_tags, n_units))
             rng = np.random.default_rng([set_index, delay])
-            observed = normalised_mutual_information(joint)
             chance = np.array([normalised_mutual_information(
-                delayed_tag_mass(units, values, stream_ids, weights, delay, n_units, shuffle=rng)[0])
+                tag_joint(kept_units, kept_values, kept_tags[rng.permutation(tokens)], n_units))
                 for _ in range(draws)] if tokens else [float("nan")])
             p = (1 + np.sum(chance >= observed)) / (1 + draws) if np.isfinite(observed) else float("nan")
             rows.append({"tags": ",".join(tags), "delay": delay, "tokens": tokens, "separation": observed,
@@ -286,15 +286,20 @@ def collect_winners(model, batches, lookup, layer, component, top_k=1, desc=None
     return np.concatenate(units, axis=1), np.concatenate(values, axis=1)
 
 
+def stream_mass(units, values, streams, n_features, n_units):
+    """(mass [H, F], active-token counts [H]) of the winners [R, L, K] of streams [R, L] of feature ids."""
+    top_k = units.shape[-1]
+    mass = mass_from_winners(units.reshape(-1, top_k), values.reshape(-1, top_k), streams, n_features, n_units)
+    return mass, np.bincount(units[values > 0], minlength=n_units)
+
+
 def collect_unit_mass(model, batches, lookup, layer, component, top_k=1, desc=None):
     """(token mass [H, V], active-token counts [H]) over batches of corpus ids, the state carried across them.
 
     The features are the corpus ids, so models with different vocabularies share feature indices.
     """
     units, values = collect_winners(model, batches, lookup, layer, component, top_k, desc)
-    ids = np.concatenate(batches, axis=1).reshape(-1)
-    mass = mass_from_winners(units.reshape(len(ids), -1), values.reshape(len(ids), -1), ids, len(lookup), model.size)
-    return mass, np.bincount(units[values > 0], minlength=model.size)
+    return stream_mass(units, values, np.concatenate(batches, axis=1), len(lookup), model.size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -671,16 +676,13 @@ def _main(argv):
         raise UserError(f"model A has {models[0].size} units and model B {models[1].size}: the comparison "
                         "needs the same state size")
     streams = np.concatenate(batches, axis=1)         # [R, L]: the R streams of the pass, in order
-    ids_flat = streams.reshape(-1)
     sides = []
     for label, source, model in zip("AB", sources, models):
         lookup, missing = source.id_lookup(corpus.id_to_word, corpus.unk)
         component = cells.state_index(model.cell_type, interm)
         units, values = collect_winners(model, batches, lookup, layer, component, args.top_k, desc=f"model {label}")
-        mass = mass_from_winners(units.reshape(len(ids_flat), -1), values.reshape(len(ids_flat), -1), ids_flat,
-                                 len(lookup), model.size)
-        side = {"source": source.weights_path, "cell": model.cell_type, "missing": missing,
-                "counts": np.bincount(units[values > 0], minlength=model.size),
+        mass, counts = stream_mass(units, values, streams, len(lookup), model.size)
+        side = {"source": source.weights_path, "cell": model.cell_type, "missing": missing, "counts": counts,
                 "state": model.cell.state_names[component], "mass": {"token": mass}}
         if tag_sets:
             side["separation"] = separation_rows(units, values, streams, pos_weights, names["pos"], tag_sets,

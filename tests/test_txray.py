@@ -89,26 +89,34 @@ def _memory_streams():
     return units, values, ids, tags
 
 
-def test_delayed_tag_mass_hand_made():
+def _delayed_joint(units, values, ids, tags, delay, n_units):
+    """(joint mass, tokens) of the tokens whose word at t - delay is tagged."""
+    kept_units, kept_values, kept_tags = txray.delayed_tokens(units, values, ids, tags, delay)
+    return txray.tag_joint(kept_units, kept_values, kept_tags, n_units), len(kept_tags)
+
+
+def test_delayed_tokens_and_tag_joint_hand_made():
     units, values, ids, tags = _memory_streams()
     # delay 1: (word at t-1, unit at t) = (0, 0) four times, (1, 1) three times plus the inactive
     # (1, 1) at stream 1, t 2; two pairs have the untagged word 2 at t-1
-    joint, tokens = txray.delayed_tag_mass(units, values, ids, tags, 1, 3)
+    joint, tokens = _delayed_joint(units, values, ids, tags, 1, 3)
     np.testing.assert_allclose(joint, [[4.0, 0.0], [0.0, 3.0], [0.0, 0.0]])
     assert tokens == 8                # 10 (t-1, t) pairs less the 2 untagged
     assert txray.normalised_mutual_information(joint) == pytest.approx(1.0)
     # delay 0, (word at t, unit at t): stream 0 (0,2) (1,0) (0,1) (1,0) (0,2); stream 1 (1,2) (1,1)
     # (0,1 inactive) (0,2) (1,0)
-    joint, tokens = txray.delayed_tag_mass(units, values, ids, tags, 0, 3)
+    joint, tokens = _delayed_joint(units, values, ids, tags, 0, 3)
     np.testing.assert_allclose(joint, [[0.0, 3.0], [1.0, 1.0], [3.0, 1.0]])
     assert tokens == 10
-    joint, tokens = txray.delayed_tag_mass(units, values, ids, tags, 6, 3)
+    joint, tokens = _delayed_joint(units, values, ids, tags, 6, 3)
+    assert tokens == 0 and not joint.any()
+    joint, tokens = _delayed_joint(units, values, ids, tags, 9, 3)       # beyond the streams' length
     assert tokens == 0 and not joint.any()
     # a shuffle moves the tags between the kept tokens: with every winner active, each unit keeps
     # its mass and each tag its total, while the pairing (and the separation) changes
-    ones = np.ones(values.shape)
-    joint, _ = txray.delayed_tag_mass(units, ones, ids, tags, 1, 3)
-    shuffled, _ = txray.delayed_tag_mass(units, ones, ids, tags, 1, 3, shuffle=np.random.default_rng(0))
+    kept_units, ones, kept_tags = txray.delayed_tokens(units, np.ones(values.shape), ids, tags, 1)
+    joint = txray.tag_joint(kept_units, ones, kept_tags, 3)
+    shuffled = txray.tag_joint(kept_units, ones, kept_tags[np.random.default_rng(0).permutation(len(kept_tags))], 3)
     np.testing.assert_allclose(shuffled.sum(axis=1), joint.sum(axis=1))
     np.testing.assert_allclose(shuffled.sum(axis=0), joint.sum(axis=0))
     assert not np.allclose(shuffled, joint)
