@@ -14,6 +14,7 @@ from aux_scripts import analysis  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 
 OVERALL = "overall"
+ALL = "all"
 CSV_SVS = 5
 STYLES = ("-", "--", ":", "-.")
 
@@ -98,7 +99,7 @@ def draw(data, classes, normalised, top_k, relative):
         ax.set_xlabel("delay")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small" if len(data) <= 8 else "x-small", ncol=1 if len(data) <= 8 else 2)
     fig.tight_layout()
     return fig
 
@@ -112,8 +113,9 @@ def _main(argv):
     parser.add_argument("gradroots", metavar="GRADROOT", nargs="+", help="gradient folders, one per model")
     parser.add_argument("--labels", help="comma-separated legend labels, one per GRADROOT (default: folder names)")
     parser.add_argument("--classes", default=OVERALL,
-                        help=f"comma-separated POS class names; '{OVERALL}' = the class-free average "
-                             f"(default: {OVERALL})")
+                        help=f"comma-separated POS class names; '{OVERALL}' = the class-free average; "
+                             f"'{ALL}' = {OVERALL} and every class with averages in the first GRADROOT, in name "
+                             f"order (default: {OVERALL})")
     parser.add_argument("--grad-norm", metavar="D.npy", action="append",
                         help="gradient normalisation D (EMB_D_norm_grad.npy): give it once (shared) or once "
                              "per GRADROOT, in the same order (default: none, plot singular values of the raw G)")
@@ -128,6 +130,9 @@ def _main(argv):
     if len(labels) != len(args.gradroots):
         raise UserError(f"--labels has {len(labels)} labels for {len(args.gradroots)} GRADROOT folders")
     classes = _split(args.classes)
+    if classes == [ALL]:
+        analysis.check_dir(args.gradroots[0], "gradient directory")
+        classes = [OVERALL] + sorted(analysis.available_classes(args.gradroots[0]))
     if not classes:
         raise UserError("--classes is empty")
     norms = args.grad_norm or [None]

@@ -82,3 +82,13 @@ def test_errors(tmp_path, capsys):
     assert f"refusing to overwrite input file {tmp_path / 'norm.csv'}" in err
     assert (tmp_path / "norm.csv").stat().st_size > 0
     assert not (tmp_path / "f.png").exists()
+
+
+def test_classes_all_lists_every_class_of_the_first_folder(tmp_path):
+    root = make_root(tmp_path / "m", 1.0, classes=("verbs", "nouns"))
+    out = tmp_path / "fig.png"
+    assert plot_svs.main([str(root), "--classes", "all", "--out", str(out)]) == 0
+    with open(tmp_path / "fig.csv", newline="") as handle:
+        classes = list(dict.fromkeys(r["class"] for r in csv.DictReader(handle)))
+    assert classes == ["overall", "nouns", "verbs"]
+    assert plot_svs.main([str(tmp_path / "none"), "--classes", "all", "--out", str(out)]) == 2

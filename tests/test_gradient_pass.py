@@ -201,3 +201,31 @@ def test_estimate_matches_bytes_written(setup):
     n = lm_data.make_windows(corpus.valid, 1, 7)[0].shape[0]
     estimate = gradient_pass.estimate_bytes(n, range(7), 4, 4, 3, True, 0)
     assert 0.7 * written <= estimate <= 1.5 * written
+
+
+def test_valid_batches_and_class_folder(setup):
+    """valid_batches N: the first N windows only; a pos_classes folder: each of its .txt class files."""
+    make, tmp = setup
+    folder = tmp / "classes"
+    folder.mkdir()
+    (folder / "nouns.txt").write_text("NN\n")
+    (folder / "verbs.txt").write_text("VBD\n")
+    (folder / "notes.md").write_text("not a class file\n")
+    config, corpus, model, weights = make(time_step="all", max_delay=3, grad_average=True, grad_dump=False,
+                                          valid_batches=2, pos_mapping=str(tmp / "pos_mapping.txt"),
+                                          pos_classes=str(folder))
+    assert [os.path.basename(p) for p in config.pos_class_files()] == ["nouns.txt", "verbs.txt"]
+    gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
+    assert int(open(analysis.count_path(str(tmp / "grads"), 0)).read()) == 2 * 7      # 2 windows x T 7
+    assert int(open(analysis.count_path(str(tmp / "grads"), 2)).read()) == 2 * 5      # t >= 2
+    full = _numpy_gradients(weights, corpus, 1, 7, 0, 0, list(range(7)), 3)   # layer 0, cell state
+    want = np.mean([g for (n, t, k), g in full.items() if n < 2 and k == 1], axis=0)
+    np.testing.assert_allclose(np.load(analysis.average_path(str(tmp / "grads"), 1)), want, atol=1e-6)
+    inputs = lm_data.make_windows(corpus.valid, 1, 7)[0]
+    nouns = {w for w, t in TAGS.items() if t == "NN"}
+    n_nouns = sum(corpus.id_to_word[w] in nouns for w in inputs[:2, 0].ravel())
+    assert int(open(analysis.count_path(str(tmp / "grads"), 0, "nouns")).read()) == n_nouns
+    (folder / "nouns.txt").unlink()
+    (folder / "verbs.txt").unlink()
+    with pytest.raises(UserError, match="holds no .txt class files"):
+        config.pos_class_files()

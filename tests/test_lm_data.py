@@ -273,6 +273,10 @@ def test_make_windows_matches_original_iterator(n, b, t):
     np.testing.assert_array_equal(inputs, want_x)
     np.testing.assert_array_equal(targets, want_y)
     assert len(inputs) == lm_data.num_batches(n, b, t)
+    # valid_batches: the first windows of the same pass, not a pass over a shorter text
+    first_x, first_y = lm_data.make_windows(ids, b, t, max_windows=2)
+    np.testing.assert_array_equal(first_x, want_x[:2])
+    np.testing.assert_array_equal(first_y, want_y[:2])
 
 
 def test_make_windows_too_short():

@@ -150,7 +150,7 @@ def test_notrain_needs_a_checkpoint_unless_fresh_weights(tmp_path, capsys):
     config = write_config(tmp_path, "fresh")
     for flag in ("--notrain", "--export_weights"):
         code, _, err = run(capsys, "--config", config, flag)
-        assert code == 2 and "no checkpoint in save_path" in err and "--fresh_weights" in err
+        assert code == 2 and "no checkpoint and no weights.npz in save_path" in err and "--fresh_weights" in err
     assert run(capsys, "--config", config, "--fresh_weights")[0] == 2   # training cannot take it
 
     code, out, err = run(capsys, "--config", config, "--notrain", "--fresh_weights")

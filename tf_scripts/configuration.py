@@ -2,6 +2,7 @@
 import codecs
 import difflib
 import math
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -116,6 +117,9 @@ KEYS = {
                                        lambda v: v["pretrained_embeddings"] is not None)),
     "save_embedding": Key("str", "Write the restored model's embedding matrix (V x E, float32) to "
                           "this .npy file and stop (only with --notrain)."),
+    "valid_batches": Key("int", "Use only batches 0..N-1 of every validation pass (perplexity and state "
+                         "gradients), e.g. for a quick run; default: the whole validation set.", minimum=1,
+                         new=True),
     "grad_interm": Key("choice", "Compute state gradients of this state during the validation pass "
                        "(only with --notrain): cell (LSTM c; h for GRU/RNN) or hidden (h).",
                        choices=("cell", "hidden")),
@@ -134,7 +138,8 @@ KEYS = {
     "pos_mapping": Key("str", "Word -> POS tags file for the per-class averages.",
                        required="pos_classes", new=True),
     "pos_classes": Key("str", "Comma-separated POS class files (one tag per line); each gives "
-                       "delay_{k}_avg_{class}.npy. Needs grad_average True.", required="pos_mapping",
+                       "delay_{k}_avg_{class}.npy. A folder stands for every .txt file in it (name "
+                       "order). Needs grad_average True.", required="pos_mapping",
                        new=True),
     "grad_dtype": Key("choice", "Float type of the gradient engine (float64 for checks).",
                       default="float32", choices=("float32", "float64"), new=True),
@@ -271,8 +276,17 @@ class Config:
         return self.time_step is not None and not _is_int(self.time_step)
 
     def pos_class_files(self):
-        """pos_classes split on ',' ([] when absent)."""
-        return [] if self.pos_classes is None else self.pos_classes.split(",")
+        """pos_classes split on ','; a folder stands for its *.txt files in name order ([] when absent)."""
+        files = []
+        for part in [] if self.pos_classes is None else self.pos_classes.split(","):
+            if not os.path.isdir(part):
+                files.append(part)
+                continue
+            found = sorted(name for name in os.listdir(part) if name.endswith(".txt"))
+            if not found:
+                raise UserError(f"{self.line_of('pos_classes')}: pos_classes folder {part} holds no .txt class files")
+            files += [os.path.join(part, name) for name in found]
+        return files
 
     @property
     def is_lstm(self):
@@ -339,7 +353,7 @@ def _cross_check(c, train, valid):
         if too_big:
             fail("time_step", f"time_step must be < num_steps ({c.num_steps}), got '{c.time_step}'")
     if c.pos_classes is not None:
-        if any(not part for part in c.pos_class_files()):
+        if any(not part for part in c.pos_classes.split(",")):
             fail("pos_classes", f"pos_classes has an empty file name, got '{c.pos_classes}'")
         if not c.grad_average:
             fail("pos_classes", "pos_classes needs grad_average True (the classes only select "

@@ -144,7 +144,7 @@ def _fingerprint(config, model, ids, class_table, time_steps, delays):
     h.update(class_table.tobytes())
     h.update(json.dumps([config.grad_interm, config.grad_layer, config.batch_size, config.num_steps,
                          time_steps, delays, bool(config.grad_dump), bool(config.grad_average),
-                         config.grad_dtype, config.pos_class_files()]).encode())
+                         config.grad_dtype, config.pos_class_files(), config.valid_batches]).encode())
     return h.hexdigest()
 
 
@@ -167,7 +167,8 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
     if model.dtype != dtype:
         model = model.copy(dtype)
     batch, steps = config.batch_size, config.num_steps
-    inputs, targets = lm_data.make_windows(corpus.valid, batch, steps, what="validation data")
+    inputs, targets = lm_data.make_windows(corpus.valid, batch, steps, what="validation data",
+                                           max_windows=config.valid_batches)
     n_batches = inputs.shape[0]
     time_steps = config.time_steps()
     engine = StateGradients(model, layer=config.grad_layer,

@@ -226,8 +226,11 @@ def num_batches(n_ids, batch_size, num_steps):
     return (n_ids // batch_size) // num_steps - 1
 
 
-def make_windows(ids, batch_size, num_steps, *, what="data"):
-    """(inputs, targets), int32 [N, B, T]: row r of the batch is a contiguous stretch; targets shifted by one."""
+def make_windows(ids, batch_size, num_steps, *, what="data", max_windows=None):
+    """(inputs, targets), int32 [N, B, T]: row r of the batch is a contiguous stretch; targets shifted by one.
+
+    max_windows: keep only batches 0..max_windows-1 of the pass (same rows as the whole pass).
+    """
     if batch_size < 1 or num_steps < 1:
         raise UserError(f"batch_size {batch_size} and num_steps {num_steps} must be >= 1")
     ids = np.asarray(ids, dtype=np.int32)
@@ -235,6 +238,8 @@ def make_windows(ids, batch_size, num_steps, *, what="data"):
     if n <= 0:
         raise UserError(f"{what} ({len(ids)} ids) is too short for batch_size {batch_size} x num_steps "
                         f"{num_steps}: it needs at least {2 * batch_size * num_steps} ids")
+    if max_windows is not None:
+        n = min(n, max_windows)
     batch_len = len(ids) // batch_size
     data = ids[:batch_size * batch_len].reshape(batch_size, batch_len)
     span = n * num_steps

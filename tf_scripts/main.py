@@ -14,7 +14,7 @@ import tensorflow as tf  # noqa: E402
 
 from tf_scripts import configuration, fileio, lm_data, run_epoch, trainer  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
-from tf_scripts.lm import DICT_FILE, LanguageModel  # noqa: E402
+from tf_scripts.lm import DICT_FILE, WEIGHTS_FILE, LanguageModel  # noqa: E402
 
 PROG = "main.py"
 LABELS_FILE = "labels.tsv"
@@ -103,8 +103,9 @@ def save_embedding(model, path):
     fileio.write_bytes(path, buffer.getvalue())
 
 
-def restore_for_use(config, model, args, log):
-    """--notrain / --export_weights: restore the latest checkpoint, or keep the initial weights with --fresh_weights."""
+def restore_for_use(config, model, word_to_id, args, log):
+    """--notrain / --export_weights: restore the latest checkpoint, else save_path/weights.npz + dict
+    (an exported or imported model), or keep the initial weights with --fresh_weights."""
     checkpoints = trainer.Checkpointer(config.save_path, model)
     if args.fresh_weights:
         if args.export_weights and checkpoints.latest:
@@ -113,10 +114,34 @@ def restore_for_use(config, model, args, log):
         log("--fresh_weights: using the seeded initial weights (no checkpoint restored)")
         return
     path = checkpoints.restore()
-    if path is None:
-        raise UserError(f"no checkpoint in save_path {config.save_path} (from {config.path}): train first, "
-                        "or pass --fresh_weights to use the seeded initial weights")
-    log(f"Restored checkpoint {path}")
+    if path is not None:
+        log(f"Restored checkpoint {path}")
+        return
+    if os.path.isfile(os.path.join(config.save_path, WEIGHTS_FILE)):
+        path = restore_exported(config, model, word_to_id)
+        log(f"Restored {path} (save_path has no checkpoint)")
+        return
+    raise UserError(f"no checkpoint and no {WEIGHTS_FILE} in save_path {config.save_path} (from {config.path}): "
+                    "train first, or pass --fresh_weights to use the seeded initial weights")
+
+
+def restore_exported(config, model, word_to_id):
+    """Load save_path/weights.npz + dict into model; UserError when cell, sizes or vocabulary differ."""
+    path, exported_vocab = lm_data.load_exported_vocab(config.save_path, f"save_path of {config.path}",
+                                                       config.encoding)
+    if exported_vocab != word_to_id:
+        raise UserError(f"the vocabulary in {os.path.join(config.save_path, DICT_FILE)} differs from the one "
+                        f"built from the training data of {config.path} (data_path {config.data_path})")
+    with np.load(path, allow_pickle=False) as weights:
+        arrays = {name: weights[name] for name in weights.files}
+    described = {"basic_cell": (str(arrays.get("cell_type")), model.cell_type),
+                 "num_layers": (int(arrays.get("num_layers", -1)), model.num_layers),
+                 "forget_bias": (float(arrays.get("forget_bias", float("nan"))), float(np.float32(model.forget_bias)))}
+    for key, (saved, wanted) in described.items():
+        if saved != wanted:
+            raise UserError(f"{path} holds a model with {key} {saved}, but {config.path} says {wanted}")
+    model.assign_numpy(arrays)
+    return path
 
 
 def _main(argv):
@@ -165,7 +190,7 @@ def _run(args, config, log, passes):
         config.save(os.path.join(config.save_path, RESOLVED_CONFIG))
         trainer.train(config, model, corpus, log, eval_step=eval_step)
     else:
-        restore_for_use(config, model, args, log)
+        restore_for_use(config, model, corpus.word_to_id, args, log)
         if args.export_weights:
             path = model.export_npz(config.save_path, corpus.word_to_id)
             log(f"Wrote {path} and {os.path.join(config.save_path, DICT_FILE)}")
@@ -183,7 +208,8 @@ def _run(args, config, log, passes):
             else:
                 log("Start validating...")
                 ppl = run_epoch.evaluate(model, corpus.valid, config.batch_size, config.num_steps,
-                                         step=eval_step, what="validation data")
+                                         step=eval_step, what="validation data",
+                                         max_windows=config.valid_batches)
                 log(f"Valid Perplexity: {ppl!r}")
     if args.test:
         log("Start testing...")

@@ -217,9 +217,10 @@ def make_train_step(model, optimizer, generator, *, batch_size, num_steps, keep_
 
 # ------------------------------------------------------------------------------ passes
 
-def evaluation_batches(ids, batch_size, num_steps, *, chunk=TEST_CHUNK, what="data"):
+def evaluation_batches(ids, batch_size, num_steps, *, chunk=TEST_CHUNK, what="data", max_windows=None):
     """(inputs, targets) pairs of an evaluation pass: the B x T windows, or long chunks when B = T = 1."""
-    inputs, targets = lm_data.make_windows(ids, batch_size, num_steps, what=what)   # [N, B, T]
+    inputs, targets = lm_data.make_windows(ids, batch_size, num_steps, what=what,
+                                           max_windows=max_windows)                 # [N, B, T]
     if batch_size == 1 and num_steps == 1:
         inputs, targets = inputs.reshape(1, -1), targets.reshape(1, -1)             # [1, N]
         return [(inputs[:, i:i + chunk], targets[:, i:i + chunk]) for i in range(0, inputs.shape[1], chunk)]
@@ -248,10 +249,13 @@ def run_pass(step, batches, state, *, desc="", on_batch=None):
     return perplexity(total, positions)
 
 
-def evaluate(model, ids, batch_size, num_steps, *, step=None, chunk=TEST_CHUNK, what="data"):
-    """Perplexity of the model on ids with B x T windows (B = T = 1: chunked), full softmax, no dropout."""
+def evaluate(model, ids, batch_size, num_steps, *, step=None, chunk=TEST_CHUNK, what="data", max_windows=None):
+    """Perplexity of the model on ids with B x T windows (B = T = 1: chunked), full softmax, no dropout.
+
+    max_windows: only the first max_windows B x T windows (config key valid_batches).
+    """
     step = step or make_eval_step(model)
-    batches = evaluation_batches(ids, batch_size, num_steps, chunk=chunk, what=what)
+    batches = evaluation_batches(ids, batch_size, num_steps, chunk=chunk, what=what, max_windows=max_windows)
     return run_pass(step, batches, model.zero_state(batches[0][0].shape[0]), desc=what)
 
 
