@@ -20,6 +20,9 @@ SCRIPTS = {
     "sg-gradient-check": "aux_scripts.gradient_check",
     "sg-interpret-state": "aux_scripts.interpret_state",
     "sg-txray": "aux_scripts.txray",
+    "sg-freq-classes": "aux_scripts.freq_classes",
+    "sg-report": "aux_scripts.report",
+    "sg-reproduce": "aux_scripts.reproduce",
 }
 
 setup(

@@ -20,6 +20,10 @@ def test_demo_shows_planted_memory(tmp_path):
     assert abs(np.mean(nouns) / np.mean(fillers) - ratio) < 1e-3 * ratio   # the table says the same
     assert (tmp_path / "out" / "svs.png").read_bytes()[:4] == b"\x89PNG"
     assert any("Planted memory" in line for line in logged)
+    # the same report as sg-reproduce's, its figures inline in the HTML
+    report_md = (tmp_path / "out" / "report.md").read_text()
+    assert "## The papers' findings on this model" in report_md and "(report_svs_pos.png)" in report_md
+    assert (tmp_path / "out" / "report.html").read_text().count("data:image/png;base64,") == 2   # classes, fits
 
     # the same memory by the perturbation measure: nouns get smaller noise scales than fillers
     sigma_ratio, separation = demo.run_other_measures(str(tmp_path / "out"), long_delay=4, log=logged.append)

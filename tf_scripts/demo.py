@@ -8,6 +8,7 @@
 #     -> embedding from weights.npz -> normalize_equal_variance.py  (D with C = D D^T)
 #     -> per class and delay: sum of the singular values of G.D    (table: CSV + stdout)
 #     -> plot_svs.py                                               (PNG)
+#     -> report.py: report.md / report.html                        (as sg-reproduce writes)
 import argparse
 import os
 import runpy
@@ -19,7 +20,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts import analysis, interpret_state, normalize_equal_variance, plot_svs, txray  # noqa: E402
+from aux_scripts import analysis, interpret_state, normalize_equal_variance, plot_svs, report, txray  # noqa: E402
 from tf_scripts import configuration  # noqa: E402
 from tf_scripts import main as lm_main  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
@@ -137,6 +138,9 @@ def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print):
         raise UserError("the demo stopped at the plot")
     ratio, long = memory_ratio(table, long_delay)
     log(f"== plot: {figure}")
+    report.build_report(out_dir, title="State-gradient report: the demo LSTM")
+    log(f"== report: {os.path.join(out_dir, 'report.md')} and {os.path.join(out_dir, 'report.html')} "
+        "(the same report as sg-reproduce's)")
     log(f"Planted memory: at delays {long[0]}..{long[-1]} the {REMEMBERED}' singular-value sum is "
         f"{ratio:.2f}x that of the fillers ({' and '.join(FILLERS)})")
     return ratio

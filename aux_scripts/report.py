@@ -1,0 +1,505 @@
+"""The reproduction report: decay fits, class rankings, findings, figures and tables from a reproduce folder."""
+# Shape letters: K delays, C classes.
+#
+# Reads (paths relative to DIR, the layout of sg-reproduce; missing optional parts are named
+# in the report as not computed):
+#   svs.csv                          plot_svs.py's table: model,class,delay,sum,sv1..sv5 (required)
+#   gradients/grad_progress.json     the gradient pass: validation perplexity, batches
+#   test_perplexity.txt              main.py's `Test Perplexity: X` line
+#   classes/freq/freq_bins.csv       freq_classes.py's bins
+#   classifier/pos.log               pos_classifier_sklearn.py's output (scores)
+#   diff/{NAME}_relative_memory.txt, diff/{NAME}_cos_subspace.txt
+#   pos_mapping.log                  build_pos_mapping.py's coverage line
+# Writes into DIR: report.md, report.html (figures embedded), figures report_*.png and the
+# tables behind them, report_*.csv.
+import argparse
+import base64
+import csv
+import dataclasses
+import glob
+import html
+import io
+import json
+import math
+import os
+import re
+import sys
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+from aux_scripts import analysis  # noqa: E402
+from tf_scripts.errors import UserError, run_cli  # noqa: E402
+
+OVERALL = "overall"
+FREQ_PREFIX = "freq_"
+RANK_DELAYS = (1, 5, 10, 20, 40)
+REMEMBERED_POS = "nouns"
+
+
+# --------------------------------------------------------------------------------------------
+# Decay fits
+# --------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Fit:
+    """y ≈ a·exp(−k/tau) ("exponential") or y ≈ a·k^(−b) ("power law"), fitted on log y."""
+    model: str
+    a: float
+    rate: float          # tau for the exponential, b for the power law
+    rmse_log: float      # root mean square of the residuals of log y (natural log)
+    delays: tuple
+
+    def predict(self, k):
+        k = np.asarray(k, dtype=np.float64)
+        if self.model == "exponential":
+            return self.a * np.exp(-k / self.rate)
+        return self.a * k ** (-self.rate)
+
+
+def fit_decay(delays, values, first_delay=1):
+    """(exponential Fit, power-law Fit) of values against delays >= first_delay (least squares on log).
+
+    Both use the same points, so their errors compare. delay 0 is left out by default: the
+    power law is undefined there, and delay 0 (the word itself) is not memory.
+    """
+    delays = np.asarray(delays, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    keep = (delays >= max(first_delay, 1e-12)) & (values > 0)
+    k, y = delays[keep], np.log(values[keep])
+    if len(k) < 3:
+        raise UserError(f"fitting the decay needs at least 3 delays >= {first_delay} with a positive value, "
+                        f"got {len(k)}")
+    fits = []
+    for model, x in (("exponential", k), ("power law", np.log(k))):
+        slope, intercept = np.polyfit(x, y, 1)
+        rmse = float(np.sqrt(np.mean((intercept + slope * x - y) ** 2)))
+        rate = -1.0 / slope if model == "exponential" else -slope
+        if model == "exponential" and slope == 0:
+            rate = math.inf
+        fits.append(Fit(model, float(np.exp(intercept)), float(rate), rmse, tuple(int(d) for d in k)))
+    return fits[0], fits[1]
+
+
+# --------------------------------------------------------------------------------------------
+# Tables read from the reproduce folder
+# --------------------------------------------------------------------------------------------
+
+def read_svs(path):
+    """{class: {delay: sum}} from plot_svs.py's CSV (one model), classes in file order."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path} not found: run plot_svs.py (sg-reproduce's svs step) first")
+    table = {}
+    with open(path, encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"class", "delay", "sum"} - set(reader.fieldnames or [])
+        if missing:
+            raise UserError(f"{path}: missing column(s) {', '.join(sorted(missing))} (expected plot_svs.py's CSV)")
+        for lineno, row in enumerate(reader, start=2):
+            try:
+                table.setdefault(row["class"], {})[int(row["delay"])] = float(row["sum"])
+            except ValueError:
+                raise UserError(f"{path} line {lineno}: delay {row['delay']!r} or sum {row['sum']!r} "
+                                "is not a number") from None
+    if OVERALL not in table:
+        raise UserError(f"{path} has no '{OVERALL}' rows")
+    return table
+
+
+def ranking(table, classes, delays):
+    """{delay: [(class, sum)] sorted by decreasing sum} for the delays that every class has."""
+    out = {}
+    for k in delays:
+        if all(k in table[c] for c in classes):
+            out[k] = sorted(((c, table[c][k]) for c in classes), key=lambda item: -item[1])
+    return out
+
+
+def read_text_if(path):
+    return open(path, encoding="utf-8").read() if os.path.isfile(path) else None
+
+
+def find_number(text, label):
+    """The float after `label:` in text, or None."""
+    if text is None:
+        return None
+    match = re.search(re.escape(label) + r":?\s*([-+0-9.eE]+|nan|inf)", text)
+    return float(match.group(1)) if match else None
+
+
+def read_delay_series(path, label):
+    """{delay: value} from lines `delay: K<TAB>LABEL: X` (relative_memory.py, cos_subspace_diff_vector.py)."""
+    text = read_text_if(path)
+    if text is None:
+        return None
+    return {int(k): float(v) for k, v in re.findall(rf"delay: (\d+)\t[^\n]*?{label}: ([-+0-9.eE]+|nan)", text)}
+
+
+def freq_sort_key(name):
+    match = re.match(rf"^{FREQ_PREFIX}(\d+)", name)
+    return int(match.group(1)) if match else math.inf
+
+
+# --------------------------------------------------------------------------------------------
+# Findings: the papers' claims, judged by fixed rules (stated in the report)
+# --------------------------------------------------------------------------------------------
+
+def finding_shrink(overall):
+    delays = sorted(overall)
+    drops = sum(overall[b] < overall[a] for a, b in zip(delays, delays[1:]))
+    pairs = len(delays) - 1
+    last = overall[delays[-1]] / overall[delays[0]]
+    verdict = "holds" if drops == pairs else ("partly" if last < 1 else "does not hold")
+    return verdict, (f"the sum falls from delay {delays[0]} to {delays[-1]} at {drops} of {pairs} steps; "
+                     f"at delay {delays[-1]} it is {last:.3g} of its delay-{delays[0]} value")
+
+
+def finding_decay(exp_fit, pow_fit):
+    better = "power law" if pow_fit.rmse_log < exp_fit.rmse_log else "exponential"
+    verdict = "holds" if better == "power law" else "does not hold"
+    return verdict, (f"on log scale over delays {exp_fit.delays[0]}-{exp_fit.delays[-1]} the power law "
+                     f"(b = {pow_fit.rate:.3g}) leaves an RMS error of {pow_fit.rmse_log:.3g}, the exponential "
+                     f"(tau = {exp_fit.rate:.3g}) {exp_fit.rmse_log:.3g}: the {better} fits better")
+
+
+def finding_nouns(ranks):
+    if not ranks:
+        return "not computed", "no POS classes"
+    firsts = [k for k, order in ranks.items() if order[0][0] == REMEMBERED_POS]
+    places = ", ".join(f"{k}: {[c for c, _ in order].index(REMEMBERED_POS) + 1} of {len(order)}"
+                       for k, order in ranks.items())
+    verdict = "holds" if len(firsts) == len(ranks) else ("partly" if firsts else "does not hold")
+    return verdict, f"rank of {REMEMBERED_POS} among the POS classes at delay {places}"
+
+
+def finding_frequency(table, freq_classes, delays):
+    if len(freq_classes) < 2:
+        return "not computed", "fewer than two frequency bins"
+    rare, frequent = freq_classes[0], freq_classes[-1]
+    usable = [k for k in delays if all(k in table[c] for c in freq_classes)]
+    above = [k for k in usable if table[rare][k] > table[frequent][k]]
+    ordered = [k for k in usable if all(table[a][k] > table[b][k] for a, b in zip(freq_classes, freq_classes[1:]))]
+    start = 1 if all(1 in table[c] for c in (rare, frequent)) else min(table[rare])
+    far = max(k for k in usable) if usable else None
+    longer = None
+    if far is not None and table[rare][start] > 0 and table[frequent][start] > 0:
+        keep_rare = table[rare][far] / table[rare][start]
+        keep_freq = table[frequent][far] / table[frequent][start]
+        longer = (keep_rare, keep_freq)
+    better = len(above) == len(usable) and usable
+    kept_longer = longer is not None and longer[0] > longer[1]
+    if better and kept_longer:
+        verdict = "holds"
+    elif above or kept_longer:
+        verdict = "partly"
+    else:
+        verdict = "does not hold"
+    text = (f"{rare} above {frequent} at {len(above)} of {len(usable)} ranking delays; all bins in frequency "
+            f"order at {len(ordered)} of {len(usable)}")
+    if longer is not None:
+        text += (f"; share of the delay-{start} value left at delay {far}: {rare} {longer[0]:.3g}, "
+                 f"{frequent} {longer[1]:.3g}")
+    return verdict, text
+
+
+# --------------------------------------------------------------------------------------------
+# Figures (matplotlib object API, no display needed)
+# --------------------------------------------------------------------------------------------
+
+def _figure():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.2, 4.6))
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
+
+
+def _png(fig):
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def plot_classes(table, classes, title, log_y=True):
+    fig, ax = _figure()
+    for cls in [OVERALL] + classes:
+        delays = sorted(table[cls])
+        ax.plot(delays, [table[cls][k] for k in delays], marker=".", markersize=3, label=cls,
+                color="black" if cls == OVERALL else None, linewidth=2 if cls == OVERALL else 1)
+    ax.set_xlabel("delay k")
+    ax.set_ylabel("sum of singular values of G·D")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_title(title, fontsize="medium")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", ncol=2)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_fits(overall, exp_fit, pow_fit):
+    fig, ax = _figure()
+    delays = np.array(sorted(overall))
+    ax.plot(delays, [overall[k] for k in delays], "k.", label="overall (measured)")
+    k = np.array(exp_fit.delays, dtype=np.float64)
+    ax.plot(k, exp_fit.predict(k), label=f"exponential, tau = {exp_fit.rate:.3g} (RMS log error {exp_fit.rmse_log:.3g})")
+    ax.plot(k, pow_fit.predict(k), label=f"power law, b = {pow_fit.rate:.3g} (RMS log error {pow_fit.rmse_log:.3g})")
+    ax.set_xlabel("delay k")
+    ax.set_ylabel("sum of singular values of G·D")
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_series(series, ylabel):
+    fig, ax = _figure()
+    for name, values in series.items():
+        delays = sorted(values)
+        ax.plot(delays, [values[k] for k in delays], marker=".", markersize=3, label=name)
+    ax.set_xlabel("delay k")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.05)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return _png(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------
+
+def _csv(rows, header):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _fmt(x):
+    return "n/a" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))
+
+
+class Document:
+    """One report written twice: Markdown (figures as files) and self-contained HTML (figures inline)."""
+
+    def __init__(self, title):
+        self.md = [f"# {title}", ""]
+        self.html = [f"<h1>{html.escape(title)}</h1>"]
+        self.figures = {}   # file name -> PNG bytes, written beside report.md
+
+    def heading(self, text):
+        self.md += [f"## {text}", ""]
+        self.html.append(f"<h2>{html.escape(text)}</h2>")
+
+    def para(self, text):
+        self.md += [text, ""]
+        self.html.append(f"<p>{html.escape(text)}</p>")
+
+    def table(self, header, rows):
+        self.md.append("| " + " | ".join(header) + " |")
+        self.md.append("|" + "---|" * len(header))
+        self.md += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+        self.md.append("")
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
+        self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+    def figure(self, name, png, caption, table_name=None):
+        self.figures[name] = png
+        link = f" (data: [{table_name}]({table_name}))" if table_name else ""
+        self.md += [f"![{caption}]({name})", "", f"*{caption}*{link}", ""]
+        data = base64.b64encode(png).decode("ascii")
+        note = f" (data: {html.escape(table_name)})" if table_name else ""
+        self.html.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+                         f"<figcaption>{html.escape(caption)}{note}</figcaption></figure>")
+
+    def markdown(self):
+        return "\n".join(self.md).rstrip() + "\n"
+
+    def html_page(self, title):
+        style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;line-height:1.4}"
+                 "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:.2em .6em;"
+                 "text-align:left}img{max-width:100%}figcaption{font-style:italic}")
+        return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}"
+                f"</title><style>{style}</style></head><body>\n" + "\n".join(self.html) + "\n</body></html>\n")
+
+
+def build_report(directory, title="State-gradient reproduction report"):
+    """Write DIR/report.md, report.html, report_*.png and report_*.csv; returns {name: finding verdict}."""
+    analysis.check_dir(directory, "reproduce folder")
+    path = lambda *parts: os.path.join(directory, *parts)  # noqa: E731
+    table = read_svs(path("svs.csv"))
+    pos_classes = [c for c in table if c != OVERALL and not c.startswith(FREQ_PREFIX)]
+    freq_classes = sorted((c for c in table if c.startswith(FREQ_PREFIX)), key=freq_sort_key)
+    overall = table[OVERALL]
+    exp_fit, pow_fit = fit_decay(list(overall), list(overall.values()))
+    doc = Document(title)
+
+    # -- model and data
+    doc.heading("Model and data")
+    progress = read_text_if(path("gradients", "grad_progress.json"))
+    progress = json.loads(progress) if progress else {}
+    test_ppl = find_number(read_text_if(path("test_perplexity.txt")), "Test Perplexity")
+    coverage = re.search(r"coverage of .*?: ([0-9.]+%)", read_text_if(path("pos_mapping.log")) or "")
+    ppl = lambda x: None if x is None else f"{x:.2f}"  # noqa: E731
+    doc.table(["quantity", "value"], [
+        ["validation perplexity (gradient pass: B 1, the config's T)", ppl(progress.get("perplexity"))],
+        ["validation windows in the gradient pass", progress.get("batches")],
+        ["test perplexity (B 1, T 1)", ppl(test_ppl)],
+        ["time steps x delays", f"{len(progress.get('time_steps', []))} x {len(progress.get('delays', []))}"
+         if progress else None],
+        ["validation tokens with a POS tag", coverage.group(1) if coverage else None],
+    ])
+
+    # -- the papers' figure
+    doc.heading("Sum of singular values of G·D against delay")
+    doc.para("G is the average state gradient d c_t / d x_{t-k} over all time steps t and validation windows "
+             "(per class: over the occurrences whose word at t-k is in the class), D the Cholesky factor of "
+             "the embedding covariance (C = D Dᵀ), so that every embedding direction counts by its spread.")
+    if pos_classes:
+        doc.figure("report_svs_pos.png", plot_classes(table, pos_classes, "per POS class"),
+                   "Sum of singular values of G·D per POS class of the word at t-k (log scale)", "svs.csv")
+    if freq_classes:
+        bins = read_text_if(path("classes", "freq", "freq_bins.csv"))
+        doc.figure("report_svs_freq.png", plot_classes(table, freq_classes, "per training-frequency bin"),
+                   "Sum of singular values of G·D per training-frequency bin of the word at t-k (log scale)",
+                   "svs.csv")
+        if bins:
+            rows = list(csv.DictReader(io.StringIO(bins)))
+            doc.para("Frequency bins (training counts; <eos> and <unk> have no bin):")
+            doc.table(["class", "training count", "words", "training tokens", "validation tokens"],
+                      [[r["class"], f"{r['lo']}-{r['hi']}" if r["hi"] else f"{r['lo']}+", r["words"],
+                        r["train_tokens"], r["valid_tokens"]] for r in rows])
+
+    # -- fits
+    doc.heading("Decay of the overall curve: exponential or power law")
+    fits_csv = _csv([[f.model, f.a, f.rate, f.rmse_log, f.delays[0], f.delays[-1]] for f in (exp_fit, pow_fit)],
+                    ["model", "a", "tau_or_b", "rmse_log", "first_delay", "last_delay"])
+    doc.para("Least squares on log scale over delays ≥ 1: exponential a·exp(−k/τ), power law a·k^(−b). "
+             "The error is the root mean square of the residuals of ln(sum).")
+    doc.table(["model", "a", "τ or b", "RMS error of ln", "delays"],
+              [[f.model, f.a, f.rate, f.rmse_log, f"{f.delays[0]}-{f.delays[-1]}"] for f in (exp_fit, pow_fit)])
+    better = "power law" if pow_fit.rmse_log < exp_fit.rmse_log else "exponential"
+    doc.para(f"The {better} fits better.")
+    doc.figure("report_fits.png", plot_fits(overall, exp_fit, pow_fit),
+               "Overall sum of singular values with the two fits (log scale)", "report_fits.csv")
+
+    # -- rankings
+    doc.heading("Class ranking by sum of singular values")
+    rank_rows = []
+    rank_tables = {}
+    for group, classes in (("POS", pos_classes), ("frequency", freq_classes)):
+        if not classes:
+            continue
+        ranks = ranking(table, classes, RANK_DELAYS)
+        rank_tables[group] = ranks
+        if ranks:
+            doc.para(f"{group} classes, highest first:")
+            doc.table(["delay"] + [f"{i + 1}." for i in range(len(classes))],
+                      [[k] + [f"{c} ({s:.3g})" for c, s in order] for k, order in ranks.items()])
+        rank_rows += [[group, k, i + 1, c, s] for k, order in ranks.items() for i, (c, s) in enumerate(order)]
+    ranking_csv = _csv(rank_rows, ["group", "delay", "rank", "class", "sum"])
+
+    # -- relative memory
+    doc.heading("Relative memory of difference vectors")
+    series, cosines = {}, {}
+    for file in sorted(glob.glob(path("diff", "*_relative_memory.txt"))):
+        name = os.path.basename(file)[:-len("_relative_memory.txt")]
+        series[name] = read_delay_series(file, "relative memory")
+        cos = read_delay_series(path("diff", f"{name}_cos_subspace.txt"), "cosine distance")
+        if cos:
+            cosines[name] = cos
+    memory_rows = [[name, k, values[k], cosines.get(name, {}).get(k)] for name, values in series.items()
+                   for k in sorted(values)]
+    if series:
+        doc.para("For a difference vector d between the mean embeddings of two tags (e.g. NNS − NN), "
+                 "relative memory = ‖(G·D) d̂‖ / σ_max(G·D) with d̂ = Z d/‖Z d‖: how much of the largest "
+                 "gain at delay k goes to that direction (1: fully; about sqrt(1/E) for a random "
+                 "direction in a gain of equal singular values). Subspace cosine: the share of d̂ in the "
+                 "span of the top right singular vectors (cos_subspace_diff_vector.py).")
+        doc.figure("report_relative_memory.png", plot_series(series, "relative memory"),
+                   "Relative memory of the difference vectors against delay", "report_relative_memory.csv")
+        doc.table(["difference", "k = 0", "1", "5", "10", "20", "40"],
+                  [[name] + [values.get(k) for k in (0,) + RANK_DELAYS] for name, values in series.items()])
+    else:
+        doc.para("Not computed (no diff/*_relative_memory.txt).")
+
+    # -- classifier
+    doc.heading("POS classifier on the embeddings")
+    log_text = read_text_if(path("classifier", "pos.log"))
+    if log_text:
+        examples = re.search(r"^(\d+) examples", log_text, re.M)
+        doc.table(["quantity", "value"], [
+            ["examples (word, tag)", int(examples.group(1)) if examples else None],
+            ["best cross-validation accuracy", find_number(log_text, "best cross-validation score")],
+            ["validation accuracy", find_number(log_text, "Validation score")],
+            ["test accuracy", find_number(log_text, "Test score")],
+        ])
+    else:
+        doc.para("Not computed (no classifier/pos.log).")
+
+    # -- findings
+    doc.heading("The papers' findings on this model")
+    doc.para("Rules: 'singular values shrink' holds when the overall sum falls at every delay step; "
+             "'fast but not exponential' holds when the power law fits ln(sum) better; 'nouns best' holds "
+             f"when {REMEMBERED_POS} rank first among the POS classes at every delay of {RANK_DELAYS}, partly "
+             "at some; 'infrequent words better and longer' holds when the rarest bin is above the most "
+             "frequent at every ranking delay and keeps a larger share of its delay-1 value at the last "
+             "ranking delay, partly when one of the two is true.")
+    findings = {
+        "singular values shrink with delay": finding_shrink(overall),
+        "the decay is fast but not exponential": finding_decay(exp_fit, pow_fit),
+        "nouns are remembered best among POS classes": finding_nouns(rank_tables.get("POS", {})),
+        "infrequent words are remembered better and longer": finding_frequency(
+            table, freq_classes, RANK_DELAYS),
+    }
+    doc.table(["finding", "verdict", "numbers"], [[name, v, text] for name, (v, text) in findings.items()])
+
+    files = {
+        "report_fits.csv": fits_csv.encode(),
+        "report_ranking.csv": ranking_csv.encode(),
+        "report_relative_memory.csv": _csv(memory_rows, ["difference", "delay", "relative_memory",
+                                                         "subspace_cosine"]).encode(),
+        "report_findings.csv": _csv([[n, v, t] for n, (v, t) in findings.items()],
+                                    ["finding", "verdict", "numbers"]).encode(),
+    }
+    files.update(doc.figures)
+    files["report.md"] = doc.markdown().encode()
+    files["report.html"] = doc.html_page(title).encode()
+    for name, data in files.items():
+        analysis.atomic_write(path(name), lambda tmp, data=data: open(tmp, "wb").write(data))
+    return {name: verdict for name, (verdict, _) in findings.items()}
+
+
+def _main(argv):
+    parser = argparse.ArgumentParser(
+        prog="report.py",
+        description="Write DIR/report.md and a self-contained DIR/report.html (figures embedded) from the "
+                    "outputs of sg-reproduce in DIR: the sum of singular values per POS class and frequency "
+                    "bin, exponential and power-law fits of the decay, class rankings at delays "
+                    f"{', '.join(map(str, RANK_DELAYS))}, relative memory, classifier accuracy, and the "
+                    "papers' findings judged by fixed rules. Tables behind every figure: DIR/report_*.csv.")
+    parser.add_argument("dir", metavar="DIR", help="the sg-reproduce output folder (needs DIR/svs.csv)")
+    parser.add_argument("--title", default="State-gradient reproduction report", help="report title")
+    args = parser.parse_args(argv)
+    findings = build_report(args.dir, args.title)
+    for name, verdict in findings.items():
+        print(f"{name}: {verdict}")
+    print(f"wrote {os.path.join(args.dir, 'report.md')} and {os.path.join(args.dir, 'report.html')}")
+    return 0
+
+
+def main(argv=None):
+    """Command line entry point; returns the exit status."""
+    return run_cli(_main, argv, "report.py")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,543 @@
+"""sg-reproduce: the papers' workflow in one command, from a training config (or a trained model) to report.md/.html."""
+# Every step is a list of plain commands (this package's console scripts, test/cp/mkdir/rm),
+# run in-process; --dry-run prints the same commands for a shell. DIR = --out.
+#
+#   data ─► train ─► model ─┬─► pos_mapping ─► freq_classes ─► gradients ─┐
+#                           ├─► test_perplexity                           ├─► svs ─► diff ─► report
+#                           └─► embedding ─► normalise ─► classifier ─────┘
+#
+# A step is skipped when DIR/steps/NAME.json records that it completed with the same
+# fingerprint (its commands, the config values it depends on, the bytes of the files it reads)
+# and its outputs exist. A step that was interrupted runs again (the gradient pass resumes at
+# its last checkpointed window); a step whose inputs changed first removes its old outputs.
+import argparse
+import contextlib
+import dataclasses
+import glob
+import hashlib
+import importlib
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+import time
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from aux_scripts import analysis  # noqa: E402
+from tf_scripts import configuration  # noqa: E402
+from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.fileio import atomic_write  # noqa: E402
+
+PROG = "sg-reproduce"
+# console command -> module with main(argv) -> exit status (the same names as setup.py's)
+PROGRAMS = {
+    "sg-main": "tf_scripts.main",
+    "sg-build-pos-mapping": "aux_scripts.build_pos_mapping",
+    "sg-freq-classes": "aux_scripts.freq_classes",
+    "sg-normalize-equal-variance": "aux_scripts.normalize_equal_variance",
+    "sg-plot-svs": "aux_scripts.plot_svs",
+    "sg-pos-classifier": "aux_scripts.pos_classifier_sklearn",
+    "sg-diff-vector": "aux_scripts.diff_vector",
+    "sg-relative-memory": "aux_scripts.relative_memory",
+    "sg-cos-subspace-diff-vector": "aux_scripts.cos_subspace_diff_vector",
+    "sg-report": "aux_scripts.report",
+}
+POS_CLASSES = ("nouns", "verbs", "adjectives", "adverbs", "determiners", "prepositions", "pronouns",
+               "conjunctions", "numbers")
+POS_CLASS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pos_classes")
+DIFFERENCES = (("NNS", "NN"), ("VBZ", "VBP"))   # plural - singular noun, 3rd person - other present verb
+MAX_DELAY = 50
+SUBSPACE_COLUMNS = 5
+# The keys of the training config that the --notrain passes need; the training keys are left out,
+# so that changing one of those does not rerun the analysis of a given model.
+DATA_KEYS = ("data_path", "vocab", "encoding", "no_eos", "read_vocab_from_file")
+MODEL_KEYS = ("basic_cell", "num_layers", "embedding_size", "size", "forget_bias", "init_scale", "softmax")
+TEST_KEYS = ("other_test", "valid_as_test")
+CONLL_FILES = ("conll2000/train.txt", "conll2000/test.txt")
+TREEBANK_FILES = ("treebank_sample/wsj_0001-0199.pos",)
+
+
+# --------------------------------------------------------------------------------------------
+# Commands and steps
+# --------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Command:
+    """One plain command: argv as a shell would see it, and the file its standard output goes to."""
+    argv: list
+    stdout: str | None = None
+
+    def text(self):
+        line = shlex.join(self.argv)
+        return f"{line} > {shlex.quote(self.stdout)}" if self.stdout else line
+
+    @classmethod
+    def parse(cls, line):
+        """The Command of one printed line (`argv... [> FILE]`)."""
+        words = shlex.split(line)
+        if len(words) >= 3 and words[-2] == ">":
+            return cls(words[:-2], words[-1])
+        return cls(words)
+
+
+@dataclasses.dataclass
+class Step:
+    name: str
+    what: str
+    commands: list
+    inputs: list = dataclasses.field(default_factory=list)    # files, folders or globs read
+    outputs: list = dataclasses.field(default_factory=list)   # exist when the step is complete
+    keys: dict = dataclasses.field(default_factory=dict)      # config values the step depends on
+    clean: list = dataclasses.field(default_factory=list)     # removed before a rerun on other inputs
+    always: bool = False                                      # cheap checks: run every time
+    done: object = None                                       # callable: complete without a record
+
+
+def _atomic_copy(src, dst):
+    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
+
+
+def run_command(command, where=""):
+    """Run one Command in this process; UserError naming the command when it fails."""
+    prog, args = command.argv[0], command.argv[1:]
+    if prog == "test":       # test -f FILE: a data check
+        if len(args) != 2 or args[0] != "-f":
+            raise UserError(f"unsupported command {command.text()!r}{where}")
+        if not os.path.isfile(args[1]):
+            raise UserError(f"{args[1]} not found{where}")
+        return
+    if prog == "mkdir":
+        for path in args[1:] if args[:1] == ["-p"] else args:
+            os.makedirs(path, exist_ok=True)
+        return
+    if prog == "rm":
+        for path in args[1:] if args[:1] == ["-rf"] else args:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
+                os.remove(path)
+        return
+    if prog == "cp":
+        *sources, target = args
+        for src in sources:
+            if not os.path.isfile(src):
+                raise UserError(f"{src} not found{where}")
+            dst = os.path.join(target, os.path.basename(src)) if os.path.isdir(target) else target
+            _atomic_copy(src, dst)
+        return
+    if prog not in PROGRAMS:
+        raise UserError(f"unknown command {prog!r} in {command.text()!r}{where}")
+    module = importlib.import_module(PROGRAMS[prog])
+    if command.stdout is None:
+        status = module.main(args)
+    else:
+        os.makedirs(os.path.dirname(os.path.abspath(command.stdout)), exist_ok=True)
+        partial = command.stdout + ".partial"
+        with open(partial, "w", encoding="utf-8") as handle, contextlib.redirect_stdout(handle):
+            status = module.main(args)
+        if status == 0:
+            os.replace(partial, command.stdout)
+    if status == 130:     # the command was interrupted (Ctrl-C): so is the pipeline
+        raise KeyboardInterrupt
+    if status != 0:
+        log_hint = f" (its output: {command.stdout}.partial)" if command.stdout else ""
+        raise UserError(f"`{command.text()}` exited with status {status}{where}{log_hint}")
+
+
+def _hash_path(digest, path):
+    """Feed the name and bytes of a file, every file of a folder, or every match of a glob."""
+    if any(ch in path for ch in "*?["):
+        matches = sorted(glob.glob(path))
+    elif os.path.isdir(path):
+        matches = sorted(os.path.join(root, name) for root, _, names in os.walk(path) for name in names
+                         if not name.startswith(".") and not name.endswith(".partial"))
+    else:
+        matches = [path]
+    for match in matches:
+        if not os.path.isfile(match):
+            raise UserError(f"{match} is missing: an earlier step did not complete")
+        digest.update(os.path.relpath(match).encode() + b"\0")
+        with open(match, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+
+
+def fingerprint(step):
+    digest = hashlib.sha256()
+    digest.update(json.dumps([step.name, [c.text() for c in step.commands], step.keys],
+                             sort_keys=True, default=str).encode())
+    for path in step.inputs:
+        _hash_path(digest, path)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# The plan
+# --------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Options:
+    config: str
+    out: str
+    model: str | None = None
+    valid_windows: int | None = None
+    pos_mapping: str | None = None
+    conll: tuple = ()
+    treebank: tuple = ()
+    classifier_grid: str = "full"
+    min_valid_tokens: int = 1000
+
+
+def _config_text(source, values, purpose):
+    lines = [f"# written by {PROG} from {source}: {purpose}", "# (rewritten on every run; edit the source config)"]
+    lines += [f"{key}\t{value!r}" if isinstance(value, float) else f"{key}\t{value}" for key, value in values]
+    return "\n".join(lines) + "\n"
+
+
+def _write_if_changed(path, text):
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as handle:
+            if handle.read() == text:
+                return
+    analysis.atomic_write_text(path, text)
+
+
+def _latest_checkpoint(folder):
+    """Prefix name (e.g. epoch-12) of the latest TF checkpoint in folder, or None."""
+    path = os.path.join(folder, "checkpoint")
+    if not os.path.isfile(path):
+        return None
+    match = re.search(r'^model_checkpoint_path:\s*"([^"]+)"', open(path, encoding="utf-8").read(), re.M)
+    return os.path.basename(match.group(1)) if match else None
+
+
+def _epochs_done(folder):
+    latest = _latest_checkpoint(folder)
+    match = re.match(r"^epoch-(\d+)$", latest or "")
+    return int(match.group(1)) if match else 0
+
+
+def plan(opts):
+    """(steps, derived config texts {path: text}) for the options; UserError for bad options."""
+    train = opts.model is None
+    config = configuration.load_config(opts.config, train=train, valid=True, test=True, warn=lambda m: None)
+    out = opts.out
+    p = lambda *parts: os.path.join(out, *parts)  # noqa: E731
+    model_dir, logs = p("model"), p("logs")
+    data_files = [os.path.join(config.data_path, f"{s}_{config.vocab}k-unk.txt" if config.vocab else f"{s}.txt")
+                  for s in ("train", "valid", "test")]
+    valid_file = data_files[1]
+    data_keys = {k: getattr(config, k) for k in DATA_KEYS}
+    model_keys = {k: getattr(config, k) for k in MODEL_KEYS}
+
+    # -- derived configs: the model for --notrain passes, the gradient pass, the embedding export
+    base = [("save_path", model_dir), ("log_dir", logs), ("batch_size", 1), ("num_steps", config.num_steps)]
+    base += [(k, getattr(config, k)) for k in DATA_KEYS + MODEL_KEYS + TEST_KEYS if getattr(config, k) is not None]
+    pos_files = [os.path.join(POS_CLASS_DIR, f"{name}.txt") for name in POS_CLASSES]
+    grad_keys = [("log", "gradients"), ("grad_interm", "cell"), ("time_step", "all"), ("max_delay", MAX_DELAY),
+                 ("grad_dir", p("gradients")), ("grad_average", True), ("grad_dump", False),
+                 ("pos_mapping", p("classes", "pos_mapping.txt")),
+                 ("pos_classes", ",".join(pos_files + [p("classes", "freq")]))]
+    if opts.valid_windows:
+        grad_keys.append(("valid_batches", opts.valid_windows))
+    configs = {
+        p("configs", "model.config"): _config_text(opts.config, base + [("log", "model")],
+                                                   "the model for the --notrain passes"),
+        p("configs", "gradients.config"): _config_text(opts.config, base + grad_keys,
+                                                       "state gradients of the cell state, all time steps"),
+        p("configs", "embedding.config"): _config_text(opts.config, base + [("log", "embedding"),
+                                                                           ("save_embedding", p("embedding.npy"))],
+                                                       "export of the embedding matrix"),
+    }
+    model_cfg, grad_cfg, emb_cfg = configs
+
+    steps = [Step("data", "check the data files",
+                  [Command(["test", "-f", f]) for f in data_files] + [Command(["mkdir", "-p", logs])], always=True)]
+
+    # -- training, or the given model
+    if train:
+        save_path = config.save_path
+        steps.append(Step("train", f"train {opts.config} up to max_max_epoch {config.max_max_epoch} (resumes)",
+                          [Command(["sg-main", "--config", opts.config, "--notest"], p("logs", "train.out"))],
+                          keys=dict(config.items()), outputs=[os.path.join(save_path, "weights.npz")],
+                          done=lambda: _epochs_done(save_path) >= config.max_max_epoch))
+        source = save_path
+    else:
+        source = opts.model
+        if not os.path.isdir(source):
+            raise UserError(f"--model {source}: not a directory (expected a save_path with a checkpoint, or "
+                            "weights.npz + dict)")
+        if os.path.realpath(source) == os.path.realpath(model_dir):
+            raise UserError(f"--model {source} is the output's own model folder; give the original one")
+    weights, vocab = os.path.join(source, "weights.npz"), os.path.join(source, "dict")
+    if not train and not os.path.isfile(weights):
+        latest = _latest_checkpoint(source)
+        if latest is None:
+            raise UserError(f"--model {source} holds neither weights.npz + dict nor a checkpoint")
+        ckpt = sorted(glob.glob(os.path.join(source, latest + ".*")))
+        copy = [Command(["cp", os.path.join(source, "checkpoint"), *ckpt, model_dir]),
+                Command(["sg-main", "--notrain", "--export_weights", "--config", model_cfg], p("logs", "export.out"))]
+        model_inputs = [os.path.join(source, "checkpoint"), *ckpt]
+    else:
+        if not train and not os.path.isfile(vocab):
+            raise UserError(f"--model {source} has weights.npz but no dict beside it")
+        copy = [Command(["cp", weights, vocab, model_dir])]
+        model_inputs = [weights, vocab]
+    steps.append(Step("model", f"copy the model from {source} into {model_dir}",
+                      [Command(["rm", "-rf", model_dir]), Command(["mkdir", "-p", model_dir])] + copy,
+                      inputs=model_inputs + [model_cfg] * (len(copy) > 1),
+                      outputs=[os.path.join(model_dir, "weights.npz"), os.path.join(model_dir, "dict")]))
+    m_weights, m_dict = os.path.join(model_dir, "weights.npz"), os.path.join(model_dir, "dict")
+
+    steps.append(Step("test_perplexity", "test perplexity (B 1, T 1)",
+                      [Command(["sg-main", "--notrain", "--novalid", "--config", model_cfg],
+                               p("test_perplexity.txt"))],
+                      inputs=[m_weights, m_dict, data_files[0], data_files[2]],
+                      keys={**data_keys, **model_keys, **{k: getattr(config, k) for k in TEST_KEYS}},
+                      outputs=[p("test_perplexity.txt")]))
+
+    # -- POS mapping and frequency classes
+    pos_only = p("pos_mapping_pos.txt")
+    if opts.pos_mapping:
+        pos_step = Step("pos_mapping", f"copy the POS mapping {opts.pos_mapping}",
+                        [Command(["cp", opts.pos_mapping, pos_only])], inputs=[opts.pos_mapping], outputs=[pos_only])
+    else:
+        argv = ["sg-build-pos-mapping", m_dict, pos_only]
+        argv += (["--conll", *opts.conll] if opts.conll else []) + (["--treebank", *opts.treebank] if opts.treebank else [])
+        argv += ["--coverage", valid_file]
+        pos_step = Step("pos_mapping", "POS mapping of the vocabulary from the tagged corpora",
+                        [Command(argv, p("pos_mapping.log"))], inputs=[m_dict, *opts.conll, *opts.treebank, valid_file],
+                        outputs=[pos_only, p("pos_mapping.log")])
+    steps.append(pos_step)
+    steps.append(Step("freq_classes", "training-frequency bins, added to the POS mapping",
+                      [Command(["rm", "-rf", p("classes")]), Command(["mkdir", "-p", p("classes")]),
+                       Command(["sg-freq-classes", model_cfg, m_dict, p("classes", "freq"), "--pos-mapping", pos_only,
+                                "--out-mapping", p("classes", "pos_mapping.txt"), "--min-valid-tokens", str(opts.min_valid_tokens)],
+                               p("classes", "freq_classes.log"))],
+                      inputs=[m_dict, pos_only, data_files[0], valid_file], keys=data_keys,
+                      outputs=[p("classes", "pos_mapping.txt"), p("classes", "freq", "freq_bins.csv")]))
+
+    # -- state gradients
+    steps.append(Step("gradients", f"state gradients of the cell state, all time steps, {MAX_DELAY} delays, "
+                      "streaming averages overall, per POS class and per frequency bin",
+                      [Command(["sg-main", "--notrain", "--notest", "--config", grad_cfg], p("logs", "gradients.out"))],
+                      inputs=[m_weights, m_dict, valid_file, data_files[0], p("classes"), *pos_files],
+                      keys={**data_keys, **model_keys, "num_steps": config.num_steps,
+                            "valid_batches": opts.valid_windows, "max_delay": MAX_DELAY},
+                      outputs=[p("gradients", "delay_0_avg.npy")], clean=[p("gradients")],
+                      done=None))
+
+    # -- embedding, normalisation, classifier
+    emb = p("embedding.npy")
+    steps.append(Step("embedding", "export the embedding matrix",
+                      [Command(["sg-main", "--notrain", "--novalid", "--notest", "--config", emb_cfg],
+                               p("logs", "embedding.out"))],
+                      inputs=[m_weights, m_dict, data_files[0]], keys={**data_keys, **model_keys}, outputs=[emb]))
+    d_norm, z_norm = p("embedding_D_norm_grad.npy"), p("embedding_Z_norm_emb.npy")
+    steps.append(Step("normalise", "embedding mean, covariance, Cholesky factor D and Z = D^-1",
+                      [Command(["sg-normalize-equal-variance", emb], p("normalisation.log"))],
+                      inputs=[emb], outputs=[d_norm, z_norm]))
+    classifier = p("classifier", "pos")
+    steps.append(Step("classifier", f"POS classifier on the embeddings ({opts.classifier_grid} grid), mean "
+                      "embedding per tag",
+                      [Command(["rm", "-rf", p("classifier")]), Command(["mkdir", "-p", p("classifier")]),
+                       Command(["sg-pos-classifier", emb, m_dict, pos_only, classifier, "--freq_cutoff", "2",
+                                "--avg_emb", "--confusion_matrix", "--grid", opts.classifier_grid],
+                               classifier + ".log")],
+                      inputs=[emb, m_dict, pos_only], outputs=[classifier + ".log"]))
+
+    # -- singular values, difference vectors, report
+    averages = p("gradients", "delay_*_avg*.npy")
+    steps.append(Step("svs", "sum of singular values of G.D per delay and class (the papers' figure)",
+                      [Command(["sg-plot-svs", p("gradients"), "--grad-norm", d_norm, "--classes", "all",
+                                "--labels", f"{config.basic_cell} E{config.embedding_size} H{config.size}",
+                                "--out", p("svs.png")], p("logs", "svs.out"))],
+                      inputs=[averages, d_norm], outputs=[p("svs.csv"), p("svs.png")]))
+    diff_commands, diff_outputs = [Command(["rm", "-rf", p("diff")]), Command(["mkdir", "-p", p("diff")])], []
+    for a, b in DIFFERENCES:
+        vector = p("diff", f"{a}-{b}.npy")
+        diff_commands += [
+            Command(["sg-diff-vector", f"{classifier}_avg_{a}.npy", f"{classifier}_avg_{b}.npy", vector],
+                    p("logs", f"diff_{a}-{b}.out")),
+            Command(["sg-relative-memory", vector, p("gradients"), z_norm, "--grad-norm", d_norm],
+                    p("diff", f"{a}-{b}_relative_memory.txt")),
+            Command(["sg-cos-subspace-diff-vector", vector, p("gradients"), str(SUBSPACE_COLUMNS), z_norm, d_norm],
+                    p("diff", f"{a}-{b}_cos_subspace.txt")),
+        ]
+        diff_outputs += [p("diff", f"{a}-{b}_relative_memory.txt"), p("diff", f"{a}-{b}_cos_subspace.txt")]
+    steps.append(Step("diff", "difference vectors " + ", ".join(f"{a}-{b}" for a, b in DIFFERENCES)
+                      + ": relative memory and subspace cosine", diff_commands,
+                      inputs=[p("classifier", "pos_avg_*.npy"), averages, d_norm, z_norm], outputs=diff_outputs))
+    steps.append(Step("report", "report.md, report.html, figures and tables",
+                      [Command(["sg-report", out], p("logs", "report.out"))],
+                      inputs=[p("svs.csv"), p("test_perplexity.txt"), p("gradients", "grad_progress.json"),
+                              p("classes"), p("classifier", "pos.log"), p("diff"), p("pos_mapping_pos.txt")],
+                      outputs=[p("report.md"), p("report.html")]))
+    return steps, configs
+
+
+# --------------------------------------------------------------------------------------------
+# Running the plan
+# --------------------------------------------------------------------------------------------
+
+def _record_path(out, step):
+    return os.path.join(out, "steps", f"{step.name}.json")
+
+
+def _read_record(out, step):
+    path = _record_path(out, step)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _write_record(out, step, record):
+    analysis.atomic_write_text(_record_path(out, step), json.dumps(record, indent=1) + "\n")
+
+
+def is_complete(out, step, fp):
+    if step.always:
+        return False
+    if step.done is not None and step.done():
+        return True
+    record = _read_record(out, step)
+    return bool(record and record.get("complete") and record.get("fingerprint") == fp
+                and all(os.path.exists(o) for o in step.outputs))
+
+
+def run_plan(steps, out, log=print):
+    """Run the steps in order, skipping complete ones; returns {step name: seconds or None (skipped)}."""
+    times = {}
+    os.makedirs(out, exist_ok=True)
+    for number, step in enumerate(steps, start=1):
+        head = f"[{number}/{len(steps)}] {step.name}"
+        fp = None if step.always or step.done else fingerprint(step)
+        if is_complete(out, step, fp):
+            log(f"{head}: complete with the same inputs, skipped")
+            times[step.name] = None
+            continue
+        record = _read_record(out, step)
+        if record and fp is not None and record.get("fingerprint") != fp:
+            for path in step.clean:
+                if os.path.isdir(path):
+                    shutil.rmtree(path)
+        if not step.always:
+            _write_record(out, step, {"fingerprint": fp, "complete": False})
+        start = time.monotonic()
+        for command in step.commands:
+            run_command(command, where=f" (step {step.name})")
+        elapsed = time.monotonic() - start
+        times[step.name] = elapsed
+        if not step.always:
+            if fp is None:
+                fp = fingerprint(step)
+            _write_record(out, step, {"fingerprint": fp, "complete": True, "seconds": round(elapsed, 1)})
+        log(f"{head}: {step.what}: {elapsed:.1f} s")
+        with open(os.path.join(out, "reproduce.log"), "a", encoding="utf-8") as handle:
+            handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}\t{step.name}\t{elapsed:.1f} s\n")
+    return times
+
+
+def dry_run_text(steps, out):
+    lines = [f"# {PROG}: {len(steps)} steps; run the commands from {os.getcwd()}",
+             f"# (the derived configs they read are in {os.path.join(out, 'configs')})"]
+    for number, step in enumerate(steps, start=1):
+        lines.append(f"# [{number}/{len(steps)}] {step.name}: {step.what}")
+        lines += [command.text() for command in step.commands]
+    return "\n".join(lines) + "\n"
+
+
+def reproduce(opts, dry_run=False, log=print):
+    """Plan, write the derived configs, then run (or print) the steps. Returns the plan's steps."""
+    steps, configs = plan(opts)
+    for path, text in configs.items():
+        _write_if_changed(path, text)
+    if dry_run:
+        sys.stdout.write(dry_run_text(steps, opts.out))
+        return steps
+    run_plan(steps, opts.out, log)
+    log(f"Report: {os.path.join(opts.out, 'report.md')} and {os.path.join(opts.out, 'report.html')}")
+    return steps
+
+
+def _parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Run the papers' whole workflow: data check, training (resuming), model copy, test "
+                    "perplexity, POS mapping, frequency classes, state gradients of the cell state (all time "
+                    f"steps, {MAX_DELAY} delays, streaming averages overall, per POS class and per frequency "
+                    "bin; B 1 and the config's T), embedding export and normalisation, POS classifier, "
+                    "difference vectors (NNS-NN, VBZ-VBP) with relative memory and subspace cosine, the sum of "
+                    "singular values per class and delay, and the report. A step whose outputs are complete "
+                    "and made from the same inputs is skipped, so an interrupted run resumes where it was.")
+    parser.add_argument("--config", required=True, help="the training config (e.g. config/ptb-norm-wsj_64e_256h_steps200.config)")
+    parser.add_argument("--out", help="output folder DIR (default: runs/reproduce/<config name>)")
+    parser.add_argument("--model", metavar="SAVE_PATH",
+                        help="analyse this trained model instead of training: a save_path with a checkpoint, or "
+                             "with weights.npz + dict; it is only read (its files are copied to DIR/model)")
+    parser.add_argument("--valid-windows", type=int, metavar="N",
+                        help="use only batches 0..N-1 of the validation pass (quick runs; default: all)")
+    parser.add_argument("--pos-mapping", metavar="FILE", help="an existing POS mapping of the model's vocabulary")
+    parser.add_argument("--conll", nargs="+", default=[], metavar="FILE", help="CoNLL-2000 files to build the POS mapping")
+    parser.add_argument("--treebank", nargs="+", default=[], metavar="FILE",
+                        help="Penn Treebank .pos files to build the POS mapping")
+    parser.add_argument("--pos-data", metavar="DIR",
+                        help="the folder data/get_pos_data.py fills: the same as --conll DIR/conll2000/train.txt "
+                             "DIR/conll2000/test.txt --treebank DIR/treebank_sample/wsj_0001-0199.pos")
+    parser.add_argument("--classifier-grid", choices=["full", "small"], default="full",
+                        help="grid of the POS classifier: full (the original's; default) or small (quick)")
+    parser.add_argument("--min-valid-tokens", type=int, default=1000, metavar="N",
+                        help="frequency bins (training counts 1-9, 10-99, ...) with fewer validation tokens are "
+                             "merged into their more frequent neighbour (default 1000)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="write the derived configs to DIR/configs and print every step as plain commands "
+                             "(console scripts of this package, test/cp/mkdir/rm) instead of running them")
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exit_:
+        return exit_.code
+
+
+def _main(argv):
+    args = _parse_args(argv)
+    if not isinstance(args, argparse.Namespace):
+        return args
+    conll, treebank = list(args.conll), list(args.treebank)
+    if args.pos_data:
+        analysis.check_dir(args.pos_data, "--pos-data folder")
+        conll += [os.path.join(args.pos_data, f) for f in CONLL_FILES]
+        treebank += [os.path.join(args.pos_data, f) for f in TREEBANK_FILES]
+    if args.pos_mapping and (conll or treebank):
+        raise UserError("give either --pos-mapping or tagged corpora (--pos-data, --conll, --treebank), not both")
+    if not args.pos_mapping and not (conll or treebank):
+        raise UserError("no POS data: give --pos-data DIR (fill it with python data/get_pos_data.py), "
+                        "--conll FILE... and/or --treebank FILE..., or --pos-mapping FILE")
+    for path in [args.pos_mapping, *conll, *treebank]:
+        if path and not os.path.isfile(path):
+            raise UserError(f"POS data file {path} not found")
+    if args.valid_windows is not None and args.valid_windows < 1:
+        raise UserError(f"--valid-windows must be >= 1, got {args.valid_windows}")
+    name = os.path.splitext(os.path.basename(args.config))[0]
+    opts = Options(config=args.config, out=args.out or os.path.join("runs", "reproduce", name), model=args.model,
+                   valid_windows=args.valid_windows, pos_mapping=args.pos_mapping, conll=tuple(conll),
+                   treebank=tuple(treebank), classifier_grid=args.classifier_grid,
+                   min_valid_tokens=args.min_valid_tokens)
+    reproduce(opts, dry_run=args.dry_run)
+    return 0
+
+
+def main(argv=None):
+    """Command line entry point; returns the exit status."""
+    return run_cli(_main, argv, PROG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""sg-reproduce end to end on a tiny corpus: outputs, resuming after a kill, reruns after a change, --dry-run."""
+import contextlib
+import filecmp
+import io
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from aux_scripts import reproduce
+from tf_scripts import gradient_pass
+from tf_scripts import main as sg_main
+from tf_scripts.state_gradients import StateGradients
+
+LEXICON = {"DT": ["the", "a"], "NN": [f"dog{i}" for i in range(8)],
+           "NNS": [f"cats{i}" for i in range(8)], "VBZ": [f"runs{i}" for i in range(6)],
+           "VBP": [f"walk{i}" for i in range(6)], "JJ": [f"big{i}" for i in range(6)],
+           "RB": [f"fast{i}" for i in range(5)]}
+CONFIG = dict(log_dir="logs", data_path="data", vocab="False", basic_cell="LSTM", num_layers=1, embedding_size=5,
+              size=8, num_steps=8, batch_size=4, init_scale=0.3, forget_bias=0, softmax="full", dropout=1,
+              learning_rate=1, max_grad_norm=5, optimizer="sgd", max_max_epoch=2, trainer="trainer")
+# min-valid-tokens 40: the tiny corpus still gets two frequency bins
+OPTIONS = ["--pos-mapping", "pos_mapping.txt", "--classifier-grid", "small", "--min-valid-tokens", "40"]
+COMPARED = ["svs.csv", "report.md", "report_fits.csv", "report_ranking.csv", "report_relative_memory.csv",
+            "report_findings.csv", "embedding_D_norm_grad.npy", "classes/pos_mapping.txt",
+            "diff/NNS-NN_relative_memory.txt", "diff/VBZ-VBP_cos_subspace.txt", "classifier/pos_avg_NNS.npy",
+            "classifier/pos.score"]   # report.md holds the perplexities and the classifier's scores
+
+
+def _sentence(rng):
+    pick = lambda tag: LEXICON[tag][rng.integers(len(LEXICON[tag]))]  # noqa: E731
+    plural = rng.random() < 0.5
+    words = [pick("DT")] + [pick("JJ") for _ in range(rng.integers(0, 3))]
+    words += [pick("NNS" if plural else "NN"), pick("VBP" if plural else "VBZ")]
+    return " ".join(words + [pick("RB")] * int(rng.random() < 0.5))
+
+
+def _write_config(path, **changes):
+    path.write_text("".join(f"{k} {v}\n" for k, v in dict(CONFIG, **changes).items()))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A folder with data/, pos_mapping.txt and train.config; the tests run with it as working directory."""
+    root = tmp_path_factory.mktemp("reproduce")
+    rng = np.random.default_rng(3)
+    (root / "data").mkdir()
+    for name, n in [("train", 300), ("valid", 60), ("test", 20)]:
+        (root / "data" / f"{name}.txt").write_text("\n".join(_sentence(rng) for _ in range(n)) + "\n")
+    (root / "pos_mapping.txt").write_text("".join(f"{w} ['{t}']\n" for t, ws in LEXICON.items() for w in ws))
+    _write_config(root / "train.config", save_path="model")
+    return root
+
+
+@contextlib.contextmanager
+def _cwd(path):
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def _run(project, argv):
+    out = io.StringIO()
+    with _cwd(project), contextlib.redirect_stdout(out):
+        status = reproduce.main(argv)
+    return status, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def trained_run(project):
+    """The whole pipeline, training included, uninterrupted: the reference outputs."""
+    status, log = _run(project, ["--config", "train.config", "--out", "A"] + OPTIONS)
+    assert status == 0, log
+    return project / "A", log
+
+
+def _step_lines(log):
+    return {line.split("]")[1].split(":")[0].strip(): line for line in log.splitlines() if line.startswith("[")}
+
+
+def _assert_same_outputs(a, b):
+    for name in COMPARED:
+        assert filecmp.cmp(a / name, b / name, shallow=False), name
+    for name in sorted(os.listdir(a / "gradients")):
+        if name.endswith(".npy"):
+            np.testing.assert_array_equal(np.load(a / "gradients" / name), np.load(b / "gradients" / name))
+
+
+def test_end_to_end_writes_report_and_every_step_output(trained_run, project):
+    out, log = trained_run
+    steps = _step_lines(log)
+    assert list(steps) == ["data", "train", "model", "test_perplexity", "pos_mapping", "freq_classes", "gradients",
+                           "embedding", "normalise", "classifier", "svs", "diff", "report"]
+    assert all(" s" in line and "skipped" not in line for line in steps.values())
+    # the model trained into the config's save_path, and was copied (not moved) into DIR/model
+    assert filecmp.cmp(project / "model" / "weights.npz", out / "model" / "weights.npz", shallow=False)
+    for k in range(8):   # T = 8 caps the 50 delays
+        assert (out / "gradients" / f"delay_{k}_avg.npy").exists()
+        assert (out / "gradients" / f"delay_{k}_avg_nouns.npy").exists()
+    assert not (out / "gradients" / "delay_8_avg.npy").exists()
+    freq = sorted(f for f in os.listdir(out / "classes" / "freq") if f.endswith(".txt"))
+    assert len(freq) >= 2
+    assert (out / "gradients" / f"delay_1_avg_{freq[0][:-4]}.npy").exists()
+    report = (out / "report.md").read_text()
+    for heading in ("Model and data", "exponential or power law", "Class ranking", "Relative memory",
+                    "POS classifier", "findings"):
+        assert heading in report
+    html = (out / "report.html").read_text()
+    for figure in ("report_svs_pos.png", "report_svs_freq.png", "report_fits.png", "report_relative_memory.png"):
+        assert (out / figure).exists()
+        assert f"]({figure})" in report
+    assert html.count('src="data:image/png;base64,') == 4 and "<img" in html and 'src="report_' not in html
+
+
+def test_rerun_skips_every_complete_step(trained_run, project):
+    status, log = _run(project, ["--config", "train.config", "--out", "A"] + OPTIONS)
+    assert status == 0
+    steps = _step_lines(log)
+    assert "skipped" not in steps["data"]            # the data check always runs
+    assert all("skipped" in line for name, line in steps.items() if name != "data")
+
+
+def _copy_model(project, name):
+    """A read-only copy of the trained save_path, as --model input."""
+    target = project / name
+    if not target.exists():
+        shutil.copytree(project / "model", target)
+        for path in target.rglob("*"):
+            path.chmod(0o555 if path.is_dir() else 0o444)
+        target.chmod(0o555)
+    return name
+
+
+def _snapshot(folder):
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+def test_killed_during_gradients_resumes_there_with_identical_outputs(trained_run, project, monkeypatch):
+    model = _copy_model(project, "frozen_model")
+    argv = ["--config", "train.config", "--model", model, "--out", "B"] + OPTIONS
+    real = StateGradients.class_sums
+    calls = {"n": 0}
+
+    def dying(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(StateGradients, "class_sums", dying)
+    real_pass = gradient_pass.run_gradient_pass
+    monkeypatch.setattr(gradient_pass, "run_gradient_pass",
+                        lambda *a, **k: real_pass(*a, **dict(k, checkpoint_seconds=0.0)))
+    before = _snapshot(project / model)
+    status, log = _run(project, argv)
+    assert status == 130                           # interrupted, as Ctrl-C would
+    assert list(_step_lines(log))[-1] == "freq_classes"
+    assert not (project / "B" / "gradients" / "delay_0_avg.npy").exists()
+    assert (project / "B" / "gradients" / "grad_progress.json").exists()
+
+    monkeypatch.setattr(StateGradients, "class_sums", real)
+    status, log = _run(project, argv)
+    assert status == 0, log
+    steps = _step_lines(log)
+    assert all("skipped" in steps[s] for s in ("model", "test_perplexity", "pos_mapping", "freq_classes"))
+    assert "skipped" not in steps["gradients"]
+    gradients_log = (project / "B" / "logs" / "gradients.out").read_text()
+    assert "Resuming state gradients" in gradients_log and "at batch 5 " in gradients_log
+    _assert_same_outputs(trained_run[0], project / "B")
+    assert _snapshot(project / model) == before             # --model is only read (root ignores chmod)
+
+
+def test_changed_config_value_reruns_only_downstream_steps(trained_run, project):
+    model = _copy_model(project, "frozen_model")
+    base = ["--model", model, "--out", "C"] + OPTIONS
+    assert _run(project, ["--config", "train.config"] + base)[0] == 0
+    # a training-only key: nothing to redo for a given model
+    _write_config(project / "changed_lr.config", save_path="model", learning_rate=0.5)
+    status, log = _run(project, ["--config", "changed_lr.config"] + base)
+    assert status == 0
+    assert all("skipped" in line for name, line in _step_lines(log).items() if name != "data")
+    # the window length: the gradients and everything computed from them
+    _write_config(project / "changed_t.config", save_path="model", num_steps=6)
+    status, log = _run(project, ["--config", "changed_t.config"] + base)
+    assert status == 0, log
+    ran = {name for name, line in _step_lines(log).items() if "skipped" not in line}
+    assert ran == {"data", "gradients", "svs", "diff", "report"}
+    assert not (project / "C" / "gradients" / "delay_6_avg.npy").exists()   # T = 6: delays 0..5 only
+    assert (project / "C" / "gradients" / "delay_5_avg.npy").exists()
+
+
+def test_dry_run_commands_reproduce_the_outputs(trained_run, project):
+    model = _copy_model(project, "frozen_model")
+    status, text = _run(project, ["--config", "train.config", "--model", model, "--out", "D", "--dry-run"] + OPTIONS)
+    assert status == 0
+    assert not (project / "D" / "gradients").exists()        # nothing computed, only the configs written
+    assert sorted(os.listdir(project / "D")) == ["configs"]
+    commands = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert commands[0].startswith("test -f ") and any(c.startswith("sg-main --notrain --notest") for c in commands)
+    with _cwd(project), contextlib.redirect_stdout(io.StringIO()):
+        for line in commands:                                  # one by one, as a user pastes them
+            reproduce.run_command(reproduce.Command.parse(line))
+    _assert_same_outputs(trained_run[0], project / "D")
+
+
+def test_errors_name_the_options(project, capsys):
+    assert _run(project, ["--config", "train.config", "--out", "E"])[0] == 2
+    assert "--pos-data" in capsys.readouterr().err
+    assert _run(project, ["--config", "train.config", "--out", "E", "--pos-mapping", "missing.txt"])[0] == 2
+    assert "missing.txt not found" in capsys.readouterr().err
+    assert _run(project, ["--config", "train.config", "--out", "E", "--model", "nowhere",
+                          "--pos-mapping", "pos_mapping.txt"])[0] == 2
+    assert "--model nowhere" in capsys.readouterr().err
+    assert _run(project, ["--config", "train.config", "--out", "E", "--pos-mapping", "pos_mapping.txt",
+                          "--conll", "pos_mapping.txt"])[0] == 2
+    assert "not both" in capsys.readouterr().err
+    assert _run(project, ["--help"])[0] == 0
+
+
+def test_tagged_corpora_become_a_build_pos_mapping_command(project):
+    status, text = _run(project, ["--config", "train.config", "--out", "F", "--dry-run", "--conll", "pos_mapping.txt",
+                                  "--treebank", "pos_mapping.txt"])
+    assert status == 0
+    line = next(c for c in text.splitlines() if c.startswith("sg-build-pos-mapping"))
+    assert "--conll pos_mapping.txt --treebank pos_mapping.txt --coverage data/valid.txt" in line
+
+
+def test_model_with_only_a_checkpoint_is_exported_into_the_output(trained_run, project):
+    ckpt_only = project / "ckpt_only"
+    if not ckpt_only.exists():
+        shutil.copytree(project / "model", ckpt_only, ignore=shutil.ignore_patterns("weights.npz", "dict"))
+    status, text = _run(project, ["--config", "train.config", "--model", "ckpt_only", "--out", "G", "--dry-run"]
+                        + OPTIONS)
+    assert status == 0
+    assert "sg-main --notrain --export_weights --config G/configs/model.config" in text
+    with _cwd(project), contextlib.redirect_stdout(io.StringIO()):
+        steps, _ = reproduce.plan(reproduce.Options(config="train.config", out="G", model="ckpt_only",
+                                                    pos_mapping="pos_mapping.txt"))
+        reproduce.run_plan(steps[:2], "G", log=lambda m: None)
+    with np.load(project / "G" / "model" / "weights.npz") as got, np.load(project / "model" / "weights.npz") as want:
+        for name in want.files:
+            np.testing.assert_array_equal(got[name], want[name])
+    assert not (project / "ckpt_only" / "weights.npz").exists()
+
+
+def test_console_commands_are_the_installed_ones():
+    setup = open(os.path.join(os.path.dirname(__file__), os.pardir, "setup.py"), encoding="utf-8").read()
+    for command, module in reproduce.PROGRAMS.items():
+        assert f'"{command}": "{module}"' in setup
+
+
+def test_main_restores_weights_npz_without_checkpoint(trained_run, project, capsys):
+    folder = project / "npz_only"
+    folder.mkdir(exist_ok=True)
+    for name in ("weights.npz", "dict"):
+        shutil.copy(project / "model" / name, folder / name)
+    _write_config(project / "npz.config", save_path="npz_only")
+    with _cwd(project):
+        assert sg_main.main(["--notrain", "--notest", "--config", "npz.config"]) == 0
+        out = capsys.readouterr().out
+        assert "Restored npz_only/weights.npz" in out
+        with_ckpt = sg_main.main(["--notrain", "--notest", "--config", str(project / "train.config")])
+    assert with_ckpt == 0
+    ppl = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Valid Perplexity")]
+    assert ppl and ppl[0] in out                               # same weights, same perplexity
+    _write_config(project / "npz_gru.config", save_path="npz_only", basic_cell="GRU")
+    with _cwd(project):
+        assert sg_main.main(["--notrain", "--notest", "--config", "npz_gru.config"]) == 2
+    assert "basic_cell LSTM" in capsys.readouterr().err
