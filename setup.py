@@ -4,7 +4,7 @@ from setuptools import find_packages, setup
 SCRIPTS = {
     # console command: module (each has main(argv=None) -> exit status)
     "sg-main": "tf_scripts.main",
-    "sg-demo": "tf_scripts.demo",
+    "sg-demo": "aux_scripts.demo",
     "sg-np2npz": "aux_scripts.np2npz",
     "sg-avg-gradient-matrix": "aux_scripts.avg_gradient_matrix",
     "sg-avg-gradient-matrix-pos": "aux_scripts.avg_gradient_matrix_pos",
@@ -33,8 +33,15 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["tf_scripts", "aux_scripts"]),
-    package_data={"aux_scripts": ["pos_classes/*.txt", "pos_classes/README.md"]},
+    # The demo's corpus and configs stay in data/demo/ and config/ of the source tree and are
+    # installed as two data-only packages, found at run time with importlib.resources, so that
+    # sg-demo works from any directory after a plain `pip install .`.
+    packages=find_packages(include=["tf_scripts", "aux_scripts"]) + ["aux_scripts.demo_data",
+                                                                       "aux_scripts.demo_configs"],
+    package_dir={"aux_scripts.demo_data": "data/demo", "aux_scripts.demo_configs": "config"},
+    package_data={"aux_scripts": ["pos_classes/*.txt", "pos_classes/README.md"],
+                  "aux_scripts.demo_data": ["*.txt", "README.md", "classes/*.txt"],
+                  "aux_scripts.demo_configs": ["demo.config", "demo_grad.config"]},
     install_requires=[
         "tensorflow>=2.16",
         "numpy>=1.26",

@@ -1,6 +1,5 @@
 """Shared readers, writers and linear algebra of the state-gradient analysis scripts (numpy/scipy only)."""
 # Shape letters: N number of matrices, H state size, E embedding size, W words (rows of an embedding matrix).
-import ast
 import os
 import re
 import zipfile
@@ -9,133 +8,16 @@ import numpy as np
 import scipy.linalg
 
 from tf_scripts.errors import UserError
-from tf_scripts.fileio import atomic_write, read_lines  # noqa: F401 (atomic_write: shared with the CLIs)
+# The file formats shared with the gradient pass live in tf_scripts.formats and the atomic
+# writes in tf_scripts.fileio; the analysis scripts reach them through this module.
+from tf_scripts.fileio import atomic_save_npy, atomic_write, atomic_write_text, read_lines  # noqa: F401
+from tf_scripts.formats import (MAPPING_NAME, NO_TAGS, NPZ_NAME, available_classes, average_path,  # noqa: F401
+                                check_dir, class_name, count_path, list_averages, read_grad_mapping,
+                                read_pos_class, read_pos_mapping, write_pos_mapping)
 
 # --------------------------------------------------------------------------------------------
-# POS mapping and POS class files
+# Output paths
 # --------------------------------------------------------------------------------------------
-
-NO_TAGS = "not in list"
-_TAG_RE = re.compile(r"^[^\s|]+$")
-
-
-def _parse_tags(rest, path, lineno):
-    """Tags of one POS-mapping line after the word: `['NN', 'VB']`, `NN|VB`, `NN VB` or `not in list`."""
-    where = f"{path} line {lineno}"
-    if rest == NO_TAGS:
-        return set()
-    if rest.startswith("["):
-        # A Python list literal, as the original printed it; literal_eval copes with tags like ',' and "''".
-        try:
-            raw = ast.literal_eval(rest)
-        except (ValueError, SyntaxError):
-            raw = None
-        if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
-            raise UserError(f"{where}: malformed tag list {rest!r} (expected e.g. `bank ['NN', 'VB']`)")
-    else:
-        raw = rest.split()
-    tags = set()
-    for item in raw:
-        for tag in item.split("|"):
-            if not _TAG_RE.match(tag):
-                raise UserError(f"{where}: malformed tag {tag!r} in {rest!r} "
-                                f"(expected `word ['T1', 'T2']`, `word T1|T2`, `word T1 T2` or `word {NO_TAGS}`)")
-            tags.add(tag)
-    return tags
-
-
-def read_pos_mapping(path):
-    """Read a POS mapping file: word -> set of its possible tags.
-
-    One word per line followed by its tags, in any of the formats of the original scripts:
-    `bank ['NN', 'VB']`, tags joined by `|` (`bank NN|VB`, also inside the brackets), plain
-    `bank NN VB`; `word not in list` (or `word []`) gives the empty set. Blank lines are skipped.
-    A line with a word but no tags, a malformed tag, or a word listed twice raises UserError
-    naming the file and line.
-    """
-    mapping = {}
-    first_line = {}
-    for lineno, line in enumerate(read_lines(path, "POS mapping file"), start=1):
-        parts = line.strip().split(None, 1)
-        if not parts:
-            continue
-        if len(parts) == 1:
-            raise UserError(f"{path} line {lineno}: word {parts[0]!r} has no tags "
-                            f"(write `{parts[0]} {NO_TAGS}` for a word without tags)")
-        word, rest = parts[0], " ".join(parts[1].split())
-        if word in mapping:
-            raise UserError(f"{path} line {lineno}: word {word!r} already listed on line {first_line[word]}")
-        mapping[word] = _parse_tags(rest, path, lineno)
-        first_line[word] = lineno
-    if not mapping:
-        raise UserError(f"POS mapping file {path} is empty")
-    return mapping
-
-
-def write_pos_mapping(mapping, path):
-    """Write word -> tags as `word ['T1', 'T2']` lines (tags sorted), `word not in list` for none; atomic."""
-    lines = []
-    for word, tags in mapping.items():
-        if not word or any(ch.isspace() for ch in word):
-            raise UserError(f"cannot write POS mapping {path}: word {word!r} is empty or contains white space")
-        for tag in tags:
-            if not isinstance(tag, str) or not _TAG_RE.match(tag):
-                raise UserError(f"cannot write POS mapping {path}: word {word!r} has malformed tag {tag!r}")
-        if tags:
-            lines.append(f"{word} [{', '.join(repr(t) for t in sorted(tags))}]")
-        else:
-            lines.append(f"{word} {NO_TAGS}")
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
-
-
-def read_pos_class(path):
-    """Read a POS class file: one tag per line (blank lines ignored) -> set of tags; UserError when empty."""
-    tags = set()
-    for lineno, line in enumerate(read_lines(path, "POS class file"), start=1):
-        tag = line.strip()
-        if not tag:
-            continue
-        if not _TAG_RE.match(tag):
-            raise UserError(f"{path} line {lineno}: {tag!r} is not a single POS tag (one tag per line)")
-        tags.add(tag)
-    if not tags:
-        raise UserError(f"POS class file {path} holds no tags")
-    return tags
-
-
-def class_name(path):
-    """Name of a POS class in output file names: the file's base name without its extension.
-
-    `classes/nouns` and `classes/nouns.txt` both give `nouns`, so the averages are
-    `delay_{k}_avg_nouns.npy`. (The original used the whole base name, extension included;
-    for the extension-less class files it shipped the two agree.)
-    """
-    name = os.path.splitext(os.path.basename(os.path.normpath(str(path))))[0]
-    if not name or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$", name):
-        raise UserError(f"POS class file {path}: its name {name!r} cannot name output files "
-                        "(use letters, digits, '_', '-', '.', '+')")
-    return name
-
-
-# --------------------------------------------------------------------------------------------
-# Atomic writes
-# --------------------------------------------------------------------------------------------
-
-def atomic_write_text(path, text):
-    """Write text (UTF-8) to path via a temporary file and os.replace."""
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    atomic_write(path, write)
-
-
-def atomic_save_npy(path, array):
-    """np.save array to path via a temporary file and os.replace (no `.npy` appended to the name)."""
-    def write(tmp):
-        with open(tmp, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-    atomic_write(path, write)
-
 
 def check_not_input(out_path, inputs):
     """UserError when out_path is one of the input files (same path or same file via links)."""
@@ -189,17 +71,7 @@ def check_square(matrix, path, size, size_from):
 
 _NUMBERED_NPY = re.compile(r"^(\d+)\.npy$")
 _TIMESTEP_DIR = re.compile(r"^timestep_(\d+)$")
-NPZ_NAME = "all.npz"
-MAPPING_NAME = "mapping.txt"
 CHUNK = 256  # matrices summed at once: bounds memory for folders of tens of thousands of matrices
-
-
-def check_dir(path, what="directory"):
-    """UserError unless path is an existing directory."""
-    if not os.path.exists(path):
-        raise UserError(f"{what} {path} does not exist")
-    if not os.path.isdir(path):
-        raise UserError(f"{what} {path} is not a directory")
 
 
 def list_numbered_npy(directory):
@@ -342,28 +214,6 @@ def stack_to_npz(directory):
     return len(files), first.shape
 
 
-def read_grad_mapping(path):
-    """Read a delay folder's mapping.txt: list of (n, word, seq) from `n<TAB>word<TAB>seq` lines.
-
-    n is the window number (the matrix `{n}.npy`), word the word whose embedding was
-    differentiated (position t-k), seq the words from t-k to t joined by `-`. UserError
-    names file and line for a malformed line or a repeated n.
-    """
-    entries, seen = [], {}
-    for lineno, line in enumerate(read_lines(path, "gradient mapping file"), start=1):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) != 3 or not fields[0].strip().isdigit() or not fields[1].strip():
-            raise UserError(f"{path} line {lineno}: expected `n<TAB>word<TAB>sequence`, got {line!r}")
-        n = int(fields[0])
-        if n in seen:
-            raise UserError(f"{path} line {lineno}: window {n} already listed on line {seen[n]}")
-        seen[n] = lineno
-        entries.append((n, fields[1].strip(), fields[2].strip()))
-    return entries
-
-
 def _window_words(directory, use_npz):
     """word(number) for the matrices of one delay folder, from its mapping.txt.
 
@@ -434,43 +284,6 @@ def average_gradients(gradroot, delay, use_npz=None, classes=None, pos_mapping=N
                             f"{key} (check the POS class file and POS mapping)")
     averages = {key: (sums[key] / counts[key]).astype(np.float32) for key in keys}
     return averages, counts, missing
-
-
-def average_path(gradroot, delay, cls=None):
-    """GRADROOT/delay_{k}_avg.npy, or delay_{k}_avg_{cls}.npy for a POS class name."""
-    suffix = "" if cls is None else f"_{cls}"
-    return os.path.join(gradroot, f"delay_{delay}_avg{suffix}.npy")
-
-
-def count_path(gradroot, delay, cls=None):
-    """GRADROOT/delay_{k}_count.txt, or delay_{k}_count_{cls}.txt (one integer: matrices averaged)."""
-    suffix = "" if cls is None else f"_{cls}"
-    return os.path.join(gradroot, f"delay_{delay}_count{suffix}.txt")
-
-
-def list_averages(gradroot, cls=None):
-    """(k, path) of every GRADROOT/delay_{k}_avg.npy (cls None) or delay_{k}_avg_{cls}.npy, increasing k.
-
-    The overall pattern matches only `delay_{k}_avg.npy`, never a class average such as
-    `delay_3_avg_nouns.npy`. UserError when there is none (naming the classes that exist).
-    """
-    check_dir(gradroot, "gradient directory")
-    suffix = "" if cls is None else "_" + re.escape(cls)
-    pattern = re.compile(rf"^delay_(\d+)_avg{suffix}\.npy$")
-    found = sorted((int(m.group(1)), os.path.join(gradroot, name))
-                   for name in os.listdir(gradroot) if (m := pattern.match(name)))
-    if not found:
-        present = sorted(available_classes(gradroot))
-        what = "delay_{k}_avg.npy" if cls is None else f"delay_{{k}}_avg_{cls}.npy"
-        hint = f"; classes present: {', '.join(present)}" if present else ""
-        raise UserError(f"no {what} files in {gradroot} (run avg_gradient_matrix.py first){hint}")
-    return found
-
-
-def available_classes(gradroot):
-    """Class names of the `delay_{k}_avg_{class}.npy` files in gradroot."""
-    pattern = re.compile(r"^delay_\d+_avg_(.+)\.npy$")
-    return {m.group(1) for name in os.listdir(gradroot) if (m := pattern.match(name))}
 
 
 def load_averages(gradroot, cls=None, grad_norm=None, grad_norm_path=None):

@@ -107,12 +107,10 @@ def frequency_bins(config_path, dict_path, bins="decades", n_bins=5, min_valid_t
     """
     config = configuration.load_config(config_path, train=False, valid=True, test=False, warn=lambda m: None)
     word_to_id = lm_data.read_vocab_file(dict_path, config.encoding)
-    files = lm_data._data_files(config)
-
     def read(split):
-        path = files[split][0]
+        path = lm_data.data_file(config, split)
         if not os.path.isfile(path):
-            raise UserError(f"{split} file {path} not found (from {files[split][1]} in {config_path})")
+            raise UserError(f"{split} file {path} not found (data_path of {config_path})")
         return lm_data.read_words(path, eos=not config.no_eos, wikitext="WikiText" in config.data_path,
                                   cgn="CGN" in config.data_path, encoding=config.encoding)
 

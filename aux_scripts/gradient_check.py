@@ -279,7 +279,8 @@ def _main(argv):
     if args.plot:
         analysis.check_not_input(args.plot, [weights_path])
 
-    batches, targets = lm_data.make_windows(valid, config.batch_size, config.num_steps, what="validation data")
+    batches, targets = lm_data.make_windows(valid, config.batch_size, config.num_steps,
+                                            what=lm_data.describe_split(config, "valid"))
     numbers = sample_windows(batches.shape[0] * batches.shape[1], args.windows, args.seed)
     batch = config.batch_size
     inputs = np.stack([batches[n // batch, n % batch] for n in numbers])

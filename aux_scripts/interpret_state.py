@@ -37,7 +37,7 @@ import tensorflow as tf  # noqa: E402
 from aux_scripts import analysis  # noqa: E402
 from tf_scripts import cells, configuration, lm_data  # noqa: E402
 from tf_scripts.errors import UserError, progress_bar, run_cli  # noqa: E402
-from tf_scripts.gradient_pass import class_masks  # noqa: E402
+from tf_scripts.formats import class_masks  # noqa: E402
 from tf_scripts.lm import LanguageModel  # noqa: E402
 
 PROG = "interpret_state.py"
@@ -396,7 +396,8 @@ def run(args):
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
 
     ids = validation_ids(config, word_to_id)
-    windows, _ = lm_data.make_windows(ids, config.batch_size, config.num_steps, what="validation data")
+    windows, _ = lm_data.make_windows(ids, config.batch_size, config.num_steps,
+                                      what=lm_data.describe_split(config, "valid"))
     total = windows.shape[0] * windows.shape[1]
     if args.windows > total:
         raise UserError(f"--windows {args.windows}: the validation data has only {total} windows of "
@@ -450,11 +451,7 @@ def run(args):
 
 
 def _main(argv):
-    try:
-        args = parse_args(argv)
-    except SystemExit as exit_:
-        return exit_.code
-    return run(args)
+    return run(parse_args(argv))
 
 
 def main(argv=None) -> int:

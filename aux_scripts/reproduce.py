@@ -95,6 +95,7 @@ class Step:
     clean: list = dataclasses.field(default_factory=list)     # removed before a rerun on other inputs
     always: bool = False                                      # cheap checks: run every time
     done: object = None                                       # callable: complete without a record
+    hint: str = ""                                            # added to the step's error messages
 
 
 def _atomic_copy(src, dst):
@@ -231,6 +232,7 @@ def plan(opts):
     data_files = [os.path.join(config.data_path, f"{s}_{config.vocab}k-unk.txt" if config.vocab else f"{s}.txt")
                   for s in ("train", "valid", "test")]
     valid_file = data_files[1]
+    test_file = config.other_test or (valid_file if config.valid_as_test else data_files[2])
     data_keys = {k: getattr(config, k) for k in DATA_KEYS}
     model_keys = {k: getattr(config, k) for k in MODEL_KEYS}
 
@@ -256,7 +258,9 @@ def plan(opts):
     model_cfg, grad_cfg, emb_cfg = configs
 
     steps = [Step("data", "check the data files",
-                  [Command(["test", "-f", f]) for f in data_files] + [Command(["mkdir", "-p", logs])], always=True)]
+                  [Command(["test", "-f", f]) for f in dict.fromkeys(data_files + [test_file])]
+                  + [Command(["mkdir", "-p", logs])], always=True,
+                  hint=f"; data_path of {opts.config}: python data/get_ptb.py puts the PTB into data/ptb")]
 
     # -- training, or the given model
     if train:
@@ -296,7 +300,7 @@ def plan(opts):
     steps.append(Step("test_perplexity", "test perplexity (B 1, T 1)",
                       [Command(["sg-main", "--notrain", "--novalid", "--config", model_cfg],
                                p("test_perplexity.txt"))],
-                      inputs=[m_weights, m_dict, data_files[0], data_files[2]],
+                      inputs=[m_weights, m_dict, data_files[0], test_file],
                       keys={**data_keys, **model_keys, **{k: getattr(config, k) for k in TEST_KEYS}},
                       outputs=[p("test_perplexity.txt")]))
 
@@ -433,7 +437,7 @@ def run_plan(steps, out, log=print):
             _write_record(out, step, {"fingerprint": fp, "complete": False})
         start = time.monotonic()
         for command in step.commands:
-            run_command(command, where=f" (step {step.name})")
+            run_command(command, where=f" (step {step.name}{step.hint})")
         elapsed = time.monotonic() - start
         times[step.name] = elapsed
         if not step.always:
@@ -500,16 +504,11 @@ def _parse_args(argv):
     parser.add_argument("--dry-run", action="store_true",
                         help="write the derived configs to DIR/configs and print every step as plain commands "
                              "(console scripts of this package, test/cp/mkdir/rm) instead of running them")
-    try:
-        return parser.parse_args(argv)
-    except SystemExit as exit_:
-        return exit_.code
+    return parser.parse_args(argv)
 
 
 def _main(argv):
     args = _parse_args(argv)
-    if not isinstance(args, argparse.Namespace):
-        return args
     conll, treebank = list(args.conll), list(args.treebank)
     if args.pos_data:
         analysis.check_dir(args.pos_data, "--pos-data folder")

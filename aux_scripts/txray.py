@@ -623,10 +623,7 @@ def _tag_sets(args, pos_mapping, pos_mapping_path):
 
 
 def _main(argv):
-    try:
-        args = _parse(argv)
-    except SystemExit as exit_:  # argparse already printed usage and the error (or --help)
-        return exit_.code
+    args = _parse(argv)
     from tf_scripts import configuration, lm_data  # TensorFlow-free: bad configs fail fast
 
     kinds = _features(args.features)
@@ -654,7 +651,7 @@ def _main(argv):
                                  need_test=args.data == "test")
     ids = getattr(corpus, args.data)
     batch_size, num_steps = (1, 1) if args.data == "test" else (config.batch_size, config.num_steps)
-    batches = [x for x, _ in run_epoch.evaluation_batches(ids, batch_size, num_steps, what=f"{args.data} data")]
+    batches = [x for x, _ in run_epoch.evaluation_batches(ids, batch_size, num_steps, what=corpus.describe(args.data))]
     names = {"token": corpus.id_to_word}
     if pos_mapping is not None:
         pos_weights, names["pos"] = word_feature_matrix(corpus.id_to_word, pos_mapping)

@@ -3,7 +3,7 @@ import csv
 
 import numpy as np
 
-from tf_scripts import demo
+from aux_scripts import demo
 
 
 def test_demo_shows_planted_memory(tmp_path):

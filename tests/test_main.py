@@ -294,3 +294,13 @@ def test_random_true_unseeds_dropout(tmp_path, capsys):
         assert code == 0, err
         ppls.append(number(out, "Epoch: 1 Train Perplexity:"))
     assert ppls[0] != ppls[1]
+
+
+def test_too_short_data_names_the_file(tmp_path, capsys):
+    config = write_config(tmp_path, "short")
+    (tmp_path / "data" / "valid.txt").write_text("the\n")
+    code, _, err = run(capsys, "--config", config, "--notrain", "--fresh_weights", "--notest")
+    assert code == 2 and f"validation data {tmp_path / 'data' / 'valid.txt'} (2 ids) is too short" in err
+    (tmp_path / "data" / "train.txt").write_text("")
+    code, _, err = run(capsys, "--config", config)
+    assert code == 2 and str(tmp_path / "data" / "train.txt") in err

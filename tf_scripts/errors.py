@@ -11,6 +11,10 @@ def run_cli(main_body, argv, prog):
     """Call main_body(argv); turn a UserError into `prog: error: message` on stderr and exit 2."""
     try:
         return main_body(argv)
+    except SystemExit as exit_:
+        # argparse's --help (0) and usage errors (2, after printing the usage): a status, so that
+        # every main(argv) returns one and in-process callers are never ended by it
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except UserError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2

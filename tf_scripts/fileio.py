@@ -2,6 +2,8 @@
 import os
 import secrets
 
+import numpy as np
+
 from tf_scripts.errors import UserError
 
 
@@ -56,4 +58,20 @@ def write_bytes(path, data):
     def write(tmp):
         with open(tmp, "xb") as handle:
             handle.write(data)
+    atomic_write(path, write)
+
+
+def atomic_write_text(path, text):
+    """Write text (UTF-8) to path via a temporary file and os.replace."""
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    atomic_write(path, write)
+
+
+def atomic_save_npy(path, array):
+    """np.save array to path via a temporary file and os.replace (no `.npy` appended to the name)."""
+    def write(tmp):
+        with open(tmp, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
     atomic_write(path, write)

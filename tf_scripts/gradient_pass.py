@@ -25,9 +25,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from aux_scripts import analysis
-from tf_scripts import cells, lm_data, run_epoch
+from tf_scripts import cells, formats, lm_data, run_epoch
 from tf_scripts.errors import UserError, progress_bar
+from tf_scripts.fileio import atomic_save_npy, atomic_write, atomic_write_text
 from tf_scripts.state_gradients import StateGradients
 
 PROGRESS_FILE = "grad_progress.json"
@@ -63,11 +63,10 @@ class GradientDump:
             for i, t in enumerate(ts):
                 directory = self.delay_dir(t, k)
                 os.makedirs(directory, exist_ok=True)
-                lines = self.pending.setdefault(os.path.join(directory, "mapping.txt"), [])
+                lines = self.pending.setdefault(os.path.join(directory, formats.MAPPING_NAME), [])
                 for r, n in enumerate(numbers):
-                    analysis.atomic_save_npy(os.path.join(directory, f"{n}.npy"), g[r, i].astype(np.float32))
-                    seq = [self.id_to_word[w] for w in words[r, t - k:t + 1]]
-                    lines.append(f"{n}\t{seq[0]}\t{'-'.join(seq)}-\n")
+                    atomic_save_npy(os.path.join(directory, f"{n}.npy"), g[r, i].astype(np.float32))
+                    lines.append(formats.mapping_line(n, [self.id_to_word[w] for w in words[r, t - k:t + 1]]))
 
     def flush(self):
         for path, lines in self.pending.items():
@@ -78,14 +77,14 @@ class GradientDump:
     def truncate(self, first_unfinished, ts_delays):
         """Drop mapping lines of windows >= first_unfinished (left by an interrupted run)."""
         for t, k in ts_delays:
-            path = os.path.join(self.delay_dir(t, k), "mapping.txt")
+            path = os.path.join(self.delay_dir(t, k), formats.MAPPING_NAME)
             if not os.path.exists(path):
                 continue
             with open(path, encoding="utf-8") as handle:
                 lines = handle.readlines()
             keep = [line for line in lines if int(line.split("\t", 1)[0]) < first_unfinished]
             if len(keep) != len(lines):
-                analysis.atomic_write_text(path, "".join(keep))
+                atomic_write_text(path, "".join(keep))
 
 
 class GradientAverages:
@@ -118,22 +117,12 @@ class GradientAverages:
         for di, k in enumerate(self.delays):
             for ci, cls in enumerate(names):
                 count = int(self.counts[di, ci])
-                analysis.atomic_write_text(analysis.count_path(self.directory, k, cls), f"{count}\n")
+                atomic_write_text(formats.count_path(self.directory, k, cls), f"{count}\n")
                 if count:
                     mean = (self.sums[di, ci] / count).astype(np.float32)
-                    analysis.atomic_save_npy(analysis.average_path(self.directory, k, cls), mean)
+                    atomic_save_npy(formats.average_path(self.directory, k, cls), mean)
                 else:
                     log(f"Warning: no matrices for delay {k}, class {cls}: no average written")
-
-
-def class_masks(pos_mapping, class_files, id_to_word):
-    """[C+1, V] 0/1 table: row 0 all words, row c: words with a tag in class file c."""
-    mapping = analysis.read_pos_mapping(pos_mapping) if class_files else {}
-    table = np.ones((len(class_files) + 1, len(id_to_word)), np.float64)
-    for c, path in enumerate(class_files, start=1):
-        tags = analysis.read_pos_class(path)
-        table[c] = [1.0 if mapping.get(w, set()) & tags else 0.0 for w in id_to_word]
-    return table
 
 
 def _fingerprint(config, model, ids, class_table, time_steps, delays):
@@ -167,7 +156,7 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
     if model.dtype != dtype:
         model = model.copy(dtype)
     batch, steps = config.batch_size, config.num_steps
-    inputs, targets = lm_data.make_windows(corpus.valid, batch, steps, what="validation data",
+    inputs, targets = lm_data.make_windows(corpus.valid, batch, steps, what=corpus.describe("valid"),
                                            max_windows=config.valid_batches)
     n_batches = inputs.shape[0]
     time_steps = config.time_steps()
@@ -177,8 +166,8 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
     delays = engine.delays
     grad_dir = config.grad_dir
     class_files = config.pos_class_files() if config.grad_average else []
-    class_names = [analysis.class_name(p) for p in class_files]
-    table = class_masks(config.pos_mapping, class_files, corpus.id_to_word)
+    class_names = [formats.class_name(p) for p in class_files]
+    table = formats.class_masks(config.pos_mapping, class_files, corpus.id_to_word)
 
     def folder_of(t):
         return os.path.join(grad_dir, f"timestep_{t}") if config.multi_step else grad_dir
@@ -232,13 +221,13 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
         if dump:
             dump.flush()
         if averages:
-            analysis.atomic_write(os.path.join(grad_dir, SUMS_FILE),
+            atomic_write(os.path.join(grad_dir, SUMS_FILE),
                                   lambda tmp: _savez(tmp, averages.state()))
         record = {"fingerprint": fingerprint, "batches_done": done, "batches": n_batches,
                   "loss_sum": loss_sum, "complete": complete, "perplexity": perplexity,
                   "time_steps": time_steps, "delays": delays, "classes": class_names,
                   "config": config.path}
-        analysis.atomic_write_text(progress_path, json.dumps(record, indent=1) + "\n")
+        atomic_write_text(progress_path, json.dumps(record, indent=1) + "\n")
 
     chunk = max(1, config.grad_chunk)
     index = {k: di for di, k in enumerate(delays)}

@@ -143,14 +143,23 @@ def words_to_ids(words, word_to_id, *, unk=UNK):
     return np.asarray(ids, dtype=np.int32)
 
 
+SPLIT_NAMES = {"train": "training data", "valid": "validation data", "test": "test data"}
+
+
 class Corpus:
     """Vocabulary and the id arrays of the data sets (None for a set that was not asked for)."""
 
-    def __init__(self, word_to_id, train=None, valid=None, test=None, unk=UNK):
+    def __init__(self, word_to_id, train=None, valid=None, test=None, unk=UNK, files=None):
         self.word_to_id = word_to_id
         self.id_to_word = id_list(word_to_id)
         self.train, self.valid, self.test = train, valid, test
         self.unk = unk
+        self.files = files or {}   # split -> the file it was read from
+
+    def describe(self, split):
+        """'validation data data/ptb/valid.txt': the split and its file, for messages."""
+        path = self.files.get(split)
+        return SPLIT_NAMES[split] + (f" {path}" if path else "")
 
     @property
     def vocab_size(self):
@@ -175,6 +184,16 @@ def _data_files(config):
     elif valid_as_test:
         files["test"] = (files["valid"][0], origin + " and valid_as_test")
     return files
+
+
+def data_file(config, split):
+    """The file a config reads for split 'train', 'valid' or 'test'."""
+    return _data_files(config)[split][0]
+
+
+def describe_split(config, split):
+    """'validation data data/ptb/valid.txt': the split of a config and its file, for messages."""
+    return f"{SPLIT_NAMES[split]} {data_file(config, split)}"
 
 
 def load_corpus(config, *, need_train=True, need_valid=True, need_test=True):
@@ -218,7 +237,7 @@ def load_corpus(config, *, need_train=True, need_valid=True, need_test=True):
         test = valid
     else:
         test = ids("test") if need_test else None
-    return Corpus(word_to_id, train, valid, test, unk)
+    return Corpus(word_to_id, train, valid, test, unk, files={s: path for s, (path, _) in files.items()})
 
 
 def num_batches(n_ids, batch_size, num_steps):

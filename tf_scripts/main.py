@@ -145,10 +145,7 @@ def restore_exported(config, model, word_to_id):
 
 
 def _main(argv):
-    try:
-        args = parse_args(argv)
-    except SystemExit as exit_:  # argparse already printed usage and the error (or --help)
-        return exit_.code
+    args = parse_args(argv)
     if args.device == "cpu":
         hide_gpus()
     if args.export_weights:
@@ -208,12 +205,12 @@ def _run(args, config, log, passes):
             else:
                 log("Start validating...")
                 ppl = run_epoch.evaluate(model, corpus.valid, config.batch_size, config.num_steps,
-                                         step=eval_step, what="validation data",
+                                         step=eval_step, what=corpus.describe("valid"),
                                          max_windows=config.valid_batches)
                 log(f"Valid Perplexity: {ppl!r}")
     if args.test:
         log("Start testing...")
-        ppl = run_epoch.evaluate(model, corpus.test, 1, 1, step=eval_step, what="test data")
+        ppl = run_epoch.evaluate(model, corpus.test, 1, 1, step=eval_step, what=corpus.describe("test"))
         log(f"Test Perplexity: {ppl!r}")
 
 

@@ -259,9 +259,9 @@ def evaluate(model, ids, batch_size, num_steps, *, step=None, chunk=TEST_CHUNK, 
     return run_pass(step, batches, model.zero_state(batches[0][0].shape[0]), desc=what)
 
 
-def train_epoch(train_step, model, ids, batch_size, num_steps, *, on_batch=None):
+def train_epoch(train_step, model, ids, batch_size, num_steps, *, on_batch=None, what="training data"):
     """One training pass over ids (the config's B x T windows); returns the training perplexity."""
-    inputs, targets = lm_data.make_windows(ids, batch_size, num_steps, what="training data")
+    inputs, targets = lm_data.make_windows(ids, batch_size, num_steps, what=what)
     return run_pass(train_step, list(zip(inputs, targets)), model.zero_state(batch_size), desc="train",
                     on_batch=on_batch)
 

@@ -237,11 +237,11 @@ def train(config, model, corpus, log, *, eval_step=None, jit_compile=None):
             optimizer.lr.assign(lr)
             log("Start training epoch...")
             train_ppl = run_epoch.train_epoch(train_step, model, corpus.train, config.batch_size,
-                                              config.num_steps, on_batch=summarise)
+                                              config.num_steps, on_batch=summarise, what=corpus.describe("train"))
             log(f"Epoch: {epoch + 1} Train Perplexity: {train_ppl!r}")
             log("Start validating...")
             valid_ppl = run_epoch.evaluate(model, corpus.valid, config.batch_size, config.num_steps,
-                                           step=eval_step, what="validation data",
+                                           step=eval_step, what=corpus.describe("valid"),
                                            max_windows=config.valid_batches)
             log(f"Epoch: {epoch + 1} Valid Perplexity: {valid_ppl!r}")
             stop = trainer.decide(epoch, valid_ppl, log)

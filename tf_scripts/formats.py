@@ -1,0 +1,214 @@
+"""The files the gradient pass writes and the analysis scripts read: POS mapping and class files, dump layout, averages."""
+# Shape letters: C classes (row 0: all words), V vocabulary.
+#
+# TensorFlow-free, so that tf_scripts (which writes these files) and aux_scripts (which reads
+# them) share one definition without tf_scripts depending on aux_scripts:
+#
+#   POS mapping       `word ['T1', 'T2']` per line (also `word T1|T2`, `word T1 T2`, `word not in list`)
+#   POS class file    one tag per line; the class name is the file's base name without extension
+#   dump              GRADROOT[/timestep_{t}]/delay_{k}/{n}.npy (H x E) | all.npz, and mapping.txt
+#                     lines `n<TAB>word at t-k<TAB>words t-k..t joined by '-' with a trailing '-'`
+#   averages          GRADROOT/delay_{k}_avg[_{class}].npy and delay_{k}_count[_{class}].txt
+import ast
+import os
+import re
+
+import numpy as np
+
+from tf_scripts.errors import UserError
+from tf_scripts.fileio import atomic_write_text, read_lines
+
+NPZ_NAME = "all.npz"
+MAPPING_NAME = "mapping.txt"
+
+
+# --------------------------------------------------------------------------------------------
+# POS mapping and POS class files
+# --------------------------------------------------------------------------------------------
+
+NO_TAGS = "not in list"
+_TAG_RE = re.compile(r"^[^\s|]+$")
+
+
+def _parse_tags(rest, path, lineno):
+    """Tags of one POS-mapping line after the word: `['NN', 'VB']`, `NN|VB`, `NN VB` or `not in list`."""
+    where = f"{path} line {lineno}"
+    if rest == NO_TAGS:
+        return set()
+    if rest.startswith("["):
+        # A Python list literal, as the original printed it; literal_eval copes with tags like ',' and "''".
+        try:
+            raw = ast.literal_eval(rest)
+        except (ValueError, SyntaxError):
+            raw = None
+        if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+            raise UserError(f"{where}: malformed tag list {rest!r} (expected e.g. `bank ['NN', 'VB']`)")
+    else:
+        raw = rest.split()
+    tags = set()
+    for item in raw:
+        for tag in item.split("|"):
+            if not _TAG_RE.match(tag):
+                raise UserError(f"{where}: malformed tag {tag!r} in {rest!r} "
+                                f"(expected `word ['T1', 'T2']`, `word T1|T2`, `word T1 T2` or `word {NO_TAGS}`)")
+            tags.add(tag)
+    return tags
+
+
+def read_pos_mapping(path):
+    """Read a POS mapping file: word -> set of its possible tags.
+
+    One word per line followed by its tags, in any of the formats of the original scripts:
+    `bank ['NN', 'VB']`, tags joined by `|` (`bank NN|VB`, also inside the brackets), plain
+    `bank NN VB`; `word not in list` (or `word []`) gives the empty set. Blank lines are skipped.
+    A line with a word but no tags, a malformed tag, or a word listed twice raises UserError
+    naming the file and line.
+    """
+    mapping = {}
+    first_line = {}
+    for lineno, line in enumerate(read_lines(path, "POS mapping file"), start=1):
+        parts = line.strip().split(None, 1)
+        if not parts:
+            continue
+        if len(parts) == 1:
+            raise UserError(f"{path} line {lineno}: word {parts[0]!r} has no tags "
+                            f"(write `{parts[0]} {NO_TAGS}` for a word without tags)")
+        word, rest = parts[0], " ".join(parts[1].split())
+        if word in mapping:
+            raise UserError(f"{path} line {lineno}: word {word!r} already listed on line {first_line[word]}")
+        mapping[word] = _parse_tags(rest, path, lineno)
+        first_line[word] = lineno
+    if not mapping:
+        raise UserError(f"POS mapping file {path} is empty")
+    return mapping
+
+
+def write_pos_mapping(mapping, path):
+    """Write word -> tags as `word ['T1', 'T2']` lines (tags sorted), `word not in list` for none; atomic."""
+    lines = []
+    for word, tags in mapping.items():
+        if not word or any(ch.isspace() for ch in word):
+            raise UserError(f"cannot write POS mapping {path}: word {word!r} is empty or contains white space")
+        for tag in tags:
+            if not isinstance(tag, str) or not _TAG_RE.match(tag):
+                raise UserError(f"cannot write POS mapping {path}: word {word!r} has malformed tag {tag!r}")
+        if tags:
+            lines.append(f"{word} [{', '.join(repr(t) for t in sorted(tags))}]")
+        else:
+            lines.append(f"{word} {NO_TAGS}")
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+def read_pos_class(path):
+    """Read a POS class file: one tag per line (blank lines ignored) -> set of tags; UserError when empty."""
+    tags = set()
+    for lineno, line in enumerate(read_lines(path, "POS class file"), start=1):
+        tag = line.strip()
+        if not tag:
+            continue
+        if not _TAG_RE.match(tag):
+            raise UserError(f"{path} line {lineno}: {tag!r} is not a single POS tag (one tag per line)")
+        tags.add(tag)
+    if not tags:
+        raise UserError(f"POS class file {path} holds no tags")
+    return tags
+
+
+def class_name(path):
+    """Name of a POS class in output file names: the file's base name without its extension.
+
+    `classes/nouns` and `classes/nouns.txt` both give `nouns`, so the averages are
+    `delay_{k}_avg_nouns.npy`. (The original used the whole base name, extension included;
+    for the extension-less class files it shipped the two agree.)
+    """
+    name = os.path.splitext(os.path.basename(os.path.normpath(str(path))))[0]
+    if not name or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$", name):
+        raise UserError(f"POS class file {path}: its name {name!r} cannot name output files "
+                        "(use letters, digits, '_', '-', '.', '+')")
+    return name
+
+
+def class_masks(pos_mapping, class_files, id_to_word):
+    """[C+1, V] 0/1 table: row 0 all words, row c: words with a tag in class file c."""
+    mapping = read_pos_mapping(pos_mapping) if class_files else {}
+    table = np.ones((len(class_files) + 1, len(id_to_word)), np.float64)
+    for c, path in enumerate(class_files, start=1):
+        tags = read_pos_class(path)
+        table[c] = [1.0 if mapping.get(w, set()) & tags else 0.0 for w in id_to_word]
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+# Gradient dumps and averages
+# --------------------------------------------------------------------------------------------
+
+def mapping_line(n, words):
+    """The mapping.txt line of window n whose words from t-k to t are `words`."""
+    return f"{n}\t{words[0]}\t{'-'.join(words)}-\n"
+
+
+def read_grad_mapping(path):
+    """Read a delay folder's mapping.txt: list of (n, word, seq) from `n<TAB>word<TAB>seq` lines.
+
+    n is the window number (the matrix `{n}.npy`), word the word whose embedding was
+    differentiated (position t-k), seq the words from t-k to t joined by `-`. UserError
+    names file and line for a malformed line or a repeated n.
+    """
+    entries, seen = [], {}
+    for lineno, line in enumerate(read_lines(path, "gradient mapping file"), start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 3 or not fields[0].strip().isdigit() or not fields[1].strip():
+            raise UserError(f"{path} line {lineno}: expected `n<TAB>word<TAB>sequence`, got {line!r}")
+        n = int(fields[0])
+        if n in seen:
+            raise UserError(f"{path} line {lineno}: window {n} already listed on line {seen[n]}")
+        seen[n] = lineno
+        entries.append((n, fields[1].strip(), fields[2].strip()))
+    return entries
+
+
+def check_dir(path, what="directory"):
+    """UserError unless path is an existing directory."""
+    if not os.path.exists(path):
+        raise UserError(f"{what} {path} does not exist")
+    if not os.path.isdir(path):
+        raise UserError(f"{what} {path} is not a directory")
+
+
+def average_path(gradroot, delay, cls=None):
+    """GRADROOT/delay_{k}_avg.npy, or delay_{k}_avg_{cls}.npy for a POS class name."""
+    suffix = "" if cls is None else f"_{cls}"
+    return os.path.join(gradroot, f"delay_{delay}_avg{suffix}.npy")
+
+
+def count_path(gradroot, delay, cls=None):
+    """GRADROOT/delay_{k}_count.txt, or delay_{k}_count_{cls}.txt (one integer: matrices averaged)."""
+    suffix = "" if cls is None else f"_{cls}"
+    return os.path.join(gradroot, f"delay_{delay}_count{suffix}.txt")
+
+
+def list_averages(gradroot, cls=None):
+    """(k, path) of every GRADROOT/delay_{k}_avg.npy (cls None) or delay_{k}_avg_{cls}.npy, increasing k.
+
+    The overall pattern matches only `delay_{k}_avg.npy`, never a class average such as
+    `delay_3_avg_nouns.npy`. UserError when there is none (naming the classes that exist).
+    """
+    check_dir(gradroot, "gradient directory")
+    suffix = "" if cls is None else "_" + re.escape(cls)
+    pattern = re.compile(rf"^delay_(\d+)_avg{suffix}\.npy$")
+    found = sorted((int(m.group(1)), os.path.join(gradroot, name))
+                   for name in os.listdir(gradroot) if (m := pattern.match(name)))
+    if not found:
+        present = sorted(available_classes(gradroot))
+        what = "delay_{k}_avg.npy" if cls is None else f"delay_{{k}}_avg_{cls}.npy"
+        hint = f"; classes present: {', '.join(present)}" if present else ""
+        raise UserError(f"no {what} files in {gradroot} (run avg_gradient_matrix.py first){hint}")
+    return found
+
+
+def available_classes(gradroot):
+    """Class names of the `delay_{k}_avg_{class}.npy` files in gradroot."""
+    pattern = re.compile(r"^delay_\d+_avg_(.+)\.npy$")
+    return {m.group(1) for name in os.listdir(gradroot) if (m := pattern.match(name))}
