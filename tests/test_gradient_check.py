@@ -65,10 +65,11 @@ def test_sample_windows_is_seeded_sorted_and_distinct():
         gradient_check.sample_windows(4, 5, seed=0)
 
 
-def test_relative_differences_use_each_windows_delay0_scale():
-    ref_g = {0: np.array([[[2.0, -4.0]], [[0.5, 0.0]]]), 1: np.array([[[1e-3, 0.0]], [[0.0, 0.0]]])}
-    other = {0: np.array([[[2.0, -4.0]], [[0.5, 0.0]]]), 1: np.array([[[0.0, 0.0]], [[0.0, 0.1]]])}
-    np.testing.assert_allclose(gradient_check.relative_differences(ref_g, other), [1e-3 / 4, 0.1 / 0.5])
+def test_relative_differences_use_each_windows_largest_entry_at_any_delay():
+    # window 0: largest entry 4 (delay 0); window 1: 0.5 at delay 0 but 2.0 at delay 1
+    ref_g = {0: np.array([[[2.0, -4.0]], [[0.5, 0.0]]]), 1: np.array([[[1e-3, 0.0]], [[0.0, -2.0]]])}
+    other = {0: np.array([[[2.0, -4.0]], [[0.5, 0.0]]]), 1: np.array([[[0.0, 0.0]], [[0.0, -1.9]]])}
+    np.testing.assert_allclose(gradient_check.relative_differences(ref_g, other), [1e-3 / 4, 0.1 / 2.0])
 
 
 def test_parse_weight():

@@ -38,6 +38,20 @@ def _b(aux):
     return aux[:, None, :]
 
 
+# Derivatives from the pre-activation z, not from the activation: 1 - sigmoid(z) and 1 - tanh(z)^2
+# computed as differences cancel when the unit saturates (in float32 the GRU's update-gate term
+# 1 - u lost most of its digits), while sigmoid(-z) and 4 sigmoid(2z) sigmoid(-2z) keep them.
+
+def _sigmoid_pair(z):
+    """(sigmoid(z), 1 - sigmoid(z)), the second as sigmoid(-z)."""
+    return tf.sigmoid(z), tf.sigmoid(-z)
+
+
+def _tanh_and_slope(z):
+    """(tanh(z), 1 - tanh(z)^2), the second as 4 sigmoid(2z) sigmoid(-2z)."""
+    return tf.tanh(z), 4.0 * tf.sigmoid(2.0 * z) * tf.sigmoid(-2.0 * z)
+
+
 class LSTM:
     """tf.contrib.rnn.BasicLSTMCell: z = [x, h] @ kernel + bias, gates i, j, f, o in that order."""
 
@@ -67,14 +81,15 @@ class LSTM:
         c, h = state
         z = xw + tf.matmul(h, w_h)
         i, j, f, o = tf.split(z, 4, axis=-1)
-        si, tj, sf, so = tf.sigmoid(i), tf.tanh(j), tf.sigmoid(f + self.forget_bias), tf.sigmoid(o)
+        (si, ci), (tj, slope_j) = _sigmoid_pair(i), _tanh_and_slope(j)
+        (sf, cf), (so, co) = _sigmoid_pair(f + self.forget_bias), _sigmoid_pair(o)
         new_c = c * sf + si * tj
-        tc = tf.tanh(new_c)
+        tc, slope_c = _tanh_and_slope(new_c)
         new_h = tc * so
         # The tangent step needs only these products; forming them here, once per position,
         # saves one full-size multiply per term on the [N, E, H] tangents.
-        d_i, d_j, d_f = si * (1 - si) * tj, si * (1 - tj * tj), c * sf * (1 - sf)
-        d_o, dh_dc = tc * so * (1 - so), (1 - tc * tc) * so
+        d_i, d_j, d_f = si * ci * tj, si * slope_j, c * sf * cf
+        d_o, dh_dc = tc * so * co, slope_c * so
         return (new_c, new_h), (d_i, d_j, d_f, d_o, sf, dh_dc)
 
     @staticmethod
@@ -126,10 +141,11 @@ class GRU:
         size = tf.shape(h)[-1]
         gw_h, cw_h = w_h
         xg, xc = xw[..., : 2 * size], xw[..., 2 * size:]
-        r, u = tf.split(tf.sigmoid(xg + tf.matmul(h, gw_h)), 2, axis=-1)
-        cand = tf.tanh(xc + tf.matmul(r * h, cw_h))
-        new_h = u * h + (1 - u) * cand
-        return (new_h,), (h, r, u, cand)
+        r_pre, u_pre = tf.split(xg + tf.matmul(h, gw_h), 2, axis=-1)
+        (r, r_bar), (u, u_bar) = _sigmoid_pair(r_pre), _sigmoid_pair(u_pre)
+        cand, slope_cand = _tanh_and_slope(xc + tf.matmul(r * h, cw_h))
+        new_h = u * h + u_bar * cand
+        return (new_h,), (h, r, r_bar, u, u_bar, cand, slope_cand)
 
     @staticmethod
     def recurrent_weights(p, size):
@@ -137,7 +153,7 @@ class GRU:
 
     @staticmethod
     def tangent(p, aux, dxw, dstate):
-        h, r, u, cand = (_b(a) for a in aux)
+        h, r, r_bar, u, u_bar, cand, slope_cand = (_b(a) for a in aux)
         size = tf.shape(aux[0])[-1]
         dxg = dxc = None
         if dxw is not None:
@@ -148,14 +164,14 @@ class GRU:
             # one matmul per gate, as in the LSTM: no copy to split the products
             gates = [g + _matmul_rows(dh_prev, w) for g, w in zip(gates, tf.split(p["gate_kernel"][-size:], 2, -1))]
         dr_pre, du_pre = gates
-        dr, du = r * (1 - r) * dr_pre, u * (1 - u) * du_pre
+        dr, du = r * r_bar * dr_pre, u * u_bar * du_pre
         # d(r * h_prev) = dr * h_prev + r * dh_prev
         drh = dr * h if dh_prev is None else dr * h + r * dh_prev
         dcand_pre = _matmul_rows(drh, p["cand_kernel"][-size:])
         if dxc is not None:
             dcand_pre = dcand_pre + dxc
-        dcand = (1 - cand * cand) * dcand_pre
-        dh = du * (h - cand) + (1 - u) * dcand
+        dcand = slope_cand * dcand_pre
+        dh = du * (h - cand) + u_bar * dcand
         if dh_prev is not None:
             dh = dh + u * dh_prev
         return (dh,)
@@ -179,17 +195,17 @@ class RNN:
 
     def step(self, p, xw, state, w_h):
         (h,) = state
-        new_h = tf.tanh(xw + tf.matmul(h, w_h))
-        return (new_h,), (new_h,)
+        new_h, slope = _tanh_and_slope(xw + tf.matmul(h, w_h))
+        return (new_h,), (slope,)
 
     @staticmethod
     def tangent(p, aux, dxw, dstate):
-        (new_h,) = (_b(a) for a in aux)
+        (slope,) = (_b(a) for a in aux)
         dz = dxw
         if dstate is not None:
             rec = _matmul_rows(dstate[0], p["kernel"][-tf.shape(dstate[0])[-1]:])
             dz = rec if dz is None else dz + rec
-        return ((1 - new_h * new_h) * dz,)
+        return (slope * dz,)
 
 
 def make_cell(cell_type, forget_bias=0.0):
