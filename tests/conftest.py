@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: the ../shared data sets (fail in CI when missing, skip elsewhere)."""
+"""Shared pytest fixtures: the ../shared data sets (fail in CI when missing, skip elsewhere), the tiny tagged corpus."""
 import os
 from pathlib import Path
 
@@ -28,3 +28,11 @@ def ptb_dir():
 def pos_tagged_dir():
     """Directory with conll2000/ and treebank_sample/."""
     return _shared("pos_tagged")
+
+
+@pytest.fixture
+def tiny_tagged_corpus(tmp_path):
+    """write(valid_lines, class_ext) -> tmp_path holding the tiny tagged corpus (tests/tiny_corpus.py)."""
+    from tests import tiny_corpus
+
+    return lambda valid_lines=12, class_ext=".txt": tiny_corpus.write(tmp_path, valid_lines, class_ext)

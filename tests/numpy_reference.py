@@ -103,3 +103,14 @@ def tangent_gradients(w, xs, state, layer, component, t, max_delay, eps=1e-6):
     """{k: G[t, k]} for k = 0 .. min(max_delay-1, t) by finite differences."""
     return {k: finite_difference_gradient(w, xs, state, layer, component, t, t - k, eps)
             for k in range(min(max_delay - 1, t) + 1)}
+
+
+def float64_weights(model):
+    """The weights.npz arrays of a float64 model, without the float32 rounding of the file."""
+    w = model.weights_numpy()
+    w["forget_bias"] = np.float64(model.forget_bias)
+    w["embedding"], w["softmax_w"], w["softmax_b"] = (v.numpy() for v in
+                                                      (model.embedding, model.softmax_w, model.softmax_b))
+    for layer, params in enumerate(model.layers):
+        w.update({f"layer{layer}/{n}": v.numpy() for n, v in params.items()})
+    return w

@@ -12,24 +12,13 @@ from tf_scripts.configuration import config_from_dict
 from tf_scripts.errors import UserError
 from tf_scripts.lm import LanguageModel
 
-WORDS = "the cat sat on a mat and the dog ran to the big red ball while a bird sang".split()
-TAGS = {"the": "DT", "a": "DT", "cat": "NN", "mat": "NN", "dog": "NN", "ball": "NN", "bird": "NN",
-        "sat": "VBD", "ran": "VBD", "sang": "VBD", "on": "IN", "to": "IN", "while": "IN",
-        "big": "JJ", "red": "JJ"}
+from tests.tiny_corpus import TAGS
 
 
 @pytest.fixture
-def setup(tmp_path):
-    rng = np.random.default_rng(5)
+def setup(tiny_tagged_corpus):
+    tmp_path = tiny_tagged_corpus(valid_lines=12, class_ext=".txt")
     data = tmp_path / "data"
-    data.mkdir()
-    for name, n_lines in [("train", 30), ("valid", 12), ("test", 3)]:
-        lines = [" ".join(rng.choice(WORDS, size=rng.integers(3, 9))) for _ in range(n_lines)]
-        (data / f"{name}.txt").write_text("\n".join(lines) + "\n")
-    mapping = tmp_path / "pos_mapping.txt"
-    analysis.write_pos_mapping({w: {t} for w, t in TAGS.items()}, str(mapping))
-    (tmp_path / "nouns.txt").write_text("NN\nNNS\n")
-    (tmp_path / "verbs.txt").write_text("VBD\n")
 
     def make(cell="LSTM", layers=1, **keys):
         values = dict(save_path=str(tmp_path / "model"), log_dir=str(tmp_path / "logs"), data_path=str(data),

@@ -28,3 +28,12 @@ def test_the_check_sees_nested_and_from_imports():
 def test_tf_scripts_module_does_not_import_aux_scripts(path):
     bad = sorted(n for n in imported_modules(path.read_text()) if n.split(".")[0] == "aux_scripts")
     assert not bad, f"{path.name} imports {bad}"
+
+
+TEST_MODULES = sorted(Path(__file__).resolve().parent.glob("test_*.py"))
+
+
+@pytest.mark.parametrize("path", TEST_MODULES, ids=lambda p: p.name)
+def test_test_modules_do_not_import_each_other(path):
+    bad = sorted(n for n in imported_modules(path.read_text()) if n.startswith("tests.test_"))
+    assert not bad, f"{path.name} imports {bad} (shared helpers go to conftest.py or a helper module)"

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from aux_scripts import analysis
 from aux_scripts import interpret_state as its
 from tf_scripts import lm_data
 from tf_scripts.configuration import config_from_dict
 from tf_scripts.lm import LanguageModel
 from tf_scripts.state_gradients import state_gradients
-from tests.test_gradient_pass import TAGS, WORDS   # the tiny tagged vocabulary of the gradient-pass tests
+from tests.tiny_corpus import TAGS
 
 PAPER_W = np.array([10.0, 20.0, 5.0, -20.0, -10.0])
 
@@ -86,16 +85,9 @@ def test_small_noise_sigma_is_the_reciprocal_state_gradient_norm(cell):
 # --------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def tiny(tmp_path):
-    rng = np.random.default_rng(5)
+def tiny(tiny_tagged_corpus):
+    tmp_path = tiny_tagged_corpus(valid_lines=30, class_ext="")
     data = tmp_path / "data"
-    data.mkdir()
-    for name, n_lines in [("train", 30), ("valid", 30), ("test", 3)]:
-        lines = [" ".join(rng.choice(WORDS, size=rng.integers(3, 9))) for _ in range(n_lines)]
-        (data / f"{name}.txt").write_text("\n".join(lines) + "\n")
-    analysis.write_pos_mapping({w: {t} for w, t in TAGS.items()}, str(tmp_path / "map.txt"))
-    (tmp_path / "nouns").write_text("NN\nNNS\n")
-    (tmp_path / "verbs").write_text("VBD\n")
     values = dict(save_path=str(tmp_path / "model"), log_dir=str(tmp_path / "logs"), data_path=str(data),
                   vocab=False, batch_size=2, num_steps=8, size=6, embedding_size=4, basic_cell="LSTM",
                   num_layers=1, init_scale=0.5, softmax="full", forget_bias=0.2, max_delay=5,
@@ -132,7 +124,7 @@ def test_cli_end_to_end(tiny, capsys):
     tmp, config_path, _, corpus, model = tiny
     out = tmp / "sig"
     common = ["--config", str(config_path), "--windows", "6", "--steps", "60", "--samples", "4",
-              "--time-step", "6", "--pos-mapping", str(tmp / "map.txt"),
+              "--time-step", "6", "--pos-mapping", str(tmp / "pos_mapping.txt"),
               "--pos-classes", f"{tmp / 'nouns'},{tmp / 'verbs'}"]
     assert its.main(common + ["--out", str(out)]) == 2
     assert "train first or run main.py" in capsys.readouterr().err

@@ -9,17 +9,6 @@ from tf_scripts.lm import LanguageModel
 CELLS = ["LSTM", "GRU", "RNN"]
 
 
-def float64_weights(model):
-    """The weights.npz arrays of a float64 model, without the float32 rounding of the file."""
-    w = model.weights_numpy()
-    w["forget_bias"] = np.float64(model.forget_bias)
-    w["embedding"], w["softmax_w"], w["softmax_b"] = (v.numpy() for v in
-                                                      (model.embedding, model.softmax_w, model.softmax_b))
-    for layer, params in enumerate(model.layers):
-        w.update({f"layer{layer}/{n}": v.numpy() for n, v in params.items()})
-    return w
-
-
 def _model(cell, layers, dtype=tf.float64, seed=1):
     return LanguageModel(vocab_size=11, embedding_size=5, size=4, num_layers=layers, cell_type=cell,
                          forget_bias=0.7, init_scale=0.5, dtype=dtype, seed=seed)
@@ -35,7 +24,7 @@ def _random_state(model, batch, rng):
 def test_forward_matches_numpy(cell, layers):
     rng = np.random.default_rng(0)
     model = _model(cell, layers)
-    w = float64_weights(model)
+    w = ref.float64_weights(model)
     inputs = rng.integers(0, 11, size=(3, 6))
     state = _random_state(model, 3, rng)
     all_states = model.run_layers(model.embed(inputs), state)

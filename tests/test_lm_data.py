@@ -1,11 +1,10 @@
 """Tests for tf_scripts/lm_data.py: reading rules, vocabulary, batching, pretrained embeddings, real PTB."""
 import hashlib
-import types
 
 import numpy as np
 import pytest
 
-from tf_scripts import lm_data
+from tf_scripts import configuration, lm_data
 from tf_scripts.errors import UserError
 
 
@@ -16,11 +15,11 @@ def write(path, text, encoding="utf-8"):
 
 
 def config(data_path, **keys):
-    """The attributes load_corpus reads, with the config module's defaults."""
-    base = dict(data_path=str(data_path), vocab=False, encoding="utf-8", no_eos=False, other_test=None,
-                valid_as_test=False, read_vocab_from_file=None, save_dict=None)
-    base.update(keys)
-    return types.SimpleNamespace(**base)
+    """A checked config (the key table's defaults) for load_corpus; the model keys are placeholders."""
+    values = dict(save_path="unused", log_dir="unused", data_path=str(data_path), vocab=False, batch_size=1,
+                  num_steps=1, size=1, basic_cell="RNN", num_layers=1, init_scale=0.1, softmax="full")
+    values.update({k: v for k, v in keys.items() if v is not None})
+    return configuration.config_from_dict(values, train=False)
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -182,8 +181,8 @@ def test_load_corpus_other_test_and_valid_as_test(tiny, tmp_path):
     assert corpus.test.tolist() == [1, 4, 0]
     corpus = lm_data.load_corpus(config(tiny, valid_as_test=True), need_valid=False)
     assert corpus.valid is None and corpus.test.tolist() == [1, 4, 0]
-    with pytest.raises(UserError, match="other_test .* and valid_as_test True both"):
-        lm_data.load_corpus(config(tiny, other_test=str(other), valid_as_test=True))
+    with pytest.raises(UserError, match="other_test and valid_as_test True exclude each other"):
+        config(tiny, other_test=str(other), valid_as_test=True)   # the config check comes first
 
 
 def test_load_corpus_wikitext_and_cgn(tmp_path):

@@ -5,7 +5,6 @@ import tensorflow as tf
 
 from aux_scripts.numpy_rnn import NumpyRNN, finite_difference_state_gradients, finite_difference_weight
 from tests import numpy_reference as ref
-from tests.test_lm import float64_weights
 from tf_scripts.errors import UserError
 from tf_scripts.lm import LanguageModel
 from tf_scripts.state_gradients import state_gradients
@@ -19,7 +18,7 @@ def _setup(cell, layers, seed=0, emb=5, size=4):
     rng = np.random.default_rng(seed)
     model = LanguageModel(VOCAB, emb, size, layers, cell, forget_bias=0.3, init_scale=0.6, dtype=tf.float64,
                           seed=seed + 1)
-    net = NumpyRNN(float64_weights(model))
+    net = NumpyRNN(ref.float64_weights(model))
     inputs = rng.integers(0, VOCAB, (ROWS, STEPS))
     targets = rng.integers(0, VOCAB, (ROWS, STEPS))
     state = [tuple(rng.normal(size=(ROWS, size)) for _ in net.state_names) for _ in range(layers)]

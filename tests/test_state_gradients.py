@@ -4,7 +4,6 @@ import pytest
 import tensorflow as tf
 
 from tests import numpy_reference as ref
-from tests.test_lm import float64_weights
 from tf_scripts.lm import LanguageModel
 from tf_scripts.state_gradients import StateGradients, state_gradients
 
@@ -64,7 +63,7 @@ def test_engine_equals_tape_jacobian(cell, comp, layers, mode):
 @pytest.mark.parametrize("layers", [1, 2])
 def test_engine_equals_numpy_finite_differences(cell, comp, layers):
     model, inputs, state = _setup(cell, layers, 1, seed=3)
-    w = float64_weights(model)
+    w = ref.float64_weights(model)
     xs = model.embedding.numpy()[inputs[0]]
     np_state = [tuple(s[0].numpy() for s in layer) for layer in state]
     out = state_gradients(model, inputs, state, layer=layers - 1, component=comp, time_steps=[6], max_delay=5)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_scripts import run_epoch, trainer
+from tf_scripts import configuration, run_epoch, trainer
 from tf_scripts.errors import UserError
 from tf_scripts.lm import LanguageModel
 
@@ -19,10 +19,11 @@ def test_learning_rate_schedule():
 
 
 def test_adam_and_adagrad_use_the_constant_learning_rate():
-    config = types.SimpleNamespace(optimizer="sgd", learning_rate=1.0, lr_decay=0.5, max_epoch=1)
-    assert trainer.epoch_learning_rate(config, 3) == 0.125
-    config.optimizer = "adam"
-    assert trainer.epoch_learning_rate(config, 3) == 1.0
+    keys = dict(save_path="m", log_dir="l", data_path="d", vocab=False, batch_size=1, num_steps=1, size=1,
+                basic_cell="RNN", num_layers=1, init_scale=0.1, softmax="full", dropout=1, max_grad_norm=5,
+                max_max_epoch=5, trainer="trainer", learning_rate=1.0, lr_decay=0.5, max_epoch=1)
+    assert trainer.epoch_learning_rate(configuration.config_from_dict(dict(keys, optimizer="sgd")), 3) == 0.125
+    assert trainer.epoch_learning_rate(configuration.config_from_dict(dict(keys, optimizer="adam")), 3) == 1.0
 
 
 def _stop_epoch(early_stop, ppls):
