@@ -34,7 +34,7 @@ TRAIN_CONFIG, GRAD_CONFIG = "demo.config", "demo_grad.config"
 REMEMBERED = "nouns"                      # the class whose number the verb must agree with
 FILLERS = ("adjectives", "adverbs")       # i.i.d. filler words: nothing later depends on them
 NUMBER_TAGS, FILLER_TAGS = "NN,NNS", "JJ,RB"   # TX-Ray: the subject's number vs the fillers' kind
-TXRAY_MAX_DELAY = 11                       # delays 0..11, as max_delay 12 of demo_grad.config
+TXRAY_MAX_DELAY = 12                       # delays 0..11, as max_delay 12 of demo_grad.config
 
 
 def parse_args(argv):

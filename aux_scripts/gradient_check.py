@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from aux_scripts import analysis  # noqa: E402
 from aux_scripts.numpy_rnn import (NumpyRNN, finite_difference_state_gradients,  # noqa: E402
                                    finite_difference_weight)
-from tf_scripts import configuration, lm_data  # noqa: E402
+from tf_scripts import configuration, lm_data, model_source  # noqa: E402
 from tf_scripts.errors import UserError, progress_bar, run_cli  # noqa: E402
 
 PROG = "gradient_check.py"
@@ -38,16 +38,12 @@ _WEIGHT_SPEC = re.compile(r"^([A-Za-z0-9_/]+)\[\s*(\d+)\s*(?:,\s*(\d+)\s*)?\]$")
 def load_trained(config):
     """(NumpyRNN, weights.npz path, validation ids) of the model in config.save_path.
 
-    The vocabulary comes from save_path/dict; the validation data is read through the config
-    and must have been numbered with that same vocabulary.
+    The vocabulary comes from save_path/dict; the validation words are mapped to it by
+    tf_scripts.model_source's policy (words it lacks -> its unk token).
     """
-    path, word_to_id = lm_data.load_exported_vocab(config.save_path, config.path, config.encoding)
-    net = NumpyRNN.from_npz(path)
+    source = model_source.ModelSource.from_config(config)
     corpus = lm_data.load_corpus(config, need_train=False, need_valid=True, need_test=False)
-    if corpus.word_to_id != word_to_id:
-        raise UserError(f"the vocabulary built from {config.data_path} differs from the one beside {path}: "
-                        "the model was trained on other data")
-    return net, path, corpus.valid
+    return NumpyRNN.from_npz(source.weights_path), source.weights_path, source.ids(corpus, "valid")
 
 
 def sample_windows(total, count, seed):
@@ -211,7 +207,7 @@ def _parser():
                         help="position t of the differentiated state (default: the config's time_step if it is "
                              "an integer, else num_steps - 1)")
     parser.add_argument("--max-delay", type=int, metavar="D",
-                        help="delays k = 0 .. min(D-1, t) (default: the config's max_delay, else num_steps)")
+                        help="number of delays: k = 0 .. min(D-1, t) (default: the config's max_delay; an error without)")
     parser.add_argument("--layer", type=int, help="0-based layer of the state (default: the config's grad_layer)")
     parser.add_argument("--interm", choices=("cell", "hidden"),
                         help="state kind: cell (LSTM c; GRU/RNN h) or hidden (h) (default: the config's "
@@ -238,8 +234,6 @@ def _parser():
 
 def _settings(args, config):
     """(t, max_delay, layer, component) from the flags, defaulting to the config; checked."""
-    from tf_scripts import cells  # local: cells imports TensorFlow, which `--help` does not need
-
     steps = config.num_steps
     if args.time_step is not None:
         t = args.time_step
@@ -247,14 +241,10 @@ def _settings(args, config):
         t = config.time_step if isinstance(config.time_step, int) else steps - 1
     if not 0 <= t < steps:
         raise UserError(f"--time-step must lie in 0 .. {steps - 1} (num_steps {steps}), got {t}")
-    max_delay = args.max_delay if args.max_delay is not None else (config.max_delay or steps)
-    if max_delay < 1:
-        raise UserError(f"--max-delay must be >= 1, got {max_delay}")
-    layer = args.layer if args.layer is not None else config.grad_layer
-    if not 0 <= layer < config.num_layers:
-        raise UserError(f"--layer must lie in 0 .. {config.num_layers - 1} (num_layers), got {layer}")
-    interm = args.interm or config.grad_interm or "cell"
-    return t, max_delay, layer, cells.state_index(config.basic_cell, interm), interm
+    max_delay = model_source.resolve_max_delay(args.max_delay, config)
+    layer = model_source.resolve_layer(args.layer, config, config.num_layers)
+    interm = model_source.resolve_interm(args.interm, config)
+    return t, max_delay, layer, model_source.state_component(config.basic_cell, interm), interm
 
 
 def _main(argv):

@@ -35,10 +35,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from aux_scripts import analysis  # noqa: E402
-from tf_scripts import cells, configuration, lm_data  # noqa: E402
+from tf_scripts import configuration, lm_data, model_source  # noqa: E402
 from tf_scripts.errors import UserError, progress_bar, run_cli  # noqa: E402
 from tf_scripts.formats import class_masks  # noqa: E402
-from tf_scripts.lm import LanguageModel  # noqa: E402
 
 PROG = "interpret_state.py"
 OVERALL = "overall"
@@ -226,17 +225,9 @@ def pass_states(model, windows, layer, component, t, first):
     return np.concatenate(targets), enter
 
 
-def load_model(config, dtype):
-    """(model, word_to_id, id_to_word) from save_path/weights.npz and save_path/dict."""
-    weights, word_to_id = lm_data.load_exported_vocab(config.save_path, config.path, config.encoding)
-    return LanguageModel.from_npz(weights, dtype), word_to_id, lm_data.id_list(word_to_id)
-
-
-def validation_ids(config, word_to_id):
-    """The validation data as ids of the saved vocabulary (words it lacks map to <unk>)."""
-    corpus = lm_data.load_corpus(config, need_train=False, need_valid=True, need_test=False)
-    words = [corpus.id_to_word[i] for i in corpus.valid]
-    return lm_data.words_to_ids(words, word_to_id, unk=corpus.unk)
+def validation_ids(config, source):
+    """The validation data as ids of the model's vocabulary (model_source's policy: missing words -> unk)."""
+    return source.ids(lm_data.load_corpus(config, need_train=False, need_valid=True, need_test=False), "valid")
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,7 +310,7 @@ def parse_args(argv):
                         help="number of inputs D: delays 0 .. min(D - 1, t) (default: the config's max_delay)")
     parser.add_argument("--interm", choices=("cell", "hidden"),
                         help="state: cell (LSTM c; h for GRU/RNN) or hidden (default: the config's "
-                             "grad_interm, else hidden)")
+                             "grad_interm, else cell)")
     parser.add_argument("--layer", type=int, help="0-based layer (default: the config's grad_layer)")
     parser.add_argument("--scale", type=float, default=1e-3,
                         help="lambda, the weight of -sum log sigma in the loss; sigma grows as sqrt(lambda) "
@@ -361,14 +352,9 @@ def _settings(args, config, model):
         t = config.time_step if isinstance(config.time_step, int) else config.num_steps - 1
     if not 0 <= t < config.num_steps:
         raise UserError(f"--time-step must lie in 0..{config.num_steps - 1} (num_steps of {config.path}), got {t}")
-    max_delay = args.max_delay if args.max_delay is not None else config.max_delay
-    if max_delay is None:
-        raise UserError(f"{config.path} has no max_delay: pass --max-delay")
-    positive("max-delay", max_delay)
-    layer = config.grad_layer if args.layer is None else args.layer
-    if not 0 <= layer < model.num_layers:
-        raise UserError(f"--layer must lie in 0..{model.num_layers - 1}, got {layer}")
-    interm = args.interm or config.grad_interm or "hidden"
+    max_delay = model_source.resolve_max_delay(args.max_delay, config)
+    layer = model_source.resolve_layer(args.layer, config, model.num_layers)
+    interm = model_source.resolve_interm(args.interm, config)
     std = float(np.std(model.embedding.numpy()))
     max_sigma = args.max_sigma if args.max_sigma is not None else 10 * std
     init_sigma = args.init_sigma if args.init_sigma is not None else 0.1 * std
@@ -386,7 +372,8 @@ def _settings(args, config, model):
 def run(args):
     config = configuration.load_config(args.config, train=False, valid=True, test=False)
     dtype = tf.float64 if config.grad_dtype == "float64" else tf.float32
-    model, word_to_id, id_to_word = load_model(config, dtype)
+    source = model_source.ModelSource.from_config(config)
+    model, id_to_word = source.load(dtype), source.id_to_word
     s = _settings(args, config, model)
     names = [OVERALL] + [analysis.class_name(p) for p in s["class_files"]]
     outputs = [f"{args.out}_windows.csv", f"{args.out}.csv", f"{args.out}.png"]
@@ -395,7 +382,7 @@ def run(args):
     table = class_masks(s["pos_mapping"], s["class_files"], id_to_word)               # [C, V]
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
 
-    ids = validation_ids(config, word_to_id)
+    ids = validation_ids(config, source)
     windows, _ = lm_data.make_windows(ids, config.batch_size, config.num_steps,
                                       what=lm_data.describe_split(config, "valid"))
     total = windows.shape[0] * windows.shape[1]
@@ -404,7 +391,7 @@ def run(args):
                         f"{config.num_steps} (batch_size {config.batch_size})")
     t, d = s["t"], s["delays"]
     first = t - d + 1
-    component = cells.state_index(model.cell_type, s["interm"])
+    component = model_source.state_component(model.cell_type, s["interm"])
     targets, enter = pass_states(model, windows, s["layer"], component, t, first)
     phi_var = phi_variance(targets)
     numbers = np.sort(np.random.default_rng(args.seed).choice(total, args.windows, replace=False))

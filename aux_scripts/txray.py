@@ -29,6 +29,7 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 
 from aux_scripts import analysis  # noqa: E402
+from tf_scripts import model_source  # noqa: E402  (TensorFlow only once a model is built)
 from tf_scripts.errors import UserError, progress_bar, run_cli  # noqa: E402
 
 UNTAGGED = "UNTAGGED"
@@ -193,7 +194,8 @@ def tag_joint(units, values, tags, n_units):
 
 def separation_rows(units, values, stream_ids, tag_weights, tag_names, tag_sets, max_delay, n_units,
                     draws=CHANCE_DRAWS):
-    """Per tag set and delay 0..max_delay: {tags, delay, tokens, separation, chance, p}.
+    """Per tag set and delay k = 0..max_delay-1 (max_delay: the number of delays): {tags, delay, tokens,
+    separation, chance, p}.
 
     separation = normalised_mutual_information of the tag_joint of the delayed_tokens; chance =
     its mean over `draws` seeded shuffles of the tags among the same tokens (the estimate's
@@ -205,7 +207,7 @@ def separation_rows(units, values, stream_ids, tag_weights, tag_names, tag_sets,
         # a tag that no corpus word has is a column of zeros
         weights = np.stack([tag_weights[:, tag_names.index(t)] if t in tag_names else np.zeros(len(tag_weights))
                             for t in tags], axis=1)
-        for delay in range(max_delay + 1):
+        for delay in range(max_delay):
             kept_units, kept_values, kept_tags = delayed_tokens(units, values, stream_ids, weights, delay)
             tokens = len(kept_tags)
             observed = normalised_mutual_information(tag_joint(kept_units, kept_values, kept_tags, n_units))
@@ -223,59 +225,13 @@ def separation_rows(units, values, stream_ids, tag_weights, tag_names, tag_sets,
 # Running models (TensorFlow)
 # --------------------------------------------------------------------------------------------
 
-class ModelSource:
-    """A weights.npz and its word->id map, resolved from a config's save_path or a directory."""
-
-    def __init__(self, weights_path, origin):
-        from tf_scripts import lm_data
-
-        self.origin = origin
-        self.weights_path, self.word_to_id = lm_data.load_exported_vocab(weights_path, origin)
-
-    @classmethod
-    def from_location(cls, location, origin):
-        """location: a weights.npz file or a directory holding one."""
-        from tf_scripts.lm import WEIGHTS_FILE
-
-        path = os.path.join(location, WEIGHTS_FILE) if os.path.isdir(location) else location
-        return cls(path, origin)
-
-    def load(self):
-        from tf_scripts.lm import LanguageModel
-
-        return LanguageModel.from_npz(self.weights_path)
-
-    def id_lookup(self, id_to_word, unk):
-        """(lookup [V] corpus id -> model id, words missing from the model's vocabulary (-> its unk))."""
-        unk_id = self.word_to_id.get(unk)
-        missing = [w for w in id_to_word if w not in self.word_to_id]
-        if missing and unk_id is None:
-            raise UserError(f"word {missing[0]!r} of the corpus is not in the vocabulary of {self.weights_path}, "
-                            f"which has no {unk}")
-        return np.array([self.word_to_id.get(w, unk_id) for w in id_to_word], dtype=np.int32), len(missing)
-
-
-def make_state_step(model, layer, component):
-    """Compiled (inputs [B, T], state) -> (state component of the layer [B, T, H], final state); no dropout."""
-    import tensorflow as tf
-
-    from tf_scripts import run_epoch
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32), run_epoch.state_spec(model)])
-    def step(inputs, state):
-        all_states = model.run_layers(model.embed(inputs), state)
-        return all_states[layer][component], model.final_state(all_states)
-
-    return step
-
-
 def collect_winners(model, batches, lookup, layer, component, top_k=1, desc=None):
     """(units, values) [R, L, K]: the top-k units of the state at every token of the R streams.
 
     batches: [R, T] arrays of corpus ids in pass order, the state carried across them (R batch
     rows = R streams, L = the summed T); lookup [V] maps corpus ids to the model's ids.
     """
-    step = make_state_step(model, layer, component)
+    step = model_source.make_state_step(model, layer, component)
     state = model.zero_state(batches[0].shape[0])
     units, values = [], []
     for inputs in progress_bar(batches, desc=desc, unit="batch", leave=False):
@@ -409,7 +365,7 @@ def separation_csv(result):
 
 
 def _separation_lines(result):
-    lines = [f"separation of POS tags of the word k = 0..{result['max_delay']} steps back: I(unit; tag) / H(tag) "
+    lines = [f"separation of POS tags of the word k = 0..{result['max_delay'] - 1} steps back: I(unit; tag) / H(tag) "
              "over the tokens whose word at t - k has one of the tags, the units' activation mass as weights "
              f"(0: the unit says nothing, 1: every unit fires for one tag); chance = mean over {CHANCE_DRAWS} "
              "shuffles of the tags, p = the share of shuffles at least as large; span = the largest k such that "
@@ -569,7 +525,7 @@ def _parse(argv):
                              "main.py evaluates it)")
     parser.add_argument("--interm", choices=("cell", "hidden"),
                         help="state: cell (LSTM c; h for GRU/RNN) or hidden (h) (default: the config's "
-                             "grad_interm, else hidden)")
+                             "grad_interm, else cell)")
     parser.add_argument("--layer", type=int,
                         help="0-based layer (default: the config's grad_layer, i.e. the top layer)")
     parser.add_argument("--top-k", type=int, default=1, help="units activated per token (default 1)")
@@ -579,10 +535,11 @@ def _parse(argv):
                         help="word -> POS tags file (default: the config's pos_mapping)")
     parser.add_argument("--separate", action="append", metavar="TAGS", default=[],
                         help="comma-separated POS tags, e.g. NN,NNS (repeatable): how well the active units "
-                             "separate these tags of the word 0..--max-delay steps back, as I(unit; tag) / "
-                             "H(tag) with its chance level; writes PREFIX_separation.csv and .png")
-    parser.add_argument("--max-delay", type=int, default=0,
-                        help="largest delay k of --separate: the state at t against the word at t - k (default 0)")
+                             "separate these tags of the word k = 0..D-1 steps back (D = --max-delay), as "
+                             "I(unit; tag) / H(tag) with its chance level; writes PREFIX_separation.csv and .png")
+    parser.add_argument("--max-delay", type=int, metavar="D",
+                        help="number of delays of --separate, k = 0..D-1: the state at t against the word at "
+                             "t - k (default: the config's max_delay)")
     parser.add_argument("--match", action="store_true",
                         help="pair the units of A and B by the Hungarian algorithm on the token-distribution "
                              "distances (POS when only pos is asked for) instead of by index (for "
@@ -600,10 +557,8 @@ def _features(text):
 
 def _tag_sets(args, pos_mapping, pos_mapping_path):
     """The --separate tag lists, checked against the mapping's tags; [] when none is asked for."""
-    if args.max_delay < 0:
-        raise UserError(f"--max-delay must be >= 0, got {args.max_delay}")
     if not args.separate:
-        if args.max_delay:
+        if args.max_delay is not None:
             raise UserError("--max-delay needs --separate TAGS")
         return []
     if pos_mapping is None:
@@ -634,18 +589,19 @@ def _main(argv):
     if "pos" in kinds and not pos_mapping_path:
         raise UserError("--features pos needs --pos-mapping FILE (or pos_mapping in the config); "
                         "use --features token without one")
-    sources = [ModelSource.from_location(config.save_path, f"save_path of {args.config}")]
+    sources = [model_source.ModelSource.from_config(config)]
     if args.config_b:
         config_b = configuration.load_config(args.config_b, train=False, valid=True, test=False)
-        sources.append(ModelSource.from_location(config_b.save_path, f"save_path of {args.config_b}"))
+        sources.append(model_source.ModelSource.from_config(config_b))
     elif args.weights_b:
-        sources.append(ModelSource.from_location(args.weights_b, "--weights-b"))
+        sources.append(model_source.ModelSource(args.weights_b, "--weights-b"))
     pos_mapping = analysis.read_pos_mapping(pos_mapping_path) if "pos" in kinds else None
     tag_sets = _tag_sets(args, pos_mapping, pos_mapping_path)
-    interm = args.interm or config.grad_interm or "hidden"
+    interm = model_source.resolve_interm(args.interm, config)
+    max_delay = model_source.resolve_max_delay(args.max_delay, config) if tag_sets else None
     layer = config.grad_layer if args.layer is None else args.layer
 
-    from tf_scripts import cells, run_epoch
+    from tf_scripts import run_epoch
 
     corpus = lm_data.load_corpus(config, need_train=args.data == "train", need_valid=args.data == "valid",
                                  need_test=args.data == "test")
@@ -676,14 +632,14 @@ def _main(argv):
     sides = []
     for label, source, model in zip("AB", sources, models):
         lookup, missing = source.id_lookup(corpus.id_to_word, corpus.unk)
-        component = cells.state_index(model.cell_type, interm)
+        component = model_source.state_component(model.cell_type, interm)
         units, values = collect_winners(model, batches, lookup, layer, component, args.top_k, desc=f"model {label}")
         mass, counts = stream_mass(units, values, streams, len(lookup), model.size)
         side = {"source": source.weights_path, "cell": model.cell_type, "missing": missing, "counts": counts,
                 "state": model.cell.state_names[component], "mass": {"token": mass}}
         if tag_sets:
             side["separation"] = separation_rows(units, values, streams, pos_weights, names["pos"], tag_sets,
-                                                 args.max_delay, model.size)
+                                                 max_delay, model.size)
         if "pos" in kinds:
             side["mass"]["pos"] = mass @ pos_weights
         side["dist"] = {kind: normalise(side["mass"][kind]) for kind in kinds}
@@ -693,7 +649,7 @@ def _main(argv):
               "layer": layer, "top_k": args.top_k, "data": f"{args.data} set of {args.config}",
               "tokens": int(sum(x.size for x in batches)), "batching": f"{batch_size} x {num_steps}"
               if args.data != "test" else "one stream (B = 1)", "pos_mapping": pos_mapping_path,
-              "matched": args.match, "tag_sets": tag_sets, "max_delay": args.max_delay}
+              "matched": args.match, "tag_sets": tag_sets, "max_delay": max_delay}
     if result["b"] is not None:
         a, b = result["a"], result["b"]
         n_units = len(a["counts"])

@@ -141,7 +141,8 @@ def test_cli_user_errors_exit_2(tiny, tmp_path, capsys):
     cases = [(["--time-step", "6"], "--time-step must lie in 0 .. 5"),
              (["--windows", "1000"], "only"),
              (["--weight", "kernel[1,1]"], "no weight 'kernel'"),
-             (["--layer", "2"], "--layer must lie in 0 .. 1"),
+             (["--layer", "2"], "--layer must lie in 0..1"),
+             (["--max-delay", "0"], "--max-delay must be >= 1 (the number of delays)"),
              (["--plot", str(tmp_path / "x.pdf")], "must end in .png"),
              (["--tolerance", "0"], "--tolerance must be a positive number")]
     for extra, message in cases:
@@ -151,13 +152,15 @@ def test_cli_user_errors_exit_2(tiny, tmp_path, capsys):
     other.write_text(open(config_path).read().replace("size 4", "size 5"))
     assert gradient_check.main(["--config", str(other)]) == 2
     assert "but " + str(other) + " says 2-layer LSTM with H 5, E 3" in capsys.readouterr().err
+    no_delay = tmp_path / "no_delay.config"
+    no_delay.write_text(open(config_path).read().replace("grad_interm cell\ntime_step all\nmax_delay 4\n", ""))
+    assert gradient_check.main(["--config", str(no_delay)]) == 2
+    assert "has no max_delay: pass --max-delay D" in capsys.readouterr().err
     dict_path = tmp_path / "model" / "dict"
-    lines = dict_path.read_text().splitlines()
-    words = [line.split("\t")[0] for line in lines]
-    words[0], words[1] = words[1], words[0]              # same words, two ids swapped
-    dict_path.write_text("".join(f"{w}\t{i}\n" for i, w in enumerate(words)))
+    words = [line.split("\t")[0] for line in dict_path.read_text().splitlines()]
+    dict_path.write_text("".join(f"{w}\t{i}\n" for i, w in enumerate(words[:-1])))   # one row short
     assert gradient_check.main(["--config", config_path]) == 2
-    assert "differs from" in capsys.readouterr().err
+    assert "embedding rows" in capsys.readouterr().err
     (tmp_path / "model" / "weights.npz").unlink()
     assert gradient_check.main(["--config", config_path]) == 2
     assert "train first or run main.py --notrain --export_weights" in capsys.readouterr().err

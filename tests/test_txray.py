@@ -127,14 +127,14 @@ def test_separation_rows_and_span():
     ids = rng.integers(0, 2, size=(1, 400))                        # words 0 (NN) and 1 (NNS)
     units = np.concatenate([np.full((1, 2), 2), ids[:, :-2]], axis=1)[..., None]   # unit = the word at t-2
     values = np.ones(units.shape)
-    rows = txray.separation_rows(units, values, ids, np.eye(2), ["NN", "NNS"], [["NNS", "NN"]], 3, 3, draws=19)
+    rows = txray.separation_rows(units, values, ids, np.eye(2), ["NN", "NNS"], [["NNS", "NN"]], 4, 3, draws=19)
     assert [r["delay"] for r in rows] == [0, 1, 2, 3] and rows[0]["tags"] == "NNS,NN"
     assert rows[2]["separation"] == pytest.approx(1.0) and rows[2]["p"] == pytest.approx(1 / 20)
     for r in (rows[0], rows[1], rows[3]):      # i.i.d. words: the unit says nothing about them
         assert r["separation"] < 0.05 and r["chance"] < 0.05 and r["p"] > 0.05
     assert rows[2]["tokens"] == 398
     # a tag set with a tag no word has: a zero column, so the other tag alone -> undefined
-    rows = txray.separation_rows(units, values, ids, np.eye(2), ["NN", "NNS"], [["NN", "VB"]], 0, 3, draws=3)
+    rows = txray.separation_rows(units, values, ids, np.eye(2), ["NN", "NNS"], [["NN", "VB"]], 1, 3, draws=3)
     assert np.isnan(rows[0]["separation"]) and np.isnan(rows[0]["p"])
     span = [{"delay": k, "p": p} for k, p in enumerate([0.01, 0.01, 0.2, 0.01])]
     assert txray.separation_span(span) == 1                        # stops at the first miss
@@ -231,7 +231,7 @@ def test_permuted_units_are_recovered_by_matching(cell):
     # the separation of features k steps back does not depend on how the units are numbered
     streams = np.concatenate(batches, axis=1)
     rows = [txray.separation_rows(*txray.collect_winners(m, batches, lookup, layer, 0, top_k=2), streams,
-                                  np.eye(vocab)[:, :3], ["w0", "w1", "w2"], [["w0", "w1", "w2"]], 2, H, draws=5)
+                                  np.eye(vocab)[:, :3], ["w0", "w1", "w2"], [["w0", "w1", "w2"]], 3, H, draws=5)
             for m in (a, b)]
     for row_a, row_b in zip(*rows):
         assert row_a["separation"] == pytest.approx(row_b["separation"], rel=1e-9)
@@ -276,7 +276,7 @@ def test_cli_identical_models(setup, capsys):
 
 def test_cli_separation(setup, capsys):
     out = setup / "out" / "sep"
-    assert _run_twice_the_same_model(setup, out, "--separate", "NN,VB", "--max-delay", "2") == 0
+    assert _run_twice_the_same_model(setup, out, "--separate", "NN,VB", "--max-delay", "3") == 0   # k = 0..2
     rows = _rows(f"{out}_separation.csv")
     assert list(rows[0]) == ["tags", "delay", "tokens", "separation_a", "chance_a", "p_a", "separation_b",
                              "chance_b", "p_b"]
@@ -343,7 +343,8 @@ def test_cli_user_errors(setup, tmp_path, capsys):
                            (["--separate", "NN,NN"], "two or more different"),
                            (["--separate", "NN,JJ"], "tag 'JJ' is not in"),
                            (["--max-delay", "2"], "--max-delay needs --separate"),
-                           (["--separate", "NN,VB", "--max-delay", "-1"], "--max-delay must be >= 0"),
+                           (["--separate", "NN,VB", "--max-delay", "0"], "--max-delay must be >= 1"),
+                           (["--separate", "NN,VB"], "has no max_delay: pass --max-delay"),
                            (["--separate", "NN,VB", "--features", "token"], "--separate needs POS features")):
         assert txray.main(base + pos + extra) == 2, extra
         assert message in capsys.readouterr().err, extra
