@@ -204,16 +204,12 @@ def pass_states(model, windows, layer, component, t, first):
     Returns s_t of every window [N*B, H] and the state (all layers) entering position `first`
     of every window: per layer tuple of [N*B, H] (the entering state itself when first = 0).
     """
-    @tf.function
-    def forward(inputs, state):
-        all_states = model.run_layers(model.embed(inputs), state)
-        return all_states, model.final_state(all_states)
-
+    forward = model_source.make_forward_step(model)
     n, b, _ = windows.shape
     state = model.zero_state(b)
     targets, before = [], []
     for i in range(n):
-        all_states, final = forward(windows[i], state)
+        all_states, final = forward(windows[i].astype(np.int32), state)
         targets.append(all_states[layer][component][:, t].numpy())
         if first == 0:
             before.append(tuple(tuple(s.numpy() for s in l) for l in state))

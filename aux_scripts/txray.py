@@ -231,11 +231,12 @@ def collect_winners(model, batches, lookup, layer, component, top_k=1, desc=None
     batches: [R, T] arrays of corpus ids in pass order, the state carried across them (R batch
     rows = R streams, L = the summed T); lookup [V] maps corpus ids to the model's ids.
     """
-    step = model_source.make_state_step(model, layer, component)
+    step = model_source.make_forward_step(model)
     state = model.zero_state(batches[0].shape[0])
     units, values = [], []
     for inputs in progress_bar(batches, desc=desc, unit="batch", leave=False):
-        states, state = step(lookup[inputs], state)
+        all_states, state = step(lookup[inputs], state)
+        states = all_states[layer][component]
         winners, top = _winners(states.numpy().reshape(-1, model.size), top_k)
         units.append(winners.astype(np.int32).reshape(inputs.shape + (top_k,)))
         values.append(top.reshape(inputs.shape + (top_k,)))

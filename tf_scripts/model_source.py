@@ -87,8 +87,11 @@ def state_component(cell_type, interm):
     return cells.state_index(cell_type, interm)
 
 
-def make_state_step(model, layer, component):
-    """Compiled (inputs [B, T], state) -> (the layer's chosen state [B, T, H], final state); no dropout."""
+def make_forward_step(model):
+    """Compiled (inputs [B, T], state) -> (every layer's states, per component [B, T, H]; final state); no dropout.
+
+    The one forward pass of the measures: the window's states with the entering state carried in.
+    """
     import tensorflow as tf
 
     from tf_scripts import run_epoch
@@ -96,6 +99,6 @@ def make_state_step(model, layer, component):
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32), run_epoch.state_spec(model)])
     def step(inputs, state):
         all_states = model.run_layers(model.embed(inputs), state)
-        return all_states[layer][component], model.final_state(all_states)
+        return all_states, model.final_state(all_states)
 
     return step
