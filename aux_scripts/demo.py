@@ -161,38 +161,32 @@ def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print):
     return ratio
 
 
-def sigma_ratio(sigma_csv, long_delay):
+def sigma_ratio(result, long_delay):
     """Fillers' mean sigma over the remembered class's at delays >= long_delay (> 1: class remembered)."""
-    import csv
-
-    with open(sigma_csv, encoding="utf-8") as handle:
-        rows = [r for r in csv.DictReader(handle) if int(r["delay"]) >= long_delay]
-    mean = {c: np.mean([float(r["mean_sigma"]) for r in rows if r["class"] == c]) for c in (REMEMBERED,) + FILLERS}
-    return np.mean([mean[f] for f in FILLERS]) / mean[REMEMBERED]
+    fillers = np.mean([result.mean_sigma(f, long_delay) for f in FILLERS])
+    return fillers / result.mean_sigma(REMEMBERED, long_delay)
 
 
 def run_other_measures(out_dir, long_delay=4, log=print):
     """(sigma ratio, TX-Ray separation excess): sigma per class (Guan et al.); TX-Ray, trained vs untrained."""
     grad_path = os.path.join(out_dir, "configs", GRAD_CONFIG)
-    sigma = os.path.join(out_dir, "sigma")
-    log("== perturbation memory: interpret_state.py (180 windows, t = 24, 12 delays)")
-    if interpret_state.main(["--config", grad_path, "--out", sigma, "--windows", "180", "--time-step", "24",
-                             "--max-delay", "12", "--steps", "200"]) != 0:
-        raise UserError("the demo stopped at interpret_state.py")
-    ratio = sigma_ratio(sigma + ".csv", long_delay)
+    log("== perturbation memory: interpret_state.measure_sigma (180 windows, t = 24, 12 delays)")
+    sigma = interpret_state.measure_sigma(grad_path, interpret_state.SigmaOptions(
+        windows=180, time_step=24, max_delay=12, steps=200))
+    interpret_state.write_outputs(sigma, os.path.join(out_dir, "sigma"))
+    ratio = sigma_ratio(sigma, long_delay)
     log(f"Planted memory by sigma: at delays >= {long_delay} the fillers' noise scale is {ratio:.2f}x the "
         f"{REMEMBERED}' (a smaller sigma: the state depends more on the word)")
     untrained, untrained_path = _demo_config(TRAIN_CONFIG, os.path.join(out_dir, "untrained"),
                                              resource_dir(DATA_PACKAGE, DATA_SOURCE))
     if lm_main.main(["--notrain", "--fresh_weights", "--export_weights", "--config", untrained_path]) != 0:
         raise UserError("the demo stopped exporting the untrained weights")
-    log("== TX-Ray: txray.py, trained model (A) vs its initial weights (B), hidden state h")
-    prefix = os.path.join(out_dir, "txray")
-    separate = [NUMBER_TAGS, FILLER_TAGS]
-    if txray.main(["--config", grad_path, "--weights-b", untrained.save_path, "--out", prefix, "--interm", "hidden",
-                   "--max-delay", str(TXRAY_MAX_DELAY)] + [a for tags in separate for a in ("--separate", tags)]) != 0:
-        raise UserError("the demo stopped at txray.py")
-    separation = separation_summary(prefix + "_separation.csv", long_delay)
+    log("== TX-Ray: txray.run_txray, trained model (A) vs its initial weights (B), hidden state h")
+    separate = (NUMBER_TAGS, FILLER_TAGS)
+    result = txray.run_txray(grad_path, txray.TxrayOptions(weights_b=untrained.save_path, interm="hidden",
+                                                           separate=separate, max_delay=TXRAY_MAX_DELAY))
+    txray.write_outputs(result, os.path.join(out_dir, "txray"))
+    separation = separation_summary(result, long_delay)
     for tags in separate:
         a, b = separation["a", tags], separation["b", tags]
         log(f"TX-Ray: the units separate {tags} of the word k back up to k = {a['span']} in the trained model, "
@@ -201,25 +195,19 @@ def run_other_measures(out_dir, long_delay=4, log=print):
     return ratio, separation
 
 
-def separation_summary(separation_csv, long_delay):
-    """{(model 'a'|'b', tags): {span, excess}} from txray's separation table.
+def separation_summary(result, long_delay):
+    """{(model 'a'|'b', tags): {span, excess}} of a TxrayResult.
 
     span: txray.separation_span; excess: mean over delays >= long_delay of separation minus chance.
     """
-    import csv
-
-    with open(separation_csv, encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
     summary = {}
     for model in ("a", "b"):
+        rows = getattr(result, model).separation
         for tags in dict.fromkeys(r["tags"] for r in rows):
-            mine = sorted(({"delay": int(r["delay"]), "p": float(r[f"p_{model}"]),
-                            "excess": float(r[f"separation_{model}"]) - float(r[f"chance_{model}"])}
-                           for r in rows if r["tags"] == tags), key=lambda r: r["delay"])
-            long = [r["excess"] for r in mine if r["delay"] >= long_delay]
+            long = [r["separation"] - r["chance"] for r in rows if r["tags"] == tags and r["delay"] >= long_delay]
             if not long:
-                raise UserError(f"no delay >= {long_delay} in {separation_csv}")
-            summary[model, tags] = {"span": txray.separation_span(mine), "excess": float(np.mean(long))}
+                raise UserError(f"no delay >= {long_delay} in the TX-Ray separation")
+            summary[model, tags] = {"span": result.separation_span(model, tags), "excess": float(np.mean(long))}
     return summary
 
 

@@ -24,6 +24,7 @@
 # the gradient pass), dropout off. Delay k is position t - k, i.e. row D - 1 - k of x.
 import argparse
 import csv
+import dataclasses
 import io
 import os
 import sys
@@ -286,6 +287,54 @@ def draw(rows, names, max_sigma, title):
 # CLI
 # --------------------------------------------------------------------------------------------
 
+@dataclasses.dataclass
+class SigmaOptions:
+    """The settings of one run (the CLI's flags); None: the config's value or the derived default."""
+    windows: int = 50            # validation windows, sampled without replacement
+    seed: int = 1                # of the window sample and the noise
+    time_step: int | None = None     # t (default: the config's time_step if one integer, else num_steps - 1)
+    max_delay: int | None = None     # number of delays D (model_source's rule)
+    interm: str | None = None        # cell | hidden (model_source's rule)
+    layer: int | None = None         # (model_source's rule)
+    scale: float = 1e-3          # lambda
+    steps: int = 300             # Adam steps per window
+    lr: float = 0.05             # Adam learning rate on log sigma
+    samples: int = 8             # noise draws per step
+    max_sigma: float | None = None   # default 10 x the std of the embedding entries
+    init_sigma: float | None = None  # default 0.1 x that std
+    per_dim: bool = False        # one sigma per embedding dimension
+    chunk: int = 16              # windows optimised together (memory vs speed)
+    pos_mapping: str | None = None   # default: the config's
+    pos_classes: str | None = None   # comma-separated class files; default: the config's
+
+
+@dataclasses.dataclass
+class SigmaResult:
+    """Noise scales of one run: per sampled window and delay, and their averages per class."""
+    config: str
+    time_step: int
+    layer: int
+    interm: str
+    numbers: np.ndarray          # [W] window numbers (n = batch * B + row, as in the gradient pass)
+    sigma: np.ndarray            # [W, D], column k = delay k
+    words: list                  # [W][D] the word at t - k
+    classes: list                # 'overall', then one name per class file
+    rows: list                   # (class, delay, count, mean sigma, std sigma)
+    phi_var: float               # s2 over all validation windows
+    max_sigma: float
+    total_windows: int
+    scale: float
+    inputs: list                 # the files read (never overwritten by the outputs)
+
+    def mean_sigma(self, cls, min_delay=0):
+        """Mean over delays >= min_delay of the class's mean sigma (nan when it has none)."""
+        values = [mean for name, k, _, mean, _ in self.rows if name == cls and k >= min_delay]
+        return float(np.mean(values)) if values else float("nan")
+
+
+DEFAULTS = SigmaOptions()
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -296,9 +345,10 @@ def parse_args(argv):
                     "per POS class) and OUT.png (mean sigma against delay per class, log scale).")
     parser.add_argument("--config", required=True, help="model config; weights from save_path/weights.npz")
     parser.add_argument("--out", required=True, metavar="OUT", help="output prefix: OUT_windows.csv, OUT.csv, OUT.png")
-    parser.add_argument("--windows", type=int, default=50,
-                        help="number of validation windows, sampled without replacement (default 50)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the window sample and the noise (default 1)")
+    parser.add_argument("--windows", type=int, default=DEFAULTS.windows,
+                        help=f"number of validation windows, sampled without replacement (default {DEFAULTS.windows})")
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed,
+                        help=f"seed of the window sample and the noise (default {DEFAULTS.seed})")
     parser.add_argument("--time-step", type=int,
                         help="position t of the state (default: the config's time_step if it is one integer, "
                              "else num_steps - 1)")
@@ -308,12 +358,15 @@ def parse_args(argv):
                         help="state: cell (LSTM c; h for GRU/RNN) or hidden (default: the config's "
                              "grad_interm, else cell)")
     parser.add_argument("--layer", type=int, help="0-based layer (default: the config's grad_layer)")
-    parser.add_argument("--scale", type=float, default=1e-3,
+    parser.add_argument("--scale", type=float, default=DEFAULTS.scale,
                         help="lambda, the weight of -sum log sigma in the loss; sigma grows as sqrt(lambda) "
-                             "(default 0.001)")
-    parser.add_argument("--steps", type=int, default=300, help="Adam steps per window (default 300)")
-    parser.add_argument("--lr", type=float, default=0.05, help="Adam learning rate on log sigma (default 0.05)")
-    parser.add_argument("--samples", type=int, default=8, help="noise draws per step (default 8)")
+                             f"(default {DEFAULTS.scale:g})")
+    parser.add_argument("--steps", type=int, default=DEFAULTS.steps,
+                        help=f"Adam steps per window (default {DEFAULTS.steps})")
+    parser.add_argument("--lr", type=float, default=DEFAULTS.lr,
+                        help=f"Adam learning rate on log sigma (default {DEFAULTS.lr:g})")
+    parser.add_argument("--samples", type=int, default=DEFAULTS.samples,
+                        help=f"noise draws per step (default {DEFAULTS.samples})")
     parser.add_argument("--max-sigma", type=float,
                         help="upper bound of sigma (default: 10 x the standard deviation of the embedding "
                              "entries, the original's recommendation)")
@@ -322,8 +375,9 @@ def parse_args(argv):
     parser.add_argument("--per-dim", action="store_true",
                         help="one sigma per embedding dimension instead of per position; the CSVs then "
                              "report each position's geometric mean")
-    parser.add_argument("--chunk", type=int, default=16, help="windows optimised together (memory vs speed; "
-                        "the result does not depend on it; default 16)")
+    parser.add_argument("--chunk", type=int, default=DEFAULTS.chunk,
+                        help="windows optimised together (memory vs speed; the result does not depend on it; "
+                             f"default {DEFAULTS.chunk})")
     parser.add_argument("--pos-mapping", help="word -> POS tags file (default: the config's pos_mapping)")
     parser.add_argument("--pos-classes",
                         help="comma-separated POS class files; the class of a row is that of the word at t-k "
@@ -331,110 +385,135 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def _settings(args, config, model):
-    """Resolve and check the flags against the config and the model."""
+def _settings(options, config, model):
+    """Resolve and check the options against the config and the model."""
     def positive(name, value, minimum=1):
         if value is None or value < minimum:
             raise UserError(f"--{name} must be >= {minimum}, got {value}")
 
     for name in ("windows", "steps", "samples", "chunk"):
-        positive(name, getattr(args, name))
+        positive(name, getattr(options, name))
     for name in ("scale", "lr", "max_sigma", "init_sigma"):
-        value = getattr(args, name)
+        value = getattr(options, name)
         if value is not None and not value > 0:
             raise UserError(f"--{name.replace('_', '-')} must be > 0, got {value}")
-    t = args.time_step
+    t = options.time_step
     if t is None:
         t = config.time_step if isinstance(config.time_step, int) else config.num_steps - 1
     if not 0 <= t < config.num_steps:
         raise UserError(f"--time-step must lie in 0..{config.num_steps - 1} (num_steps of {config.path}), got {t}")
-    max_delay = model_source.resolve_max_delay(args.max_delay, config)
-    layer = model_source.resolve_layer(args.layer, config, model.num_layers)
-    interm = model_source.resolve_interm(args.interm, config)
+    max_delay = model_source.resolve_max_delay(options.max_delay, config)
+    layer = model_source.resolve_layer(options.layer, config, model.num_layers)
+    interm = model_source.resolve_interm(options.interm, config)
     std = float(np.std(model.embedding.numpy()))
-    max_sigma = args.max_sigma if args.max_sigma is not None else 10 * std
-    init_sigma = args.init_sigma if args.init_sigma is not None else 0.1 * std
+    max_sigma = options.max_sigma if options.max_sigma is not None else 10 * std
+    init_sigma = options.init_sigma if options.init_sigma is not None else 0.1 * std
     if init_sigma > max_sigma:
         raise UserError(f"--init-sigma {init_sigma} exceeds --max-sigma {max_sigma}")
-    pos_mapping = args.pos_mapping if args.pos_mapping is not None else config.pos_mapping
-    class_files = ([p.strip() for p in args.pos_classes.split(",") if p.strip()]
-                   if args.pos_classes is not None else config.pos_class_files())
+    pos_mapping = options.pos_mapping if options.pos_mapping is not None else config.pos_mapping
+    class_files = ([p.strip() for p in options.pos_classes.split(",") if p.strip()]
+                   if options.pos_classes is not None else config.pos_class_files())
     if class_files and not pos_mapping:
         raise UserError("--pos-classes needs a POS mapping: pass --pos-mapping or set pos_mapping in the config")
     return dict(t=t, delays=min(max_delay, t + 1), layer=layer, interm=interm, max_sigma=max_sigma,
                 init_sigma=init_sigma, pos_mapping=pos_mapping, class_files=class_files)
 
 
-def run(args):
-    config = configuration.load_config(args.config, train=False, valid=True, test=False)
+def measure_sigma(config_path, options=DEFAULTS):
+    """Perturbation memory of the model of a config: SigmaResult for options.windows sampled windows.
+
+    Inputs: a config whose save_path holds weights.npz + dict, and SigmaOptions. Outputs: per
+    window and delay the learned sigma, and per class (the word at t - k) the mean and std.
+    Cost: one forward pass over the validation set, then per window options.steps Adam steps
+    of options.samples forward passes over D positions (D = min(max_delay, t + 1)): about
+    windows x steps x samples x D cell steps, batched options.chunk windows at a time.
+    """
+    config = configuration.load_config(config_path, train=False, valid=True, test=False)
     dtype = tf.float64 if config.grad_dtype == "float64" else tf.float32
     source = model_source.ModelSource.from_config(config)
     model, id_to_word = source.load(dtype), source.id_to_word
-    s = _settings(args, config, model)
+    s = _settings(options, config, model)
     names = [OVERALL] + [analysis.class_name(p) for p in s["class_files"]]
-    outputs = [f"{args.out}_windows.csv", f"{args.out}.csv", f"{args.out}.png"]
-    for out in outputs:
-        analysis.check_not_input(out, [args.config, s["pos_mapping"]] + s["class_files"])
     table = class_masks(s["pos_mapping"], s["class_files"], id_to_word)               # [C, V]
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
 
     ids = validation_ids(config, source)
     windows, _ = lm_data.make_windows(ids, config.batch_size, config.num_steps,
                                       what=lm_data.describe_split(config, "valid"))
     total = windows.shape[0] * windows.shape[1]
-    if args.windows > total:
-        raise UserError(f"--windows {args.windows}: the validation data has only {total} windows of "
+    if options.windows > total:
+        raise UserError(f"--windows {options.windows}: the validation data has only {total} windows of "
                         f"{config.num_steps} (batch_size {config.batch_size})")
     t, d = s["t"], s["delays"]
     first = t - d + 1
     component = model_source.state_component(model.cell_type, s["interm"])
     targets, enter = pass_states(model, windows, s["layer"], component, t, first)
     phi_var = phi_variance(targets)
-    numbers = np.sort(np.random.default_rng(args.seed).choice(total, args.windows, replace=False))
+    numbers = np.sort(np.random.default_rng(options.seed).choice(total, options.windows, replace=False))
     flat = windows.reshape(-1, config.num_steps)   # window n = i * B + r, as in the gradient pass
     inputs = flat[numbers, first:t + 1]                                          # [W, D]
     embedding = model.embedding.numpy()
 
-    learner = SigmaLearner(state_phi(model, s["layer"], component), scale=args.scale, lr=args.lr,
-                           samples=args.samples, per_dim=args.per_dim, max_sigma=s["max_sigma"])
-    bar = progress_bar(total=args.steps * args.windows, unit="step", desc="sigma")
+    learner = SigmaLearner(state_phi(model, s["layer"], component), scale=options.scale, lr=options.lr,
+                           samples=options.samples, per_dim=options.per_dim, max_sigma=s["max_sigma"])
+    bar = progress_bar(total=options.steps * options.windows, unit="step", desc="sigma")
     sigmas = []
-    for c0 in range(0, args.windows, args.chunk):
-        part = slice(c0, c0 + args.chunk)
+    for c0 in range(0, options.windows, options.chunk):
+        part = slice(c0, c0 + options.chunk)
         state = tuple(tuple(tf.constant(comp[numbers[part]]) for comp in layer) for layer in enter)
-        sigma, _ = learner.fit(tf.constant(embedding[inputs[part]]), phi_var, steps=args.steps, seed=args.seed,
+        sigma, _ = learner.fit(tf.constant(embedding[inputs[part]]), phi_var, steps=options.steps, seed=options.seed,
                                init_sigma=s["init_sigma"], window_ids=numbers[part], args=state,
                                progress=lambda n=len(numbers[part]): bar.update(n))
         sigmas.append(sigma_per_position(sigma))
-    if bar is not None:
-        bar.close()
+    bar.close()
     by_delay = np.concatenate(sigmas)[:, ::-1]                                       # [W, D], column k = delay k
-    source = inputs[:, ::-1]                                                          # word at t-k
-    member = table[:, source]                                                         # [C, W, D]
-    words = [[id_to_word[i] for i in row] for row in source]
-    rows = class_averages(by_delay, member, names)
-    for name in names:
-        if not any(r[0] == name for r in rows):
-            print(f"Warning: no sampled word of class {name}: no average", file=sys.stderr)
+    source_ids = inputs[:, ::-1]                                                      # word at t-k
+    member = table[:, source_ids]                                                     # [C, W, D]
+    return SigmaResult(config=config.path, time_step=t, layer=s["layer"], interm=s["interm"], numbers=numbers,
+                       sigma=by_delay, words=[[id_to_word[i] for i in row] for row in source_ids],
+                       classes=names, rows=class_averages(by_delay, member, names), phi_var=phi_var,
+                       max_sigma=s["max_sigma"], total_windows=total, scale=options.scale,
+                       inputs=[config.path, s["pos_mapping"], *s["class_files"]])
 
-    title = (f"{os.path.basename(config.path)}\n{s['interm']} state of layer {s['layer']} at t={t}, "
-             f"{args.windows} windows, scale {args.scale:g}")
-    fig = draw(rows, names, s["max_sigma"], title)
+
+def output_paths(out):
+    return [f"{out}_windows.csv", f"{out}.csv", f"{out}.png"]
+
+
+def write_outputs(result, out):
+    """OUT_windows.csv, OUT.csv and OUT.png of a SigmaResult (atomic); returns their paths."""
+    outputs = output_paths(out)
+    for path in outputs:
+        analysis.check_not_input(path, result.inputs)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    title = (f"{os.path.basename(result.config)}\n{result.interm} state of layer {result.layer} at "
+             f"t={result.time_step}, {len(result.numbers)} windows, scale {result.scale:g}")
+    fig = draw(result.rows, result.classes, result.max_sigma, title)
     analysis.atomic_write_text(outputs[0], _csv(["window", "t", "delay", "word", "sigma"],
-                                                window_rows(numbers, t, words, by_delay)))
-    analysis.atomic_write_text(outputs[1], _csv(["class", "delay", "count", "mean_sigma", "std_sigma"], rows))
+                                                window_rows(result.numbers, result.time_step, result.words,
+                                                            result.sigma)))
+    analysis.atomic_write_text(outputs[1], _csv(["class", "delay", "count", "mean_sigma", "std_sigma"], result.rows))
     analysis.atomic_write(outputs[2], lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    print(f"var(Phi) = {analysis.format_number(phi_var)} over {total} windows; max sigma "
-          f"{analysis.format_number(s['max_sigma'])}")
-    for cls, k, count, mean, _ in rows:
+    return outputs
+
+
+def _main(argv):
+    args = parse_args(argv)
+    options = SigmaOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SigmaOptions)})
+    given = [args.config, args.pos_mapping] + (args.pos_classes or "").split(",")
+    for path in output_paths(args.out):    # before the computation, as far as the flags tell
+        analysis.check_not_input(path, [p for p in given if p])
+    result = measure_sigma(args.config, options)
+    for name in result.classes:
+        if not any(r[0] == name for r in result.rows):
+            print(f"Warning: no sampled word of class {name}: no average", file=sys.stderr)
+    outputs = write_outputs(result, args.out)
+    print(f"var(Phi) = {analysis.format_number(result.phi_var)} over {result.total_windows} windows; max sigma "
+          f"{analysis.format_number(result.max_sigma)}")
+    for cls, k, count, mean, _ in result.rows:
         if cls == OVERALL:
             print(f"delay: {k}\tmean sigma: {analysis.format_number(mean)}")
     print(f"Wrote {', '.join(outputs)}")
     return 0
-
-
-def _main(argv):
-    return run(parse_args(argv))
 
 
 def main(argv=None) -> int:

@@ -19,6 +19,7 @@
 # permutation p-value and a span (see separation_rows).
 import argparse
 import csv
+import dataclasses
 import io
 import os
 import sys
@@ -273,7 +274,7 @@ def _feature_list(distribution, names, n=TOP_IN_CSV):
 
 def units_csv(result):
     """The PREFIX_units.csv text: one row per unit of model A (and its partner in B)."""
-    kinds, two = result["kinds"], result["b"] is not None
+    kinds, two = result.kinds, result.b is not None
     sides = ("a", "b") if two else ("a",)
     header = ["unit"] + (["unit_b"] if two else [])
     header += [f"n_tokens_{s}" for s in sides] + [f"mass_{s}" for s in sides]
@@ -284,16 +285,16 @@ def units_csv(result):
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
-    a, b = result["a"], result["b"]
-    for i in range(len(a["counts"])):
-        picks = [(a, i)] + ([(b, int(result["partner"][i]))] if two else [])   # (model, unit) per side
+    a, b = result.a, result.b
+    for i in range(len(a.counts)):
+        picks = [(a, i)] + ([(b, int(result.partner[i]))] if two else [])   # (model, unit) per side
         row = [i] + [unit for _, unit in picks[1:]]
-        row += [int(side["counts"][unit]) for side, unit in picks]
-        row += [_number(side["mass"]["token"][unit].sum()) for side, unit in picks]
-        row += [int((side["mass"][kind][unit] > 0).sum()) for kind in kinds for side, unit in picks]
+        row += [int(side.counts[unit]) for side, unit in picks]
+        row += [_number(side.mass["token"][unit].sum()) for side, unit in picks]
+        row += [int((side.mass[kind][unit] > 0).sum()) for kind in kinds for side, unit in picks]
         if two:
-            row += [_number(result["distances"][kind][i]) for kind in kinds]
-        row += [_feature_list(side["dist"][kind][unit], result["names"][kind]) for kind in kinds
+            row += [_number(result.distances[kind][i]) for kind in kinds]
+        row += [_feature_list(side.dist[kind][unit], result.names[kind]) for kind in kinds
                 for side, unit in picks]
         writer.writerow(row)
     return buffer.getvalue()
@@ -309,73 +310,73 @@ def _stats(values):
 
 def summary_text(result):
     """PREFIX_summary.txt: what was compared and the distance statistics."""
-    a, b, kinds = result["a"], result["b"], result["kinds"]
+    a, b, kinds = result.a, result.b, result.kinds
     lines = ["TX-Ray neuron-feature distributions (Rethmeier et al., UAI 2020)"]
     for label, side in (("A", a), ("B", b)):
         if side is not None:
-            lines.append(f"model {label}: {side['source']} ({side['cell']}, H={len(side['counts'])}, "
-                         f"layer {result['layer']}, state {side['state']}); corpus words missing from its "
-                         f"vocabulary (read as unk): {side['missing']}")
-    lines.append(f"data: {result['data']} ({result['tokens']} tokens in {result['batching']} batches, state carried, "
+            lines.append(f"model {label}: {side.source} ({side.cell}, H={len(side.counts)}, "
+                         f"layer {result.layer}, state {side.state}); corpus words missing from its "
+                         f"vocabulary (read as unk): {side.missing}")
+    lines.append(f"data: {result.data} ({result.tokens} tokens in {result.batching} batches, state carried, "
                  "no dropout)")
-    lines.append(f"activation: the top {result['top_k']} unit(s) per token by signed value, counted when > 0; "
+    lines.append(f"activation: the top {result.top_k} unit(s) per token by signed value, counted when > 0; "
                  "mass = the activation value")
     for kind in kinds:
-        lines.append(f"features {kind}: {len(result['names'][kind])}"
-                     + (f" (POS tags of {result['pos_mapping']} plus {UNTAGGED}; a word with several tags "
+        lines.append(f"features {kind}: {len(result.names[kind])}"
+                     + (f" (POS tags of {result.pos_mapping} plus {UNTAGGED}; a word with several tags "
                         "splits its mass equally)" if kind == "pos" else " (corpus vocabulary)"))
     for label, side in (("A", a), ("B", b)):
         if side is not None:
-            idle = np.flatnonzero(side["counts"] == 0)
+            idle = np.flatnonzero(side.counts == 0)
             listed = ", ".join(map(str, idle[:20])) + (" ..." if len(idle) > 20 else "")
             lines.append(f"units never active in {label}: {len(idle)}" + (f" ({listed})" if len(idle) else ""))
     if b is not None:
-        undefined = int(np.isnan(result["distances"][kinds[0]]).sum())
+        undefined = int(np.isnan(result.distances[kinds[0]]).sum())
         lines.append(f"unit pairs with a distance of NaN (a unit never active): {undefined}")
-        if result["matched"]:
-            moved = int((result["partner"] != np.arange(len(result["partner"]))).sum())
+        if result.matched:
+            moved = int((result.partner != np.arange(len(result.partner))).sum())
             lines.append(f"pairing: Hungarian matching on the {kinds[0]}-distribution distances ({moved} units "
                          "paired with another index); unit i of A and unit_b of B in the CSV")
         else:
             lines.append("pairing: by unit index (unit i of A with unit i of B; for independently trained "
                          "models use --match)")
         for kind in kinds:
-            lines.append(f"hellinger {kind}: {_stats(result['distances'][kind])}")
-            if result["matched"]:
-                lines.append(f"hellinger {kind} by index, before matching: {_stats(result['by_index'][kind])}")
-        ranking = result["distances"][kinds[0]]
+            lines.append(f"hellinger {kind}: {_stats(result.distances[kind])}")
+            if result.matched:
+                lines.append(f"hellinger {kind} by index, before matching: {_stats(result.by_index[kind])}")
+        ranking = result.distances[kinds[0]]
         most, least = _extreme_units(ranking)
         lines.append(f"most changed units ({kinds[0]}): " + ", ".join(f"{i} ({ranking[i]:.3f})" for i in most))
         lines.append(f"least changed units ({kinds[0]}): " + ", ".join(f"{i} ({ranking[i]:.3f})" for i in least))
-    if result["tag_sets"]:
+    if result.tag_sets:
         lines += _separation_lines(result)
     return "\n".join(lines) + "\n"
 
 
 def separation_csv(result):
     """PREFIX_separation.csv: tags, delay, tokens, then separation and chance per model."""
-    sides = [s for s in ("a", "b") if result[s] is not None]
+    sides = [s for s in ("a", "b") if getattr(result, s) is not None]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["tags", "delay", "tokens"] + [f"{what}_{s}" for s in sides for what in ("separation", "chance", "p")])
-    for i, row in enumerate(result["a"]["separation"]):
+    for i, row in enumerate(result.a.separation):
         writer.writerow([row["tags"], row["delay"], row["tokens"]]
-                        + [_number(result[s]["separation"][i][what]) for s in sides
+                        + [_number(getattr(result, s).separation[i][what]) for s in sides
                            for what in ("separation", "chance", "p")])
     return buffer.getvalue()
 
 
 def _separation_lines(result):
-    lines = [f"separation of POS tags of the word k = 0..{result['max_delay'] - 1} steps back: I(unit; tag) / H(tag) "
+    lines = [f"separation of POS tags of the word k = 0..{result.max_delay - 1} steps back: I(unit; tag) / H(tag) "
              "over the tokens whose word at t - k has one of the tags, the units' activation mass as weights "
              f"(0: the unit says nothing, 1: every unit fires for one tag); chance = mean over {CHANCE_DRAWS} "
              "shuffles of the tags, p = the share of shuffles at least as large; span = the largest k such that "
              "p < 0.05 at every delay 0..k (-1: not even at k = 0)"]
-    for label, side in (("A", result["a"]), ("B", result["b"])):
+    for label, side in (("A", result.a), ("B", result.b)):
         if side is None:
             continue
-        for tags in dict.fromkeys(r["tags"] for r in side["separation"]):
-            rows = [r for r in side["separation"] if r["tags"] == tags]
+        for tags in dict.fromkeys(r["tags"] for r in side.separation):
+            rows = [r for r in side.separation if r["tags"] == tags]
             lines.append(f"separation {tags}, model {label}, k = 0..: "
                          + " ".join(_number(round(r["separation"], 3)) for r in rows)
                          + "; chance: " + " ".join(_number(round(r["chance"], 3)) for r in rows)
@@ -395,14 +396,14 @@ def separation_span(rows, alpha=SPAN_ALPHA):
 
 def plot_separation(result, path):
     """Separation against delay, one panel per tag set: A solid, B dashed, chance dotted."""
-    tag_sets = [",".join(tags) for tags in result["tag_sets"]]
+    tag_sets = [",".join(tags) for tags in result.tag_sets]
     fig = _figure(5.0 * len(tag_sets), 4.0)
     axes = fig.subplots(1, len(tag_sets), squeeze=False)[0]
     for ax, tags in zip(axes, tag_sets):
-        for label, side, style in (("A", result["a"], "-"), ("B", result["b"], "--")):
+        for label, side, style in (("A", result.a, "-"), ("B", result.b, "--")):
             if side is None:
                 continue
-            rows = [r for r in side["separation"] if r["tags"] == tags]
+            rows = [r for r in side.separation if r["tags"] == tags]
             delays = [r["delay"] for r in rows]
             line, = ax.plot(delays, [r["separation"] for r in rows], style, marker="o", label=f"model {label}")
             ax.plot(delays, [r["chance"] for r in rows], ":", color=line.get_color(), label=f"model {label}, chance")
@@ -441,16 +442,16 @@ def _save_png(fig, path):
 
 def plot_distance_vs_features(result, path):
     """Hellinger distance per unit against its number of distinct features (A and B), one panel per kind."""
-    kinds = result["kinds"]
+    kinds = result.kinds
     fig = _figure(5.5 * len(kinds), 4.5)
     axes = fig.subplots(1, len(kinds), squeeze=False)[0]
-    a, b, partner = result["a"], result["b"], result["partner"]
+    a, b, partner = result.a, result.b, result.partner
     for ax, kind in zip(axes, kinds):
-        d = result["distances"][kind]
-        ax.scatter((a["mass"][kind] > 0).sum(1), d, s=14, alpha=0.7, label="distinct features in A")
-        ax.scatter((b["mass"][kind][partner] > 0).sum(1), d, s=14, alpha=0.7, marker="x",
+        d = result.distances[kind]
+        ax.scatter((a.mass[kind] > 0).sum(1), d, s=14, alpha=0.7, label="distinct features in A")
+        ax.scatter((b.mass[kind][partner] > 0).sum(1), d, s=14, alpha=0.7, marker="x",
                    label="distinct features in B")
-        if kind == "token" and (a["mass"][kind] > 0).sum(1).max() >= 100:
+        if kind == "token" and (a.mass[kind] > 0).sum(1).max() >= 100:
             ax.set_xscale("log")   # a few broad units would squeeze the many narrow ones into a corner
         ax.set_xlabel(f"distinct {kind} features of the unit")
         ax.set_ylabel(f"Hellinger distance ({kind})")
@@ -458,22 +459,22 @@ def plot_distance_vs_features(result, path):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
     fig.suptitle("TX-Ray: change of each unit vs the breadth of its features"
-                 + (" (matched units)" if result["matched"] else ""))
+                 + (" (matched units)" if result.matched else ""))
     fig.tight_layout()
     _save_png(fig, path)
 
 
 def plot_top_units(result, path):
     """Bar charts of the top features of the most and least changed units (or the most active ones)."""
-    a, b, kinds = result["a"], result["b"], result["kinds"]
+    a, b, kinds = result.a, result.b, result.kinds
     if b is None:
-        order = np.argsort(-a["counts"], kind="stable")
-        rows = [(i, i, "most active") for i in order[:2 * UNITS_IN_PLOT] if a["counts"][i] > 0]
+        order = np.argsort(-a.counts, kind="stable")
+        rows = [(i, i, "most active") for i in order[:2 * UNITS_IN_PLOT] if a.counts[i] > 0]
         sides = [("A", a)]
     else:
-        most, least = _extreme_units(result["distances"][kinds[0]])
-        rows = ([(i, int(result["partner"][i]), "most changed") for i in most]
-                + [(i, int(result["partner"][i]), "least changed") for i in least])
+        most, least = _extreme_units(result.distances[kinds[0]])
+        rows = ([(i, int(result.partner[i]), "most changed") for i in most]
+                + [(i, int(result.partner[i]), "least changed") for i in least])
         sides = [("A", a), ("B", b)]
     columns = [(kind, label, side) for kind in kinds for label, side in sides]
     fig = _figure(3.6 * len(columns), 2.2 * max(len(rows), 1) + 0.6)
@@ -484,14 +485,14 @@ def plot_top_units(result, path):
         for c, (kind, label, side) in enumerate(columns):
             ax = axes[r, c]
             unit = i if label == "A" else j
-            top = top_features(side["dist"][kind][unit], result["names"][kind], TOP_IN_PLOT)
+            top = top_features(side.dist[kind][unit], result.names[kind], TOP_IN_PLOT)
             ax.barh(range(len(top)), [p for _, p in top], color="C0" if label == "A" else "C1")
             ax.set_yticks(range(len(top)), [name for name, _ in top], fontsize="small")
             ax.invert_yaxis()
             ax.set_xlim(0, 1)
             title = f"{what}: {label} unit {unit}, {kind}"
             if b is not None:
-                title += f"\nHellinger {result['distances'][kind][i]:.3f}"
+                title += f"\nHellinger {result.distances[kind][i]:.3f}"
             ax.set_title(title, fontsize="small")
     fig.tight_layout()
     _save_png(fig, path)
@@ -521,7 +522,7 @@ def _parse(argv):
                        help="model B from a weights.npz file or a directory holding weights.npz and dict "
                             "(e.g. a copy of save_path made after epoch 1)")
     parser.add_argument("--out", required=True, metavar="PREFIX", help="output prefix (directories are created)")
-    parser.add_argument("--data", choices=DATA_SETS, default="valid",
+    parser.add_argument("--data", choices=DATA_SETS, default=DEFAULTS.data,
                         help="data set to run over (default valid; test is fed as one stream, B = 1, as "
                              "main.py evaluates it)")
     parser.add_argument("--interm", choices=("cell", "hidden"),
@@ -529,8 +530,8 @@ def _parse(argv):
                              "grad_interm, else cell)")
     parser.add_argument("--layer", type=int,
                         help="0-based layer (default: the config's grad_layer, i.e. the top layer)")
-    parser.add_argument("--top-k", type=int, default=1, help="units activated per token (default 1)")
-    parser.add_argument("--features", default="token,pos",
+    parser.add_argument("--top-k", type=int, default=DEFAULTS.top_k, help=f"units activated per token (default {DEFAULTS.top_k})")
+    parser.add_argument("--features", default=DEFAULTS.features,
                         help="comma-separated features: token, pos (default token,pos; pos needs a POS mapping)")
     parser.add_argument("--pos-mapping", metavar="FILE",
                         help="word -> POS tags file (default: the config's pos_mapping)")
@@ -578,54 +579,116 @@ def _tag_sets(args, pos_mapping, pos_mapping_path):
     return sets
 
 
-def _main(argv):
-    args = _parse(argv)
+@dataclasses.dataclass
+class TxrayOptions:
+    """The settings of one run (the CLI's flags); None: the config's value or model_source's default."""
+    config_b: str | None = None       # model B from another config's save_path ...
+    weights_b: str | None = None      # ... or from a directory with weights.npz + dict
+    data: str = "valid"               # valid | test | train
+    interm: str | None = None
+    layer: int | None = None
+    top_k: int = 1                    # units activated per token
+    features: str = "token,pos"
+    pos_mapping: str | None = None
+    separate: tuple = ()              # comma-separated tag lists, e.g. ("NN,NNS",)
+    max_delay: int | None = None      # number of delays of `separate` (k = 0..D-1)
+    match: bool = False               # pair units of A and B by the Hungarian algorithm
+
+
+@dataclasses.dataclass
+class TxraySide:
+    """One model's winners: its source, active-token counts [H], mass and distributions per feature kind."""
+    source: str
+    cell: str
+    missing: int                      # corpus words the model lacks (read as its unk)
+    counts: np.ndarray                # [H] tokens for which the unit was among the active top-k
+    state: str                        # c or h
+    mass: dict                        # kind -> [H, F]
+    dist: dict = None                 # kind -> [H, F], rows normalised
+    separation: list = None           # rows of separation_rows, when tag sets were asked for
+
+
+@dataclasses.dataclass
+class TxrayResult:
+    """A TX-Ray run: model A (and B), the features, and for two models their unit distances."""
+    a: TxraySide
+    b: TxraySide | None
+    kinds: list
+    names: dict                       # kind -> feature names
+    layer: int
+    top_k: int
+    data: str
+    tokens: int
+    batching: str
+    pos_mapping: str | None
+    matched: bool
+    tag_sets: list
+    max_delay: int | None
+    inputs: list                      # the files read (never overwritten by the outputs)
+    by_index: dict = None             # kind -> [H] Hellinger distance unit i of A vs unit i of B
+    partner: np.ndarray = None        # [H] the unit of B paired with unit i of A
+    distances: dict = None            # kind -> [H] Hellinger distance to the partner
+
+    def separation_span(self, model, tags):
+        """txray's span for model 'a' or 'b' and a tag list 'NN,NNS' (separation_span of its rows)."""
+        rows = [r for r in getattr(self, model).separation if r["tags"] == tags]
+        return separation_span(rows)
+
+
+DEFAULTS = TxrayOptions()
+
+
+def run_txray(config_path, options=DEFAULTS):
+    """TX-Ray of the model of a config (and a model B): a TxrayResult.
+
+    Inputs: a config whose save_path holds weights.npz + dict (its data, batching and POS mapping
+    are used) and TxrayOptions. Outputs: per unit the features of the tokens it was most active
+    for, the distances of A's units to B's, and with options.separate the separation of the
+    listed tags k = 0..max_delay-1 steps back. Cost: one forward pass over the data set per
+    model, then 99 shuffles per tag list and delay (2.5 s for 51 delays on a PTB-sized pass).
+    """
     from tf_scripts import configuration, lm_data  # TensorFlow-free: bad configs fail fast
 
-    kinds = _features(args.features)
-    if args.match and not (args.config_b or args.weights_b):
+    kinds = _features(options.features)
+    if options.match and not (options.config_b or options.weights_b):
         raise UserError("--match needs a model B (--config-b or --weights-b)")
-    config = configuration.load_config(args.config, train=False, valid=True, test=args.data == "test")
-    pos_mapping_path = args.pos_mapping or config.pos_mapping
+    if options.config_b and options.weights_b:
+        raise UserError("give model B once: --config-b or --weights-b")
+    config = configuration.load_config(config_path, train=False, valid=True, test=options.data == "test")
+    pos_mapping_path = options.pos_mapping or config.pos_mapping
     if "pos" in kinds and not pos_mapping_path:
         raise UserError("--features pos needs --pos-mapping FILE (or pos_mapping in the config); "
                         "use --features token without one")
     sources = [model_source.ModelSource.from_config(config)]
-    if args.config_b:
-        config_b = configuration.load_config(args.config_b, train=False, valid=True, test=False)
+    if options.config_b:
+        config_b = configuration.load_config(options.config_b, train=False, valid=True, test=False)
         sources.append(model_source.ModelSource.from_config(config_b))
-    elif args.weights_b:
-        sources.append(model_source.ModelSource(args.weights_b, "--weights-b"))
+    elif options.weights_b:
+        sources.append(model_source.ModelSource(options.weights_b, "--weights-b"))
     pos_mapping = analysis.read_pos_mapping(pos_mapping_path) if "pos" in kinds else None
-    tag_sets = _tag_sets(args, pos_mapping, pos_mapping_path)
-    interm = model_source.resolve_interm(args.interm, config)
-    max_delay = model_source.resolve_max_delay(args.max_delay, config) if tag_sets else None
-    layer = config.grad_layer if args.layer is None else args.layer
+    tag_sets = _tag_sets(options, pos_mapping, pos_mapping_path)
+    interm = model_source.resolve_interm(options.interm, config)
+    max_delay = model_source.resolve_max_delay(options.max_delay, config) if tag_sets else None
+    layer = config.grad_layer if options.layer is None else options.layer
 
     from tf_scripts import run_epoch
 
-    corpus = lm_data.load_corpus(config, need_train=args.data == "train", need_valid=args.data == "valid",
-                                 need_test=args.data == "test")
-    ids = getattr(corpus, args.data)
-    batch_size, num_steps = (1, 1) if args.data == "test" else (config.batch_size, config.num_steps)
-    batches = [x for x, _ in run_epoch.evaluation_batches(ids, batch_size, num_steps, what=corpus.describe(args.data))]
+    corpus = lm_data.load_corpus(config, need_train=options.data == "train", need_valid=options.data == "valid",
+                                 need_test=options.data == "test")
+    ids = getattr(corpus, options.data)
+    batch_size, num_steps = (1, 1) if options.data == "test" else (config.batch_size, config.num_steps)
+    batches = [x for x, _ in run_epoch.evaluation_batches(ids, batch_size, num_steps,
+                                                           what=corpus.describe(options.data))]
     names = {"token": corpus.id_to_word}
     if pos_mapping is not None:
         pos_weights, names["pos"] = word_feature_matrix(corpus.id_to_word, pos_mapping)
-
-    outputs = {name: f"{args.out}_{name}" for name in ("units.csv", "summary.txt", "top_units.png",
-                                                       "distance_vs_features.png", "separation.csv",
-                                                       "separation.png")}
-    inputs = [args.config, args.config_b, args.pos_mapping, pos_mapping_path] + [s.weights_path for s in sources]
-    for path in outputs.values():
-        analysis.check_not_input(path, inputs)
 
     models = [source.load() for source in sources]
     for label, source, model in zip("AB", sources, models):
         if not 0 <= layer < model.num_layers:
             raise UserError(f"--layer {layer}: model {label} ({source.weights_path}) has {model.num_layers} layer(s)")
-        if args.top_k < 1 or args.top_k > model.size:
-            raise UserError(f"--top-k must be between 1 and the state size {model.size}, got {args.top_k}")
+        if options.top_k < 1 or options.top_k > model.size:
+            raise UserError(f"--top-k must be between 1 and the state size {model.size}, got {options.top_k}")
     if len(models) == 2 and models[0].size != models[1].size:
         raise UserError(f"model A has {models[0].size} units and model B {models[1].size}: the comparison "
                         "needs the same state size")
@@ -634,47 +697,71 @@ def _main(argv):
     for label, source, model in zip("AB", sources, models):
         lookup, missing = source.id_lookup(corpus.id_to_word, corpus.unk)
         component = model_source.state_component(model.cell_type, interm)
-        units, values = collect_winners(model, batches, lookup, layer, component, args.top_k, desc=f"model {label}")
+        units, values = collect_winners(model, batches, lookup, layer, component, options.top_k,
+                                        desc=f"model {label}")
         mass, counts = stream_mass(units, values, streams, len(lookup), model.size)
-        side = {"source": source.weights_path, "cell": model.cell_type, "missing": missing, "counts": counts,
-                "state": model.cell.state_names[component], "mass": {"token": mass}}
+        side = TxraySide(source=source.weights_path, cell=model.cell_type, missing=missing, counts=counts,
+                         state=model.cell.state_names[component], mass={"token": mass})
         if tag_sets:
-            side["separation"] = separation_rows(units, values, streams, pos_weights, names["pos"], tag_sets,
-                                                 max_delay, model.size)
+            side.separation = separation_rows(units, values, streams, pos_weights, names["pos"], tag_sets,
+                                              max_delay, model.size)
         if "pos" in kinds:
-            side["mass"]["pos"] = mass @ pos_weights
-        side["dist"] = {kind: normalise(side["mass"][kind]) for kind in kinds}
+            side.mass["pos"] = mass @ pos_weights
+        side.dist = {kind: normalise(side.mass[kind]) for kind in kinds}
         sides.append(side)
 
-    result = {"a": sides[0], "b": sides[1] if len(sides) == 2 else None, "kinds": kinds, "names": names,
-              "layer": layer, "top_k": args.top_k, "data": f"{args.data} set of {args.config}",
-              "tokens": int(sum(x.size for x in batches)), "batching": f"{batch_size} x {num_steps}"
-              if args.data != "test" else "one stream (B = 1)", "pos_mapping": pos_mapping_path,
-              "matched": args.match, "tag_sets": tag_sets, "max_delay": max_delay}
-    if result["b"] is not None:
-        a, b = result["a"], result["b"]
-        n_units = len(a["counts"])
-        result["by_index"] = {kind: unit_distances(a["dist"][kind], b["dist"][kind]) for kind in kinds}
+    result = TxrayResult(
+        a=sides[0], b=sides[1] if len(sides) == 2 else None, kinds=kinds, names=names, layer=layer,
+        top_k=options.top_k, data=f"{options.data} set of {config_path}", tokens=int(sum(x.size for x in batches)),
+        batching=f"{batch_size} x {num_steps}" if options.data != "test" else "one stream (B = 1)",
+        pos_mapping=pos_mapping_path, matched=options.match, tag_sets=tag_sets, max_delay=max_delay,
+        inputs=[config_path, options.config_b, options.pos_mapping, pos_mapping_path]
+        + [s.weights_path for s in sources])
+    if result.b is not None:
+        a, b = result.a, result.b
+        n_units = len(a.counts)
+        result.by_index = {kind: unit_distances(a.dist[kind], b.dist[kind]) for kind in kinds}
         # matched on tokens (the finer features); on POS when only POS is asked for
-        result["partner"] = (match_units(distance_matrix(a["dist"][kinds[0]], b["dist"][kinds[0]]))
-                             if args.match else np.arange(n_units))
-        result["distances"] = {kind: unit_distances(a["dist"][kind], b["dist"][kind], result["partner"])
-                               for kind in kinds}
+        result.partner = (match_units(distance_matrix(a.dist[kinds[0]], b.dist[kinds[0]]))
+                          if options.match else np.arange(n_units))
+        result.distances = {kind: unit_distances(a.dist[kind], b.dist[kind], result.partner) for kind in kinds}
+    return result
 
-    directory = os.path.dirname(os.path.abspath(args.out))
-    os.makedirs(directory, exist_ok=True)
+
+OUTPUTS = ("units.csv", "summary.txt", "top_units.png", "distance_vs_features.png", "separation.csv",
+           "separation.png")
+
+
+def write_outputs(result, prefix):
+    """PREFIX_units.csv, _summary.txt, _top_units.png (+ _distance_vs_features.png with model B, and
+    _separation.csv/.png with tag sets), atomically; returns (paths written, summary text)."""
+    outputs = {name: f"{prefix}_{name}" for name in OUTPUTS}
+    for path in outputs.values():
+        analysis.check_not_input(path, result.inputs)
+    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     analysis.atomic_write_text(outputs["units.csv"], units_csv(result))
     summary = summary_text(result)
     analysis.atomic_write_text(outputs["summary.txt"], summary)
     plot_top_units(result, outputs["top_units.png"])
     written = [outputs["units.csv"], outputs["summary.txt"], outputs["top_units.png"]]
-    if result["b"] is not None:
+    if result.b is not None:
         plot_distance_vs_features(result, outputs["distance_vs_features.png"])
         written.append(outputs["distance_vs_features.png"])
-    if tag_sets:
+    if result.tag_sets:
         analysis.atomic_write_text(outputs["separation.csv"], separation_csv(result))
         plot_separation(result, outputs["separation.png"])
         written += [outputs["separation.csv"], outputs["separation.png"]]
+    return written, summary
+
+
+def _main(argv):
+    args = _parse(argv)
+    options = TxrayOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TxrayOptions)})
+    given = [args.config, args.config_b, args.pos_mapping]
+    for name in OUTPUTS:               # before the computation, as far as the flags tell
+        analysis.check_not_input(f"{args.out}_{name}", [p for p in given if p])
+    result = run_txray(args.config, options)
+    written, summary = write_outputs(result, args.out)
     print(summary, end="")
     print("wrote " + ", ".join(written))
     return 0
