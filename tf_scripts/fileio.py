@@ -1,4 +1,5 @@
 """Text files read with one-line errors, and atomic writes (temporary name, then rename)."""
+import hashlib
 import os
 import secrets
 
@@ -75,3 +76,40 @@ def atomic_save_npy(path, array):
         with open(tmp, "wb") as handle:
             np.save(handle, array, allow_pickle=False)
     atomic_write(path, write)
+
+
+def md5_of(data):
+    return hashlib.md5(data).hexdigest()
+
+
+def install_checked(out_dir, md5, load, log=print):
+    """Put the files of md5 ({relative name: md5}) missing from out_dir there; return the paths written.
+
+    Present files must already have their md5. load(names) -> ({name: bytes}, {name: where it came
+    from}) fetches the missing ones; nothing is written until every one of them has passed its
+    check, so a bad source leaves out_dir untouched.
+    """
+    missing = []
+    for name, digest in md5.items():
+        target = os.path.join(out_dir, name)
+        if not os.path.exists(target):
+            missing.append(name)
+            continue
+        with open(target, "rb") as handle:
+            if md5_of(handle.read()) != digest:
+                raise UserError(f"{target} exists with the wrong md5 (expected {digest}); remove it and rerun")
+        log(f"{target}: already present, md5 ok")
+    if not missing:
+        return []
+    files, origin = load(missing)
+    for name in missing:
+        if md5_of(files[name]) != md5[name]:
+            raise UserError(f"{name} from {origin[name]}: md5 {md5_of(files[name])} differs from the expected "
+                            f"{md5[name]}; nothing written")
+    written = []
+    for name in missing:
+        target = os.path.join(out_dir, name)
+        write_bytes(target, files[name])
+        log(f"{target}: written, md5 ok")
+        written.append(target)
+    return written
