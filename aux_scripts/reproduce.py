@@ -55,7 +55,10 @@ SUBSPACE_COLUMNS = 5
 # The keys of the training config that the --notrain passes need; the training keys are left out,
 # so that changing one of those does not rerun the analysis of a given model.
 DATA_KEYS = ("data_path", "vocab", "encoding", "no_eos", "read_vocab_from_file")
-MODEL_KEYS = ("basic_cell", "num_layers", "embedding_size", "size", "forget_bias", "init_scale", "softmax")
+MODEL_KEYS = ("basic_cell", "num_layers", "embedding_size", "size", "forget_bias")
+# required by every config, but without effect on a restored model's passes: in the derived
+# configs, not in the fingerprints
+INERT_KEYS = ("init_scale", "softmax")
 TEST_KEYS = ("other_test", "valid_as_test")
 CONLL_FILES = ("conll2000/train.txt", "conll2000/test.txt")
 TREEBANK_FILES = ("treebank_sample/wsj_0001-0199.pos",)
@@ -238,7 +241,8 @@ def plan(opts):
 
     # -- derived configs: the model for --notrain passes, the gradient pass, the embedding export
     base = [("save_path", model_dir), ("log_dir", logs), ("batch_size", 1), ("num_steps", config.num_steps)]
-    base += [(k, getattr(config, k)) for k in DATA_KEYS + MODEL_KEYS + TEST_KEYS if getattr(config, k) is not None]
+    base += [(k, getattr(config, k)) for k in DATA_KEYS + MODEL_KEYS + INERT_KEYS + TEST_KEYS
+             if getattr(config, k) is not None]
     pos_files = [os.path.join(POS_CLASS_DIR, f"{name}.txt") for name in POS_CLASSES]
     grad_keys = [("log", "gradients"), ("grad_interm", "cell"), ("time_step", "all"), ("max_delay", MAX_DELAY),
                  ("grad_dir", p("gradients")), ("grad_average", True), ("grad_dump", False),
@@ -332,8 +336,7 @@ def plan(opts):
                       inputs=[m_weights, m_dict, valid_file, data_files[0], p("classes"), *pos_files],
                       keys={**data_keys, **model_keys, "num_steps": config.num_steps,
                             "valid_batches": opts.valid_windows, "max_delay": MAX_DELAY},
-                      outputs=[p("gradients", "delay_0_avg.npy")], clean=[p("gradients")],
-                      done=None))
+                      outputs=[p("gradients", "delay_0_avg.npy")], clean=[p("gradients")]))
 
     # -- embedding, normalisation, classifier
     emb = p("embedding.npy")

@@ -179,8 +179,8 @@ def test_changed_config_value_reruns_only_downstream_steps(trained_run, project)
     model = _copy_model(project, "frozen_model")
     base = ["--model", model, "--out", "C"] + OPTIONS
     assert _run(project, ["--config", "train.config"] + base)[0] == 0
-    # a training-only key: nothing to redo for a given model
-    _write_config(project / "changed_lr.config", save_path="model", learning_rate=0.5)
+    # training-only keys: nothing to redo for a given model
+    _write_config(project / "changed_lr.config", save_path="model", learning_rate=0.5, init_scale=0.2)
     status, log = _run(project, ["--config", "changed_lr.config"] + base)
     assert status == 0
     assert all("skipped" in line for name, line in _step_lines(log).items() if name != "data")
