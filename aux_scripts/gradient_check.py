@@ -234,13 +234,7 @@ def _parser():
 
 def _settings(args, config):
     """(t, max_delay, layer, component) from the flags, defaulting to the config; checked."""
-    steps = config.num_steps
-    if args.time_step is not None:
-        t = args.time_step
-    else:
-        t = config.time_step if isinstance(config.time_step, int) else steps - 1
-    if not 0 <= t < steps:
-        raise UserError(f"--time-step must lie in 0 .. {steps - 1} (num_steps {steps}), got {t}")
+    t = model_source.resolve_time_step(args.time_step, config)
     max_delay = model_source.resolve_max_delay(args.max_delay, config)
     layer = model_source.resolve_layer(args.layer, config, config.num_layers)
     interm = model_source.resolve_interm(args.interm, config)

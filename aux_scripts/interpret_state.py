@@ -397,11 +397,7 @@ def _settings(options, config, model):
         value = getattr(options, name)
         if value is not None and not value > 0:
             raise UserError(f"--{name.replace('_', '-')} must be > 0, got {value}")
-    t = options.time_step
-    if t is None:
-        t = config.time_step if isinstance(config.time_step, int) else config.num_steps - 1
-    if not 0 <= t < config.num_steps:
-        raise UserError(f"--time-step must lie in 0..{config.num_steps - 1} (num_steps of {config.path}), got {t}")
+    t = model_source.resolve_time_step(options.time_step, config)
     max_delay = model_source.resolve_max_delay(options.max_delay, config)
     layer = model_source.resolve_layer(options.layer, config, model.num_layers)
     interm = model_source.resolve_interm(options.interm, config)

@@ -28,7 +28,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts import analysis  # noqa: E402
-from tf_scripts import configuration  # noqa: E402
+from tf_scripts import configuration, lm_data  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 from tf_scripts.fileio import atomic_write  # noqa: E402
 
@@ -232,10 +232,8 @@ def plan(opts):
     out = opts.out
     p = lambda *parts: os.path.join(out, *parts)  # noqa: E731
     model_dir, logs = p("model"), p("logs")
-    data_files = [os.path.join(config.data_path, f"{s}_{config.vocab}k-unk.txt" if config.vocab else f"{s}.txt")
-                  for s in ("train", "valid", "test")]
-    valid_file = data_files[1]
-    test_file = config.other_test or (valid_file if config.valid_as_test else data_files[2])
+    data_files = [lm_data.data_file(config, s) for s in ("train", "valid", "test")]   # other_test included
+    valid_file, test_file = data_files[1], data_files[2]
     data_keys = {k: getattr(config, k) for k in DATA_KEYS}
     model_keys = {k: getattr(config, k) for k in MODEL_KEYS}
 
@@ -262,7 +260,7 @@ def plan(opts):
     model_cfg, grad_cfg, emb_cfg = configs
 
     steps = [Step("data", "check the data files",
-                  [Command(["test", "-f", f]) for f in dict.fromkeys(data_files + [test_file])]
+                  [Command(["test", "-f", f]) for f in dict.fromkeys(data_files)]
                   + [Command(["mkdir", "-p", logs])], always=True,
                   hint=f"; data_path of {opts.config}: python data/get_ptb.py puts the PTB into data/ptb")]
 

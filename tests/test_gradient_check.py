@@ -138,7 +138,7 @@ def test_cli_fails_on_a_noisy_engine_and_on_a_tight_tolerance(tiny, capsys, monk
 
 def test_cli_user_errors_exit_2(tiny, tmp_path, capsys):
     config_path, config, _ = tiny
-    cases = [(["--time-step", "6"], "--time-step must lie in 0 .. 5"),
+    cases = [(["--time-step", "6"], "--time-step must lie in 0..5"),
              (["--windows", "1000"], "only"),
              (["--weight", "kernel[1,1]"], "no weight 'kernel'"),
              (["--layer", "2"], "--layer must lie in 0..1"),

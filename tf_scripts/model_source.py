@@ -10,6 +10,7 @@
 #   --max-delay  the NUMBER of delays D (k = 0..D-1), as the config key; default the config's
 #                max_delay, else an error that names the flag
 #   --layer      the config's grad_layer (default: the top layer)
+#   --time-step  the config's time_step when it is one integer, else num_steps - 1
 # TensorFlow is imported only when a model is built, so bad flags and configs fail fast.
 import os
 
@@ -57,6 +58,16 @@ class ModelSource:
         """The ids of a corpus split in the model's vocabulary."""
         lookup, _ = self.id_lookup(corpus.id_to_word, corpus.unk)
         return lookup[getattr(corpus, split)]
+
+
+def resolve_time_step(flag, config):
+    """--time-step, else the config's time_step when it is one integer, else the window's last position."""
+    t = flag
+    if t is None:
+        t = config.time_step if isinstance(config.time_step, int) else config.num_steps - 1
+    if not 0 <= t < config.num_steps:
+        raise UserError(f"--time-step must lie in 0..{config.num_steps - 1} (num_steps of {config.path}), got {t}")
+    return t
 
 
 def resolve_interm(flag, config):
