@@ -301,7 +301,7 @@ def _main(argv):
 
     grads = net.loss_and_gradients(inputs, labels, state)[1]
     if name_index is None:
-        kernel = f"layer{layer}/{'gate_kernel' if net.cell_type == 'GRU' else 'kernel'}"
+        kernel = f"layer{layer}/{'gate_kernel' if net.cell_type.startswith('GRU') else 'kernel'}"
         name_index = (kernel, np.unravel_index(np.argmax(np.abs(grads[kernel])), grads[kernel].shape))
     name, index = name_index
     index = tuple(int(i) for i in index)

@@ -23,8 +23,10 @@ from tf_scripts.errors import UserError
 
 # per cell: parameter name -> its columns in multiples of H (kernels have I + H rows, biases none)
 CELL_PARAMS = {"LSTM": {"kernel": 4, "bias": 4}, "RNN": {"kernel": 1, "bias": 1},
-               "GRU": {"gate_kernel": 2, "gate_bias": 2, "cand_kernel": 1, "cand_bias": 1}}
-STATE_NAMES = {"LSTM": ("c", "h"), "GRU": ("h",), "RNN": ("h",)}
+               "GRU": {"gate_kernel": 2, "gate_bias": 2, "cand_kernel": 1, "cand_bias": 1},
+               "GRU_RESET_AFTER": {"gate_kernel": 2, "gate_bias": 2, "cand_kernel": 1, "cand_bias": 1,
+                                   "cand_recurrent_bias": 1}}
+STATE_NAMES = {"LSTM": ("c", "h"), "GRU": ("h",), "RNN": ("h",), "GRU_RESET_AFTER": ("h",)}
 
 
 def sigmoid(z):
@@ -120,6 +122,45 @@ class GRUCell:
         return d_xrh[..., :n_in] + d_xh[..., :n_in], [dh_prev + d_xh[..., n_in:]]
 
 
+class GRUResetAfterCell:
+    """GRU, reset gate after the recurrent matmul: cand = tanh(x @ C_x + cand_bias + r * (h @ C_h + cand_recurrent_bias))."""
+
+    def __init__(self, forget_bias=0.0):
+        del forget_bias
+
+    @staticmethod
+    def step(p, x, state):
+        (h,) = state
+        n_in = x.shape[-1]
+        xh = np.concatenate([x, h], axis=-1)
+        r, u = np.split(sigmoid(xh @ p["gate_kernel"] + p["gate_bias"]), 2, axis=-1)
+        hc = h @ p["cand_kernel"][n_in:] + p["cand_recurrent_bias"]
+        cand = np.tanh(x @ p["cand_kernel"][:n_in] + p["cand_bias"] + r * hc)
+        return (u * h + (1 - u) * cand,), (xh, h, r, u, cand, hc)
+
+    @staticmethod
+    def backward(p, prefix, cache, d_new, grads):
+        xh, h, r, u, cand, hc = (_b(a) for a in cache)
+        (dh_out,) = d_new
+        n_in = xh.shape[-1] - h.shape[-1]
+        d_cand_pre = dh_out * (1 - u) * (1 - cand * cand)
+        # the input rows of cand_kernel see d_cand_pre, its recurrent rows and bias see r * d_cand_pre
+        d_hc = d_cand_pre * r
+        kernel = p["cand_kernel"]
+        if grads is not None:
+            grads[prefix + "cand_kernel"][:n_in] += xh[:, 0, :n_in].T @ d_cand_pre.sum(axis=1)
+            grads[prefix + "cand_kernel"][n_in:] += h[:, 0].T @ d_hc.sum(axis=1)
+            grads[prefix + "cand_bias"] += d_cand_pre.sum(axis=(0, 1))
+            grads[prefix + "cand_recurrent_bias"] += d_hc.sum(axis=(0, 1))
+        dx = d_cand_pre @ kernel[:n_in].T
+        dh_prev = dh_out * u + d_hc @ kernel[n_in:].T
+        d_gate_pre = np.concatenate([d_cand_pre * hc * r * (1 - r),
+                                     dh_out * (h - cand) * u * (1 - u)], axis=-1)
+        d_xh = _pre_activation_backward(grads, prefix + "gate_kernel", prefix + "gate_bias", xh[:, 0],
+                                        d_gate_pre, p["gate_kernel"])
+        return dx + d_xh[..., :n_in], [dh_prev + d_xh[..., n_in:]]
+
+
 class RNNCell:
     """BasicRNNCell: h = tanh([x, h] @ kernel + bias)."""
 
@@ -142,7 +183,7 @@ class RNNCell:
         return d_xh[..., :n_in], [d_xh[..., n_in:]]
 
 
-CELLS = {"LSTM": LSTMCell, "GRU": GRUCell, "RNN": RNNCell}
+CELLS = {"LSTM": LSTMCell, "GRU": GRUCell, "RNN": RNNCell, "GRU_RESET_AFTER": GRUResetAfterCell}
 
 
 # ------------------------------------------------------------------------------------ model

@@ -30,6 +30,15 @@ def cell_step(w, layer, x, state):
         cand = np.tanh(np.concatenate([x, r * h]) @ w[f"layer{layer}/cand_kernel"].astype(np.float64)
                        + w[f"layer{layer}/cand_bias"])
         return (u * h + (1 - u) * cand,)
+    if kind == "GRU_RESET_AFTER":
+        (h,) = state
+        g = sigmoid(np.concatenate([x, h]) @ w[f"layer{layer}/gate_kernel"].astype(np.float64)
+                    + w[f"layer{layer}/gate_bias"])
+        r, u = np.split(g, 2)
+        kernel = w[f"layer{layer}/cand_kernel"].astype(np.float64)
+        cand = np.tanh(x @ kernel[: len(x)] + w[f"layer{layer}/cand_bias"]
+                       + r * (h @ kernel[len(x):] + w[f"layer{layer}/cand_recurrent_bias"]))
+        return (u * h + (1 - u) * cand,)
     (h,) = state
     return (np.tanh(np.concatenate([x, h]) @ w[f"layer{layer}/kernel"].astype(np.float64)
                     + w[f"layer{layer}/bias"]),)

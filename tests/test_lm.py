@@ -6,7 +6,7 @@ import tensorflow as tf
 from tests import numpy_reference as ref
 from tf_scripts.lm import LanguageModel
 
-CELLS = ["LSTM", "GRU", "RNN"]
+CELLS = ["LSTM", "GRU", "RNN", "GRU_RESET_AFTER"]
 
 
 def _model(cell, layers, dtype=tf.float64, seed=1):
@@ -65,8 +65,9 @@ def test_weights_npz_round_trip_and_layout(cell, tmp_path):
         assert str(f["cell_type"]) == cell and int(f["num_layers"]) == 2
         assert f["embedding"].shape == (11, 5) and f["softmax_w"].shape == (4, 11)
         assert f["embedding"].dtype == np.float32
-        if cell == "GRU":
+        if cell.startswith("GRU"):
             assert f["layer0/gate_kernel"].shape == (9, 8) and f["layer1/cand_kernel"].shape == (8, 4)
+            assert ("layer1/cand_recurrent_bias" in names) == (cell == "GRU_RESET_AFTER")
         else:
             assert f["layer0/kernel"].shape == (9, (4 if cell == "LSTM" else 1) * 4)
     assert {"forget_bias", "softmax_b"} <= names

@@ -73,7 +73,7 @@ def numpy_perplexity(save_path, data, split, batch_size, num_steps):
     return ref.perplexity(w, ids, batch_size, num_steps)
 
 
-@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN", "GRU_RESET_AFTER"])
 def test_train_two_epochs_then_evaluate(tmp_path, capsys, monkeypatch, cell):
     write_corpus(tmp_path / "data")
     monkeypatch.chdir(tmp_path)   # relative paths in a config are relative to the working directory

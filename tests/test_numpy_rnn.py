@@ -9,7 +9,7 @@ from tf_scripts.errors import UserError
 from tf_scripts.lm import LanguageModel
 from tf_scripts.state_gradients import state_gradients
 
-CASES = [("LSTM", 0), ("LSTM", 1), ("GRU", 0), ("RNN", 0)]   # (cell, component: LSTM 0 = c, 1 = h)
+CASES = [("LSTM", 0), ("LSTM", 1), ("GRU", 0), ("RNN", 0), ("GRU_RESET_AFTER", 0)]   # (cell, component: LSTM 0 = c, 1 = h)
 ROWS, STEPS, VOCAB = 2, 7, 11
 
 
@@ -34,7 +34,7 @@ def _rel(a, b, scale):
     return max(np.abs(a[k] - b[k]).max() for k in a) / scale
 
 
-@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN", "GRU_RESET_AFTER"])
 def test_forward_equals_independent_reference(cell):
     _, net, inputs, targets, state = _setup(cell, 2)
     w = net.arrays()
@@ -95,7 +95,7 @@ def test_state_gradients_equal_tf_engine(cell, comp, layers):
                 np.testing.assert_allclose(g, out[k][1][:, i], rtol=0, atol=1e-13)
 
 
-@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN", "GRU_RESET_AFTER"])
 @pytest.mark.parametrize("layers", [1, 2])
 def test_weight_gradients_equal_gradient_tape(cell, layers):
     model, net, inputs, targets, state = _setup(cell, layers, seed=5)
@@ -117,7 +117,7 @@ def test_weight_gradients_equal_gradient_tape(cell, layers):
     assert np.all(grads["embedding"][unused] == 0)
 
 
-@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN", "GRU_RESET_AFTER"])
 @pytest.mark.parametrize("layers", [1, 2])
 def test_weight_gradients_equal_finite_differences(cell, layers):
     _, net, inputs, targets, state = _setup(cell, layers, seed=6)

@@ -9,7 +9,7 @@ from tests import numpy_reference as ref
 from tf_scripts import lm_data, run_epoch
 from tf_scripts.lm import LanguageModel
 
-CELLS = ["LSTM", "GRU", "RNN"]
+CELLS = ["LSTM", "GRU", "RNN", "GRU_RESET_AFTER"]
 V, E, H = 13, 5, 6
 
 

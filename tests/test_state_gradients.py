@@ -7,7 +7,7 @@ from tests import numpy_reference as ref
 from tf_scripts.lm import LanguageModel
 from tf_scripts.state_gradients import StateGradients, state_gradients
 
-CASES = [("LSTM", 0), ("LSTM", 1), ("GRU", 0), ("RNN", 0)]   # (cell, state component: LSTM 0 = c, 1 = h)
+CASES = [("LSTM", 0), ("LSTM", 1), ("GRU", 0), ("RNN", 0), ("GRU_RESET_AFTER", 0)]   # (cell, state component: LSTM 0 = c, 1 = h)
 
 
 def _setup(cell, layers, rows, emb=5, size=4, seed=0):

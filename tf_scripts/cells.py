@@ -18,7 +18,7 @@
 # aux tensors are [N, H] and are broadcast over M.
 import tensorflow as tf
 
-CELL_TYPES = ("LSTM", "GRU", "RNN")
+CELL_TYPES = ("LSTM", "GRU", "RNN", "GRU_RESET_AFTER")
 
 
 def _matmul_rows(t, w):
@@ -177,6 +177,57 @@ class GRU:
         return (dh,)
 
 
+class GRUResetAfter(GRU):
+    """GRU with the reset gate after the recurrent matmul (PyTorch GRU, Keras reset_after=True, cuDNN GRU).
+
+    r, u as GRUCell; cand = tanh(x @ C_x + cand_bias + r * (h @ C_h + cand_recurrent_bias)), where
+    C_x, C_h are cand_kernel's input and recurrent rows; h = u * h_prev + (1 - u) * cand.
+    """
+
+    @staticmethod
+    def param_shapes(input_size, size):
+        shapes = GRU.param_shapes(input_size, size)
+        shapes["cand_recurrent_bias"] = ((size,), "uniform")  # as PyTorch initialises it; non-zero in tests
+        return shapes
+
+    def step(self, p, xw, state, w_h):
+        (h,) = state
+        size = tf.shape(h)[-1]
+        gw_h, cw_h = w_h
+        xg, xc = xw[..., : 2 * size], xw[..., 2 * size:]
+        r_pre, u_pre = tf.split(xg + tf.matmul(h, gw_h), 2, axis=-1)
+        (r, r_bar), (u, u_bar) = _sigmoid_pair(r_pre), _sigmoid_pair(u_pre)
+        hc = tf.matmul(h, cw_h) + p["cand_recurrent_bias"]
+        cand, slope_cand = _tanh_and_slope(xc + r * hc)
+        new_h = u * h + u_bar * cand
+        return (new_h,), (h, r, r_bar, u, u_bar, cand, slope_cand, hc)
+
+    @staticmethod
+    def tangent(p, aux, dxw, dstate):
+        h, r, r_bar, u, u_bar, cand, slope_cand, hc = (_b(a) for a in aux)
+        size = tf.shape(aux[0])[-1]
+        dxg = dxc = None
+        if dxw is not None:
+            dxg, dxc = dxw[..., : 2 * size], dxw[..., 2 * size:]
+        dh_prev = None if dstate is None else dstate[0]
+        gates = [0, 0] if dxg is None else tf.split(dxg, 2, axis=-1)
+        if dh_prev is not None:
+            gates = [g + _matmul_rows(dh_prev, w) for g, w in zip(gates, tf.split(p["gate_kernel"][-size:], 2, -1))]
+        dr_pre, du_pre = gates
+        dr, du = r * r_bar * dr_pre, u * u_bar * du_pre
+        # d(r * (h_prev @ C_h + b)) = dr * (h_prev @ C_h + b) + r * (dh_prev @ C_h)
+        dcand_pre = dr * hc
+        if dh_prev is not None:
+            dcand_pre = dcand_pre + r * _matmul_rows(dh_prev, p["cand_kernel"][-size:])
+        if dxc is not None:
+            dcand_pre = dcand_pre + dxc
+        dcand = slope_cand * dcand_pre
+        dh = du * (h - cand) + u_bar * dcand
+        if dh_prev is not None:
+            dh = dh + u * dh_prev
+        return (dh,)
+
+
 class RNN:
     """tf.contrib.rnn.BasicRNNCell: h = tanh([x, h] @ kernel + bias)."""
 
@@ -210,7 +261,7 @@ class RNN:
 
 def make_cell(cell_type, forget_bias=0.0):
     """Cell object for a `basic_cell` value."""
-    return {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}[cell_type](forget_bias)
+    return {"LSTM": LSTM, "GRU": GRU, "RNN": RNN, "GRU_RESET_AFTER": GRUResetAfter}[cell_type](forget_bias)
 
 
 def state_index(cell_type, grad_interm):

@@ -67,8 +67,10 @@ KEYS = {
     "vocab": Key("vocab", "False, or N: the data files are train_Nk-unk.txt, valid_Nk-unk.txt, "
                  "test_Nk-unk.txt (already mapped to `<unk>`).", required="always"),
     "vocab_size": Key("int", "Informational only: the real size is taken from the data.", minimum=1),
-    "basic_cell": Key("choice", "Recurrent cell (TF1 BasicLSTMCell, GRUCell, BasicRNNCell maths).",
-                      choices=("LSTM", "GRU", "RNN"), required="always"),
+    "basic_cell": Key("choice", "Recurrent cell (TF1 BasicLSTMCell, GRUCell, BasicRNNCell maths). NEW: "
+                      "GRU_RESET_AFTER, the GRU of PyTorch, cuDNN and Keras reset_after=True (the reset "
+                      "gate multiplies h @ C_h + cand_recurrent_bias), for imported models.",
+                      choices=("LSTM", "GRU", "RNN", "GRU_RESET_AFTER"), required="always"),
     "num_layers": Key("int", "Number of stacked recurrent layers.", minimum=1, required="always"),
     "embedding_size": Key("int", "E, size of the input embeddings.", minimum=1,
                           **_derived("size", lambda v: v["size"])),
@@ -109,6 +111,12 @@ KEYS = {
     "valid_as_test": Key("bool", "True: use the validation file as the test set.", default=False),
     "read_vocab_from_file": Key("str", "Read the word->id map (word<TAB>id lines) from this file; "
                                 "unseen training words get the next ids in order of first occurrence."),
+    "fixed_vocab": Key("bool", "True: use the word->id map of read_vocab_from_file exactly as it is (an "
+                       "imported model's vocabulary): no word is added, data words it lacks map to "
+                       "unk_token, and train.txt is read only when training.", default=False, new=True),
+    "unk_token": Key("str", "The token that words outside the vocabulary map to (default `<unk>`, `<UNK>` "
+                     "for CGN data).", new=True),
+    "eos_token": Key("str", "The token that line ends become (default `<eos>`).", new=True),
     "save_dict": Key("str", "Write the word->id map to this file."),
     "pretrained_embeddings": Key("str", "Directory with all.npy (rows x E) and dict (word<TAB>row): "
                                  "vocabulary words found there start from their pretrained row."),
@@ -117,6 +125,9 @@ KEYS = {
                                        lambda v: v["pretrained_embeddings"] is not None)),
     "save_embedding": Key("str", "Write the restored model's embedding matrix (V x E, float32) to "
                           "this .npy file and stop (only with --notrain)."),
+    "output_layer": Key("bool", "False: the model has no output layer (imported with sg-import --no-head): "
+                        "gradient passes work, perplexity passes and training are refused.", default=True,
+                        new=True),
     "valid_batches": Key("int", "Use only batches 0..N-1 of every validation pass (perplexity and state "
                          "gradients), e.g. for a quick run; default: the whole validation set.", minimum=1,
                          new=True),
@@ -352,6 +363,11 @@ def _cross_check(c, train, valid):
         too_big = [t for t in c.time_steps() if t >= c.num_steps]
         if too_big:
             fail("time_step", f"time_step must be < num_steps ({c.num_steps}), got '{c.time_step}'")
+    if c.fixed_vocab and c.read_vocab_from_file is None:
+        fail("fixed_vocab", "fixed_vocab True needs read_vocab_from_file (the vocabulary to use as it is)")
+    if not c.output_layer and train:
+        fail("output_layer", "output_layer False: a model without an output layer cannot be trained "
+             "(use --notrain with grad_interm)")
     if c.pos_classes is not None:
         if any(not part for part in c.pos_classes.split(",")):
             fail("pos_classes", f"pos_classes has an empty file name, got '{c.pos_classes}'")

@@ -25,7 +25,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tf_scripts import cells, formats, lm_data, run_epoch
+from tf_scripts import cells, formats, lm_data, model_source, run_epoch
 from tf_scripts.errors import UserError, progress_bar
 from tf_scripts.fileio import atomic_save_npy, atomic_write, atomic_write_text
 from tf_scripts.state_gradients import StateGradients
@@ -189,7 +189,7 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
         start, loss_sum = progress["batches_done"], progress["loss_sum"]
         if progress.get("complete"):
             log(f"State gradients in {grad_dir} are complete ({PROGRESS_FILE}); nothing to compute")
-            log(f"Valid Perplexity: {progress['perplexity']!r}")
+            _log_perplexity(log, progress["perplexity"])
             return progress["perplexity"]
         log(f"Resuming state gradients in {grad_dir} at batch {start + 1} of {n_batches}")
 
@@ -212,7 +212,7 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
             with open(os.path.join(grad_dir, SUMS_FILE), "rb") as handle:
                 averages.load(dict(np.load(handle, allow_pickle=False)))
 
-    eval_step = run_epoch.make_eval_step(model)
+    eval_step = _state_step(model)
     state = model.zero_state(batch)
     for i in range(start):  # replay the cheap forward pass to recover the state entering `start`
         _, state = eval_step(inputs[i], targets[i], state)
@@ -253,14 +253,34 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
             checkpoint(i + 1)
             last_save = time.monotonic()
 
-    perplexity = math.exp(loss_sum / (n_batches * steps))
+    perplexity = math.exp(loss_sum / (n_batches * steps)) if model.has_output_layer else None
     if averages:
         averages.write(log)
     checkpoint(n_batches, complete=True, perplexity=perplexity)
     if averages:  # the averages are written; the running sums only served resuming
         os.remove(os.path.join(grad_dir, SUMS_FILE))
-    log(f"Valid Perplexity: {perplexity!r}")
+    _log_perplexity(log, perplexity)
     return perplexity
+
+
+def _state_step(model):
+    """(inputs, targets, state) -> (cost, next state): the evaluation step, or only the state without an output layer."""
+    if model.has_output_layer:
+        return run_epoch.make_eval_step(model)
+    forward = model_source.make_forward_step(model)
+
+    def step(inputs, targets, state):
+        del targets
+        return 0.0, forward(inputs, state)[1]
+
+    return step
+
+
+def _log_perplexity(log, perplexity):
+    if perplexity is None:
+        log("No validation perplexity: the model has no output layer")
+    else:
+        log(f"Valid Perplexity: {perplexity!r}")
 
 
 def _savez(path, arrays):

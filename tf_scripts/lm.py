@@ -16,13 +16,15 @@ from tf_scripts import cells
 from tf_scripts.errors import UserError
 from tf_scripts.lm_data import DICT_FILE, WEIGHTS_FILE, write_vocab_file  # noqa: F401 (re-exported)
 
+NO_OUTPUT_LAYER = ("the model has no output layer (imported with --no-head; output_layer False): it gives "
+                   "states and state gradients but no perplexity; run with --notest and grad_interm")
 
 
 class LanguageModel(tf.Module):
     """Variables and maths of the LM; training, evaluation and gradients live elsewhere."""
 
     def __init__(self, vocab_size, embedding_size, size, num_layers, cell_type, forget_bias=0.0,
-                 init_scale=0.05, dtype=tf.float32, seed=1, train_embedding=True):
+                 init_scale=0.05, dtype=tf.float32, seed=1, train_embedding=True, output_layer=True):
         super().__init__(name="lm")
         if cell_type not in cells.CELL_TYPES:
             raise UserError(f"basic_cell must be one of {', '.join(cells.CELL_TYPES)}, got {cell_type!r}")
@@ -48,15 +50,23 @@ class LanguageModel(tf.Module):
             shapes = self.cell.param_shapes(input_size, size)
             self.layers.append({name: tf.Variable(init(shape, how), name=f"layer{layer}/{name}")
                                 for name, (shape, how) in shapes.items()})
-        self.softmax_w = tf.Variable(init((size, vocab_size), "uniform"), name="softmax_w")
-        self.softmax_b = tf.Variable(init((vocab_size,), "uniform"), name="softmax_b")
+        # output_layer False: an imported embedding + recurrent stack whose own head did not fit
+        # (attention, non-linear, none); state gradients work, perplexities are refused
+        self.softmax_w = self.softmax_b = None
+        if output_layer:
+            self.softmax_w = tf.Variable(init((size, vocab_size), "uniform"), name="softmax_w")
+            self.softmax_b = tf.Variable(init((vocab_size,), "uniform"), name="softmax_b")
+
+    @property
+    def has_output_layer(self):
+        return self.softmax_w is not None
 
     @classmethod
     def from_config(cls, config, vocab_size, dtype=tf.float32):
         train_embedding = not (config.pretrained_embeddings and config.fixed_embeddings)
         return cls(vocab_size, config.embedding_size, config.size, config.num_layers, config.basic_cell,
                    forget_bias=config.forget_bias or 0.0, init_scale=config.init_scale, dtype=dtype,
-                   train_embedding=train_embedding)
+                   train_embedding=train_embedding, output_layer=config.output_layer)
 
     # ---------------------------------------------------------------- forward maths
 
@@ -92,6 +102,8 @@ class LanguageModel(tf.Module):
 
     def logits(self, outputs):
         """outputs [..., H] -> logits [..., V]."""
+        if not self.has_output_layer:
+            raise UserError(NO_OUTPUT_LAYER)
         shape = tf.shape(outputs)
         flat = tf.matmul(tf.reshape(outputs, [-1, self.size]), self.softmax_w) + self.softmax_b
         return tf.reshape(flat, tf.concat([shape[:-1], [self.vocab_size]], 0))
@@ -113,7 +125,8 @@ class LanguageModel(tf.Module):
         named = {"embedding": self.embedding}
         for layer, params in enumerate(self.layers):
             named.update({f"layer{layer}/{name}": var for name, var in params.items()})
-        named.update({"softmax_w": self.softmax_w, "softmax_b": self.softmax_b})
+        if self.has_output_layer:
+            named.update({"softmax_w": self.softmax_w, "softmax_b": self.softmax_b})
         return named
 
     def weights_numpy(self):
@@ -127,7 +140,7 @@ class LanguageModel(tf.Module):
     def copy(self, dtype):
         """The same model (exact weights, no float32 rounding) computing in another dtype."""
         twin = LanguageModel(self.vocab_size, self.embedding_size, self.size, self.num_layers, self.cell_type,
-                             forget_bias=self.forget_bias, dtype=dtype)
+                             forget_bias=self.forget_bias, dtype=dtype, output_layer=self.has_output_layer)
         for name, var in twin.named_variables().items():
             var.assign(tf.cast(self.named_variables()[name], twin.dtype))
         return twin
@@ -160,9 +173,20 @@ class LanguageModel(tf.Module):
                 arrays = {k: f[k] for k in f.files}
         except (OSError, ValueError) as err:
             raise UserError(f"cannot read weights file {path}: {err}") from None
+        for name in ("embedding", "num_layers", "cell_type", "forget_bias"):
+            if name not in arrays:
+                raise UserError(f"weights file {path} has no array {name!r}")
         vocab_size, embedding_size = arrays["embedding"].shape
-        size = arrays["softmax_w"].shape[0]
-        model = cls(vocab_size, embedding_size, size, int(arrays["num_layers"]), str(arrays["cell_type"]),
-                    forget_bias=float(arrays["forget_bias"]), dtype=dtype)
+        cell_type = str(arrays["cell_type"])
+        if cell_type not in cells.CELL_TYPES:
+            raise UserError(f"weights file {path}: cell_type must be one of {', '.join(cells.CELL_TYPES)}, "
+                            f"got {cell_type!r}")
+        # the state size from layer 0's first kernel: (E + H) rows
+        kernel = next((n for n in cells.make_cell(cell_type).param_shapes(1, 1) if n.endswith("kernel")))
+        if f"layer0/{kernel}" not in arrays:
+            raise UserError(f"weights file {path} has no array 'layer0/{kernel}'")
+        size = arrays[f"layer0/{kernel}"].shape[0] - embedding_size
+        model = cls(vocab_size, embedding_size, size, int(arrays["num_layers"]), cell_type,
+                    forget_bias=float(arrays["forget_bias"]), dtype=dtype, output_layer="softmax_w" in arrays)
         model.assign_numpy(arrays)
         return model

@@ -16,14 +16,14 @@ UNK = "<unk>"
 CGN_UNK = "<UNK>"  # CGN data spells the unknown-word token in capitals
 
 
-def read_words(path, *, eos=True, wikitext=False, cgn=False, encoding="utf-8"):
-    """All tokens of a file; newlines become <eos> (always for WikiText, which also turns ' . ' into <eos>)."""
+def read_words(path, *, eos=True, wikitext=False, cgn=False, encoding="utf-8", eos_token=EOS):
+    """All tokens of a file; newlines become eos_token (always for WikiText, which also turns ' . ' into it)."""
     text = read_text(path, "data file", encoding, newline="")
     if wikitext:
         # WikiText has several sentences per line; no_eos is ignored for it, as in the original
-        text = text.replace("\n", f" {EOS} ").replace(" . ", f" {EOS} ")
+        text = text.replace("\n", f" {eos_token} ").replace(" . ", f" {eos_token} ")
     elif eos:
-        text = text.replace("\n", f" {EOS} ")
+        text = text.replace("\n", f" {eos_token} ")
     words = text.split()
     unk, other = (CGN_UNK, UNK) if cgn else (UNK, CGN_UNK)
     return [unk if w == other else w for w in words]
@@ -202,12 +202,16 @@ def load_corpus(config, *, need_train=True, need_valid=True, need_test=True):
     encoding = getattr(config, "encoding", None) or "utf-8"
     eos = not getattr(config, "no_eos", False)
     wikitext, cgn = "WikiText" in data_path, "CGN" in data_path
-    unk = CGN_UNK if cgn else UNK
+    unk = getattr(config, "unk_token", None) or (CGN_UNK if cgn else UNK)
+    eos_token = getattr(config, "eos_token", None) or EOS
+    fixed = getattr(config, "fixed_vocab", False)
     vocab_from = getattr(config, "read_vocab_from_file", None)
     save_dict = getattr(config, "save_dict", None)
 
     files = _data_files(config)
-    wanted = {"train": True, "valid": need_valid, "test": need_test}
+    # a fixed vocabulary needs no training text unless the model trains on it
+    read_train = need_train or not fixed
+    wanted = {"train": read_train, "valid": need_valid, "test": need_test}
     checks = [(path, f"{s} file", origin) for s, (path, origin) in files.items() if wanted[s]]
     if vocab_from:
         checks.append((vocab_from, "vocabulary file", "read_vocab_from_file"))
@@ -218,10 +222,12 @@ def load_corpus(config, *, need_train=True, need_valid=True, need_test=True):
         raise UserError(f"save_dict {save_dict!r} would overwrite the read_vocab_from_file input")
 
     def read(path):
-        return read_words(path, eos=eos, wikitext=wikitext, cgn=cgn, encoding=encoding)
+        return read_words(path, eos=eos, wikitext=wikitext, cgn=cgn, encoding=encoding, eos_token=eos_token)
 
-    train_words = read(files["train"][0])
-    if vocab_from:
+    train_words = read(files["train"][0]) if read_train else None
+    if fixed:
+        word_to_id = read_vocab_file(vocab_from, encoding)
+    elif vocab_from:
         word_to_id = extend_vocab(read_vocab_file(vocab_from, encoding), train_words, unk=unk)
     else:
         word_to_id = build_vocab(train_words, unk=unk)

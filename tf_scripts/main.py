@@ -12,7 +12,7 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tf_scripts import configuration, fileio, lm_data, run_epoch, trainer  # noqa: E402
+from tf_scripts import configuration, fileio, lm, lm_data, run_epoch, trainer  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 from tf_scripts.lm import DICT_FILE, WEIGHTS_FILE, LanguageModel  # noqa: E402
 
@@ -134,6 +134,9 @@ def restore_exported(config, model, word_to_id):
                         f"built from the training data of {config.path} (data_path {config.data_path})")
     with np.load(path, allow_pickle=False) as weights:
         arrays = {name: weights[name] for name in weights.files}
+    if model.has_output_layer and "softmax_w" not in arrays:
+        raise UserError(f"{path} has no output layer (softmax_w; an import with --no-head): set output_layer "
+                        f"False in {config.path}")
     described = {"basic_cell": (str(arrays.get("cell_type")), model.cell_type),
                  "num_layers": (int(arrays.get("num_layers", -1)), model.num_layers),
                  "forget_bias": (float(arrays.get("forget_bias", float("nan"))), float(np.float32(model.forget_bias)))}
@@ -179,9 +182,12 @@ def _run(args, config, log, passes):
     log(f"Vocabulary size: {corpus.vocab_size}")
     lm_data.write_labels_file(corpus.id_to_word, os.path.join(config.save_path, LABELS_FILE), config.encoding)
     model = LanguageModel.from_config(config, corpus.vocab_size)
+    if not model.has_output_layer and passes and (args.test or (args.valid and not config.grad_interm)):
+        raise UserError(f"{config.line_of('output_layer')}: {lm.NO_OUTPUT_LAYER}")
     if config.pretrained_embeddings:
         apply_pretrained_embeddings(config, model, corpus, log)
-    eval_step = run_epoch.make_eval_step(model)   # traced once for validation and test
+    # traced once for validation and test
+    eval_step = run_epoch.make_eval_step(model) if model.has_output_layer else None
 
     if args.train:
         config.save(os.path.join(config.save_path, RESOLVED_CONFIG))
