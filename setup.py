@@ -23,6 +23,7 @@ SCRIPTS = {
     "sg-freq-classes": "aux_scripts.freq_classes",
     "sg-report": "aux_scripts.report",
     "sg-reproduce": "aux_scripts.reproduce",
+    "sg-import": "aux_scripts.import_model",
 }
 
 setup(
@@ -50,6 +51,8 @@ setup(
         "matplotlib>=3.8",
         "joblib>=1.3",
         "tqdm>=4.66",
+        "h5py>=3.10",          # Keras .h5/.keras files (sg-import)
+        "safetensors>=0.4",    # PyTorch .safetensors state dicts (sg-import); torch itself is never needed
     ],
     extras_require={"test": ["pytest>=8"]},
     entry_points={"console_scripts": [f"{name}={module}:main" for name, module in SCRIPTS.items()]},

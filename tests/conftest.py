@@ -6,16 +6,23 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_MODELS = REPO.parent / "shared" / "models"
 
 
-def _shared(sub):
-    path = SHARED_DATA / sub
+def _shared(sub, root=SHARED_DATA):
+    path = root / sub
     if not path.exists():
-        msg = f"shared data not found at {path}"
+        msg = f"shared {root.name} not found at {path}"
         if os.environ.get("CI") == "true":
             pytest.fail(msg + " (CI=true: the shared data must be present)")
         pytest.skip(msg)
     return path
+
+
+@pytest.fixture
+def textgenrnn_dir():
+    """../shared/models/textgenrnn: a real pretrained Keras (CuDNNLSTM layout) model."""
+    return _shared("textgenrnn", SHARED_MODELS)
 
 
 @pytest.fixture

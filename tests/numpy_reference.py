@@ -123,3 +123,43 @@ def float64_weights(model):
     for layer, params in enumerate(model.layers):
         w.update({f"layer{layer}/{n}": v.numpy() for n, v in params.items()})
     return w
+
+
+# ---------------------------------------------------------------- PyTorch's documented equations
+# (https://pytorch.org/docs/stable/generated/torch.nn.LSTM.html, ...GRU.html, ...RNN.html), on a
+# state dict's own arrays: the oracle for imported PyTorch models.
+
+def torch_layer(kind, sd, prefix, layer, xs, state):
+    """One nn.LSTM/GRU/RNN layer over xs [T, I] from state ((h, c) LSTM, (h,) else); returns hs [T, H], cs or None."""
+    w_ih, w_hh = (sd[f"{prefix}{n}_l{layer}"].astype(np.float64) for n in ("weight_ih", "weight_hh"))
+    b_ih = sd.get(f"{prefix}bias_ih_l{layer}", np.zeros(w_ih.shape[0])).astype(np.float64)
+    b_hh = sd.get(f"{prefix}bias_hh_l{layer}", np.zeros(w_hh.shape[0])).astype(np.float64)
+    h = state[0]
+    c = state[1] if kind == "LSTM" else None
+    hs, cs = [], []
+    for x in xs:
+        if kind == "LSTM":
+            i, f, g, o = np.split(w_ih @ x + b_ih + w_hh @ h + b_hh, 4)
+            c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+            h = sigmoid(o) * np.tanh(c)
+            cs.append(c)
+        elif kind == "GRU":
+            r_i, z_i, n_i = np.split(w_ih @ x + b_ih, 3)
+            r_h, z_h, n_h = np.split(w_hh @ h + b_hh, 3)
+            r, z = sigmoid(r_i + r_h), sigmoid(z_i + z_h)
+            n = np.tanh(n_i + r * n_h)
+            h = (1 - z) * n + z * h
+        else:
+            h = np.tanh(w_ih @ x + b_ih + w_hh @ h + b_hh)
+        hs.append(h)
+    return np.array(hs), (np.array(cs) if kind == "LSTM" else None)
+
+
+def torch_lm(kind, sd, ids, layers, prefix="rnn."):
+    """Top-layer outputs [T, H] and logits [T, V] of encoder -> layers -> decoder, from a zero state."""
+    xs = sd["encoder.weight"].astype(np.float64)[ids]
+    size = sd[f"{prefix}weight_hh_l0"].shape[1]
+    for layer in range(layers):
+        xs, _ = torch_layer(kind, sd, prefix, layer, xs, (np.zeros(size), np.zeros(size)))
+    weight = sd.get("decoder.weight", sd["encoder.weight"]).astype(np.float64)
+    return xs, xs @ weight.T + sd["decoder.bias"]
