@@ -299,6 +299,14 @@ def _main(argv):
     print(f"largest relative difference numpy BPTT vs finite differences: {largest_numeric:.3e} "
           f"{verdict('state gradients, numpy BPTT vs finite differences', largest_numeric)}")
 
+    if not net.has_output_layer:
+        if args.weight or args.plot:
+            raise UserError(f"{weights_path} has no output layer (an import with --no-head): there is no loss for "
+                            "--weight or --plot")
+        print("(b) skipped: the model has no output layer, so there is no loss to differentiate")
+        for line in failures:
+            print(f"FAILED: {line}")
+        return 1 if failures else 0
     grads = net.loss_and_gradients(inputs, labels, state)[1]
     if name_index is None:
         kernel = f"layer{layer}/{'gate_kernel' if net.cell_type.startswith('GRU') else 'kernel'}"

@@ -82,10 +82,14 @@ def _rebuild_parameter(data, *_ignored):
     return data
 
 
+class _OrderedDict(dict):
+    """collections.OrderedDict as a state dict pickles it: torch sets a `_metadata` attribute, restored by BUILD."""
+
+
 class _StateDictUnpickler(pickle.Unpickler):
     """Unpickles a state dict: tensors, storages and (ordered) dicts only; any other class is refused."""
 
-    _ALLOWED = {("collections", "OrderedDict"): dict,
+    _ALLOWED = {("collections", "OrderedDict"): _OrderedDict,
                 ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
                 ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
                 ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter}

@@ -231,13 +231,18 @@ class NumpyRNN:
         self.state_names = STATE_NAMES[self.cell_type]
         params = CELL_PARAMS[self.cell_type]
         # weights.npz name -> float64 array, in the file's order (embedding, layers, softmax)
+        # an import with --no-head has no output layer: states and state gradients only
+        self.has_output_layer = "softmax_w" in weights
         names = (["embedding"] + [f"layer{layer}/{n}" for layer in range(self.num_layers) for n in params]
-                 + ["softmax_w", "softmax_b"])
+                 + (["softmax_w", "softmax_b"] if self.has_output_layer else []))
         self.weights = {name: get(name).astype(np.float64, copy=False) for name in names}
         self.vocab_size, self.embedding_size = self.weights["embedding"].shape
-        self.size = self.weights["softmax_w"].shape[0]
+        first_kernel = next(n for n in params if n.endswith("kernel"))
+        self.size = self.weights[f"layer0/{first_kernel}"].shape[0] - self.embedding_size
         size = self.size
-        expected = {"softmax_w": (size, self.vocab_size), "softmax_b": (self.vocab_size,)}
+        expected = {}
+        if self.has_output_layer:
+            expected = {"softmax_w": (size, self.vocab_size), "softmax_b": (self.vocab_size,)}
         for layer in range(self.num_layers):
             rows = (self.embedding_size if layer == 0 else size) + size
             expected.update({f"layer{layer}/{n}": ((rows, k * size) if n.endswith("kernel") else (k * size,))
@@ -313,6 +318,8 @@ class NumpyRNN:
     def _softmax(self, trace, targets):
         """(token cross entropies [B, T], d loss / d logits [B, T, V]) for loss = their sum / B (SPEC 4)."""
         rows = trace.x.shape[0]
+        if not self.has_output_layer:
+            raise UserError("the model has no output layer (imported with --no-head): it has no loss")
         logits = trace.states[-1][-1] @ self.weights["softmax_w"] + self.weights["softmax_b"]
         shifted = logits - logits.max(axis=-1, keepdims=True)       # exp cannot overflow
         log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))

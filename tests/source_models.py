@@ -92,6 +92,8 @@ def write_pt(path, state_dict, *, wrap=None, extra=None, archive_name="archive")
         import collections
 
         ordered = collections.OrderedDict()
+        # torch's state_dict() carries the modules' versions as an attribute, pickled with BUILD
+        ordered._metadata = collections.OrderedDict({"": {"version": 1}, "rnn": {"version": 1}})
         for key, value in state_dict.items():
             value = np.ascontiguousarray(value)
             storage = _FakeStorage(value, str(len(storages)))

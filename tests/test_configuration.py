@@ -389,3 +389,10 @@ def test_shipped_paper_values():
         "nouns.txt", "verbs.txt", "adjectives.txt", "adverbs.txt", "determiners.txt",
         "prepositions.txt", "pronouns.txt"]
     assert get("ptb-norm-wsj_64e_256h_steps200_save-emb").other_test == "data/ptb/train.txt"
+
+
+def test_output_layer_false_cannot_train():
+    values = {line.split()[0]: line.split()[-1] for line in BASE.splitlines()}
+    with pytest.raises(UserError, match=r"output_layer False: a model without an output layer cannot be trained"):
+        config_from_dict({**values, "output_layer": False})
+    assert config_from_dict({**values, "output_layer": False}, train=False).output_layer is False

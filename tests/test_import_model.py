@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from aux_scripts import import_model, model_import
+from aux_scripts import gradient_check, import_model, model_import
 from tests import numpy_reference as ref
 from tests import source_models as sm
 from tf_scripts import main as main_script
@@ -276,20 +276,24 @@ def test_keras_import_equals_keras_outputs_and_tape_jacobians(layer, fmt, tmp_pa
 
 
 def _write_cudnn_h5(path, model):
-    """A Keras 2 weights-only HDF5 file of `model` (Embedding, 2 LSTM, Dense) in the CuDNNLSTM layout, via h5py."""
+    """A Keras 2 weights-only HDF5 file of `model` (Embedding, 2 LSTM or GRU, Dense) in the CuDNN layout, via h5py."""
     emb, rnn1, rnn2, dense = model.layers
     rng = np.random.default_rng(9)
     groups = {"embedding": [("embeddings:0", emb.get_weights()[0])],
               "output": [("kernel:0", dense.get_weights()[0]), ("bias:0", dense.get_weights()[1])]}
     for name, layer in (("rnn_1", rnn1), ("rnn_2", rnn2)):
         kernel, recurrent, bias = layer.get_weights()
-        n_in = kernel.shape[0]
+        n_in, n = kernel.shape[0], kernel.shape[1] // H
         # cuDNN reads each gate block in memory order as its [H, I] matrix W = (Keras block)^T
-        k_blocks = [blk.T.reshape(n_in, H) for blk in np.split(kernel, 4, axis=1)]
-        r_blocks = [blk.T for blk in np.split(recurrent, 4, axis=1)]
-        part = rng.uniform(-0.3, 0.3, bias.shape).astype(np.float32)
+        k_blocks = [blk.T.reshape(n_in, H) for blk in np.split(kernel, n, axis=1)]
+        r_blocks = [blk.T for blk in np.split(recurrent, n, axis=1)]
+        if bias.ndim == 2:     # GRU reset_after: input and recurrent biases are already apart
+            halves = [bias[0], bias[1]]
+        else:                  # LSTM: any split of the summed bias
+            part = rng.uniform(-0.3, 0.3, bias.shape).astype(np.float32)
+            halves = [bias - part, part]
         groups[name] = [("kernel:0", np.concatenate(k_blocks, 1)), ("recurrent_kernel:0", np.concatenate(r_blocks, 1)),
-                        ("bias:0", np.concatenate([bias - part, part]))]
+                        ("bias:0", np.concatenate(halves))]
     with h5py.File(path, "w") as f:
         f.attrs["layer_names"] = [n.encode() for n in ("input", "embedding", "rnn_1", "rnn_2", "output")]
         f.attrs["keras_version"] = b"2.1.5"
@@ -301,8 +305,9 @@ def _write_cudnn_h5(path, model):
                 group.create_dataset(f"{name}/{w}", data=value)
 
 
-def test_cudnn_layout_hdf5_written_with_h5py(tmp_path):
-    model = _keras_model("LSTM", seed=4)
+@pytest.mark.parametrize("layer", ["LSTM", "GRU"])
+def test_cudnn_layout_hdf5_written_with_h5py(layer, tmp_path):
+    model = _keras_model(layer, seed=4)
     path = tmp_path / "cudnn.hdf5"
     _write_cudnn_h5(path, model)
     out = tmp_path / "imported"
@@ -330,6 +335,18 @@ def test_keras_activations_and_direction_are_refused(options, message, tmp_path,
     assert message in capsys.readouterr().err
 
 
+def test_keras_mixed_cell_types_are_refused(tmp_path, capsys):
+    import keras
+
+    model = keras.Sequential([keras.Input((None,), dtype="int32"), keras.layers.Embedding(V, E),
+                              keras.layers.LSTM(H, return_sequences=True), keras.layers.GRU(H, return_sequences=True),
+                              keras.layers.Dense(V)])
+    model.save(tmp_path / "m.keras")
+    assert _import(["--from", "keras", tmp_path / "m.keras", "--vocab", sm.write_vocab_lines(tmp_path / "v", _words()),
+                    "--out", tmp_path / "o"]) == 1
+    assert "mix cell types (GRU_RESET_AFTER, LSTM)" in capsys.readouterr().err
+
+
 def test_keras_bidirectional_is_refused(tmp_path, capsys):
     import keras
 
@@ -344,7 +361,7 @@ def test_keras_bidirectional_is_refused(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------ TF1
 
-def _write_tf1_checkpoint(prefix, cell, seed=0, peephole=False):
+def _write_tf1_checkpoint(prefix, cell, seed=0, extra=None):
     """A checkpoint with the original toolkit's variable names (plus Adam slots), written with tf.compat.v1."""
     rng = np.random.default_rng(seed)
     values = {"Model/get_output/embedding": rng.normal(size=(V, E))}
@@ -355,8 +372,8 @@ def _write_tf1_checkpoint(prefix, cell, seed=0, peephole=False):
             values[f"{scope}/basic_lstm_cell/kernel"] = rng.uniform(-0.6, 0.6, (rows, 4 * H))
             values[f"{scope}/basic_lstm_cell/bias"] = rng.uniform(-0.4, 0.4, 4 * H)
             values[f"{scope}/basic_lstm_cell/kernel/Adam"] = np.zeros((rows, 4 * H))
-            if peephole:
-                values[f"{scope}/basic_lstm_cell/w_f_diag"] = np.zeros(H)
+            for name, shape in (extra or {}).items():      # e.g. peepholes, a projection
+                values[f"{scope}/basic_lstm_cell/{name}"] = np.zeros(shape)
         else:
             values[f"{scope}/gru_cell/gates/kernel"] = rng.uniform(-0.6, 0.6, (rows, 2 * H))
             values[f"{scope}/gru_cell/gates/bias"] = rng.uniform(0.5, 1.5, 2 * H)
@@ -413,12 +430,14 @@ def test_tf1_checkpoint_of_the_original_toolkit(cell, tmp_path):
     assert "Model/beta1_power" not in json.dumps(report["ignored"])
 
 
-def test_tf1_peepholes_and_a_missing_forget_bias_are_refused(tmp_path, capsys):
-    _write_tf1_checkpoint(tmp_path / "a" / "model", "LSTM", peephole=True)
+def test_tf1_peepholes_projections_and_a_missing_forget_bias_are_refused(tmp_path, capsys):
     vocab = sm.write_vocab_lines(tmp_path / "v", _words())
-    assert _import(["--from", "tf1", tmp_path / "a", "--vocab", vocab, "--out", tmp_path / "o", "--forget-bias",
-                    "1"]) == 1
-    assert "peephole" in capsys.readouterr().err
+    for folder, extra, message in (("a", {"w_f_diag": H}, "peephole"), ("p", {"projection/kernel": (H, 2)},
+                                                                        "projection")):
+        _write_tf1_checkpoint(tmp_path / folder / "model", "LSTM", extra=extra)
+        assert _import(["--from", "tf1", tmp_path / folder, "--vocab", vocab, "--out", tmp_path / "o",
+                        "--forget-bias", "1"]) == 1
+        assert message in capsys.readouterr().err
     _write_tf1_checkpoint(tmp_path / "b" / "model", "LSTM")
     assert _import(["--from", "tf1", tmp_path / "b", "--vocab", vocab, "--out", tmp_path / "o"]) == 2
     assert "--config" in capsys.readouterr().err
@@ -488,6 +507,10 @@ def test_no_head_import_gives_gradients_and_refuses_perplexity(tmp_path, capsys)
     assert main_script.main(["--config", str(grads), "--notrain", "--notest"]) == 0
     assert "no output layer" in capsys.readouterr().out
     assert (tmp_path / "grads" / "delay_2_avg.npy").exists()
+    # the measures work on it too: gradient_check's state-gradient part (there is no loss to check)
+    assert gradient_check.main(["--config", str(grads), "--windows", "1", "--time-step", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "(a) state gradients" in out and "(b) skipped: the model has no output layer" in out
 
 
 def test_failed_check_leaves_only_the_report(tmp_path, monkeypatch):

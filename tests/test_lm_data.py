@@ -217,6 +217,21 @@ def test_load_corpus_read_vocab_from_file_and_save_dict(tiny, tmp_path):
         lm_data.load_corpus(config(tiny, read_vocab_from_file=str(given), save_dict=str(given)))
 
 
+def test_load_corpus_fixed_vocab_eos_and_unk_tokens(tiny, tmp_path):
+    # an imported model's vocabulary: used as it is, no train.txt needed without training
+    given = write(tmp_path / "given.dict", "b\t0\n</s>\t1\n<oov>\t2\n")
+    (tiny / "train.txt").unlink()
+    corpus = lm_data.load_corpus(config(tiny, read_vocab_from_file=str(given), fixed_vocab=True, eos_token="</s>",
+                                        unk_token="<oov>"), need_train=False)
+    assert corpus.word_to_id == {"b": 0, "</s>": 1, "<oov>": 2} and corpus.train is None
+    assert corpus.valid.tolist() == [2, 2, 1]      # "a d\n": unseen words -> <oov>, the line end -> </s>
+    assert corpus.test.tolist() == [0, 1]          # "b\n"
+    with pytest.raises(UserError, match="train file .* not found"):
+        lm_data.load_corpus(config(tiny, read_vocab_from_file=str(given), fixed_vocab=True))
+    with pytest.raises(UserError, match=r"fixed_vocab True needs read_vocab_from_file"):
+        config(tiny, fixed_vocab=True)
+
+
 def test_load_corpus_save_dict_built_vocab(tiny, tmp_path):
     saved = tmp_path / "v.dict"
     lm_data.load_corpus(config(tiny, save_dict=str(saved)))
