@@ -24,6 +24,7 @@ SCRIPTS = {
     "sg-report": "aux_scripts.report",
     "sg-reproduce": "aux_scripts.reproduce",
     "sg-import": "aux_scripts.import_model",
+    "sg-merge-gradients": "aux_scripts.merge_gradients",
 }
 
 setup(

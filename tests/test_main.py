@@ -272,7 +272,7 @@ def test_notrain_with_grad_interm_runs_the_gradient_pass_instead_of_validation(t
 
     calls = []
 
-    def fake_pass(config, model, corpus, log):
+    def fake_pass(config, model, corpus, log, shard=None):
         calls.append((config.grad_interm, model.vocab_size, corpus.vocab_size, len(corpus.valid)))
         log("Valid Perplexity: 1.5")
 

@@ -27,11 +27,11 @@ import tensorflow as tf
 
 from tf_scripts import cells, formats, lm_data, model_source, run_epoch
 from tf_scripts.errors import UserError, progress_bar
-from tf_scripts.fileio import atomic_save_npy, atomic_write, atomic_write_text
+from tf_scripts.fileio import atomic_write, atomic_write_text
+from tf_scripts.gradient_files import (PROGRESS_FILE, SHARD_SUMS_FILE, SUMS_FILE,  # noqa: F401 (re-exported)
+                                       GradientAverages, GradientDump, shard_dir, shard_range)
 from tf_scripts.state_gradients import StateGradients
 
-PROGRESS_FILE = "grad_progress.json"
-SUMS_FILE = "grad_sums.partial"   # not .npy/.npz: the analysis scripts glob those
 NPY_HEADER_BYTES = 128
 
 
@@ -45,84 +45,6 @@ def free_bytes(path):
 
 def _gb(n):
     return f"{n / 1e9:.2f} GB"
-
-
-class GradientDump:
-    """The original's per-window files: FOLDER(t)/delay_{k}/{n}.npy and delay_{k}/mapping.txt."""
-
-    def __init__(self, folder_of, id_to_word):
-        self.folder_of, self.id_to_word = folder_of, id_to_word
-        self.pending = {}   # mapping.txt path -> lines not yet appended
-
-    def delay_dir(self, t, k):
-        return os.path.join(self.folder_of(t), f"delay_{k}")
-
-    def write(self, numbers, words, out):
-        """numbers [R] window numbers, words [R, T] ids, out {k: (t [n_k], G [R, n_k, H, E])}."""
-        for k, (ts, g) in out.items():
-            for i, t in enumerate(ts):
-                directory = self.delay_dir(t, k)
-                os.makedirs(directory, exist_ok=True)
-                lines = self.pending.setdefault(os.path.join(directory, formats.MAPPING_NAME), [])
-                for r, n in enumerate(numbers):
-                    atomic_save_npy(os.path.join(directory, f"{n}.npy"), g[r, i].astype(np.float32))
-                    lines.append(formats.mapping_line(n, [self.id_to_word[w] for w in words[r, t - k:t + 1]]))
-
-    def flush(self):
-        for path, lines in self.pending.items():
-            with open(path, "a", encoding="utf-8") as handle:
-                handle.writelines(lines)
-        self.pending = {}
-
-    def truncate(self, first_unfinished, ts_delays):
-        """Drop mapping lines of windows >= first_unfinished (left by an interrupted run)."""
-        for t, k in ts_delays:
-            path = os.path.join(self.delay_dir(t, k), formats.MAPPING_NAME)
-            if not os.path.exists(path):
-                continue
-            with open(path, encoding="utf-8") as handle:
-                lines = handle.readlines()
-            keep = [line for line in lines if int(line.split("\t", 1)[0]) < first_unfinished]
-            if len(keep) != len(lines):
-                atomic_write_text(path, "".join(keep))
-
-
-class GradientAverages:
-    """Running float64 sums of G per delay and class; writes delay_{k}_avg[_{class}].npy and counts."""
-
-    def __init__(self, directory, delays, class_names, shape):
-        self.directory, self.delays, self.class_names = directory, delays, class_names
-        self.sums = np.zeros((len(delays), len(class_names) + 1) + tuple(shape), np.float64)
-        self.counts = np.zeros((len(delays), len(class_names) + 1), np.int64)
-
-    def add(self, sums, counts):
-        self.sums += sums
-        self.counts += counts
-
-    def add_matrices(self, out, masks, delays_index):
-        """Accumulate dumped matrices: masks [C, R, T] over source positions."""
-        for k, (ts, g) in out.items():
-            w = masks[:, :, ts - k]                                            # [C, R, n_k]
-            self.sums[delays_index[k]] += np.einsum("crn,rnhe->che", w, g.astype(np.float64))
-            self.counts[delays_index[k]] += w.sum(axis=(1, 2)).astype(np.int64)
-
-    def state(self):
-        return {"sums": self.sums, "counts": self.counts}
-
-    def load(self, arrays):
-        self.sums, self.counts = arrays["sums"], arrays["counts"]
-
-    def write(self, log):
-        names = [None] + list(self.class_names)
-        for di, k in enumerate(self.delays):
-            for ci, cls in enumerate(names):
-                count = int(self.counts[di, ci])
-                atomic_write_text(formats.count_path(self.directory, k, cls), f"{count}\n")
-                if count:
-                    mean = (self.sums[di, ci] / count).astype(np.float32)
-                    atomic_save_npy(formats.average_path(self.directory, k, cls), mean)
-                else:
-                    log(f"Warning: no matrices for delay {k}, class {cls}: no average written")
 
 
 def _fingerprint(config, model, ids, class_table, time_steps, delays):
@@ -150,8 +72,12 @@ def estimate_bytes(n_windows, time_steps, max_delay, size, emb_size, dump, n_ave
     return total
 
 
-def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
-    """Compute the state gradients of the validation pass and print `Valid Perplexity: X`."""
+def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard=None):
+    """Compute the state gradients of the validation pass and print `Valid Perplexity: X`.
+
+    shard (i, N): compute only the i-th of N contiguous batch ranges, in GRAD_DIR/shards/i-of-N/
+    (gradient_files explains the split and the merge); returns None, the perplexity is the merge's.
+    """
     dtype = tf.float64 if config.grad_dtype == "float64" else tf.float32
     if model.dtype != dtype:
         model = model.copy(dtype)
@@ -159,12 +85,14 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
     inputs, targets = lm_data.make_windows(corpus.valid, batch, steps, what=corpus.describe("valid"),
                                            max_windows=config.valid_batches)
     n_batches = inputs.shape[0]
+    first, stop = (0, n_batches) if shard is None else shard_range(n_batches, *shard)
     time_steps = config.time_steps()
     engine = StateGradients(model, layer=config.grad_layer,
                             component=cells.state_index(model.cell_type, config.grad_interm),
                             time_steps=time_steps, max_delay=config.max_delay, num_steps=steps)
     delays = engine.delays
-    grad_dir = config.grad_dir
+    grad_dir = config.grad_dir if shard is None else shard_dir(config.grad_dir, *shard)
+    what = "State gradients" if shard is None else f"Shard {shard[0]}/{shard[1]} (batches {first + 1}-{stop})"
     class_files = config.pos_class_files() if config.grad_average else []
     class_names = [formats.class_name(p) for p in class_files]
     table = formats.class_masks(config.pos_mapping, class_files, corpus.id_to_word)
@@ -179,33 +107,34 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
 
     fingerprint = _fingerprint(config, model, corpus.valid, table, time_steps, delays)
     progress_path = os.path.join(grad_dir, PROGRESS_FILE)
-    start, loss_sum = 0, 0.0
+    start, loss_sum = first, 0.0
     if os.path.exists(progress_path):
         with open(progress_path, encoding="utf-8") as handle:
             progress = json.load(handle)
         if progress.get("fingerprint") != fingerprint:
             raise UserError(f"{grad_dir} holds state gradients of a different model, data or setting "
                             f"({progress_path}); remove it or choose another grad_dir")
-        start, loss_sum = progress["batches_done"], progress["loss_sum"]
+        start, loss_sum = first + progress["batches_done"], progress["loss_sum"]
         if progress.get("complete"):
-            log(f"State gradients in {grad_dir} are complete ({PROGRESS_FILE}); nothing to compute")
-            _log_perplexity(log, progress["perplexity"])
+            log(f"{what} in {grad_dir} complete ({PROGRESS_FILE}); nothing to compute")
+            if shard is None:
+                _log_perplexity(log, progress["perplexity"])
             return progress["perplexity"]
-        log(f"Resuming state gradients in {grad_dir} at batch {start + 1} of {n_batches}")
+        log(f"Resuming {what.lower() if shard is None else what} in {grad_dir} at batch {start + 1} of {n_batches}")
 
     n_averages = len(delays) * (len(class_names) + 1) if averages else 0
-    need = estimate_bytes((n_batches - start) * batch, time_steps, config.max_delay, model.size,
+    need = estimate_bytes((stop - start) * batch, time_steps, config.max_delay, model.size,
                           model.embedding_size, dump is not None, n_averages)
     free = free_bytes(grad_dir)
     if need > free:
         raise UserError(f"state gradients for {config.path} need about {_gb(need)} in {grad_dir} but only "
                         f"{_gb(free)} are free; set grad_dump False to keep only the averages, "
                         "choose fewer time steps, or free disk space")
-    log(f"State gradients: {len(time_steps)} time step(s), delays 0..{delays[-1]}, {n_batches} batches "
+    log(f"{what}: {len(time_steps)} time step(s), delays 0..{delays[-1]}, {stop - first} of {n_batches} batches "
         f"of {batch}x{steps}; about {_gb(need)} to write")
     os.makedirs(grad_dir, exist_ok=True)
 
-    if start:
+    if start > first:
         if dump:
             dump.truncate(start * batch, pairs)
         if averages:
@@ -214,8 +143,11 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
 
     eval_step = _state_step(model)
     state = model.zero_state(batch)
+    began = time.perf_counter()
     for i in range(start):  # replay the cheap forward pass to recover the state entering `start`
         _, state = eval_step(inputs[i], targets[i], state)
+    if start:
+        log(f"Forward pass over the {start} batch(es) before batch {start + 1}: {time.perf_counter() - began:.2f} s")
 
     def checkpoint(done, complete=False, perplexity=None):
         if dump:
@@ -223,16 +155,20 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
         if averages:
             atomic_write(os.path.join(grad_dir, SUMS_FILE),
                                   lambda tmp: _savez(tmp, averages.state()))
-        record = {"fingerprint": fingerprint, "batches_done": done, "batches": n_batches,
-                  "loss_sum": loss_sum, "complete": complete, "perplexity": perplexity,
-                  "time_steps": time_steps, "delays": delays, "classes": class_names,
+        record = {"fingerprint": fingerprint, "batches_done": done - first, "batches": n_batches,
+                  "loss_sum": loss_sum if model.has_output_layer else None, "complete": complete,
+                  "perplexity": perplexity, "time_steps": time_steps, "delays": delays, "classes": class_names,
                   "config": config.path}
+        if shard is not None:   # what the merge needs to check and to write the pass's files
+            record.update({"shard": list(shard), "first_batch": first, "stop_batch": stop, "batches_total": n_batches,
+                           "num_steps": steps, "grad_average": bool(averages),
+                           "matrix_shape": [model.size, model.embedding_size]})
         atomic_write_text(progress_path, json.dumps(record, indent=1) + "\n")
 
     chunk = max(1, config.grad_chunk)
     index = {k: di for di, k in enumerate(delays)}
     last_save = time.monotonic()
-    bar = progress_bar(range(start, n_batches), total=n_batches, initial=start, unit="window",
+    bar = progress_bar(range(start, stop), total=stop - first, initial=start - first, unit="window",
                        desc="state gradients")
     for i in bar:
         for r0 in range(0, batch, chunk):
@@ -249,10 +185,18 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0):
                 averages.add(sums, counts)
         cost, state = eval_step(inputs[i], targets[i], state)
         loss_sum += float(cost)
-        if time.monotonic() - last_save > checkpoint_seconds and i + 1 < n_batches:
+        if time.monotonic() - last_save > checkpoint_seconds and i + 1 < stop:
             checkpoint(i + 1)
             last_save = time.monotonic()
 
+    if shard is not None:
+        if averages:  # the merge adds the shards' sums; a shard writes no averages of its own
+            atomic_write(os.path.join(grad_dir, SHARD_SUMS_FILE), lambda tmp: _savez(tmp, averages.state()))
+        checkpoint(stop, complete=True)
+        if averages:
+            os.remove(os.path.join(grad_dir, SUMS_FILE))
+        log(f"{what} complete in {grad_dir}; merge all {shard[1]} shards with sg-merge-gradients {config.grad_dir}")
+        return None
     perplexity = math.exp(loss_sum / (n_batches * steps)) if model.has_output_layer else None
     if averages:
         averages.write(log)

@@ -12,7 +12,7 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tf_scripts import configuration, fileio, lm, lm_data, run_epoch, trainer  # noqa: E402
+from tf_scripts import configuration, fileio, gradient_files, lm, lm_data, run_epoch, trainer  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 from tf_scripts.lm import DICT_FILE, WEIGHTS_FILE, LanguageModel  # noqa: E402
 
@@ -44,6 +44,10 @@ def parse_args(argv):
     parser.add_argument("--export_weights", action="store_true",
                         help="restore the latest checkpoint, write save_path/weights.npz and save_path/dict, "
                              "and exit (no training or evaluation)")
+    parser.add_argument("--shard", metavar="i/N",
+                        help="with --notrain --notest and grad_interm: compute only the i-th of N contiguous ranges "
+                             "of the gradient pass's batches, in GRAD_DIR/shards/i-of-N/; merge the N shards with "
+                             "sg-merge-gradients GRAD_DIR")
     return parser.parse_args(argv)
 
 
@@ -157,9 +161,16 @@ def _main(argv):
     if args.fresh_weights and args.train:
         raise UserError("--fresh_weights only works with --notrain (training resumes from save_path's "
                         "checkpoint, or starts from the initial weights when there is none)")
+    shard = None
+    if args.shard is not None:
+        shard = gradient_files.parse_shard(args.shard)
+        if args.train or args.test or not args.valid or args.export_weights:
+            raise UserError("--shard computes part of a gradient pass: use it with --notrain --notest (and --valid)")
     warnings = []
     config = configuration.load_config(args.config, train=args.train, valid=args.valid, test=args.test,
                                        warn=warnings.append)
+    if shard is not None and not config.grad_interm:
+        raise UserError(f"--shard needs a gradient config: {config.path} has no grad_interm")
     passes = not (args.export_weights or config.save_embedding)
     os.makedirs(config.save_path, exist_ok=True)
     log = Log(config)
@@ -170,13 +181,13 @@ def _main(argv):
         for message in warnings:
             log(f"Warning: {message}")
         log(f"TensorFlow version: {tf.__version__}; log file {log.path}")
-        _run(args, config, log, passes)
+        _run(args, config, log, passes, shard)
     finally:
         log.close()
     return 0
 
 
-def _run(args, config, log, passes):
+def _run(args, config, log, passes, shard=None):
     corpus = lm_data.load_corpus(config, need_train=args.train, need_valid=args.valid and passes,
                                  need_test=args.test and passes)
     log(f"Vocabulary size: {corpus.vocab_size}")
@@ -207,7 +218,7 @@ def _run(args, config, log, passes):
             if config.grad_interm:
                 from tf_scripts.gradient_pass import run_gradient_pass
 
-                run_gradient_pass(config, model, corpus, log)
+                run_gradient_pass(config, model, corpus, log, shard=shard)
             else:
                 log("Start validating...")
                 ppl = run_epoch.evaluate(model, corpus.valid, config.batch_size, config.num_steps,

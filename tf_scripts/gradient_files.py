@@ -1,0 +1,236 @@
+"""The gradient pass's files: per-window dumps, running averages, shard ranges, and merging shards into one pass."""
+# Shape letters: N windows, B batch rows, T window length, H state, E embedding, D delays,
+# C classes (class 0 = all words, then one per POS class file).
+#
+# No TensorFlow here: sg-merge-gradients only moves files and adds sums.
+#
+# Sharding: the validation pass's batches 0..n-1 are cut into N contiguous ranges, the first
+# n mod N ranges one batch longer (n = 10, N = 3: 0-3, 4-6, 7-9). Shard i of N works in
+# GRAD_DIR/shards/{i}-of-{N}/ with its own progress record, writes its windows' dumps (window
+# n = batch * B + row, as in one pass) and mapping lines, and keeps its float64 sums and
+# counts (grad_sums.npz) instead of averages. merge_shards writes into GRAD_DIR what one pass
+# writes:
+#
+#   shards/1-of-N/[timestep_t/]delay_k/{n}.npy  --moved-->       GRAD_DIR/[timestep_t/]delay_k/{n}.npy
+#   shards/i-of-N/.../mapping.txt               --concatenated--> GRAD_DIR/.../mapping.txt (window order)
+#   shards/i-of-N/grad_sums.npz                 --summed-->       delay_{k}_avg[_{class}].npy, counts
+#   shards/i-of-N/grad_progress.json            --checked-->      GRAD_DIR/grad_progress.json (complete)
+import json
+import math
+import os
+import re
+
+import numpy as np
+
+from tf_scripts import formats
+from tf_scripts.errors import UserError
+from tf_scripts.fileio import atomic_save_npy, atomic_write, atomic_write_text
+
+PROGRESS_FILE = "grad_progress.json"
+SUMS_FILE = "grad_sums.partial"   # not .npy/.npz: the analysis scripts glob those
+SHARD_SUMS_FILE = "grad_sums.npz"  # a complete shard's sums and counts (inside shards/, which no script globs)
+SHARDS = "shards"
+_SHARD_NAME = re.compile(r"^(\d+)-of-(\d+)$")
+
+
+def parse_shard(text):
+    """'i/N' -> (i, N) with 1 <= i <= N; UserError otherwise."""
+    match = re.fullmatch(r"(\d+)/(\d+)", text or "")
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise UserError(f"--shard must be i/N with 1 <= i <= N, got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def shard_range(n_batches, index, count):
+    """Batches [first, stop) of shard index (1-based) of count: contiguous, the first n mod N one longer."""
+    if count > n_batches:
+        raise UserError(f"{count} shards for a pass of {n_batches} batches: use at most {n_batches} shards")
+    base, extra = divmod(n_batches, count)
+    first = (index - 1) * base + min(index - 1, extra)
+    return first, first + base + (1 if index <= extra else 0)
+
+
+def shard_dir(grad_dir, index, count):
+    return os.path.join(grad_dir, SHARDS, f"{index}-of-{count}")
+
+
+class GradientDump:
+    """The original's per-window files: FOLDER(t)/delay_{k}/{n}.npy and delay_{k}/mapping.txt."""
+
+    def __init__(self, folder_of, id_to_word):
+        self.folder_of, self.id_to_word = folder_of, id_to_word
+        self.pending = {}   # mapping.txt path -> lines not yet appended
+
+    def delay_dir(self, t, k):
+        return os.path.join(self.folder_of(t), f"delay_{k}")
+
+    def write(self, numbers, words, out):
+        """numbers [R] window numbers, words [R, T] ids, out {k: (t [n_k], G [R, n_k, H, E])}."""
+        for k, (ts, g) in out.items():
+            for i, t in enumerate(ts):
+                directory = self.delay_dir(t, k)
+                os.makedirs(directory, exist_ok=True)
+                lines = self.pending.setdefault(os.path.join(directory, formats.MAPPING_NAME), [])
+                for r, n in enumerate(numbers):
+                    atomic_save_npy(os.path.join(directory, f"{n}.npy"), g[r, i].astype(np.float32))
+                    lines.append(formats.mapping_line(n, [self.id_to_word[w] for w in words[r, t - k:t + 1]]))
+
+    def flush(self):
+        for path, lines in self.pending.items():
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.writelines(lines)
+        self.pending = {}
+
+    def truncate(self, first_unfinished, ts_delays):
+        """Drop mapping lines of windows >= first_unfinished (left by an interrupted run)."""
+        for t, k in ts_delays:
+            path = os.path.join(self.delay_dir(t, k), formats.MAPPING_NAME)
+            if not os.path.exists(path):
+                continue
+            with open(path, encoding="utf-8") as handle:
+                lines = handle.readlines()
+            keep = [line for line in lines if int(line.split("\t", 1)[0]) < first_unfinished]
+            if len(keep) != len(lines):
+                atomic_write_text(path, "".join(keep))
+
+
+class GradientAverages:
+    """Running float64 sums of G per delay and class; writes delay_{k}_avg[_{class}].npy and counts."""
+
+    def __init__(self, directory, delays, class_names, shape):
+        self.directory, self.delays, self.class_names = directory, delays, class_names
+        self.sums = np.zeros((len(delays), len(class_names) + 1) + tuple(shape), np.float64)
+        self.counts = np.zeros((len(delays), len(class_names) + 1), np.int64)
+
+    def add(self, sums, counts):
+        self.sums += sums
+        self.counts += counts
+
+    def add_matrices(self, out, masks, delays_index):
+        """Accumulate dumped matrices: masks [C, R, T] over source positions."""
+        for k, (ts, g) in out.items():
+            w = masks[:, :, ts - k]                                            # [C, R, n_k]
+            self.sums[delays_index[k]] += np.einsum("crn,rnhe->che", w, g.astype(np.float64))
+            self.counts[delays_index[k]] += w.sum(axis=(1, 2)).astype(np.int64)
+
+    def state(self):
+        return {"sums": self.sums, "counts": self.counts}
+
+    def load(self, arrays):
+        self.sums, self.counts = arrays["sums"], arrays["counts"]
+
+    def write(self, log):
+        names = [None] + list(self.class_names)
+        for di, k in enumerate(self.delays):
+            for ci, cls in enumerate(names):
+                count = int(self.counts[di, ci])
+                atomic_write_text(formats.count_path(self.directory, k, cls), f"{count}\n")
+                if count:
+                    mean = (self.sums[di, ci] / count).astype(np.float32)
+                    atomic_save_npy(formats.average_path(self.directory, k, cls), mean)
+                else:
+                    log(f"Warning: no matrices for delay {k}, class {cls}: no average written")
+
+
+def read_progress(path):
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _dump_files(root):
+    """Relative paths of the per-window .npy files and of the mapping files under a shard folder."""
+    npys, mappings = [], []
+    for folder, _, files in os.walk(root):
+        if not re.search(r"(^|/)delay_\d+$", folder):
+            continue
+        rel = os.path.relpath(folder, root)
+        npys += [os.path.join(rel, f) for f in files if f.endswith(".npy")]
+        if formats.MAPPING_NAME in files:
+            mappings.append(os.path.join(rel, formats.MAPPING_NAME))
+    return npys, mappings
+
+
+def merge_shards(grad_dir, log=print):
+    """Write into grad_dir exactly what one pass writes, from its N complete shards; returns the perplexity.
+
+    Refuses a missing or incomplete shard, shards of different counts, and shards of another
+    model, data or setting (fingerprints). Merging again after a complete merge changes nothing.
+    """
+    root = os.path.join(grad_dir, SHARDS)
+    names = sorted(os.listdir(root)) if os.path.isdir(root) else []
+    found = {}
+    for name in names:
+        match = _SHARD_NAME.match(name)
+        if match:
+            found[(int(match.group(1)), int(match.group(2)))] = os.path.join(root, name)
+    if not found:
+        raise UserError(f"{root} holds no shard folders (i-of-N): run main.py --shard i/N first")
+    counts = sorted({n for _, n in found})
+    if len(counts) > 1:
+        raise UserError(f"{root} holds shards of {', '.join(map(str, counts))} shards; keep the folders of one split")
+    count = counts[0]
+    missing = [i for i in range(1, count + 1) if (i, count) not in found]
+    if missing:
+        raise UserError(f"shard(s) {', '.join(f'{i}/{count}' for i in missing)} missing in {root}: run main.py "
+                        f"--shard i/{count} for them")
+    records = []
+    for i in range(1, count + 1):
+        path = os.path.join(found[(i, count)], PROGRESS_FILE)
+        if not os.path.exists(path):
+            raise UserError(f"shard {i}/{count} has not started ({path} missing): run main.py --shard {i}/{count}")
+        record = read_progress(path)
+        if not record.get("complete"):
+            raise UserError(f"shard {i}/{count} is incomplete ({record.get('batches_done')} of "
+                            f"{record.get('stop_batch', 0) - record.get('first_batch', 0)} batches, {path}): rerun "
+                            f"main.py --shard {i}/{count}, it resumes")
+        records.append(record)
+    fingerprints = {r["fingerprint"] for r in records}
+    if len(fingerprints) > 1:
+        odd = next(i for i, r in enumerate(records, 1) if r["fingerprint"] != records[0]["fingerprint"])
+        raise UserError(f"shard {odd}/{count} comes from a different model, data or setting than shard 1/{count} "
+                        "(fingerprints differ): rerun it with the same config")
+    fingerprint = records[0]["fingerprint"]
+    n_batches = records[0]["batches_total"]
+    expected = [shard_range(n_batches, i, count) for i in range(1, count + 1)]
+    if [(r["first_batch"], r["stop_batch"]) for r in records] != expected:
+        raise UserError(f"the shards in {root} do not cover batches 0..{n_batches - 1} as {count} shards")
+
+    progress_path = os.path.join(grad_dir, PROGRESS_FILE)
+    if os.path.exists(progress_path):
+        done = read_progress(progress_path)
+        if done.get("fingerprint") != fingerprint:
+            raise UserError(f"{grad_dir} already holds state gradients of a different model, data or setting "
+                            f"({progress_path})")
+        if done.get("complete"):
+            log(f"{grad_dir} already holds the complete pass ({'merged from ' + str(done['merged_shards']) + ' shards' if done.get('merged_shards') else 'one process'}); nothing changed")
+            return done.get("perplexity")
+
+    mapping_lines = {}
+    for i, record in enumerate(records, 1):
+        folder = found[(i, count)]
+        npys, mappings = _dump_files(folder)
+        for rel in npys:                      # moving is cheap and needs no second copy on disk
+            target = os.path.join(grad_dir, rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(os.path.join(folder, rel), target)
+        for rel in mappings:
+            with open(os.path.join(folder, rel), encoding="utf-8") as handle:
+                mapping_lines.setdefault(rel, []).append(handle.read())
+    for rel, parts in mapping_lines.items():  # shards in order = windows in order
+        atomic_write_text(os.path.join(grad_dir, rel), "".join(parts))
+
+    first = records[0]
+    if first["grad_average"]:
+        averages = GradientAverages(grad_dir, first["delays"], first["classes"], tuple(first["matrix_shape"]))
+        for i in range(1, count + 1):
+            with np.load(os.path.join(found[(i, count)], SHARD_SUMS_FILE), allow_pickle=False) as sums:
+                averages.add(sums["sums"], sums["counts"])
+        averages.write(log)
+    losses = [r["loss_sum"] for r in records]
+    perplexity = None if None in losses else math.exp(sum(losses) / (n_batches * first["num_steps"]))
+    record = {key: first[key] for key in ("fingerprint", "time_steps", "delays", "classes", "config")}
+    record.update({"batches_done": n_batches, "batches": n_batches, "loss_sum": None if perplexity is None else sum(losses),
+                   "complete": True, "perplexity": perplexity, "merged_shards": count})
+    atomic_write_text(progress_path, json.dumps(record, indent=1) + "\n")
+    log(f"Merged {count} shards ({n_batches} batches) into {grad_dir}")
+    return perplexity
