@@ -25,6 +25,7 @@ SCRIPTS = {
     "sg-reproduce": "aux_scripts.reproduce",
     "sg-import": "aux_scripts.import_model",
     "sg-merge-gradients": "aux_scripts.merge_gradients",
+    "sg-launch-shards": "aux_scripts.launch_shards",
 }
 
 setup(
@@ -55,6 +56,7 @@ setup(
         "h5py>=3.10",          # Keras .h5/.keras files (sg-import)
         "safetensors>=0.4",    # PyTorch .safetensors state dicts (sg-import); torch itself is never needed
     ],
-    extras_require={"test": ["pytest>=8"]},
+    # cluster: the Dask engine of sg-launch-shards (Slurm, or any scheduler, needs nothing extra)
+    extras_require={"test": ["pytest>=8"], "cluster": ["dask[distributed]>=2024.1"]},
     entry_points={"console_scripts": [f"{name}={module}:main" for name, module in SCRIPTS.items()]},
 )

@@ -1,11 +1,10 @@
 """Sharded gradient passes: the batch split, shards merged into exactly what one pass writes, reruns, refusals."""
 import json
-import os
 
-import numpy as np
 import pytest
 
 from aux_scripts import merge_gradients
+from tests.pass_files import assert_same_pass, pass_files
 from tf_scripts import gradient_files, gradient_pass, lm_data
 from tf_scripts import main as main_script
 from tf_scripts.configuration import config_from_dict
@@ -43,36 +42,12 @@ def make(tiny_tagged_corpus):
     return build, root
 
 
-def _files(root):
-    """Every file one pass writes (relative path -> array or text), without the shards and the progress record."""
-    out = {}
-    for folder, dirs, names in os.walk(root):
-        dirs[:] = [d for d in dirs if d != gradient_files.SHARDS]
-        for name in names:
-            rel = os.path.relpath(os.path.join(folder, name), root)
-            if name.endswith(".npy"):
-                out[rel] = np.load(os.path.join(folder, name))
-            elif name != gradient_files.PROGRESS_FILE:
-                out[rel] = open(os.path.join(folder, name), encoding="utf-8").read()
-    return out
-
-
-def _assert_same(one, merged):
-    assert sorted(one) == sorted(merged)
-    for rel, value in one.items():
-        if isinstance(value, str):
-            assert merged[rel] == value, rel                        # mapping files and counts: byte-identical
-        else:
-            scale = max(np.abs(value).max(), 1e-30)
-            assert np.abs(merged[rel] - value).max() <= 1e-12 * scale, rel
-
-
 @pytest.mark.parametrize("batch_size", [1, 3])
 def test_shards_merged_equal_one_pass(make, batch_size):
     build, root = make
     config, corpus, model = build("one", batch_size)
     ppl = gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
-    one = _files(root / "one")
+    one = pass_files(root / "one")
     assert any("mapping.txt" in rel for rel in one) and any("avg_nouns" in rel for rel in one)
     n_batches = json.load(open(root / "one" / gradient_files.PROGRESS_FILE))["batches"]
     for count in (1, 2, 3):
@@ -83,7 +58,7 @@ def test_shards_merged_equal_one_pass(make, batch_size):
         assert any("Forward pass over the" in line for line in logged) == (count > 1)
         merged_ppl = gradient_files.merge_shards(str(root / f"split{count}"), log=logged.append)
         assert merged_ppl == pytest.approx(ppl, rel=1e-12)
-        _assert_same(one, _files(root / f"split{count}"))
+        assert_same_pass(one, pass_files(root / f"split{count}"))
         record = json.load(open(root / f"split{count}" / gradient_files.PROGRESS_FILE))
         assert record["complete"] and record["merged_shards"] == count and record["batches"] == n_batches
         # the merged folder is a complete pass for main.py too: nothing to compute
@@ -116,7 +91,7 @@ def test_killed_shard_is_rerun_alone_and_merges(make, monkeypatch):
     gradient_pass.run_gradient_pass(config, model, corpus, log=logged.append, shard=(2, 2))
     assert any("Resuming Shard 2/2" in line for line in logged)
     gradient_files.merge_shards(str(root / "split"), log=lambda s: None)
-    _assert_same(_files(root / "one"), _files(root / "split"))
+    assert_same_pass(pass_files(root / "one"), pass_files(root / "split"))
 
 
 def test_merge_refusals_and_merging_again(make, capsys):
@@ -142,10 +117,10 @@ def test_merge_refusals_and_merging_again(make, capsys):
         gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None, shard=(i, 2))
     assert merge_gradients.main([str(root / "good")]) == 0
     assert "Valid Perplexity" in capsys.readouterr().out
-    before = _files(root / "good")
+    before = pass_files(root / "good")
     assert merge_gradients.main([str(root / "good")]) == 0
     assert "nothing changed" in capsys.readouterr().out
-    _assert_same(before, _files(root / "good"))
+    assert_same_pass(before, pass_files(root / "good"))
 
 
 def test_main_shard_flag(make, capsys):
