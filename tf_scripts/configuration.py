@@ -100,6 +100,11 @@ KEYS = {
     "trainer": Key("choice", "trainer: fixed number of epochs; earlyStopping: stop on the "
                    "early_stop rule.", choices=("trainer", "earlyStopping"), required="train"),
     "early_stop": Key("int", "N of the earlyStopping rule.", minimum=1, required="early_stopping"),
+    "distribute": Key("choice", "Data-parallel training with tf.distribute: mirrored (every GPU, else every "
+                      "logical CPU device, of this machine) or multi_worker (MultiWorkerMirroredStrategy, "
+                      "cluster from TF_CONFIG; only the chief writes checkpoints). batch_size must divide by "
+                      "the replicas. Ignored by --notrain passes.", default="none",
+                      choices=("none", "mirrored", "multi_worker"), new=True),
     "softmax": Key("choice", "full, or sampled (32 samples while training; evaluation is always full).",
                    choices=("full", "sampled"), required="always"),
     "random": Key("bool", "True: dropout masks and softmax samples are not seeded (initial weights "

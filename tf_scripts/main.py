@@ -1,6 +1,7 @@
 """Train, evaluate, export or compute state gradients of a word-level RNN language model from a config file."""
 # Shape letters: V vocabulary, E embedding size.
 import argparse
+import contextlib
 import io
 import os
 import secrets
@@ -12,7 +13,7 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tf_scripts import configuration, fileio, gradient_files, lm, lm_data, run_epoch, trainer  # noqa: E402
+from tf_scripts import configuration, distribute, fileio, gradient_files, lm, lm_data, run_epoch, trainer  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 from tf_scripts.lm import DICT_FILE, WEIGHTS_FILE, LanguageModel  # noqa: E402
 
@@ -192,7 +193,9 @@ def _run(args, config, log, passes, shard=None):
                                  need_test=args.test and passes)
     log(f"Vocabulary size: {corpus.vocab_size}")
     lm_data.write_labels_file(corpus.id_to_word, os.path.join(config.save_path, LABELS_FILE), config.encoding)
-    model = LanguageModel.from_config(config, corpus.vocab_size)
+    strategy = distribute.make_strategy(config) if args.train else None
+    with (strategy.scope() if strategy else contextlib.nullcontext()):
+        model = LanguageModel.from_config(config, corpus.vocab_size)
     if not model.has_output_layer and passes and (args.test or (args.valid and not config.grad_interm)):
         raise UserError(f"{config.line_of('output_layer')}: {lm.NO_OUTPUT_LAYER}")
     if config.pretrained_embeddings:
@@ -202,7 +205,7 @@ def _run(args, config, log, passes, shard=None):
 
     if args.train:
         config.save(os.path.join(config.save_path, RESOLVED_CONFIG))
-        trainer.train(config, model, corpus, log, eval_step=eval_step)
+        trainer.train(config, model, corpus, log, eval_step=eval_step, strategy=strategy)
     else:
         restore_for_use(config, model, corpus.word_to_id, args, log)
         if args.export_weights:

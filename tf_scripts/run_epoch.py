@@ -259,9 +259,13 @@ def evaluate(model, ids, batch_size, num_steps, *, step=None, chunk=TEST_CHUNK, 
     return run_pass(step, batches, model.zero_state(batches[0][0].shape[0]), desc=what)
 
 
-def train_epoch(train_step, model, ids, batch_size, num_steps, *, on_batch=None, what="training data"):
-    """One training pass over ids (the config's B x T windows); returns the training perplexity."""
+def train_epoch(train_step, model, ids, batch_size, num_steps, *, on_batch=None, what="training data",
+                initial_state=None):
+    """One training pass over ids (the config's B x T windows); returns the training perplexity.
+
+    initial_state: the zero state to start from (default model.zero_state(B); per replica when distributed).
+    """
     inputs, targets = lm_data.make_windows(ids, batch_size, num_steps, what=what)
-    return run_pass(train_step, list(zip(inputs, targets)), model.zero_state(batch_size), desc="train",
-                    on_batch=on_batch)
+    state = model.zero_state(batch_size) if initial_state is None else initial_state
+    return run_pass(train_step, list(zip(inputs, targets)), state, desc="train", on_batch=on_batch)
 

@@ -4,13 +4,16 @@
 # done; it holds the weights, optimizer slots, learning rate, epoch and step counters, the
 # trainer's history and the dropout/sampling generator) and save_path/weights.npz + dict.
 # A later run restores the latest checkpoint and continues up to max_max_epoch epochs in all.
+import contextlib
 import json
 import os
+import shutil
+import tempfile
 
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from tf_scripts import run_epoch
+from tf_scripts import distribute, run_epoch
 from tf_scripts.errors import UserError
 from tf_scripts.lm import WEIGHTS_FILE
 
@@ -179,16 +182,19 @@ def make_generator(config):
 
 # ------------------------------------------------------------------------------ the epoch loop
 
-def train(config, model, corpus, log, *, eval_step=None, jit_compile=None):
+def train(config, model, corpus, log, *, eval_step=None, jit_compile=None, strategy=None):
     """Train and validate up to max_max_epoch epochs in total, resuming from save_path's latest checkpoint.
 
-    eval_step: a run_epoch.make_eval_step of the model to reuse; jit_compile: see run_epoch.use_xla.
+    eval_step: a run_epoch.make_eval_step of the model to reuse; jit_compile: see run_epoch.use_xla;
+    strategy: a tf.distribute strategy (distribute.make_strategy) whose scope built the model.
     """
     if config.softmax == "sampled":
         run_epoch.check_sampled_softmax(model.vocab_size)
     variables = model.trainable_variables
-    optimizer = run_epoch.Optimizer(config.optimizer, variables, epoch_learning_rate(config, 0))
-    generator = make_generator(config)
+    with (strategy.scope() if strategy else contextlib.nullcontext()):
+        optimizer = run_epoch.Optimizer(config.optimizer, variables, epoch_learning_rate(config, 0))
+    generator = make_generator(config)   # outside the scope: one stream, drawn in cross-replica context
+    chief = distribute.is_chief(strategy)
     state = TrainingState()
     trainer = make_trainer(config)
     objects = {"optimizer": optimizer, "state": state}
@@ -216,10 +222,17 @@ def train(config, model, corpus, log, *, eval_step=None, jit_compile=None):
         return
     log(f"Trainable variables: {', '.join(v.name for v in variables)}")
 
-    train_step = run_epoch.make_train_step(
-        model, optimizer, generator, batch_size=config.batch_size, num_steps=config.num_steps,
-        keep_prob=config.dropout, max_grad_norm=config.max_grad_norm, emb_dropout=not config.no_emb_dropout,
-        sampled=config.softmax == "sampled", jit_compile=jit_compile)
+    step_options = dict(batch_size=config.batch_size, num_steps=config.num_steps, keep_prob=config.dropout,
+                        max_grad_norm=config.max_grad_norm, emb_dropout=not config.no_emb_dropout,
+                        sampled=config.softmax == "sampled")
+    initial_state = None
+    if strategy is None:
+        train_step = run_epoch.make_train_step(model, optimizer, generator, jit_compile=jit_compile, **step_options)
+    else:
+        train_step = distribute.make_train_step(strategy, model, optimizer, generator, **step_options)
+        initial_state = lambda: distribute.zero_state(strategy, model, config.batch_size)  # noqa: E731
+        log(f"Data-parallel training ({config.distribute}): {strategy.num_replicas_in_sync} replicas of "
+            f"{config.batch_size // strategy.num_replicas_in_sync} rows{'' if chief else '; this worker is not the chief'}")
     eval_step = eval_step or run_epoch.make_eval_step(model, jit_compile)
     writer = tf.summary.create_file_writer(os.path.join(config.save_path, "train"))
     step = int(state.step.numpy())
@@ -237,7 +250,8 @@ def train(config, model, corpus, log, *, eval_step=None, jit_compile=None):
             optimizer.lr.assign(lr)
             log("Start training epoch...")
             train_ppl = run_epoch.train_epoch(train_step, model, corpus.train, config.batch_size,
-                                              config.num_steps, on_batch=summarise, what=corpus.describe("train"))
+                                              config.num_steps, on_batch=summarise, what=corpus.describe("train"),
+                                              initial_state=initial_state() if initial_state else None)
             log(f"Epoch: {epoch + 1} Train Perplexity: {train_ppl!r}")
             log("Start validating...")
             valid_ppl = run_epoch.evaluate(model, corpus.valid, config.batch_size, config.num_steps,
@@ -249,18 +263,24 @@ def train(config, model, corpus, log, *, eval_step=None, jit_compile=None):
             state.epoch.assign(epoch + 1)
             state.step.assign(step)
             state.trainer.assign(json.dumps(trainer.state()))
-            path = checkpoints.save(epoch + 1)
-            model.export_npz(config.save_path, corpus.word_to_id)
-            log(f"Saved checkpoint {path} and {os.path.join(config.save_path, WEIGHTS_FILE)}")
-            if trainer.saves_model and not stop:
-                prefix = f"{early_stopping_prefix(config.save_path)}.{epoch + 1}"
-                log(f"Saving model to {prefix}")
-                checkpoints.write(prefix)
-            with writer.as_default():
-                scalar("epoch/learning_rate", lr, epoch + 1)
-                scalar("epoch/train_perplexity", train_ppl, epoch + 1)
-                scalar("epoch/valid_perplexity", valid_ppl, epoch + 1)
-            writer.flush()
+            if chief:
+                path = checkpoints.save(epoch + 1)
+                model.export_npz(config.save_path, corpus.word_to_id)
+                log(f"Saved checkpoint {path} and {os.path.join(config.save_path, WEIGHTS_FILE)}")
+                if trainer.saves_model and not stop:
+                    prefix = f"{early_stopping_prefix(config.save_path)}.{epoch + 1}"
+                    log(f"Saving model to {prefix}")
+                    checkpoints.write(prefix)
+                with writer.as_default():
+                    scalar("epoch/learning_rate", lr, epoch + 1)
+                    scalar("epoch/train_perplexity", train_ppl, epoch + 1)
+                    scalar("epoch/valid_perplexity", valid_ppl, epoch + 1)
+                writer.flush()
+            else:
+                # every worker saves (a save may synchronise the workers), only the chief into save_path
+                scratch = tempfile.mkdtemp(prefix="sg-worker-")
+                Checkpointer(scratch, model, **objects).save(epoch + 1)
+                shutil.rmtree(scratch, ignore_errors=True)
             if stop:
                 log(f"Early stopping after epoch {epoch + 1}: the validation perplexity did not improve "
                     f"{trainer.no_improvement} times")
