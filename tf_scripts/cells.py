@@ -52,6 +52,28 @@ def _tanh_and_slope(z):
     return tf.tanh(z), 4.0 * tf.sigmoid(2.0 * z) * tf.sigmoid(-2.0 * z)
 
 
+def _gru_gates(xw, h, gate_weights):
+    """The GRU's gates (shared by both GRU cells): (candidate's input part, (r, 1 - r), (u, 1 - u))."""
+    size = tf.shape(h)[-1]
+    xg, xc = xw[..., : 2 * size], xw[..., 2 * size:]
+    r_pre, u_pre = tf.split(xg + tf.matmul(h, gate_weights), 2, axis=-1)
+    return xc, _sigmoid_pair(r_pre), _sigmoid_pair(u_pre)
+
+
+def _gru_gate_tangents(p, size, r, r_bar, u, u_bar, dxw, dstate):
+    """Tangents of the GRU gates: (candidate's input tangent or None, dh_prev or None, dr, du)."""
+    dxg = dxc = None
+    if dxw is not None:
+        dxg, dxc = dxw[..., : 2 * size], dxw[..., 2 * size:]
+    dh_prev = None if dstate is None else dstate[0]
+    gates = [0, 0] if dxg is None else tf.split(dxg, 2, axis=-1)
+    if dh_prev is not None:
+        # one matmul per gate, as in the LSTM: no copy to split the products
+        gates = [g + _matmul_rows(dh_prev, w) for g, w in zip(gates, tf.split(p["gate_kernel"][-size:], 2, -1))]
+    dr_pre, du_pre = gates
+    return dxc, dh_prev, r * r_bar * dr_pre, u * u_bar * du_pre
+
+
 class LSTM:
     """tf.contrib.rnn.BasicLSTMCell: z = [x, h] @ kernel + bias, gates i, j, f, o in that order."""
 
@@ -138,12 +160,8 @@ class GRU:
 
     def step(self, p, xw, state, w_h):
         (h,) = state
-        size = tf.shape(h)[-1]
-        gw_h, cw_h = w_h
-        xg, xc = xw[..., : 2 * size], xw[..., 2 * size:]
-        r_pre, u_pre = tf.split(xg + tf.matmul(h, gw_h), 2, axis=-1)
-        (r, r_bar), (u, u_bar) = _sigmoid_pair(r_pre), _sigmoid_pair(u_pre)
-        cand, slope_cand = _tanh_and_slope(xc + tf.matmul(r * h, cw_h))
+        xc, (r, r_bar), (u, u_bar) = _gru_gates(xw, h, w_h[0])
+        cand, slope_cand = _tanh_and_slope(xc + tf.matmul(r * h, w_h[1]))
         new_h = u * h + u_bar * cand
         return (new_h,), (h, r, r_bar, u, u_bar, cand, slope_cand)
 
@@ -155,16 +173,7 @@ class GRU:
     def tangent(p, aux, dxw, dstate):
         h, r, r_bar, u, u_bar, cand, slope_cand = (_b(a) for a in aux)
         size = tf.shape(aux[0])[-1]
-        dxg = dxc = None
-        if dxw is not None:
-            dxg, dxc = dxw[..., : 2 * size], dxw[..., 2 * size:]
-        dh_prev = None if dstate is None else dstate[0]
-        gates = [0, 0] if dxg is None else tf.split(dxg, 2, axis=-1)
-        if dh_prev is not None:
-            # one matmul per gate, as in the LSTM: no copy to split the products
-            gates = [g + _matmul_rows(dh_prev, w) for g, w in zip(gates, tf.split(p["gate_kernel"][-size:], 2, -1))]
-        dr_pre, du_pre = gates
-        dr, du = r * r_bar * dr_pre, u * u_bar * du_pre
+        dxc, dh_prev, dr, du = _gru_gate_tangents(p, size, r, r_bar, u, u_bar, dxw, dstate)
         # d(r * h_prev) = dr * h_prev + r * dh_prev
         drh = dr * h if dh_prev is None else dr * h + r * dh_prev
         dcand_pre = _matmul_rows(drh, p["cand_kernel"][-size:])
@@ -192,12 +201,8 @@ class GRUResetAfter(GRU):
 
     def step(self, p, xw, state, w_h):
         (h,) = state
-        size = tf.shape(h)[-1]
-        gw_h, cw_h = w_h
-        xg, xc = xw[..., : 2 * size], xw[..., 2 * size:]
-        r_pre, u_pre = tf.split(xg + tf.matmul(h, gw_h), 2, axis=-1)
-        (r, r_bar), (u, u_bar) = _sigmoid_pair(r_pre), _sigmoid_pair(u_pre)
-        hc = tf.matmul(h, cw_h) + p["cand_recurrent_bias"]
+        xc, (r, r_bar), (u, u_bar) = _gru_gates(xw, h, w_h[0])
+        hc = tf.matmul(h, w_h[1]) + p["cand_recurrent_bias"]
         cand, slope_cand = _tanh_and_slope(xc + r * hc)
         new_h = u * h + u_bar * cand
         return (new_h,), (h, r, r_bar, u, u_bar, cand, slope_cand, hc)
@@ -206,15 +211,7 @@ class GRUResetAfter(GRU):
     def tangent(p, aux, dxw, dstate):
         h, r, r_bar, u, u_bar, cand, slope_cand, hc = (_b(a) for a in aux)
         size = tf.shape(aux[0])[-1]
-        dxg = dxc = None
-        if dxw is not None:
-            dxg, dxc = dxw[..., : 2 * size], dxw[..., 2 * size:]
-        dh_prev = None if dstate is None else dstate[0]
-        gates = [0, 0] if dxg is None else tf.split(dxg, 2, axis=-1)
-        if dh_prev is not None:
-            gates = [g + _matmul_rows(dh_prev, w) for g, w in zip(gates, tf.split(p["gate_kernel"][-size:], 2, -1))]
-        dr_pre, du_pre = gates
-        dr, du = r * r_bar * dr_pre, u * u_bar * du_pre
+        dxc, dh_prev, dr, du = _gru_gate_tangents(p, size, r, r_bar, u, u_bar, dxw, dstate)
         # d(r * (h_prev @ C_h + b)) = dr * (h_prev @ C_h + b) + r * (dh_prev @ C_h)
         dcand_pre = dr * hc
         if dh_prev is not None:
