@@ -1,5 +1,6 @@
 """Sharded gradient passes: the batch split, shards merged into exactly what one pass writes, reruns, refusals."""
 import json
+import shutil
 
 import pytest
 
@@ -134,7 +135,32 @@ def test_main_shard_flag(make, capsys):
     assert "use it with --notrain --notest" in capsys.readouterr().err
     assert main_script.main(["--config", str(path), "--notrain", "--notest", "--shard", "3/2"]) == 2
     assert "--shard must be i/N" in capsys.readouterr().err
+    assert main_script.main(["--config", str(path), "--notrain", "--notest", "--shard", "1/2", "--states-only"]) == 2
+    assert "run it once, without --shard" in capsys.readouterr().err
+    assert main_script.main(["--config", str(path), "--notrain", "--notest", "--states-only"]) == 0
+    assert (root / "cli" / "shards" / "states.npz").exists()
     for i in (1, 2):
         assert main_script.main(["--config", str(path), "--notrain", "--notest", "--shard", f"{i}/2"]) == 0
     assert "merge all 2 shards with sg-merge-gradients" in capsys.readouterr().out
     assert merge_gradients.main([str(root / "cli")]) == 0
+
+
+def test_states_file_replaces_the_forward_pre_pass(make):
+    build, root = make
+    config, corpus, model = build("one", 3)
+    gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
+    config, corpus, model = build("split", 3)
+    logged = []
+    path = gradient_pass.write_entering_states(config, model, corpus, logged.append)
+    assert path.endswith("shards/states.npz")
+    for i in (1, 2, 3):
+        gradient_pass.run_gradient_pass(config, model, corpus, log=logged.append, shard=(i, 3))
+    assert sum("from " + path in line for line in logged) == 2 and not any("Forward pass over" in line for line in logged)
+    gradient_files.merge_shards(str(root / "split"), log=lambda s: None)
+    assert_same_pass(pass_files(root / "one"), pass_files(root / "split"))
+    # states of another setting are refused
+    other, corpus2, model2 = build("other", 3, max_delay=2)
+    (root / "other" / "shards").mkdir(parents=True)
+    shutil.copy(path, root / "other" / "shards" / "states.npz")
+    with pytest.raises(UserError, match="states.npz holds the states of a different model"):
+        gradient_pass.run_gradient_pass(other, model2, corpus2, log=lambda s: None, shard=(2, 3))

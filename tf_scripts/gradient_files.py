@@ -30,6 +30,7 @@ PROGRESS_FILE = "grad_progress.json"
 SUMS_FILE = "grad_sums.partial"   # not .npy/.npz: the analysis scripts glob those
 SHARD_SUMS_FILE = "grad_sums.npz"  # a complete shard's sums and counts (inside shards/, which no script globs)
 SHARDS = "shards"
+STATES_FILE = "states.npz"          # main.py --states-only: the state entering every batch (in shards/)
 _SHARD_NAME = re.compile(r"^(\d+)-of-(\d+)$")
 
 

@@ -28,8 +28,8 @@ import tensorflow as tf
 from tf_scripts import cells, formats, lm_data, model_source, run_epoch
 from tf_scripts.errors import UserError, progress_bar
 from tf_scripts.fileio import atomic_write, atomic_write_text
-from tf_scripts.gradient_files import (PROGRESS_FILE, SHARD_SUMS_FILE, SUMS_FILE,  # noqa: F401 (re-exported)
-                                       GradientAverages, GradientDump, shard_dir, shard_range)
+from tf_scripts.gradient_files import (PROGRESS_FILE, SHARD_SUMS_FILE, SHARDS, STATES_FILE,  # noqa: F401
+                                       SUMS_FILE, GradientAverages, GradientDump, shard_dir, shard_range)
 from tf_scripts.state_gradients import StateGradients
 
 NPY_HEADER_BYTES = 128
@@ -78,24 +78,13 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
     shard (i, N): compute only the i-th of N contiguous batch ranges, in GRAD_DIR/shards/i-of-N/
     (gradient_files explains the split and the merge); returns None, the perplexity is the merge's.
     """
-    dtype = tf.float64 if config.grad_dtype == "float64" else tf.float32
-    if model.dtype != dtype:
-        model = model.copy(dtype)
+    model, inputs, targets, engine, class_names, table, fingerprint = _prepare(config, model, corpus)
     batch, steps = config.batch_size, config.num_steps
-    inputs, targets = lm_data.make_windows(corpus.valid, batch, steps, what=corpus.describe("valid"),
-                                           max_windows=config.valid_batches)
     n_batches = inputs.shape[0]
     first, stop = (0, n_batches) if shard is None else shard_range(n_batches, *shard)
-    time_steps = config.time_steps()
-    engine = StateGradients(model, layer=config.grad_layer,
-                            component=cells.state_index(model.cell_type, config.grad_interm),
-                            time_steps=time_steps, max_delay=config.max_delay, num_steps=steps)
-    delays = engine.delays
+    time_steps, delays = config.time_steps(), engine.delays
     grad_dir = config.grad_dir if shard is None else shard_dir(config.grad_dir, *shard)
     what = "State gradients" if shard is None else f"Shard {shard[0]}/{shard[1]} (batches {first + 1}-{stop})"
-    class_files = config.pos_class_files() if config.grad_average else []
-    class_names = [formats.class_name(p) for p in class_files]
-    table = formats.class_masks(config.pos_mapping, class_files, corpus.id_to_word)
 
     def folder_of(t):
         return os.path.join(grad_dir, f"timestep_{t}") if config.multi_step else grad_dir
@@ -105,7 +94,6 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
                 if config.grad_average else None)
     pairs = [(t, k) for k in delays for t in engine.targets[k]]
 
-    fingerprint = _fingerprint(config, model, corpus.valid, table, time_steps, delays)
     progress_path = os.path.join(grad_dir, PROGRESS_FILE)
     start, loss_sum = first, 0.0
     if os.path.exists(progress_path):
@@ -143,11 +131,17 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
 
     eval_step = _state_step(model)
     state = model.zero_state(batch)
-    began = time.perf_counter()
-    for i in range(start):  # replay the cheap forward pass to recover the state entering `start`
-        _, state = eval_step(inputs[i], targets[i], state)
-    if start:
-        log(f"Forward pass over the {start} batch(es) before batch {start + 1}: {time.perf_counter() - began:.2f} s")
+    states_path = os.path.join(config.grad_dir, SHARDS, STATES_FILE)
+    if start and shard is not None and os.path.exists(states_path):
+        state = _read_entering_state(states_path, fingerprint, start, model)
+        log(f"Entering state of batch {start + 1} from {states_path}")
+    else:
+        began = time.perf_counter()
+        for i in range(start):  # replay the cheap forward pass to recover the state entering `start`
+            _, state = eval_step(inputs[i], targets[i], state)
+        if start:
+            log(f"Forward pass over the {start} batch(es) before batch {start + 1}: "
+                f"{time.perf_counter() - began:.2f} s")
 
     def checkpoint(done, complete=False, perplexity=None):
         if dump:
@@ -205,6 +199,56 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
         os.remove(os.path.join(grad_dir, SUMS_FILE))
     _log_perplexity(log, perplexity)
     return perplexity
+
+
+def _prepare(config, model, corpus):
+    """What a pass, a shard and a states file share: the model in grad_dtype, the windows, engine, classes, fingerprint."""
+    dtype = tf.float64 if config.grad_dtype == "float64" else tf.float32
+    if model.dtype != dtype:
+        model = model.copy(dtype)
+    inputs, targets = lm_data.make_windows(corpus.valid, config.batch_size, config.num_steps,
+                                           what=corpus.describe("valid"), max_windows=config.valid_batches)
+    engine = StateGradients(model, layer=config.grad_layer,
+                            component=cells.state_index(model.cell_type, config.grad_interm),
+                            time_steps=config.time_steps(), max_delay=config.max_delay, num_steps=config.num_steps)
+    class_files = config.pos_class_files() if config.grad_average else []
+    class_names = [formats.class_name(p) for p in class_files]
+    table = formats.class_masks(config.pos_mapping, class_files, corpus.id_to_word)
+    fingerprint = _fingerprint(config, model, corpus.valid, table, config.time_steps(), engine.delays)
+    return model, inputs, targets, engine, class_names, table, fingerprint
+
+
+def write_entering_states(config, model, corpus, log):
+    """--states-only: one forward pass writing the state entering every batch to GRAD_DIR/shards/states.npz.
+
+    Shards then start from it instead of replaying the batches before them; the states are the
+    ones the single pass carries (the same step function), so the output does not change.
+    """
+    model, inputs, targets, _, _, _, fingerprint = _prepare(config, model, corpus)
+    step = _state_step(model)
+    state = model.zero_state(config.batch_size)
+    began = time.perf_counter()
+    entering = []
+    for i in range(inputs.shape[0]):
+        entering.append([[s.numpy() for s in layer] for layer in state])
+        _, state = step(inputs[i], targets[i], state)
+    arrays = {f"layer{l}_{c}": np.stack([e[l][c] for e in entering])            # [N, B, H]
+              for l in range(model.num_layers) for c in range(len(model.cell.state_names))}
+    path = os.path.join(config.grad_dir, SHARDS, STATES_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    atomic_write(path, lambda tmp: _savez(tmp, {"fingerprint": np.array(fingerprint), **arrays}))
+    log(f"Wrote the state entering each of {inputs.shape[0]} batches to {path} "
+        f"({time.perf_counter() - began:.2f} s)")
+    return path
+
+
+def _read_entering_state(path, fingerprint, batch_index, model):
+    with np.load(path, allow_pickle=False) as f:
+        if str(f["fingerprint"]) != fingerprint:
+            raise UserError(f"{path} holds the states of a different model, data or setting; remove it or rerun "
+                            "main.py --states-only")
+        return tuple(tuple(tf.constant(f[f"layer{l}_{c}"][batch_index], model.dtype)
+                           for c in range(len(model.cell.state_names))) for l in range(model.num_layers))
 
 
 def _state_step(model):

@@ -49,6 +49,10 @@ def parse_args(argv):
                         help="with --notrain --notest and grad_interm: compute only the i-th of N contiguous ranges "
                              "of the gradient pass's batches, in GRAD_DIR/shards/i-of-N/; merge the N shards with "
                              "sg-merge-gradients GRAD_DIR")
+    parser.add_argument("--states-only", action="store_true",
+                        help="with --notrain --notest and grad_interm: one forward pass that writes the state entering "
+                             "every batch to GRAD_DIR/shards/states.npz; shards then start from it instead of "
+                             "replaying the batches before them")
     return parser.parse_args(argv)
 
 
@@ -165,13 +169,17 @@ def _main(argv):
     shard = None
     if args.shard is not None:
         shard = gradient_files.parse_shard(args.shard)
-        if args.train or args.test or not args.valid or args.export_weights:
-            raise UserError("--shard computes part of a gradient pass: use it with --notrain --notest (and --valid)")
+    for flag, given in (("--shard", shard is not None), ("--states-only", args.states_only)):
+        if given and (args.train or args.test or not args.valid or args.export_weights):
+            raise UserError(f"{flag} belongs to a gradient pass: use it with --notrain --notest (and --valid)")
+    if shard is not None and args.states_only:
+        raise UserError("--states-only writes the states for all shards: run it once, without --shard")
     warnings = []
     config = configuration.load_config(args.config, train=args.train, valid=args.valid, test=args.test,
                                        warn=warnings.append)
-    if shard is not None and not config.grad_interm:
-        raise UserError(f"--shard needs a gradient config: {config.path} has no grad_interm")
+    if (shard is not None or args.states_only) and not config.grad_interm:
+        raise UserError(f"{'--shard' if shard else '--states-only'} needs a gradient config: {config.path} has no "
+                        "grad_interm")
     passes = not (args.export_weights or config.save_embedding)
     os.makedirs(config.save_path, exist_ok=True)
     log = Log(config)
@@ -219,9 +227,12 @@ def _run(args, config, log, passes, shard=None):
             return
         if args.valid:
             if config.grad_interm:
-                from tf_scripts.gradient_pass import run_gradient_pass
+                from tf_scripts import gradient_pass
 
-                run_gradient_pass(config, model, corpus, log, shard=shard)
+                if args.states_only:
+                    gradient_pass.write_entering_states(config, model, corpus, log)
+                else:
+                    gradient_pass.run_gradient_pass(config, model, corpus, log, shard=shard)
             else:
                 log("Start validating...")
                 ppl = run_epoch.evaluate(model, corpus.valid, config.batch_size, config.num_steps,
