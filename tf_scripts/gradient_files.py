@@ -24,7 +24,7 @@ import numpy as np
 
 from tf_scripts import formats
 from tf_scripts.errors import UserError
-from tf_scripts.fileio import atomic_save_npy, atomic_write, atomic_write_text
+from tf_scripts.fileio import atomic_save_npy, atomic_write_text
 
 PROGRESS_FILE = "grad_progress.json"
 SUMS_FILE = "grad_sums.partial"   # not .npy/.npz: the analysis scripts glob those
