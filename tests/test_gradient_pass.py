@@ -218,3 +218,27 @@ def test_valid_batches_and_class_folder(setup):
     (folder / "verbs.txt").unlink()
     with pytest.raises(UserError, match="holds no .txt class files"):
         config.pos_class_files()
+
+
+def test_interrupted_pass_of_a_model_without_output_layer_resumes(setup, monkeypatch):
+    # such a model records no loss (loss_sum None); resuming must not trip over it
+    make, tmp = setup
+    config, corpus, model, _ = make(output_layer=False, time_step="3-6", max_delay=3)
+    real_write, calls = gradient_pass.GradientDump.write, []
+
+    def failing_write(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_write(self, *args)
+
+    monkeypatch.setattr(gradient_pass.GradientDump, "write", failing_write)
+    with pytest.raises(KeyboardInterrupt):
+        gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None, checkpoint_seconds=0)
+    progress = json.load(open(tmp / "grads" / "grad_progress.json"))
+    assert progress["batches_done"] == 2 and progress["loss_sum"] is None
+    monkeypatch.setattr(gradient_pass.GradientDump, "write", real_write)
+    logged = []
+    assert gradient_pass.run_gradient_pass(config, model, corpus, log=logged.append) is None
+    assert any("Resuming" in line for line in logged) and any("no output layer" in line for line in logged)
+    assert json.load(open(tmp / "grads" / "grad_progress.json"))["complete"]

@@ -134,6 +134,7 @@ class GradientAverages:
 
 
 def read_progress(path):
+    """A pass's or shard's grad_progress.json."""
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 
@@ -203,11 +204,12 @@ def merge_shards(grad_dir, log=print):
             raise UserError(f"{grad_dir} already holds state gradients of a different model, data or setting "
                             f"({progress_path})")
         if done.get("complete"):
-            log(f"{grad_dir} already holds the complete pass ({'merged from ' + str(done['merged_shards']) + ' shards' if done.get('merged_shards') else 'one process'}); nothing changed")
+            source = f"merged from {done['merged_shards']} shards" if done.get("merged_shards") else "one process"
+            log(f"{grad_dir} already holds the complete pass ({source}); nothing changed")
             return done.get("perplexity")
 
     mapping_lines = {}
-    for i, record in enumerate(records, 1):
+    for i in range(1, count + 1):
         folder = found[(i, count)]
         npys, mappings = _dump_files(folder)
         for rel in npys:                      # moving is cheap and needs no second copy on disk

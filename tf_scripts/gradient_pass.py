@@ -29,7 +29,8 @@ from tf_scripts import cells, formats, lm_data, model_source, run_epoch
 from tf_scripts.errors import UserError, progress_bar
 from tf_scripts.fileio import atomic_write, atomic_write_text
 from tf_scripts.gradient_files import (PROGRESS_FILE, SHARD_SUMS_FILE, SHARDS, STATES_FILE,  # noqa: F401
-                                       SUMS_FILE, GradientAverages, GradientDump, shard_dir, shard_range)
+                                       SUMS_FILE, GradientAverages, GradientDump, read_progress, shard_dir,
+                                       shard_range)
 from tf_scripts.state_gradients import StateGradients
 
 NPY_HEADER_BYTES = 128
@@ -97,12 +98,12 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
     progress_path = os.path.join(grad_dir, PROGRESS_FILE)
     start, loss_sum = first, 0.0
     if os.path.exists(progress_path):
-        with open(progress_path, encoding="utf-8") as handle:
-            progress = json.load(handle)
+        progress = read_progress(progress_path)
         if progress.get("fingerprint") != fingerprint:
             raise UserError(f"{grad_dir} holds state gradients of a different model, data or setting "
                             f"({progress_path}); remove it or choose another grad_dir")
-        start, loss_sum = first + progress["batches_done"], progress["loss_sum"]
+        # a model without an output layer records no loss (None); its steps add 0.0
+        start, loss_sum = first + progress["batches_done"], progress["loss_sum"] or 0.0
         if progress.get("complete"):
             log(f"{what} in {grad_dir} complete ({PROGRESS_FILE}); nothing to compute")
             if shard is None:
@@ -183,21 +184,21 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
             checkpoint(i + 1)
             last_save = time.monotonic()
 
-    if shard is not None:
-        if averages:  # the merge adds the shards' sums; a shard writes no averages of its own
-            atomic_write(os.path.join(grad_dir, SHARD_SUMS_FILE), lambda tmp: _savez(tmp, averages.state()))
-        checkpoint(stop, complete=True)
-        if averages:
-            os.remove(os.path.join(grad_dir, SUMS_FILE))
-        log(f"{what} complete in {grad_dir}; merge all {shard[1]} shards with sg-merge-gradients {config.grad_dir}")
-        return None
-    perplexity = math.exp(loss_sum / (n_batches * steps)) if model.has_output_layer else None
-    if averages:
+    # a shard has no perplexity of its own (the merge computes it) and keeps its sums for the merge
+    perplexity = None
+    if shard is None and model.has_output_layer:
+        perplexity = math.exp(loss_sum / (n_batches * steps))
+    if averages and shard is None:
         averages.write(log)
-    checkpoint(n_batches, complete=True, perplexity=perplexity)
-    if averages:  # the averages are written; the running sums only served resuming
+    elif averages:
+        atomic_write(os.path.join(grad_dir, SHARD_SUMS_FILE), lambda tmp: _savez(tmp, averages.state()))
+    checkpoint(stop, complete=True, perplexity=perplexity)
+    if averages:  # the averages (or a shard's sums) are written; the running sums only served resuming
         os.remove(os.path.join(grad_dir, SUMS_FILE))
-    _log_perplexity(log, perplexity)
+    if shard is None:
+        _log_perplexity(log, perplexity)
+    else:
+        log(f"{what} complete in {grad_dir}; merge all {shard[1]} shards with sg-merge-gradients {config.grad_dir}")
     return perplexity
 
 
