@@ -234,7 +234,9 @@ def train(config, model, corpus, log, *, eval_step=None, jit_compile=None, strat
         log(f"Data-parallel training ({config.distribute}): {strategy.num_replicas_in_sync} replicas of "
             f"{config.batch_size // strategy.num_replicas_in_sync} rows{'' if chief else '; this worker is not the chief'}")
     eval_step = eval_step or run_epoch.make_eval_step(model, jit_compile)
-    writer = tf.summary.create_file_writer(os.path.join(config.save_path, "train"))
+    # only the chief writes into save_path, summaries included
+    writer = (tf.summary.create_file_writer(os.path.join(config.save_path, "train")) if chief
+              else tf.summary.create_noop_writer())
     step = int(state.step.numpy())
 
     def summarise(cost, num_steps):
