@@ -36,8 +36,8 @@ def find_torch(path, *, embedding_key=None, rnn_prefix=None, decoder_prefix=None
     """SourceModel of a PyTorch state dict: nn.LSTM / nn.GRU / nn.RNN layers under one or several prefixes."""
     arrays = model_files.read_torch(path)
     notes, used = [], set()
-    groups = {}
-    for key, value in arrays.items():
+    groups, group_keys = {}, {}   # (module, layer) -> {param: the key taken}, -> every key of the layer
+    for key in arrays:
         m = _TORCH_RNN.match(key)
         if not m:
             continue
@@ -51,6 +51,7 @@ def find_torch(path, *, embedding_key=None, rnn_prefix=None, decoder_prefix=None
         # weight-drop (AWD-LSTM) keeps the raw weights as NAME_raw beside the module's copy: take the raw ones
         module = prefix[: -len("module.")] if prefix.endswith("module.") else prefix
         slot = groups.setdefault((module, int(m["layer"])), {})
+        group_keys.setdefault((module, int(m["layer"])), []).append(key)
         if m["raw"] or m["param"] not in slot:
             slot[m["param"]] = key
     if not groups:
@@ -80,9 +81,7 @@ def find_torch(path, *, embedding_key=None, rnn_prefix=None, decoder_prefix=None
             layer = SourceLayer(kind, "torch", {role: arrays[k] for role, k in keys.items()}, dict(keys),
                                 {"nonlinearity": nonlinearity})
             layers.append(layer)
-            used.update(keys.values())
-            used.update(k for k in arrays if _TORCH_RNN.match(k) and k.startswith(module)
-                        and _TORCH_RNN.match(k)["layer"] == str(number))
+            used.update(group_keys[(module, number)])   # with the weight-drop copies not taken
             if "bias_ih" not in keys:
                 notes.append(f"layer {len(layers) - 1} has no biases (bias=False): zeros")
     check_layers(path, layers)

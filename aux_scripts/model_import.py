@@ -61,9 +61,7 @@ class SourceLayer:
         if self.layout == "tf1":
             k = self.arrays.get("kernel", self.arrays.get("candidate/kernel"))
             return k.shape[0] - self.size
-        if self.layout == "cudnn":
-            return self.arrays["kernel"].shape[0]
-        return self.arrays["kernel"].shape[0]
+        return self.arrays["kernel"].shape[0]          # Keras and cuDNN: kernel [I, nH]
 
     @property
     def cell_type(self):
@@ -315,14 +313,23 @@ def _random_state(model, rows, rng, zero):
             for _ in model.layers]
 
 
-def _project_forward(weights_path, ids, state):
-    """This project's forward pass (LanguageModel, float64) on the converted file: (states per layer, logits)."""
+def _converted_model(weights_path):
+    """This project's LanguageModel (float64) of the converted file."""
     import tensorflow as tf
 
     from tf_scripts.lm import LanguageModel
 
-    lm = LanguageModel.from_npz(weights_path, tf.float64)
-    tf_state = tuple(tuple(tf.constant(s, tf.float64) for s in layer) for layer in state)
+    return LanguageModel.from_npz(weights_path, tf.float64)
+
+
+def _project_forward(lm, ids, state=None):
+    """This project's forward pass from `state` (default zeros): (states per layer, per component; logits or None)."""
+    import tensorflow as tf
+
+    if state is None:
+        tf_state = lm.zero_state(ids.shape[0])
+    else:
+        tf_state = tuple(tuple(tf.constant(s, tf.float64) for s in layer) for layer in state)
     states = lm.run_layers(lm.embed(tf.constant(ids)), tf_state)
     states = [tuple(s.numpy() for s in layer) for layer in states]
     logits = lm.logits(tf.constant(states[-1][-1])).numpy() if lm.has_output_layer else None
@@ -343,11 +350,12 @@ def check_conversion(model, weights_path, seed=0, rows=3, steps=7):
 
     rng = np.random.default_rng(seed)
     ids = rng.integers(0, model.embedding.shape[0], size=(rows, steps)).astype(np.int32)
+    lm = _converted_model(weights_path)
     records = []
     for start in ("zero", "random"):
         state = _random_state(model, rows, rng, zero=start == "zero")
         ref_states, ref_logits = source_equations.run(model, ids, state)
-        our_states, our_logits = _project_forward(weights_path, ids, state)
+        our_states, our_logits = _project_forward(lm, ids, state)
         errors = {"states": max(_max_rel(o, r) for ol, rl in zip(our_states, ref_states) for o, r in zip(ol, rl))}
         if ref_logits is not None:
             errors["logits"] = _max_rel(our_logits, ref_logits)
@@ -362,7 +370,7 @@ def _log_softmax(z):
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def check_reference(weights_path, ref_path, num_layers):
+def check_reference(weights_path, ref_path):
     """--reference: ids and the source framework's own outputs (from a zero state) vs this project's forward pass.
 
     REF.npz: `ids` [B, T] (or [T]); any of `logits` [B, T, V] (compared as log-softmax, so a
@@ -387,16 +395,13 @@ def check_reference(weights_path, ref_path, num_layers):
             continue
         value = np.asarray(value, dtype=np.float64)
         targets[key] = value[None] if squeeze else value
-    known = {"logits", "hidden"} | {f"{p}_l{l}" for p in ("hidden", "cell") for l in range(num_layers)}
+    lm = _converted_model(weights_path)
+    known = {"logits", "hidden"} | {f"{p}_l{l}" for p in ("hidden", "cell") for l in range(lm.num_layers)}
     unknown = sorted(set(targets) - known)
     if unknown or not targets:
         raise UserError(f"--reference {ref_path}: arrays {unknown or '(none besides ids)'}; expected any of "
                         f"{', '.join(sorted(known))}")
-    with np.load(weights_path, allow_pickle=False) as f:
-        comps = 2 if str(f["cell_type"]) == "LSTM" else 1
-        size = f["layer0/" + ("kernel" if "layer0/kernel" in f.files else "gate_kernel")].shape[0] - f["embedding"].shape[1]
-    state = [tuple(np.zeros((ids.shape[0], size)) for _ in range(comps)) for _ in range(num_layers)]
-    states, logits = _project_forward(weights_path, ids, state)
+    states, logits = _project_forward(lm, ids)
     records = []
     for key, expected in targets.items():
         if key == "logits":
@@ -407,7 +412,7 @@ def check_reference(weights_path, ref_path, num_layers):
             ours, theirs = states[-1][-1], expected
         else:
             kind, layer = key.split("_l")
-            if kind == "cell" and comps == 1:
+            if kind == "cell" and len(lm.cell.state_names) == 1:
                 raise UserError(f"--reference {ref_path}: {key} needs an LSTM")
             ours, theirs = states[int(layer)][0 if kind == "cell" else -1], expected
         if ours.shape != theirs.shape:
@@ -461,7 +466,7 @@ def write_import(out_dir, model, names, options, source_desc):
         np.savez(weights_path, **arrays)
         checks = check_conversion(model, weights_path)
         if options.get("reference"):
-            checks += check_reference(weights_path, options["reference"], len(model.layers))
+            checks += check_reference(weights_path, options["reference"])
         passed = all(c["passed"] for c in checks)
         report = {"source": source_desc, "framework": model.framework, "passed": passed,
                   "model": {"basic_cell": model.cell_type, "num_layers": len(model.layers),

@@ -21,9 +21,6 @@ import tensorflow as tf
 from tf_scripts import run_epoch
 from tf_scripts.errors import UserError
 
-CHOICES = ("none", "mirrored", "multi_worker")
-
-
 def make_strategy(config):
     """The tf.distribute strategy of config.distribute (None for `none`); refuses B not divisible by the replicas."""
     kind = config.distribute or "none"
