@@ -184,7 +184,7 @@ def _keras_kind(layer):
             return "embedding", None
         if cls in _RECURRENT:
             return "recurrent", _RECURRENT[cls]
-        if cls in ("Bidirectional",):
+        if cls == "Bidirectional":
             return "bidirectional", None
         if cls == "Dense":
             return "dense", None
@@ -314,7 +314,7 @@ def _keras_head(path, layers, roles, top, index, size, rows, notes):
     hint = "pass --no-head to import the embedding and the recurrent stack only"
     if top.class_name is None:
         # weights only: no order to rely on; the head is the one Dense-shaped layer, if nothing else has weights
-        after = [(layer, role) for layer, role, _ in roles if role in ("dense", "other", "unknown") and layer.weights]
+        after = [(layer, role) for layer, role, _ in roles if role in ("dense", "other")]
     else:
         after = [(layer, role) for layer, role, _ in roles[index[id(top)] + 1:]]
     blocking = [layer for layer, role in after if role not in ("pass", "dense")]
