@@ -69,10 +69,12 @@ def zero_state(strategy, model, batch_size):
 
 
 def make_train_step(strategy, model, optimizer, generator, *, batch_size, num_steps, keep_prob, max_grad_norm,
-                    emb_dropout=True, sampled=False):
+                    emb_dropout=True, sampled=False, apply=True):
     """step(inputs [B, T], targets [B, T], per-replica state) -> (cost = summed cross entropy / B, per-replica state).
 
     The data-parallel twin of run_epoch.make_train_step (same loss, dropout, clipping and update).
+    apply=False: no clipping and no update; the step returns (cost, the all-reduced dense
+    gradients as replica 0 holds them, per-replica state), to compare with run_epoch's.
     """
     variables = model.trainable_variables
     rate = 1.0 - keep_prob
@@ -102,6 +104,8 @@ def make_train_step(strategy, model, optimizer, generator, *, batch_size, num_st
             cost = tf.reduce_sum(losses) / batch_size
         grads = tape.gradient(cost, variables)
         grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        if not apply:
+            return cost, [tf.convert_to_tensor(g) for g in grads], model.final_state(all_states)
         grads, _ = tf.clip_by_global_norm(grads, max_grad_norm)
         optimizer.apply(grads, variables)
         return cost, model.final_state(all_states)
@@ -109,8 +113,11 @@ def make_train_step(strategy, model, optimizer, generator, *, batch_size, num_st
     @tf.function
     def distributed_step(inputs, targets, state):
         seeds = generator.make_seeds(3)      # drawn once per step, as on one device
-        cost, state = strategy.run(replica_step, args=(inputs, targets, state, seeds))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, cost, axis=None), state
+        out = strategy.run(replica_step, args=(inputs, targets, state, seeds))
+        cost = strategy.reduce(tf.distribute.ReduceOp.SUM, out[0], axis=None)
+        if not apply:
+            return cost, [strategy.experimental_local_results(g)[0] for g in out[1]], out[2]
+        return cost, out[1]
 
     def step(inputs, targets, state):
         return distributed_step(_rows(strategy, inputs, rows), _rows(strategy, targets, rows), state)

@@ -173,44 +173,60 @@ def make_eval_step(model, jit_compile=None):
     return step
 
 
+def window_gradients(model, variables, inputs, targets, state, seeds, *, batch_size, keep_prob, emb_dropout=True,
+                     sampled=False, full_losses=None):
+    """(cost, gradients of `variables`, final state) of one training window [B, T], before clipping.
+
+    cost = summed cross entropy / B with the training step's dropout (keep_prob < 1: on the input
+    embeddings unless emb_dropout is False, and on the top layer's output) and loss (sampled or
+    full softmax); dropout masks and softmax samples come from seeds [2, 3] (stateless ops).
+    """
+    rate = 1.0 - keep_prob
+    with tf.GradientTape() as tape:
+        x = model.embed(inputs)
+        if rate > 0 and emb_dropout:
+            x = tf.nn.experimental.stateless_dropout(x, rate, seed=seeds[:, 0])
+        all_states = model.run_layers(x, state)
+        outputs = all_states[-1][-1]
+        if rate > 0:
+            outputs = tf.nn.experimental.stateless_dropout(outputs, rate, seed=seeds[:, 1])
+        if sampled:
+            losses = sampled_token_losses(model, outputs, targets, seeds[:, 2])
+        else:
+            losses = (full_losses or model.token_losses)(outputs, targets)
+        cost = tf.reduce_sum(losses) / batch_size
+    return cost, tape.gradient(cost, variables), model.final_state(all_states)
+
+
 def make_train_step(model, optimizer, generator, *, batch_size, num_steps, keep_prob, max_grad_norm,
-                    emb_dropout=True, sampled=False, jit_compile=None):
+                    emb_dropout=True, sampled=False, jit_compile=None, apply=True):
     """Compiled training step on one [B, T] window -> (cost = summed cross entropy / B, final state).
 
-    Dropout (keep_prob < 1) on the input embeddings (unless emb_dropout is False) and on the top
-    layer's output; gradients of model.trainable_variables clipped by their global norm (sparse
-    embedding gradients count their slices, as TF1's clip_by_global_norm did); one optimizer
-    update. Dropout masks and softmax samples come from stateless ops seeded by `generator`.
-    With XLA (use_xla) only the full-softmax loss is compiled: XLA's version of the recurrence
-    (a while loop) was slower than TensorFlow's on CPU.
+    window_gradients of model.trainable_variables, clipped by their global norm (sparse embedding
+    gradients count their slices, as TF1's clip_by_global_norm did), then one optimizer update.
+    Dropout masks and softmax samples come from stateless ops seeded by `generator`, drawn once
+    per step. With XLA (use_xla) only the full-softmax loss is compiled: XLA's version of the
+    recurrence (a while loop) was slower than TensorFlow's on CPU.
+    apply=False: no clipping and no update; the step returns (cost, dense gradients, final state),
+    the gradients a training step would clip and apply (what the data-parallel tests compare).
     """
     variables = model.trainable_variables
-    rate = 1.0 - keep_prob
     ids = tf.TensorSpec([batch_size, num_steps], tf.int32)
     full_losses = model.token_losses
     if use_xla(model, jit_compile):
         full_losses = tf.function(full_losses, jit_compile=True)
+    options = dict(batch_size=batch_size, keep_prob=keep_prob, emb_dropout=emb_dropout, sampled=sampled,
+                   full_losses=full_losses)
 
     @tf.function(input_signature=[ids, ids, state_spec(model, batch_size)])
     def step(inputs, targets, state):
         seeds = generator.make_seeds(3)
-        with tf.GradientTape() as tape:
-            x = model.embed(inputs)
-            if rate > 0 and emb_dropout:
-                x = tf.nn.experimental.stateless_dropout(x, rate, seed=seeds[:, 0])
-            all_states = model.run_layers(x, state)
-            outputs = all_states[-1][-1]
-            if rate > 0:
-                outputs = tf.nn.experimental.stateless_dropout(outputs, rate, seed=seeds[:, 1])
-            if sampled:
-                losses = sampled_token_losses(model, outputs, targets, seeds[:, 2])
-            else:
-                losses = full_losses(outputs, targets)
-            cost = tf.reduce_sum(losses) / batch_size
-        grads = tape.gradient(cost, variables)
+        cost, grads, final = window_gradients(model, variables, inputs, targets, state, seeds, **options)
+        if not apply:
+            return cost, [tf.convert_to_tensor(g) for g in grads], final
         grads, _ = tf.clip_by_global_norm(grads, max_grad_norm)
         optimizer.apply(grads, variables)
-        return cost, model.final_state(all_states)
+        return cost, final
 
     return step
 
