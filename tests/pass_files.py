@@ -22,11 +22,16 @@ def pass_files(root):
 
 
 def assert_same_pass(one, merged):
-    """Same files; text byte-identical; arrays within 1e-12 of the largest entry."""
+    """Same files; text byte-identical; arrays within 1e-12 of the largest entry, or one ulp of float32 files.
+
+    The float64 sums of shards are grouped differently from one pass's, and a float32 file
+    rounds the total once: a value within 1e-12 of a rounding boundary may land one ulp away.
+    """
     assert sorted(one) == sorted(merged)
     for rel, value in one.items():
         if isinstance(value, str):
             assert merged[rel] == value, rel
         else:
             scale = max(np.abs(value).max(), 1e-30)
-            assert np.abs(merged[rel] - value).max() <= 1e-12 * scale, rel
+            ulp = np.spacing(np.abs(value)).astype(np.float64) if value.dtype == np.float32 else 0.0
+            assert np.all(np.abs(merged[rel].astype(np.float64) - value) <= 1e-12 * scale + ulp), rel

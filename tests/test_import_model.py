@@ -237,9 +237,20 @@ def _keras_model(layer, seed=0, activation=None):
     return model
 
 
-def _keras_outputs(model, ids):
-    """(top layer h [B, T, H], logits [B, T, V], d h_t / d x Jacobian of row 0 [T', H, E]) by Keras and GradientTape."""
-    emb, rnn1, rnn2, dense = model.layers
+def _keras_outputs(model, ids, weights=None):
+    """(top layer h [B, T, H], logits [B, T, V], d h_t / d x Jacobian of row 0 [T', H, E]) by Keras and GradientTape.
+
+    Computed by a float64 twin of the model (the same layers and weights in float64): the import keeps
+    the float32 weights exactly and computes in float64, so the two agree to float64 rounding on every
+    CPU, where Keras's own float32 outputs differ from them by CPU-dependent float32 rounding.
+    weights: the twin's weights (default: the model's, in float64).
+    """
+    import keras
+
+    layers = [type(layer).from_config({**layer.get_config(), "dtype": "float64"}) for layer in model.layers]
+    twin = keras.Sequential([keras.Input((None,), dtype="int32"), *layers])
+    twin.set_weights([w.astype(np.float64) for w in (weights or model.get_weights())])
+    emb, rnn1, rnn2, dense = twin.layers
     x = tf.constant(emb(ids).numpy())
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
@@ -268,20 +279,25 @@ def test_keras_import_equals_keras_outputs_and_tape_jacobians(layer, fmt, tmp_pa
     ids = np.random.default_rng(2).integers(0, V, (2, 7))
     h, logits, jac = _keras_outputs(model, ids)
     states = _states(ours, ids)
-    np.testing.assert_allclose(states[-1][-1], h, rtol=0, atol=2e-6)
-    np.testing.assert_allclose(ours.logits(tf.constant(states[-1][-1])).numpy(), logits, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(states[-1][-1], h, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.logits(tf.constant(states[-1][-1])).numpy(), logits, rtol=0, atol=1e-11)
     scale = np.abs(jac).max()
     for k, g in _engine_jacobians(ours, ids, 1, 6, 5).items():
-        np.testing.assert_allclose(g / scale, jac[:, 6 - k] / scale, rtol=0, atol=2e-6)
+        np.testing.assert_allclose(g / scale, jac[:, 6 - k] / scale, rtol=0, atol=1e-10)
 
 
 def _write_cudnn_h5(path, model):
-    """A Keras 2 weights-only HDF5 file of `model` (Embedding, 2 LSTM or GRU, Dense) in the CuDNN layout, via h5py."""
+    """A Keras 2 weights-only HDF5 file of `model` (Embedding, 2 LSTM or GRU, Dense) in the CuDNN layout, via h5py.
+
+    Returns the model's weights as the file holds them, in float64: an LSTM bias split into two
+    float32 halves sums (in float64, as the import adds them) to the bias up to one float32 rounding.
+    """
     emb, rnn1, rnn2, dense = model.layers
     rng = np.random.default_rng(9)
+    held = [w.astype(np.float64) for w in model.get_weights()]
     groups = {"embedding": [("embeddings:0", emb.get_weights()[0])],
               "output": [("kernel:0", dense.get_weights()[0]), ("bias:0", dense.get_weights()[1])]}
-    for name, layer in (("rnn_1", rnn1), ("rnn_2", rnn2)):
+    for index, (name, layer) in enumerate((("rnn_1", rnn1), ("rnn_2", rnn2))):
         kernel, recurrent, bias = layer.get_weights()
         n_in, n = kernel.shape[0], kernel.shape[1] // H
         # cuDNN reads each gate block in memory order as its [H, I] matrix W = (Keras block)^T
@@ -292,6 +308,7 @@ def _write_cudnn_h5(path, model):
         else:                  # LSTM: any split of the summed bias
             part = rng.uniform(-0.3, 0.3, bias.shape).astype(np.float32)
             halves = [bias - part, part]
+            held[1 + 3 * index + 2] = halves[0].astype(np.float64) + halves[1]
         groups[name] = [("kernel:0", np.concatenate(k_blocks, 1)), ("recurrent_kernel:0", np.concatenate(r_blocks, 1)),
                         ("bias:0", np.concatenate(halves))]
     with h5py.File(path, "w") as f:
@@ -303,21 +320,22 @@ def _write_cudnn_h5(path, model):
             group.attrs["weight_names"] = [f"{name}/{w}".encode() for w, _ in arrays]
             for w, value in arrays:
                 group.create_dataset(f"{name}/{w}", data=value)
+    return held
 
 
 @pytest.mark.parametrize("layer", ["LSTM", "GRU"])
 def test_cudnn_layout_hdf5_written_with_h5py(layer, tmp_path):
     model = _keras_model(layer, seed=4)
     path = tmp_path / "cudnn.hdf5"
-    _write_cudnn_h5(path, model)
+    held = _write_cudnn_h5(path, model)
     out = tmp_path / "imported"
     assert _import(["--from", "keras", path, "--vocab", sm.write_vocab_lines(tmp_path / "v", _words()),
                     "--out", out]) == 0
     ids = np.random.default_rng(3).integers(0, V, (2, 7))
-    h, logits, _ = _keras_outputs(model, ids)
+    h, logits, _ = _keras_outputs(model, ids, held)
     ours = _model(out)
     states = _states(ours, ids)
-    np.testing.assert_allclose(states[-1][-1], h, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(states[-1][-1], h, rtol=0, atol=1e-12)
     report = json.loads((out / "import_report.json").read_text())
     assert any("cuDNN" in note for note in report["assumed"]) and any("weights-only" in n for n in report["assumed"])
 

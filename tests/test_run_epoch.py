@@ -197,4 +197,6 @@ def test_no_dropout_training_pass_starts_with_the_evaluation_cost():
     step = run_epoch.make_train_step(model, optimizer, tf.random.Generator.from_seed(1), batch_size=3,
                                      num_steps=4, keep_prob=1.0, max_grad_norm=5.0)
     got, _ = step(inputs, targets, model.zero_state(3))
-    assert float(got) == pytest.approx(float(want), rel=1e-6)
+    # the training step sums the B*T = 12 float32 token losses in float32 (the evaluation step in float64),
+    # in a different tf.function: at most 12 roundings, and a few ulps per token from other kernels
+    assert float(got) == pytest.approx(float(want), rel=4 * 12 * 2.0 ** -24)
