@@ -185,6 +185,7 @@ class StateGradients:
             for k, tangent in self._forward_tangents(aux, rows):
                 yield k, tf.gather(tangent, self._select[k], axis=1), final
         else:
+            state = tuple(tuple(tf.cast(s, self.model.dtype) for s in layer) for layer in state)
             for k, g in self._reverse_cotangents(x, aux, state, inputs, rows):
                 yield k, g, final
 
@@ -208,6 +209,9 @@ class StateGradients:
 
     def jacobians(self, inputs, state):
         """{k: (t [n_k], G [R, n_k, H, E] numpy)} and the state after the window.
+
+        state: the state entering the window (per layer, per component [R, H]), in the engine's
+        dtype or in FORWARD_DTYPE (the gradient pass carries it in float64).
 
         G[r, i] = d s_t / d x_{t-k} for t = targets[k][i], window row r.
         """
