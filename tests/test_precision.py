@@ -48,13 +48,15 @@ def test_float32_jacobians_match_float64_on_a_trained_model(trained, cell):
     assert errors.max() <= BOUND
 
 
-def test_float32_gradient_pass_matches_float64_on_a_gru_trained_on_ptb(ptb_dir, tmp_path):
-    """Real text: 2-layer GRU (E 8, H 12, T 10), one SGD epoch on 1,500 lines of PTB; the top layer, 3,000 windows.
+@pytest.mark.parametrize("cell", ["GRU", "GRU_RESET_AFTER"])
+def test_float32_gradient_pass_matches_float64_on_a_gru_trained_on_ptb(ptb_dir, tmp_path, cell):
+    """Real text: 2-layer GRU (E 8, H 12, T 10), one SGD epoch on 1,500 lines of PTB; the top layer, every window.
 
-    With the state carried in float32 (the pass before it carried it in float64) this model's
-    error was 1.6e-5 over the whole validation set; the engine's own error is below 1e-6.
+    Before the pass carried the state in float64 and the GRU steps gave h_prev - cand in float64,
+    these errors were 1.6e-5 (GRU) and 4.7e-4 (GRU_RESET_AFTER); the carried state alone left the
+    reset-after GRU at 7.8e-5 (tests/benchmarks/precision_real_text.py).
     """
     data = precision_check.ptb_slice(ptb_dir, tmp_path)
-    model, valid = precision_check.train(tmp_path, "GRU", data)
-    errors = precision_check.pass_errors(model, valid, layer=1, max_delay=10, count=3000)
-    assert len(errors) == 3000 and errors.max() <= BOUND
+    model, valid = precision_check.train(tmp_path, cell, data)
+    errors = precision_check.pass_errors(model, valid, layer=1, max_delay=10)
+    assert len(errors) > 7000 and errors.max() <= BOUND
