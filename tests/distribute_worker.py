@@ -20,10 +20,10 @@ import numpy as np
 import tensorflow as tf
 
 
-def _generator():
+def _generator(config):
     from tf_scripts import trainer
 
-    return tf.random.Generator.from_seed(trainer.SEED)
+    return trainer.make_generator(config)
 
 
 def _numpy(grads, variables):
@@ -73,11 +73,11 @@ def compare(config_path, out, dtype="float32"):
                    max_grad_norm=config.max_grad_norm, emb_dropout=not config.no_emb_dropout,
                    sampled=config.softmax == "sampled")
     token_options = {k: options[k] for k in ("batch_size", "keep_prob", "emb_dropout", "sampled")}
-    s_grads = run_epoch.make_train_step(single, None, _generator(), apply=False, **options)
-    s_train = run_epoch.make_train_step(single, s_optimizer, _generator(), **options)
-    m_grads = distribute.make_train_step(strategy, mirrored, None, _generator(), apply=False, **options)
-    m_train = distribute.make_train_step(strategy, mirrored, m_optimizer, _generator(), **options)
-    seeds = _generator()                       # the same seeds again, for the per-token sums
+    s_grads = run_epoch.make_train_step(single, None, _generator(config), apply=False, **options)
+    s_train = run_epoch.make_train_step(single, s_optimizer, _generator(config), **options)
+    m_grads = distribute.make_train_step(strategy, mirrored, None, _generator(config), apply=False, **options)
+    m_train = distribute.make_train_step(strategy, mirrored, m_optimizer, _generator(config), **options)
+    seeds = _generator(config)                       # the same seeds again, for the per-token sums
     token_abs_sum = _token_abs_sum(single, token_options)
     arrays = {f"initial/{v.name}": v.numpy() for v in single.trainable_variables}
     k = 0

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tests import numpy_reference as ref
-from tf_scripts import configuration, lm_data
+from tf_scripts import configuration, lm_data, trainer
 from tf_scripts.lm import LanguageModel
 from tf_scripts.main import main
 
@@ -304,3 +304,64 @@ def test_too_short_data_names_the_file(tmp_path, capsys):
     (tmp_path / "data" / "train.txt").write_text("")
     code, _, err = run(capsys, "--config", config)
     assert code == 2 and str(tmp_path / "data" / "train.txt") in err
+
+
+def _trained_weights(save_path):
+    with np.load(save_path / "weights.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+def test_seed_default_reproduces_and_another_seed_changes_weights_and_dropout(tmp_path, capsys):
+    """No seed key and `seed 1` train bit-identical weights (every run before the key used 1); seed 2 changes
+    the initial weights (--fresh_weights) and the dropout masks (the same initial weights, other updates)."""
+    weights = {}
+    for name, seed in (("default", None), ("one", 1), ("two", 2)):
+        code, _, err = run(capsys, "--config", write_config(tmp_path, name, seed=seed, max_max_epoch=1), "--notest")
+        assert code == 0, err
+        weights[name] = _trained_weights(tmp_path / "models" / name)
+    for key, value in weights["default"].items():
+        np.testing.assert_array_equal(weights["one"][key], value, err_msg=key)
+    assert not np.array_equal(weights["two"]["embedding"], weights["default"]["embedding"])
+    initial = {}
+    for name, seed in (("i1", 1), ("i2", 2)):
+        config = configuration.load_config(str(write_config(tmp_path, name, seed=seed)), train=False)
+        initial[name] = LanguageModel.from_config(config, 40).embedding.numpy()
+    assert not np.array_equal(initial["i1"], initial["i2"])
+    generators = [trainer.make_generator(configuration.load_config(str(write_config(tmp_path, n, seed=s)),
+                                                                   train=False)) for n, s in (("g", None), ("g2", 2))]
+    assert not np.array_equal(*(g.make_seeds(1).numpy() for g in generators))     # dropout masks and samples
+
+
+def test_seed_with_random_is_refused_and_another_seed_does_not_resume(tmp_path, capsys):
+    code, _, err = run(capsys, "--config", write_config(tmp_path, "r", seed=3, random=True), "--notest")
+    assert code == 2 and "r.config line" in err and "seed and random True exclude each other" in err
+    code, _, err = run(capsys, "--config", write_config(tmp_path, "s", seed=2, max_max_epoch=1), "--notest")
+    assert code == 0, err
+    code, out, err = run(capsys, "--config", write_config(tmp_path, "s", seed=3, max_max_epoch=2), "--notest")
+    assert code == 2 and "holds a model trained with seed 2" in err and "this config says seed 3" in err
+    assert "Start training epoch" not in out
+    code, out, err = run(capsys, "--config", write_config(tmp_path, "s", seed=2, max_max_epoch=2), "--notest")
+    assert code == 0 and "(1 epoch(s) done)" in out, err
+
+
+def test_a_checkpoint_from_before_the_seed_key_counts_as_seed_1(tmp_path, capsys, ptb_dir):
+    """The shared paper model was trained before the key existed: seed 1 resumes it, seed 2 is refused."""
+    import shutil
+
+    from tests.conftest import REPO, SHARED_MODELS
+
+    source = SHARED_MODELS / "ptb-norm-wsj_64e_256h_steps200"
+    if not (source / "checkpoint").exists():
+        pytest.skip(f"no checkpoint in {source}")
+    save = tmp_path / "paper"
+    save.mkdir()
+    for name in os.listdir(source):
+        if name == "checkpoint" or name.startswith("epoch-39."):
+            shutil.copy(source / name, save / name)
+    overrides = dict(save_path=save, log_dir=tmp_path / "logs", data_path=ptb_dir, max_max_epoch=39)
+    text = (REPO / "config" / "ptb-norm-wsj_64e_256h_steps200.config").read_text(encoding="utf-8")
+    for seed, code_wanted, said in ((2, 2, "trained with seed 1"), (1, 0, "39 epoch(s) done, max_max_epoch is 39")):
+        path = tmp_path / f"paper{seed}.config"
+        path.write_text(text + "".join(f"\n{k} {v}" for k, v in {**overrides, "seed": seed}.items()) + "\n")
+        code, out, err = run(capsys, "--config", path, "--notest")
+        assert code == code_wanted and said in out + err, err[-500:]

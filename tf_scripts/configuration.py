@@ -109,6 +109,10 @@ KEYS = {
                    choices=("full", "sampled"), required="always"),
     "random": Key("bool", "True: dropout masks and softmax samples are not seeded (initial weights "
                   "always are).", default=False),
+    "seed": Key("int", "Seed of the initial weights and of the dropout masks and softmax samples. The "
+                "default, 1, is the original's seed and that of every run before this key existed; a "
+                "save_path trained with another seed is refused on resume. Not with random True.",
+                default=1, minimum=0, new=True),
     "encoding": Key("str", "Text encoding of the data files.", default="utf-8"),
     "no_eos": Key("bool", "True: newlines are not replaced by `<eos>` (ignored for WikiText data).",
                   default=False),
@@ -308,6 +312,10 @@ class Config:
     def is_lstm(self):
         return self.basic_cell == "LSTM"
 
+    def given(self, name):
+        """True when the file (or dict) set key `name`, False when it has its default."""
+        return name in self._lines
+
     def line_of(self, name):
         """'FILE line N' (or 'FILE') for messages about a key found invalid later."""
         return _where(self.path, self._lines.get(name))
@@ -360,6 +368,9 @@ def _cross_check(c, train, valid):
         codecs.lookup(c.encoding)
     except LookupError:
         fail("encoding", f"encoding must be a known text encoding, got '{c.encoding}'")
+    if c.random and c.given("seed"):
+        fail("seed", "seed and random True exclude each other (random True leaves dropout masks and "
+             "softmax samples unseeded)")
     if c.other_test is not None and c.valid_as_test:
         fail("valid_as_test", "other_test and valid_as_test True exclude each other")
     if c.grad_layer >= c.num_layers:

@@ -66,7 +66,7 @@ class LanguageModel(tf.Module):
         train_embedding = not (config.pretrained_embeddings and config.fixed_embeddings)
         return cls(vocab_size, config.embedding_size, config.size, config.num_layers, config.basic_cell,
                    forget_bias=config.forget_bias or 0.0, init_scale=config.init_scale, dtype=dtype,
-                   train_embedding=train_embedding, output_layer=config.output_layer)
+                   seed=config.seed, train_embedding=train_embedding, output_layer=config.output_layer)
 
     # ---------------------------------------------------------------- forward maths
 

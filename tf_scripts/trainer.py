@@ -13,13 +13,13 @@ import tempfile
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from tf_scripts import distribute, run_epoch
+from tf_scripts import configuration, distribute, run_epoch
 from tf_scripts.errors import UserError
 from tf_scripts.lm import WEIGHTS_FILE
 
 KEEP_CHECKPOINTS = 5        # epoch checkpoints kept, as TF1's Saver kept
 CHECKPOINT_NAME = "epoch"   # save_path/epoch-N
-SEED = 1                    # dropout masks and softmax samples unless `random True`
+NO_SEED = -1                # TrainingState.seed of a checkpoint written before the `seed` key (seed 1)
 # TensorBoard's scalar-plugin tag, so tf.summary.write works without the tensorboard package
 _SCALAR = summary_pb2.SummaryMetadata(
     plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")).SerializeToString()
@@ -127,6 +127,7 @@ class TrainingState(tf.Module):
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)     # epochs done
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False)      # training windows done
         self.trainer = tf.Variable("{}", dtype=tf.string, trainable=False)  # trainer state as JSON
+        self.seed = tf.Variable(NO_SEED, dtype=tf.int64, trainable=False)    # the config's seed
 
 
 class Checkpointer:
@@ -175,9 +176,20 @@ def scalar(tag, value, step):
 
 
 def make_generator(config):
+    """The dropout and sampling generator: seeded by config.seed, unless `random True`."""
     if config.random:
         return tf.random.Generator.from_non_deterministic_state()
-    return tf.random.Generator.from_seed(SEED)
+    return tf.random.Generator.from_seed(config.seed)
+
+
+def check_seed(config, state, restored):
+    """UserError when the restored checkpoint was trained with another seed than config.seed."""
+    saved = int(state.seed.numpy())
+    saved = configuration.KEYS["seed"].default if saved == NO_SEED else saved   # written before the key
+    if saved != config.seed:
+        raise UserError(f"{config.line_of('seed')}: save_path {config.save_path} holds a model trained with seed "
+                        f"{saved} (checkpoint {restored}); this config says seed {config.seed}. Resuming would mix "
+                        f"the two: use another save_path for seed {config.seed}, or seed {saved} to resume")
 
 
 # ------------------------------------------------------------------------------ the epoch loop
@@ -205,6 +217,7 @@ def train(config, model, corpus, log, *, eval_step=None, jit_compile=None, strat
     restored = checkpoints.restore()
     done = int(state.epoch.numpy())
     if restored:
+        check_seed(config, state, restored)
         saved = json.loads(state.trainer.numpy().decode("utf-8"))
         if saved.get("name") == trainer.name:
             trainer.load(saved)
@@ -264,6 +277,7 @@ def train(config, model, corpus, log, *, eval_step=None, jit_compile=None, strat
 
             state.epoch.assign(epoch + 1)
             state.step.assign(step)
+            state.seed.assign(config.seed)
             state.trainer.assign(json.dumps(trainer.state()))
             if chief:
                 path = checkpoints.save(epoch + 1)
