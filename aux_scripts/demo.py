@@ -49,6 +49,9 @@ def parse_args(argv):
                              "k back; trained vs untrained); about 20 more seconds")
     parser.add_argument("--long-delay", type=int, default=4,
                         help="delays >= this count as long in the remembered/filler ratio (default 4)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="training seed (config key seed; default: demo.config's, 1); another seed is another "
+                             "sample of the model: use a fresh --out for it")
     return parser.parse_args(argv)
 
 
@@ -95,9 +98,13 @@ def resource_dir(package, source):
     raise UserError(f"the demo's files ({package}) are not installed: reinstall the package (pip install .)")
 
 
-def _demo_config(name, out_dir, data_dir, **mode):
+def _demo_config(name, out_dir, data_dir, seed=None, **mode):
     """A demo config with its data paths pointed at data_dir and its outputs moved under out_dir, saved there."""
     config = configuration.load_config(os.path.join(resource_dir(CONFIG_PACKAGE, CONFIG_SOURCE), name), **mode)
+    if seed is not None:
+        if seed < 0:
+            raise UserError(f"--seed must be >= 0, got {seed}")
+        config.seed = seed
 
     def data(path):   # the shipped configs name their files under data/demo/
         return os.path.join(data_dir, os.path.relpath(path, DATA_SOURCE))
@@ -114,13 +121,16 @@ def _demo_config(name, out_dir, data_dir, **mode):
     return config, path
 
 
-def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print):
-    """Run every step of the demo; returns the remembered/filler ratio of singular-value sums."""
+def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print, seed=None):
+    """Run every step of the demo; returns the remembered/filler ratio of singular-value sums.
+
+    seed: the training seed (None: demo.config's); resuming a model of another seed is refused.
+    """
     data_dir = resource_dir(DATA_PACKAGE, DATA_SOURCE)
     if fresh and os.path.isdir(out_dir):
         shutil.rmtree(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    train, train_path = _demo_config(TRAIN_CONFIG, out_dir, data_dir)
+    train, train_path = _demo_config(TRAIN_CONFIG, out_dir, data_dir, seed=seed)
     grads, grad_path = _demo_config(GRAD_CONFIG, out_dir, data_dir, train=False, test=False)
     steps = [
         ("training the LSTM", ["--config", train_path, "--notest"]),
@@ -213,7 +223,7 @@ def separation_summary(result, long_delay):
 
 def _main(argv):
     args = parse_args(argv)
-    run_demo(args.out, fresh=args.fresh, long_delay=args.long_delay)
+    run_demo(args.out, fresh=args.fresh, long_delay=args.long_delay, seed=args.seed)
     if args.measures:
         run_other_measures(args.out, long_delay=args.long_delay)
     return 0

@@ -40,3 +40,13 @@ def test_demo_shows_planted_memory(tmp_path):
     assert nouns["span"] > separation["b", demo.NUMBER_TAGS]["span"], separation
     assert nouns["excess"] > 0 and nouns["excess"] > 3 * max(fillers["excess"], 0.0), separation
     assert any(line.startswith("TX-Ray: the units separate NN,NNS") for line in logged)
+
+
+def test_demo_seed_goes_into_the_training_config(tmp_path):
+    from tf_scripts import configuration
+
+    data = demo.resource_dir(demo.DATA_PACKAGE, demo.DATA_SOURCE)
+    for seed, want in ((None, 1), (3, 3)):
+        _, path = demo._demo_config(demo.TRAIN_CONFIG, str(tmp_path / str(seed)), data, seed=seed)
+        assert configuration.load_config(path).seed == want
+    assert demo.main(["--seed", "-1", "--out", str(tmp_path / "bad")]) == 2

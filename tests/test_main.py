@@ -335,6 +335,9 @@ def test_seed_default_reproduces_and_another_seed_changes_weights_and_dropout(tm
 def test_seed_with_random_is_refused_and_another_seed_does_not_resume(tmp_path, capsys):
     code, _, err = run(capsys, "--config", write_config(tmp_path, "r", seed=3, random=True), "--notest")
     assert code == 2 and "r.config line" in err and "seed and random True exclude each other" in err
+    random_config = configuration.load_config(str(write_config(tmp_path, "r", random=True)), train=False)
+    random_config.save(str(tmp_path / "resolved.config"))            # a resolved random config reads back
+    assert configuration.load_config(str(tmp_path / "resolved.config"), train=False).random
     code, _, err = run(capsys, "--config", write_config(tmp_path, "s", seed=2, max_max_epoch=1), "--notest")
     assert code == 0, err
     code, out, err = run(capsys, "--config", write_config(tmp_path, "s", seed=3, max_max_epoch=2), "--notest")

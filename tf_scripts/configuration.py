@@ -271,6 +271,8 @@ class Config:
         """Write the resolved config as a `key value` file that load_config reads back identically."""
         lines = [f"# resolved configuration of {self.path}"]
         for name, value in self.items():
+            if name == "seed" and self.random:
+                continue         # random True takes no seed (the initial weights keep the default)
             token = _format_value(value)
             if not token or any(ch.isspace() for ch in token) or token.startswith("#"):
                 raise UserError(f"cannot save config: {name} value {token!r} is empty, contains "
