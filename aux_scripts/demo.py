@@ -187,11 +187,12 @@ def run_other_measures(out_dir, long_delay=4, log=print):
     ratio = sigma_ratio(sigma, long_delay)
     log(f"Planted memory by sigma: at delays >= {long_delay} the fillers' noise scale is {ratio:.2f}x the "
         f"{REMEMBERED}' (a smaller sigma: the state depends more on the word)")
+    trained_seed = configuration.load_config(os.path.join(out_dir, "configs", TRAIN_CONFIG)).seed
     untrained, untrained_path = _demo_config(TRAIN_CONFIG, os.path.join(out_dir, "untrained"),
-                                             resource_dir(DATA_PACKAGE, DATA_SOURCE))
+                                             resource_dir(DATA_PACKAGE, DATA_SOURCE), seed=trained_seed)
     if lm_main.main(["--notrain", "--fresh_weights", "--export_weights", "--config", untrained_path]) != 0:
         raise UserError("the demo stopped exporting the untrained weights")
-    log("== TX-Ray: txray.run_txray, trained model (A) vs its initial weights (B), hidden state h")
+    log("== TX-Ray: txray.run_txray, trained model (A) vs its initial weights (B, the same seed), hidden state h")
     separate = (NUMBER_TAGS, FILLER_TAGS)
     result = txray.run_txray(grad_path, txray.TxrayOptions(weights_b=untrained.save_path, interm="hidden",
                                                            separate=separate, max_delay=TXRAY_MAX_DELAY))
