@@ -39,9 +39,9 @@ def _config(root, name, **keys):
     return path
 
 
-def _run(devices, *args, env=None, check=True):
+def _run(devices, *args, check=True):
     done = subprocess.run([sys.executable, WORKER, str(devices), *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
+                          capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     if check:
         assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
     return done
@@ -69,12 +69,12 @@ def _compare(root, name, dtype="float32", **keys):
     """distribute_worker --compare on 2 logical CPUs: per-step gradients and final weights of both paths."""
     config = _config(root, name, distribute="mirrored", **keys)
     out = root / f"{name}.npz"
-    done = _run(2, "--compare", config, out, dtype)
+    _run(2, "--compare", config, out, dtype)
     with np.load(out) as f:
         arrays = dict(f)
     steps = len({k.split("/")[1] for k in arrays if k.startswith("abs_sum/")})
     names = sorted(k.split("/", 1)[1] for k in arrays if k.startswith("single/"))
-    return arrays, steps, names, done
+    return arrays, steps, names
 
 
 def _gradient_tolerances(arrays, steps, names):
@@ -97,7 +97,7 @@ def _sgd_weight_tolerance(arrays, steps, names, tol, learning_rates):
     """|w - w'| after SGD steps: w_(k+1) = w_k - lr_k g_k, so the differences add up to sum_k (lr_k tol_k + 2 u max|w_k+1|)
     (the gradient bound, which _check_gradients asserts at the paths' own weights, and each path's rounding of the update)."""
     u = UNIT_ROUNDOFF[arrays[f"single/{names[0]}"].dtype]
-    return {name: sum(lr * tol[k][name] + 2 * u * np.abs(arrays[f"single_after/{k}/{name}"]).max()
+    return {name.split(":")[0]: sum(lr * tol[k][name] + 2 * u * np.abs(arrays[f"single_after/{k}/{name}"]).max()
                       for k, lr in enumerate(learning_rates)) for name in names}
 
 
@@ -118,14 +118,13 @@ def test_mirrored_unclipped_sgd_equals_one_device(tmp_path, keys):
     Averaging the replicas' gradients instead of summing them halves every step and fails both checks."""
     keys = dict(optimizer="sgd", learning_rate=1.0, max_grad_norm=UNCLIPPED, **keys)
     _corpus(tmp_path)                                  # 3 training windows: 3 steps
-    arrays, steps, names, _ = _compare(tmp_path, "compare", **keys)
+    arrays, steps, names = _compare(tmp_path, "compare", **keys)
     assert steps == 3
     tol = _gradient_tolerances(arrays, steps, names)
     _check_gradients(arrays, steps, names, tol)
-    weight_tol = _sgd_weight_tolerance(arrays, steps, names, tol, [1.0] * steps)
+    tol = _sgd_weight_tolerance(arrays, steps, names, tol, [1.0] * steps)
     single, initial = _by_file_name(arrays, "single"), _by_file_name(arrays, "initial")
     assert all(np.abs(single[k] - initial[k]).max() > 1e-3 for k in single)        # it trained
-    tol = {name.split(":")[0]: value for name, value in weight_tol.items()}
     _assert_weights_close(_by_file_name(arrays, "mirrored"), single, tol)
     # and through main.py: the trainer with the strategy, as a user runs it
     done = _run(2, "--config", _config(tmp_path, "mirrored", distribute="mirrored", **keys), "--notest")
@@ -168,7 +167,7 @@ def test_mirrored_adam_with_clipping_equals_one_device_in_float64(tmp_path):
     """Adam and clipping, in float64 (the same code in another dtype): the summed gradients, then per-element weights."""
     keys = dict(optimizer="adam", learning_rate=0.05, max_grad_norm=0.5)
     _corpus(tmp_path)
-    arrays, steps, names, _ = _compare(tmp_path, "compare", "float64", **keys)
+    arrays, steps, names = _compare(tmp_path, "compare", "float64", **keys)
     tol = _gradient_tolerances(arrays, steps, names)
     _check_gradients(arrays, steps, names, tol)
     assert np.sqrt(sum((arrays[f"single_grad/0/{n}"] ** 2).sum() for n in names)) > 0.5          # it clips
@@ -223,12 +222,12 @@ def test_two_local_workers_equal_one_device_and_a_killed_run_resumes(tmp_path):
     # unclipped SGD (linear in the summed gradients), lr 1 then 0.5: 38 steps compared on the bound of
     # the mirrored test, from the same gradients on 2 logical CPUs (the workers split the rows alike)
     keys = dict(max_max_epoch=2, optimizer="sgd", learning_rate=1.0, max_grad_norm=UNCLIPPED)
-    arrays, steps, names, _ = _compare(tmp_path, "compare", **keys)
+    arrays, steps, names = _compare(tmp_path, "compare", **keys)
     assert steps == 38
     tol = _gradient_tolerances(arrays, steps, names)
     _check_gradients(arrays, steps, names, tol)
     rates = [trainer.scheduled_learning_rate(k // 19, 1.0, 0.5, 1) for k in range(steps)]
-    weight_tol = {n.split(":")[0]: t for n, t in _sgd_weight_tolerance(arrays, steps, names, tol, rates).items()}
+    weight_tol = _sgd_weight_tolerance(arrays, steps, names, tol, rates)
     config = _config(tmp_path, "workers", distribute="multi_worker", **keys)
     procs = _start_workers(config, _free_ports(2))
     # kill both workers as soon as the chief has saved epoch 1 (a lost worker stalls the other)

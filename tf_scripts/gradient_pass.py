@@ -20,8 +20,8 @@
 # model, the same weights). Carried in float32, its rounding accumulates over the pass: on a
 # 2-layer GRU trained on PTB (E 8, H 12, T 10) the state entering a window drifted 1.3e-6 from
 # the float64 one, and the float32 G of layer 1 (a small scale, 3e-3) then differed from the
-# float64 reference by 1.4e-5 of the window's largest entry, while the engine's own float32 error
-# on the same entering states was 6.9e-7. The forward pass costs O(T H (H + V)) per window next
+# float64 reference by 1.6e-5 of the window's largest entry over the 7,375 validation windows,
+# while the engine's own float32 error on the same entering states was 7.9e-7. The forward pass costs O(T H (H + V)) per window next
 # to the engine's O(T D E H^2), so float64 costs little.
 import hashlib
 import json
