@@ -7,10 +7,13 @@ from tf_scripts import gradient_files
 
 
 def pass_files(root):
-    """Every file one pass writes (relative path -> array or text), without the shards and the progress record."""
+    """Every file one pass writes (relative path -> array or text), without the shards, blocks and progress record.
+
+    The block files (grad_blocks) are compared by tests/test_blocks.py with their own bound.
+    """
     out = {}
     for folder, dirs, names in os.walk(root):
-        dirs[:] = [d for d in dirs if d != gradient_files.SHARDS]
+        dirs[:] = [d for d in dirs if d not in (gradient_files.SHARDS, gradient_files.BLOCKS)]
         for name in names:
             rel = os.path.relpath(os.path.join(folder, name), root)
             if name.endswith(".npy"):

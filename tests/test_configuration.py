@@ -337,6 +337,7 @@ SHIPPED = {
     "ptb-norm-wsj_64e_256h_steps200_save-emb", "ptb-norm-wsj_64e_256h_steps50_grad_timestep0",
     "ptb-norm-wsj_64e_256h_steps200_grad_timestep0", "ptb-norm-wsj_64e_256h_steps200_grad_all",
     "wiki2_64e_256h_steps200", "wiki2_64e_512h_steps200", "wiki103_64e_512h_steps200",
+    "ptb-norm-wsj_64e_256h_steps200_seed2", "ptb-norm-wsj_64e_256h_steps200_seed3",
 }
 
 

@@ -163,6 +163,9 @@ KEYS = {
                        new=True),
     "grad_dtype": Key("choice", "Float type of the gradient engine (float64 for checks).",
                       default="float32", choices=("float32", "float64"), new=True),
+    "grad_blocks": Key("int", "N: also keep the sums and counts of N contiguous blocks of the validation "
+                       "batches (grad_dir/blocks/block_{b}.npz), from which sg-intervals computes standard "
+                       "errors and controls. Needs grad_average True.", minimum=2, new=True),
     "grad_chunk": Key("int", "Batch rows per gradient-engine call (memory vs speed).", default=1,
                       minimum=1, new=True),
 }
@@ -406,6 +409,8 @@ def _cross_check(c, train, valid):
         if not valid:
             fail("grad_interm", "grad_interm needs --valid (gradients are computed during the "
                  "validation pass)")
+        if c.grad_blocks is not None and not c.grad_average:
+            fail("grad_blocks", "grad_blocks needs grad_average True (blocks keep sums of what is averaged)")
         if not c.grad_dump and not c.grad_average:
             fail("grad_dump", "grad_dump False and grad_average False: nothing would be written")
 

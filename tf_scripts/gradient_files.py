@@ -15,6 +15,17 @@
 #   shards/i-of-N/.../mapping.txt               --concatenated--> GRAD_DIR/.../mapping.txt (window order)
 #   shards/i-of-N/grad_sums.npz                 --summed-->       delay_{k}_avg[_{class}].npy, counts
 #   shards/i-of-N/grad_progress.json            --checked-->      GRAD_DIR/grad_progress.json (complete)
+#   shards/i-of-N/blocks/block_{b}.npz          --summed per b--> GRAD_DIR/blocks/block_{b}.npz
+#
+# Blocks (grad_blocks N): the same contiguous split as shards, of the whole pass's batches
+# into N blocks (block b covers shard_range(n, b, N)), so a block means the same text in one
+# pass and in any sharding; with B > 1 a batch is B rows, so a block is contiguous within
+# every stream. GRAD_DIR/blocks/block_{b}.npz holds that block's sums (float32 [D, C, H, E]),
+# counts (int64 [D, C]), the block number b, the number of blocks, its batches [first_batch,
+# stop_batch), the delays and the class names ("" for class 0, all words). The pass keeps only
+# the open block in float64 and writes it when the next begins; a shard writes the part of each
+# block inside its range, and the merge adds the parts. The float64 totals (the averages) are
+# kept apart, so blocks never change them; they add up to the totals within float32 rounding.
 import json
 import math
 import os
@@ -24,13 +35,14 @@ import numpy as np
 
 from tf_scripts import formats
 from tf_scripts.errors import UserError
-from tf_scripts.fileio import atomic_save_npy, atomic_write_text
+from tf_scripts.fileio import atomic_save_npy, atomic_write, atomic_write_text
 
 PROGRESS_FILE = "grad_progress.json"
 SUMS_FILE = "grad_sums.partial"   # not .npy/.npz: the analysis scripts glob those
 SHARD_SUMS_FILE = "grad_sums.npz"  # a complete shard's sums and counts (inside shards/, which no script globs)
 SHARDS = "shards"
 STATES_FILE = "states.npz"          # main.py --states-only: the state entering every batch (in shards/)
+BLOCKS = "blocks"                   # GRAD_DIR/blocks/block_{b}.npz (grad_blocks)
 _SHARD_NAME = re.compile(r"^(\d+)-of-(\d+)$")
 
 
@@ -95,30 +107,122 @@ class GradientDump:
                 atomic_write_text(path, "".join(keep))
 
 
-class GradientAverages:
-    """Running float64 sums of G per delay and class; writes delay_{k}_avg[_{class}].npy and counts."""
+def block_path(directory, b):
+    return os.path.join(directory, BLOCKS, f"block_{b:03d}.npz")
 
-    def __init__(self, directory, delays, class_names, shape):
-        self.directory, self.delays, self.class_names = directory, delays, class_names
-        self.sums = np.zeros((len(delays), len(class_names) + 1) + tuple(shape), np.float64)
-        self.counts = np.zeros((len(delays), len(class_names) + 1), np.int64)
 
-    def add(self, sums, counts):
+class GradientBlocks:
+    """Per-block sums and counts of a pass over batches [first, stop) of n_batches cut into n_blocks.
+
+    add() is called in batch order; the open block is held in float64 and written (float32 sums)
+    when a batch of the next block arrives and at finish().
+    """
+
+    def __init__(self, directory, n_batches, n_blocks, first, stop, delays, class_names, shape):
+        if n_blocks > n_batches:
+            raise UserError(f"grad_blocks {n_blocks} for a pass of {n_batches} batches: use at most {n_batches} blocks")
+        self.directory, self.n_blocks, self.first, self.stop = directory, n_blocks, first, stop
+        self.delays, self.class_names = list(delays), [""] + list(class_names)
+        self.ranges = [shard_range(n_batches, b, n_blocks) for b in range(1, n_blocks + 1)]
+        self.shape = (len(self.delays), len(self.class_names)) + tuple(shape)
+        self.open, self.sums, self.counts = 0, None, None   # open block number (1-based; 0 = none)
+
+    def block_of(self, batch):
+        return next(b for b, (lo, hi) in enumerate(self.ranges, 1) if lo <= batch < hi)
+
+    def add(self, batch, sums, counts):
+        b = self.block_of(batch)
+        if b != self.open:
+            self.finish()
+            self.open = b
+            self.sums, self.counts = np.zeros(self.shape, np.float64), np.zeros(self.shape[:2], np.int64)
         self.sums += sums
         self.counts += counts
 
-    def add_matrices(self, out, masks, delays_index):
-        """Accumulate dumped matrices: masks [C, R, T] over source positions."""
-        for k, (ts, g) in out.items():
-            w = masks[:, :, ts - k]                                            # [C, R, n_k]
-            self.sums[delays_index[k]] += np.einsum("crn,rnhe->che", w, g.astype(np.float64))
-            self.counts[delays_index[k]] += w.sum(axis=(1, 2)).astype(np.int64)
+    def finish(self):
+        """Write the open block (the part of it inside [first, stop))."""
+        if not self.open:
+            return
+        lo, hi = self.ranges[self.open - 1]
+        arrays = {"sums": self.sums.astype(np.float32), "counts": self.counts, "block": np.int64(self.open),
+                  "blocks": np.int64(self.n_blocks), "first_batch": np.int64(max(lo, self.first)),
+                  "stop_batch": np.int64(min(hi, self.stop)), "delays": np.array(self.delays, np.int64),
+                  "classes": np.array(self.class_names)}
+        write_npz(block_path(self.directory, self.open), arrays)
+        self.open, self.sums, self.counts = 0, None, None
 
     def state(self):
-        return {"sums": self.sums, "counts": self.counts}
+        if not self.open:
+            return {"block_open": np.int64(0)}
+        return {"block_open": np.int64(self.open), "block_sums": self.sums, "block_counts": self.counts}
+
+    def load(self, arrays):
+        self.open = int(arrays["block_open"])
+        if self.open:
+            self.sums, self.counts = arrays["block_sums"], arrays["block_counts"]
+
+
+def write_npz(path, arrays):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+
+    def write(tmp):
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    atomic_write(path, write)
+
+
+def read_blocks(grad_dir):
+    """The complete block files of a pass: list of dicts (numpy arrays) in block order; UserError when absent or partial."""
+    folder = os.path.join(grad_dir, BLOCKS)
+    names = sorted(n for n in os.listdir(folder) if re.fullmatch(r"block_\d+\.npz", n)) if os.path.isdir(folder) else []
+    if not names:
+        raise UserError(f"{folder} holds no block files: run the gradient pass with grad_blocks N")
+    blocks = []
+    for name in names:
+        with np.load(os.path.join(folder, name), allow_pickle=False) as f:
+            blocks.append({key: f[key] for key in f.files})
+    n = int(blocks[0]["blocks"])
+    numbers = [int(b["block"]) for b in blocks]
+    if numbers != list(range(1, n + 1)) or any(int(b["blocks"]) != n for b in blocks):
+        raise UserError(f"{folder} holds blocks {numbers} but not exactly blocks 1..{n} of one split: "
+                        "rerun the pass (or the merge) into an empty grad_dir")
+    return blocks
+
+
+class GradientAverages:
+    """Running float64 sums of G per delay and class; writes delay_{k}_avg[_{class}].npy and counts."""
+
+    def __init__(self, directory, delays, class_names, shape, blocks=None):
+        self.directory, self.delays, self.class_names = directory, delays, class_names
+        self.sums = np.zeros((len(delays), len(class_names) + 1) + tuple(shape), np.float64)
+        self.counts = np.zeros((len(delays), len(class_names) + 1), np.int64)
+        self.blocks = blocks        # a GradientBlocks, or None
+
+    def add(self, sums, counts, batch=None):
+        """sums [D, C, H, E], counts [D, C] of (part of) batch `batch` (needed with blocks)."""
+        self.sums += sums
+        self.counts += counts
+        if self.blocks is not None:
+            self.blocks.add(batch, sums, counts)
+
+    def add_matrices(self, out, masks, delays_index, batch=None):
+        """Accumulate dumped matrices: masks [C, R, T] over source positions."""
+        sums, counts = np.zeros_like(self.sums), np.zeros_like(self.counts)
+        for k, (ts, g) in out.items():
+            w = masks[:, :, ts - k]                                            # [C, R, n_k]
+            sums[delays_index[k]] = np.einsum("crn,rnhe->che", w, g.astype(np.float64))
+            counts[delays_index[k]] = w.sum(axis=(1, 2)).astype(np.int64)
+        self.add(sums, counts, batch)
+
+    def state(self):
+        extra = self.blocks.state() if self.blocks is not None else {}
+        return {"sums": self.sums, "counts": self.counts, **extra}
 
     def load(self, arrays):
         self.sums, self.counts = arrays["sums"], arrays["counts"]
+        if self.blocks is not None:
+            self.blocks.load(arrays)
 
     def write(self, log):
         names = [None] + list(self.class_names)
@@ -229,11 +333,35 @@ def merge_shards(grad_dir, log=print):
             with np.load(os.path.join(found[(i, count)], SHARD_SUMS_FILE), allow_pickle=False) as sums:
                 averages.add(sums["sums"], sums["counts"])
         averages.write(log)
+        if first.get("grad_blocks"):
+            merge_blocks([found[(i, count)] for i in range(1, count + 1)], grad_dir, first["grad_blocks"], n_batches)
     losses = [r["loss_sum"] for r in records]
     perplexity = None if None in losses else math.exp(sum(losses) / (n_batches * first["num_steps"]))
-    record = {key: first[key] for key in ("fingerprint", "time_steps", "delays", "classes", "config")}
+    record = {key: first.get(key) for key in ("fingerprint", "time_steps", "delays", "classes", "config", "grad_blocks")}
     record.update({"batches_done": n_batches, "batches": n_batches, "loss_sum": None if perplexity is None else sum(losses),
                    "complete": True, "perplexity": perplexity, "merged_shards": count})
     atomic_write_text(progress_path, json.dumps(record, indent=1) + "\n")
     log(f"Merged {count} shards ({n_batches} batches) into {grad_dir}")
     return perplexity
+
+
+def merge_blocks(shard_folders, grad_dir, n_blocks, n_batches):
+    """Add the parts of every block that the shards wrote into GRAD_DIR/blocks/block_{b}.npz (sums in float64, then float32)."""
+    parts = {}
+    for folder in shard_folders:
+        for name in sorted(os.listdir(os.path.join(folder, BLOCKS))):
+            with np.load(os.path.join(folder, BLOCKS, name), allow_pickle=False) as f:
+                parts.setdefault(int(f["block"]), []).append({key: f[key] for key in f.files})
+    for b in range(1, n_blocks + 1):
+        lo, hi = shard_range(n_batches, b, n_blocks)
+        pieces = sorted(parts.get(b, []), key=lambda p: int(p["first_batch"]))
+        covered = [(int(p["first_batch"]), int(p["stop_batch"])) for p in pieces]
+        if not pieces or covered[0][0] != lo or covered[-1][1] != hi or any(
+                a[1] != c[0] for a, c in zip(covered, covered[1:])):
+            raise UserError(f"the shards' files of block {b} cover batches {covered}, not [{lo}, {hi}): rerun the "
+                            "shards of that range")
+        merged = dict(pieces[0])
+        merged["sums"] = np.sum([p["sums"].astype(np.float64) for p in pieces], axis=0).astype(np.float32)
+        merged["counts"] = np.sum([p["counts"] for p in pieces], axis=0)
+        merged["first_batch"], merged["stop_batch"] = np.int64(lo), np.int64(hi)
+        write_npz(block_path(grad_dir, b), merged)

@@ -37,7 +37,7 @@ from tf_scripts import cells, formats, lm_data, model_source, run_epoch
 from tf_scripts.errors import UserError, progress_bar
 from tf_scripts.fileio import atomic_write, atomic_write_text
 from tf_scripts.gradient_files import (PROGRESS_FILE, SHARD_SUMS_FILE, SHARDS, STATES_FILE,  # noqa: F401
-                                       SUMS_FILE, GradientAverages, GradientDump, read_progress, shard_dir,
+                                       SUMS_FILE, GradientAverages, GradientBlocks, GradientDump, read_progress, shard_dir,
                                        shard_range)
 from tf_scripts.state_gradients import StateGradients
 
@@ -66,12 +66,14 @@ def _fingerprint(config, model, ids, class_table, time_steps, delays):
     h.update(json.dumps([config.grad_interm, config.grad_layer, config.batch_size, config.num_steps,
                          time_steps, delays, bool(config.grad_dump), bool(config.grad_average),
                          config.grad_dtype, config.pos_class_files(), config.valid_batches,
-                         f"carried state {STATE_DTYPE.name}"]).encode())
+                         f"carried state {STATE_DTYPE.name}"]
+                        # only when set, so that passes from before the key keep their fingerprint
+                        + ([f"blocks {config.grad_blocks}"] if config.grad_blocks else [])).encode())
     return h.hexdigest()
 
 
-def estimate_bytes(n_windows, time_steps, max_delay, size, emb_size, dump, n_averages):
-    """Bytes a run writes: per-window matrices + mapping lines, and the averages."""
+def estimate_bytes(n_windows, time_steps, max_delay, size, emb_size, dump, n_averages, n_blocks=0):
+    """Bytes a run writes: per-window matrices + mapping lines, the averages, and n_blocks copies of the sums."""
     total = 0
     if dump:
         pairs = sum(min(max_delay, t + 1) for t in time_steps)
@@ -80,6 +82,7 @@ def estimate_bytes(n_windows, time_steps, max_delay, size, emb_size, dump, n_ave
         mapping = sum(12 + 8 * (k + 2) for t in time_steps for k in range(min(max_delay, t + 1)))
         total += n_windows * (pairs * per_matrix + mapping)
     total += n_averages * (size * emb_size * 4 + NPY_HEADER_BYTES)
+    total += n_blocks * n_averages * size * emb_size * 4
     return total
 
 
@@ -101,8 +104,10 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
         return os.path.join(grad_dir, f"timestep_{t}") if config.multi_step else grad_dir
 
     dump = GradientDump(folder_of, corpus.id_to_word) if config.grad_dump else None
-    averages = (GradientAverages(grad_dir, delays, class_names, (model.size, model.embedding_size))
-                if config.grad_average else None)
+    shape = (model.size, model.embedding_size)
+    blocks = (GradientBlocks(grad_dir, n_batches, config.grad_blocks, first, stop, delays, class_names, shape)
+              if config.grad_average and config.grad_blocks else None)
+    averages = GradientAverages(grad_dir, delays, class_names, shape, blocks) if config.grad_average else None
     pairs = [(t, k) for k in delays for t in engine.targets[k]]
 
     progress_path = os.path.join(grad_dir, PROGRESS_FILE)
@@ -123,7 +128,8 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
 
     n_averages = len(delays) * (len(class_names) + 1) if averages else 0
     need = estimate_bytes((stop - start) * batch, time_steps, config.max_delay, model.size,
-                          model.embedding_size, dump is not None, n_averages)
+                          model.embedding_size, dump is not None, n_averages,
+                          blocks.n_blocks if blocks else 0)
     free = free_bytes(grad_dir)
     if need > free:
         raise UserError(f"state gradients for {config.path} need about {_gb(need)} in {grad_dir} but only "
@@ -164,7 +170,7 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
         record = {"fingerprint": fingerprint, "batches_done": done - first, "batches": n_batches,
                   "loss_sum": loss_sum if model.has_output_layer else None, "complete": complete,
                   "perplexity": perplexity, "time_steps": time_steps, "delays": delays, "classes": class_names,
-                  "config": config.path}
+                  "config": config.path, "grad_blocks": blocks.n_blocks if blocks else None}
         if shard is not None:   # what the merge needs to check and to write the pass's files
             record.update({"shard": list(shard), "first_batch": first, "stop_batch": stop, "batches_total": n_batches,
                            "num_steps": steps, "grad_average": bool(averages),
@@ -185,10 +191,10 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
                 out, _ = engine.jacobians(inputs[i, rows], sub_state)
                 dump.write(np.arange(rows.start, rows.stop) + i * batch, inputs[i, rows], out)
                 if averages:
-                    averages.add_matrices(out, masks, index)
+                    averages.add_matrices(out, masks, index, i)
             else:
                 sums, counts, _ = engine.class_sums(inputs[i, rows], sub_state, masks)
-                averages.add(sums, counts)
+                averages.add(sums, counts, i)
         cost, state = eval_step(inputs[i], targets[i], state)
         loss_sum += float(cost)
         if time.monotonic() - last_save > checkpoint_seconds and i + 1 < stop:
@@ -199,6 +205,8 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
     perplexity = None
     if shard is None and model.has_output_layer:
         perplexity = math.exp(loss_sum / (n_batches * steps))
+    if blocks:
+        blocks.finish()
     if averages and shard is None:
         averages.write(log)
     elif averages:

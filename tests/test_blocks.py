@@ -1,0 +1,157 @@
+"""Block sums (grad_blocks): recomputed from the dump, adding up to the totals, the same after shards, a merge and a resume."""
+# Shape letters: D delays, C classes (0 = all words), H state, E embedding.
+import json
+import os
+
+import numpy as np
+import pytest
+
+from aux_scripts import analysis
+from tf_scripts import gradient_files, gradient_pass, lm_data
+from tf_scripts.configuration import config_from_dict
+from tf_scripts.errors import UserError
+from tf_scripts.lm import LanguageModel
+
+from tests.tiny_corpus import TAGS
+
+U32 = 2.0 ** -24          # float32 unit roundoff
+CLASSES = [None, ("nouns", {"NN", "NNS"}), ("verbs", {"VBD"})]
+
+
+@pytest.fixture
+def make(tiny_tagged_corpus):
+    root = tiny_tagged_corpus(valid_lines=14)
+
+    def build(grad_dir, batch_size=1, **keys):
+        values = dict(save_path=str(root / "model"), log_dir=str(root / "logs"), data_path=str(root / "data"),
+                      vocab=False, batch_size=batch_size, num_steps=6, size=4, embedding_size=3, basic_cell="LSTM",
+                      num_layers=1, init_scale=0.5, softmax="full", forget_bias=0.2, grad_interm="cell",
+                      time_step="all", max_delay=3, grad_dir=str(root / grad_dir), grad_dtype="float64",
+                      grad_average=True, grad_blocks=4, pos_mapping=str(root / "pos_mapping.txt"),
+                      pos_classes=f"{root / 'nouns.txt'},{root / 'verbs.txt'}")
+        values.update(keys)
+        config = config_from_dict({k: v for k, v in values.items() if v is not None}, train=False)
+        corpus = lm_data.load_corpus(config, need_train=True, need_valid=True, need_test=False)
+        return config, corpus, LanguageModel.from_config(config, corpus.vocab_size)
+    return build, root
+
+
+def _blocks(grad_dir):
+    return gradient_files.read_blocks(str(grad_dir))
+
+
+def _dumped_block_sums(grad_dir, batch_size, ranges, delays):
+    """Per block: {(k, class index): (sum of the dumped float32 matrices, count, largest |G|)}, from files and mapping."""
+    out = [{} for _ in ranges]
+    for t_dir in sorted(os.listdir(grad_dir)):
+        if not t_dir.startswith("timestep_"):
+            continue
+        for k in delays:
+            folder = os.path.join(grad_dir, t_dir, f"delay_{k}")
+            if not os.path.isdir(folder):
+                continue
+            for line in open(os.path.join(folder, "mapping.txt"), encoding="utf-8"):
+                n, word = line.split("\t")[:2]
+                g = np.load(os.path.join(folder, f"{n}.npy")).astype(np.float64)
+                b = next(i for i, (lo, hi) in enumerate(ranges) if lo <= int(n) // batch_size < hi)
+                for c, cls in enumerate(CLASSES):
+                    if cls is None or TAGS.get(word) in cls[1]:
+                        total, count, big = out[b].get((k, c), (0.0, 0, 0.0))
+                        out[b][(k, c)] = (total + g, count + 1, max(big, np.abs(g).max()))
+    return out
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_block_sums_match_the_dump_and_add_up_to_the_totals(make, batch_size):
+    build, root = make
+    config, corpus, model = build("one", batch_size, grad_dump=True)
+    gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
+    n_batches = json.load(open(root / "one" / gradient_files.PROGRESS_FILE))["batches"]
+    blocks = _blocks(root / "one")
+    ranges = [gradient_files.shard_range(n_batches, b, 4) for b in range(1, 5)]
+    assert [(int(b["first_batch"]), int(b["stop_batch"])) for b in blocks] == ranges
+    delays = list(blocks[0]["delays"])
+    assert list(blocks[0]["classes"]) == ["", "nouns", "verbs"] and delays == [0, 1, 2]
+    dumped = _dumped_block_sums(str(root / "one"), batch_size, ranges, delays)
+    for block, want in zip(blocks, dumped):
+        assert block["sums"].dtype == np.float32 and block["sums"].shape == (3, 3, 4, 3)
+        for di, k in enumerate(delays):
+            for c in range(3):
+                total, count, big = want.get((k, c), (np.zeros((4, 3)), 0, 0.0))
+                assert block["counts"][di, c] == count
+                # each dumped matrix is G rounded to float32 (u |G| each), the block file rounds the sum once
+                tol = (count + 1) * U32 * big
+                np.testing.assert_allclose(block["sums"][di, c], total, rtol=0, atol=tol)
+    # the blocks add up to the float64 totals behind the averages: counts exactly, sums within the
+    # roundings of the block files (u |S_b| each) and of the average file (u |mean| times the count)
+    for di, k in enumerate(delays):
+        for c, cls in enumerate(CLASSES):
+            name = None if cls is None else cls[0]
+            count = int(open(analysis.count_path(str(root / "one"), k, name)).read())
+            assert sum(int(b["counts"][di, c]) for b in blocks) == count
+            mean = np.load(analysis.average_path(str(root / "one"), k, name)).astype(np.float64)
+            added = sum(b["sums"][di, c].astype(np.float64) for b in blocks)
+            tol = U32 * (sum(np.abs(b["sums"][di, c]).max() for b in blocks) + count * np.abs(mean).max()) * 1.01
+            np.testing.assert_allclose(added, count * mean, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_shards_and_merge_keep_the_blocks(make, batch_size):
+    build, root = make
+    config, corpus, model = build("one", batch_size, grad_blocks=2)
+    gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
+    one = _blocks(root / "one")
+    config, corpus, model = build("split", batch_size, grad_blocks=2)
+    for i in (1, 2, 3):      # 3 shards of the batches cut a block of 2 in two
+        gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None, shard=(i, 3))
+    parts = {}
+    for i in (1, 2, 3):
+        folder = gradient_files.shard_dir(str(root / "split"), i, 3)
+        for name in os.listdir(os.path.join(folder, gradient_files.BLOCKS)):
+            with np.load(os.path.join(folder, gradient_files.BLOCKS, name)) as f:
+                parts.setdefault(int(f["block"]), []).append(np.abs(f["sums"]).astype(np.float64))
+    assert any(len(p) > 1 for p in parts.values()), "no block is cut by a shard boundary"
+    gradient_files.merge_shards(str(root / "split"), log=lambda s: None)
+    merged = _blocks(root / "split")
+    for a, b in zip(one, merged):
+        for key in ("counts", "block", "blocks", "first_batch", "stop_batch", "delays", "classes"):
+            np.testing.assert_array_equal(a[key], b[key])
+        # a cut block is the float64 sum of float32 parts: u |part| for each part, u |sum| for each file
+        bound = U32 * (sum(parts[int(a["block"])]) + 2 * np.abs(a["sums"]))
+        assert np.all(np.abs(a["sums"].astype(np.float64) - b["sums"]) <= bound * 1.01)
+
+
+def test_an_interrupted_pass_writes_the_same_blocks(make, monkeypatch):
+    build, root = make
+    config, corpus, model = build("whole")
+    gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
+    config, corpus, model = build("cut")
+    real_add, calls = gradient_files.GradientAverages.add, []
+
+    def failing_add(self, *args):
+        calls.append(1)
+        if len(calls) == 6:      # inside block 2 of 4 (the 14-line text gives more than 8 batches)
+            raise KeyboardInterrupt
+        return real_add(self, *args)
+
+    monkeypatch.setattr(gradient_files.GradientAverages, "add", failing_add)
+    with pytest.raises(KeyboardInterrupt):
+        gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None, checkpoint_seconds=0)
+    monkeypatch.setattr(gradient_files.GradientAverages, "add", real_add)
+    logged = []
+    gradient_pass.run_gradient_pass(config, model, corpus, log=logged.append)
+    assert any("Resuming" in line for line in logged)
+    for a, b in zip(_blocks(root / "whole"), _blocks(root / "cut")):
+        for key in a:    # the open block's float64 partial sums were saved and continued: the same bits
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_block_count_refusals(make):
+    build, root = make
+    config, corpus, model = build("many", grad_blocks=10_000)
+    with pytest.raises(UserError, match="grad_blocks 10000 for a pass of .* batches"):
+        gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
+    with pytest.raises(UserError, match="grad_blocks needs grad_average True"):
+        build("none", grad_average=False, pos_mapping=None, pos_classes=None, grad_dump=True)
+    with pytest.raises(UserError, match="holds no block files"):
+        gradient_files.read_blocks(str(root))
