@@ -26,6 +26,7 @@ SCRIPTS = {
     "sg-import": "aux_scripts.import_model",
     "sg-merge-gradients": "aux_scripts.merge_gradients",
     "sg-launch-shards": "aux_scripts.launch_shards",
+    "sg-intervals": "aux_scripts.intervals",
 }
 
 setup(

@@ -1,0 +1,88 @@
+"""sg-intervals: its CSV files recomputed from the block files and the averages, and its refusals."""
+import numpy as np
+import pytest
+
+from aux_scripts import analysis, intervals, uncertainty
+from tf_scripts import gradient_files, gradient_pass, lm_data
+from tf_scripts.configuration import config_from_dict
+from tf_scripts.lm import LanguageModel
+
+U32 = 2.0 ** -24
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A pass over the tiny tagged corpus with 5 blocks, a D, and sg-intervals' output."""
+    from tests import tiny_corpus
+
+    root = tiny_corpus.write(tmp_path_factory.mktemp("intervals"), valid_lines=30)
+    values = dict(save_path=str(root / "model"), log_dir=str(root / "logs"), data_path=str(root / "data"),
+                  vocab=False, batch_size=1, num_steps=6, size=5, embedding_size=3, basic_cell="GRU",
+                  num_layers=1, init_scale=0.5, softmax="full", grad_interm="cell", time_step="all", max_delay=3,
+                  grad_dir=str(root / "grads"), grad_dtype="float32", grad_average=True, grad_dump=False,
+                  grad_blocks=5, pos_mapping=str(root / "pos_mapping.txt"),
+                  pos_classes=f"{root / 'nouns.txt'},{root / 'verbs.txt'}")
+    config = config_from_dict(values, train=False)
+    corpus = lm_data.load_corpus(config, need_train=True, need_valid=True, need_test=False)
+    gradient_pass.run_gradient_pass(config, LanguageModel.from_config(config, corpus.vocab_size), corpus,
+                                    log=lambda s: None)
+    rng = np.random.default_rng(2)
+    d = np.linalg.cholesky(np.cov(rng.normal(size=(50, 3)), rowvar=False))
+    np.save(root / "D.npy", d)
+    assert intervals.main([str(root / "grads"), str(root / "D.npy"), "--out", str(root / "out")]) == 0
+    rows = intervals.read_csv(str(root / "out" / intervals.INTERVALS_CSV), intervals.INTERVAL_COLUMNS)
+    reps = intervals.read_csv(str(root / "out" / intervals.REPLICATES_CSV), intervals.REPLICATE_COLUMNS)
+    return root, d, rows, reps
+
+
+def test_sv_sums_equal_those_of_the_averages(run):
+    root, d, rows, _ = run
+    assert {r["class"] for r in rows} == {"overall", "nouns", "verbs"} and {r["delay"] for r in rows} == {0, 1, 2}
+    blocks = gradient_files.read_blocks(str(root / "grads"))
+    names = ["overall", "nouns", "verbs"]
+    for r in rows:
+        cls = None if r["class"] == "overall" else r["class"]
+        mean = np.load(analysis.average_path(str(root / "grads"), r["delay"], cls)).astype(np.float64)
+        assert r["count"] == int(open(analysis.count_path(str(root / "grads"), r["delay"], cls)).read())
+        # both differ from the float64 mean by their float32 roundings: u |S_b| / n per block file and
+        # u |mean| for the average file, elementwise; a sum of at most min(H, E) singular values moves by
+        # at most min(H, E) times the spectral norm of the change, which is <= its Frobenius norm times |D|_2
+        c, di = names.index(r["class"]), list(blocks[0]["delays"]).index(r["delay"])
+        change = U32 * (sum(np.abs(b["sums"][di, c]) for b in blocks) / r["count"] + np.abs(mean))
+        bound = min(mean.shape) * np.linalg.norm(change) * np.linalg.norm(d, 2)
+        assert abs(r["sv_sum"] - analysis.singular_values(mean, d).sum()) <= bound
+
+
+def test_replicates_recomputed_from_the_block_files(run):
+    root, d, _, reps = run
+    blocks = gradient_files.read_blocks(str(root / "grads"))
+    names = ["overall", "nouns", "verbs"]
+    for r in reps:
+        c, di, j = names.index(r["class"]), list(blocks[0]["delays"]).index(r["delay"]), r["block"] - 1
+        rest = [b for i, b in enumerate(blocks) if i != j]
+        total = sum(b["sums"][di, c].astype(np.float64) for b in rest)
+        count = sum(int(b["counts"][di, c]) for b in rest)
+        assert r["block_count"] == int(blocks[j]["counts"][di, c])
+        assert r["block_positions"] == int(blocks[j]["counts"][di, 0])
+        assert r["loo_sv_sum"] == pytest.approx(np.linalg.svd(total / count @ d, compute_uv=False).sum(), rel=1e-12)
+
+
+def test_intervals_follow_from_the_replicates(run):
+    # the documented schema is enough: estimate, se and interval from replicates.csv alone
+    _, _, rows, reps = run
+    for r in rows:
+        mine = [x for x in reps if x["class"] == r["class"] and x["delay"] == r["delay"]]
+        out = uncertainty.jackknife(r["sv_sum"], [x["loo_sv_sum"] for x in mine], [x["block_positions"] for x in mine])
+        for key in ("estimate", "se", "lo", "hi"):
+            assert r[key] == pytest.approx(float(out[key]), rel=1e-12, abs=1e-15), key
+        assert r["lo"] <= r["estimate"] <= r["hi"] and r["noise_floor"] > 0
+
+
+def test_refusals(run, tmp_path, capsys):
+    root, _, _, _ = run
+    assert intervals.main([str(tmp_path), str(root / "D.npy")]) == 2
+    assert "holds no block files" in capsys.readouterr().err
+    np.save(tmp_path / "D4.npy", np.eye(4))
+    assert intervals.main([str(root / "grads"), str(tmp_path / "D4.npy"), "--out", str(tmp_path)]) == 2
+    assert "the embedding sizes differ" in capsys.readouterr().err
+    assert not (tmp_path / intervals.INTERVALS_CSV).exists()
