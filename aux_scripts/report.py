@@ -10,6 +10,8 @@
 #   classifier/pos.log               pos_classifier_sklearn.py's output (scores)
 #   diff/{NAME}_relative_memory.txt, diff/{NAME}_cos_subspace.txt
 #   pos_mapping.log                  build_pos_mapping.py's coverage line
+#   intervals/intervals.csv, intervals/replicates.csv   sg-intervals' output: with them, every
+#                                    SV sum, fit and finding gets its interval (aux_scripts/verdicts.py)
 # Writes into DIR: report.md, report.html (figures embedded), figures report_*.png and the
 # tables behind them, report_*.csv.
 import argparse
@@ -30,7 +32,7 @@ if __package__ in (None, ""):
 
 import numpy as np  # noqa: E402
 
-from aux_scripts import analysis  # noqa: E402
+from aux_scripts import analysis, intervals, verdicts  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 
 OVERALL = "overall"
@@ -331,6 +333,80 @@ class Document:
                 f"</title><style>{style}</style></head><body>\n" + "\n".join(self.html) + "\n</body></html>\n")
 
 
+def _read_replicates(directory):
+    """verdicts.Replicates from DIR/intervals/, or None when sg-intervals did not run."""
+    folder = os.path.join(directory, "intervals")
+    if not os.path.isfile(os.path.join(folder, intervals.INTERVALS_CSV)):
+        return None
+    rows = intervals.read_csv(os.path.join(folder, intervals.INTERVALS_CSV), intervals.INTERVAL_COLUMNS)
+    reps = intervals.read_csv(os.path.join(folder, intervals.REPLICATES_CSV), intervals.REPLICATE_COLUMNS)
+    return rows, verdicts.Replicates(rows, reps)
+
+
+def _interval(x):
+    return f"{x['estimate']:.4g} [{x['lo']:.4g}, {x['hi']:.4g}]"
+
+
+def _interval_sections(doc, loaded, pos_classes, freq_classes, overall):
+    """The intervals and size controls, the fits and the comparisons; returns ({finding: verdict}, comparison rows)."""
+    rows, reps = loaded
+    by_key = {(r["class"], r["delay"]): r for r in rows}
+    doc.heading("Intervals and class-size controls")
+    doc.para(f"Estimand: for a class c and delay k, ‖E[G·D | c, k]‖_*, the SV sum of the expected state gradient of "
+             f"this model on this text distribution. The validation text is cut into {reps.blocks} contiguous blocks; "
+             "the SV sum of the validation average overestimates the estimand by the noise of the average (about "
+             "n^(-1/2)), so the estimate is bias-corrected by a generalised delete-one-block jackknife, with its "
+             f"standard error and a 95% t interval ({reps.blocks - 1} degrees of freedom; aux_scripts/uncertainty.py "
+             "gives the formulas and references). Noise floor: the SV sum that the average's noise alone gives at "
+             "the class's count (random-sign combinations of its centred block sums): a class with no memory shows "
+             "about this value. Coherence: ‖E[G·D]‖_F, from an unbiased cross-block estimate of its square, which "
+             "does not grow with the noise of a small class.")
+    table_rows = []
+    for cls in [OVERALL] + pos_classes + freq_classes:
+        for k in RANK_DELAYS:
+            r = by_key.get((cls, k))
+            if r is None:
+                continue
+            coherence = math.sqrt(r["coherence_sq"]) if r["coherence_sq"] > 0 else 0.0
+            table_rows.append([cls, k, r["count"], r["sv_sum"], _interval(r), r["noise_floor"], coherence])
+    doc.table(["class", "k", "occurrences", "SV sum of the average", "bias-corrected [95% interval]", "noise floor",
+               "coherence ‖E[G·D]‖_F"], table_rows)
+
+    findings, comparison_rows = {}, []
+    fit_delays = [k for k in sorted(overall) if k >= 1 and reps.has([(OVERALL, k)])]
+    if len(fit_delays) >= 3:
+        keys = [(OVERALL, k) for k in fit_delays]
+        fit_rows = []
+        for model, index in (("exponential", 0), ("power law", 1)):
+            for label, attr in (("a", "a"), ("τ or b", "rate"), ("RMS error of ln", "rmse_log")):
+                out = reps.statistic(lambda v, i=index, a=attr: getattr(
+                    fit_decay(fit_delays, [v[key] for key in keys])[i], a), keys)
+                fit_rows.append([model, label, out["value"], _interval(out)])
+        doc.para("Fits of the overall curve with jackknife intervals (each replicate's curve refitted):")
+        doc.table(["model", "parameter", "on the average", "bias-corrected [95% interval]"], fit_rows)
+    families = {}
+    if len(fit_delays) >= 3:
+        families["the decay is fast but not exponential"] = verdicts.finding_decay(reps, OVERALL, fit_delays, fit_decay)
+    families["singular values shrink with delay"] = verdicts.finding_shrink(reps, OVERALL, list(RANK_DELAYS))
+    if REMEMBERED_POS in pos_classes and len(pos_classes) > 1:
+        others = [c for c in pos_classes if c != REMEMBERED_POS]
+        families["nouns are remembered best among POS classes"] = verdicts.finding_best(
+            reps, REMEMBERED_POS, others, list(RANK_DELAYS))
+    if len(freq_classes) >= 2:
+        families["infrequent words are remembered better and longer"] = verdicts.finding_rare(
+            reps, freq_classes[0], freq_classes[-1], list(RANK_DELAYS), RANK_DELAYS[-1])
+    doc.heading("Comparisons behind the findings")
+    doc.para("Each row: a bias-corrected difference with its 95% interval (not corrected for multiplicity), its p "
+             "(t test) and the Holm-adjusted p within its finding.")
+    for name, (verdict, family) in families.items():
+        findings[name] = verdict
+        doc.para(f"{name}: {verdict}")
+        doc.table(["comparison", "estimate [95% interval]", "p", "Holm p"],
+                  [[c.name, _interval(dataclasses.asdict(c)), c.p, c.p_holm] for c in family])
+        comparison_rows += [[name, c.name, c.estimate, c.se, c.lo, c.hi, c.p, c.p_holm, c.sign] for c in family]
+    return findings, comparison_rows
+
+
 def build_report(directory, title="State-gradient reproduction report"):
     """Write DIR/report.md, report.html, report_*.png and report_*.csv; returns {name: finding verdict}."""
     analysis.check_dir(directory, "reproduce folder")
@@ -445,37 +521,68 @@ def build_report(directory, title="State-gradient reproduction report"):
     else:
         doc.para("Not computed (no classifier/pos.log).")
 
+    # -- intervals, controls and the findings judged with them
+    reps = _read_replicates(directory)
+    interval_findings, comparison_rows = {}, []
+    if reps is not None:
+        interval_findings, comparison_rows = _interval_sections(doc, reps, pos_classes, freq_classes, overall)
+
     # -- findings
     doc.heading("The papers' findings on this model")
-    doc.para("Rules: 'singular values shrink' holds when the overall sum falls at every delay step; "
-             "'fast but not exponential' holds when the power law fits ln(sum) better; 'nouns best' holds "
-             f"when {REMEMBERED_POS} rank first among the POS classes at every delay of {RANK_DELAYS}, partly "
-             "at some; 'infrequent words better and longer' holds when the rarest bin is above the most "
-             "frequent at every ranking delay and keeps a larger share of its delay-1 value at the last "
-             "ranking delay, partly when one of the two is true.")
-    findings = {
+    point = {
         "singular values shrink with delay": finding_shrink(overall),
         "the decay is fast but not exponential": finding_decay(exp_fit, pow_fit),
         "nouns are remembered best among POS classes": finding_nouns(rank_tables.get("POS", {})),
         "infrequent words are remembered better and longer": finding_frequency(
             table, freq_classes, RANK_DELAYS),
     }
-    doc.table(["finding", "verdict", "numbers"], [[name, v, text] for name, (v, text) in findings.items()])
+    if interval_findings:
+        doc.para("Rules with intervals (each finding is one family of comparisons, Holm-corrected; a comparison is "
+                 f"'above' or 'below' when its adjusted p < {verdicts.ALPHA}): 'singular values shrink' holds when "
+                 f"the overall sum falls between every two consecutive delays of {RANK_DELAYS}, does not hold when it "
+                 "rises between any; 'fast but not exponential' holds when the power law's RMS log error is below "
+                 "the exponential's, does not hold when above; 'nouns best' holds when nouns are above every other "
+                 "POS class at every ranking delay, does not hold when some class is above nouns at every ranking "
+                 "delay, partly when nouns are above all others at some delay; 'infrequent words better and longer' "
+                 "holds when the rarest bin is above the most frequent at every ranking delay and keeps a larger "
+                 "share of its delay-1 value at the last, does not hold when none is above and some below, partly "
+                 "when some are above. Otherwise: inconclusive. The point-estimate verdicts (the rules below the table, without "
+                 "intervals) are shown beside them.")
+    doc.para("Rules from point estimates: 'singular values shrink' holds when the overall sum falls at every delay "
+             "step; 'fast but not exponential' holds when the power law fits ln(sum) better; 'nouns best' holds "
+             f"when {REMEMBERED_POS} rank first among the POS classes at every delay of {RANK_DELAYS}, partly "
+             "at some; 'infrequent words better and longer' holds when the rarest bin is above the most "
+             "frequent at every ranking delay and keeps a larger share of its delay-1 value at the last "
+             "ranking delay, partly when one of the two is true.")
+    findings = {}
+    for name, (verdict, text) in point.items():
+        if name in interval_findings:
+            findings[name] = (interval_findings[name], verdict, text)
+        else:
+            findings[name] = (verdict, None, text) if interval_findings else (verdict, verdict, text)
+    if interval_findings:
+        doc.table(["finding", "verdict (intervals)", "verdict (point estimates)", "numbers"],
+                  [[name, v, pv, text] for name, (v, pv, text) in findings.items()])
+    else:
+        doc.table(["finding", "verdict", "numbers"], [[name, v, text] for name, (v, _, text) in findings.items()])
 
     files = {
         "report_fits.csv": fits_csv.encode(),
         "report_ranking.csv": ranking_csv.encode(),
         "report_relative_memory.csv": _csv(memory_rows, ["difference", "delay", "relative_memory",
                                                          "subspace_cosine"]).encode(),
-        "report_findings.csv": _csv([[n, v, t] for n, (v, t) in findings.items()],
-                                    ["finding", "verdict", "numbers"]).encode(),
+        "report_findings.csv": _csv([[n, v, pv, t] for n, (v, pv, t) in findings.items()],
+                                    ["finding", "verdict", "point_verdict", "numbers"]).encode(),
     }
+    if comparison_rows:
+        files["report_comparisons.csv"] = _csv(comparison_rows, ["finding", "comparison", "estimate", "se", "lo", "hi",
+                                                                 "p", "p_holm", "sign"]).encode()
     files.update(doc.figures)
     files["report.md"] = doc.markdown().encode()
     files["report.html"] = doc.html_page(title).encode()
     for name, data in files.items():
         analysis.atomic_write(path(name), lambda tmp, data=data: open(tmp, "wb").write(data))
-    return {name: verdict for name, (verdict, _) in findings.items()}
+    return {name: verdict for name, (verdict, _, _) in findings.items()}
 
 
 def _main(argv):

@@ -45,12 +45,14 @@ PROGRAMS = {
     "sg-relative-memory": "aux_scripts.relative_memory",
     "sg-cos-subspace-diff-vector": "aux_scripts.cos_subspace_diff_vector",
     "sg-report": "aux_scripts.report",
+    "sg-intervals": "aux_scripts.intervals",
 }
 POS_CLASSES = ("nouns", "verbs", "adjectives", "adverbs", "determiners", "prepositions", "pronouns",
                "conjunctions", "numbers")
 POS_CLASS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pos_classes")
 DIFFERENCES = (("NNS", "NN"), ("VBZ", "VBP"))   # plural - singular noun, 3rd person - other present verb
 MAX_DELAY = 50
+BLOCKS = 20         # grad_blocks of the gradient pass: the jackknife's units of text (fewer with --valid-windows)
 SUBSPACE_COLUMNS = 5
 # The keys of the training config that the --notrain passes need; the training keys are left out,
 # so that changing one of those does not rerun the analysis of a given model.
@@ -194,6 +196,7 @@ class Options:
     treebank: tuple = ()
     classifier_grid: str = "full"
     min_valid_tokens: int = 1000
+    blocks: int = BLOCKS
 
 
 def _config_text(source, values, purpose):
@@ -248,6 +251,9 @@ def plan(opts):
                  ("pos_classes", ",".join(pos_files + [p("classes", "freq")]))]
     if opts.valid_windows:
         grad_keys.append(("valid_batches", opts.valid_windows))
+    blocks = min(opts.blocks, opts.valid_windows or opts.blocks)
+    if blocks >= 2:
+        grad_keys.append(("grad_blocks", blocks))
     configs = {
         p("configs", "model.config"): _config_text(opts.config, base + [("log", "model")],
                                                    "the model for the --notrain passes"),
@@ -333,7 +339,7 @@ def plan(opts):
                       [Command(["sg-main", "--notrain", "--notest", "--config", grad_cfg], p("logs", "gradients.out"))],
                       inputs=[m_weights, m_dict, valid_file, data_files[0], p("classes"), *pos_files],
                       keys={**data_keys, **model_keys, "num_steps": config.num_steps,
-                            "valid_batches": opts.valid_windows, "max_delay": MAX_DELAY},
+                            "valid_batches": opts.valid_windows, "max_delay": MAX_DELAY, "grad_blocks": blocks},
                       outputs=[p("gradients", "delay_0_avg.npy")], clean=[p("gradients")]))
 
     # -- embedding, normalisation, classifier
@@ -362,6 +368,13 @@ def plan(opts):
                                 "--labels", f"{config.basic_cell} E{config.embedding_size} H{config.size}",
                                 "--out", p("svs.png")], p("logs", "svs.out"))],
                       inputs=[averages, d_norm], outputs=[p("svs.csv"), p("svs.png")]))
+    if blocks >= 2:
+        steps.append(Step("intervals", f"bias-corrected SV sums with jackknife intervals over {blocks} blocks of the "
+                          "validation text, noise floors and coherence (sg-intervals)",
+                          [Command(["sg-intervals", p("gradients"), d_norm, "--out", p("intervals")],
+                                   p("logs", "intervals.out"))],
+                          inputs=[p("gradients", "blocks"), d_norm],
+                          outputs=[p("intervals", "intervals.csv"), p("intervals", "replicates.csv")]))
     diff_commands, diff_outputs = [Command(["rm", "-rf", p("diff")]), Command(["mkdir", "-p", p("diff")])], []
     for a, b in DIFFERENCES:
         vector = p("diff", f"{a}-{b}.npy")
@@ -380,7 +393,8 @@ def plan(opts):
     steps.append(Step("report", "report.md, report.html, figures and tables",
                       [Command(["sg-report", out], p("logs", "report.out"))],
                       inputs=[p("svs.csv"), p("test_perplexity.txt"), p("gradients", "grad_progress.json"),
-                              p("classes"), p("classifier", "pos.log"), p("diff"), p("pos_mapping_pos.txt")],
+                              p("classes"), p("classifier", "pos.log"), p("diff"), p("pos_mapping_pos.txt"),
+                              p("intervals")],
                       outputs=[p("report.md"), p("report.html")]))
     return steps, configs
 
@@ -502,6 +516,9 @@ def _parse_args(argv):
     parser.add_argument("--min-valid-tokens", type=int, default=1000, metavar="N",
                         help="frequency bins (training counts 1-9, 10-99, ...) with fewer validation tokens are "
                              "merged into their more frequent neighbour (default 1000)")
+    parser.add_argument("--blocks", type=int, default=BLOCKS, metavar="N",
+                        help=f"contiguous blocks of the validation text for the intervals (grad_blocks; default "
+                             f"{BLOCKS}, at most --valid-windows; 0: no blocks and no intervals)")
     parser.add_argument("--dry-run", action="store_true",
                         help="write the derived configs to DIR/configs and print every step as plain commands "
                              "(console scripts of this package, test/cp/mkdir/rm) instead of running them")
@@ -523,13 +540,15 @@ def _main(argv):
     for path in [args.pos_mapping, *conll, *treebank]:
         if path and not os.path.isfile(path):
             raise UserError(f"POS data file {path} not found")
+    if args.blocks == 1 or args.blocks < 0:
+        raise UserError(f"--blocks must be 0 (no intervals) or >= 2, got {args.blocks}")
     if args.valid_windows is not None and args.valid_windows < 1:
         raise UserError(f"--valid-windows must be >= 1, got {args.valid_windows}")
     name = os.path.splitext(os.path.basename(args.config))[0]
     opts = Options(config=args.config, out=args.out or os.path.join("runs", "reproduce", name), model=args.model,
                    valid_windows=args.valid_windows, pos_mapping=args.pos_mapping, conll=tuple(conll),
                    treebank=tuple(treebank), classifier_grid=args.classifier_grid,
-                   min_valid_tokens=args.min_valid_tokens)
+                   min_valid_tokens=args.min_valid_tokens, blocks=args.blocks)
     reproduce(opts, dry_run=args.dry_run)
     return 0
 

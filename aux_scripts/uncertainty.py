@@ -37,8 +37,12 @@ LEVEL = 0.95
 
 
 def nuclear_norm(matrices):
-    """Sum of singular values of [..., H, E] -> [...] (float64)."""
-    return np.linalg.svd(np.asarray(matrices, np.float64), compute_uv=False).sum(axis=-1)
+    """Sum of singular values of [..., H, E] -> [...] (float64); NaN for a matrix with a NaN (an empty average)."""
+    matrices = np.asarray(matrices, np.float64)
+    out = np.full(matrices.shape[:-2], np.nan)
+    finite = np.isfinite(matrices).all(axis=(-2, -1))
+    out[finite] = np.linalg.svd(matrices[finite], compute_uv=False).sum(axis=-1)
+    return out
 
 
 def leave_one_out_means(sums, counts):

@@ -95,7 +95,7 @@ def test_end_to_end_writes_report_and_every_step_output(trained_run, project):
     out, log = trained_run
     steps = _step_lines(log)
     assert list(steps) == ["data", "train", "model", "test_perplexity", "pos_mapping", "freq_classes", "gradients",
-                           "embedding", "normalise", "classifier", "svs", "diff", "report"]
+                           "embedding", "normalise", "classifier", "svs", "intervals", "diff", "report"]
     assert all(" s" in line and "skipped" not in line for line in steps.values())
     # the model trained into the config's save_path, and was copied (not moved) into DIR/model
     assert filecmp.cmp(project / "model" / "weights.npz", out / "model" / "weights.npz", shallow=False)
@@ -189,7 +189,7 @@ def test_changed_config_value_reruns_only_downstream_steps(trained_run, project)
     status, log = _run(project, ["--config", "changed_t.config"] + base)
     assert status == 0, log
     ran = {name for name, line in _step_lines(log).items() if "skipped" not in line}
-    assert ran == {"data", "gradients", "svs", "diff", "report"}
+    assert ran == {"data", "gradients", "svs", "intervals", "diff", "report"}
     assert not (project / "C" / "gradients" / "delay_6_avg.npy").exists()   # T = 6: delays 0..5 only
     assert (project / "C" / "gradients" / "delay_5_avg.npy").exists()
 

@@ -1,0 +1,155 @@
+"""The papers' findings judged with intervals: statistics of sg-intervals' replicates, Holm within a finding, stated rules."""
+# Shape letters: N blocks.
+#
+# A statistic is any function of the SV sums {(class, delay): value}; evaluated on all blocks
+# and on every leave-one-block-out replicate (replicates.csv), it gets a bias-corrected
+# estimate, standard error, 95% interval and p-value (aux_scripts/uncertainty.py). A finding
+# is a family of such comparisons; Holm's correction runs over the family, and a comparison
+# counts as "above" ("below") when its Holm-adjusted p is below ALPHA and its estimate is
+# positive (negative).
+import dataclasses
+
+import numpy as np
+
+from aux_scripts import uncertainty
+
+ALPHA = 0.05
+HOLDS, PARTLY, NOT, INCONCLUSIVE = "holds", "partly", "does not hold", "inconclusive"
+
+
+class Replicates:
+    """SV sums on all blocks and on all but block j, per (class, delay), from sg-intervals' two CSV files."""
+
+    def __init__(self, interval_rows, replicate_rows):
+        self.value = {(r["class"], r["delay"]): r["sv_sum"] for r in interval_rows}
+        grouped = {}
+        for r in replicate_rows:
+            grouped.setdefault((r["class"], r["delay"]), []).append((r["block"], r["loo_sv_sum"], r["block_positions"]))
+        self.loo, self.sizes = {}, {}
+        for key, items in grouped.items():
+            items.sort()
+            self.loo[key] = np.array([v for _, v, _ in items])
+            self.sizes[key] = np.array([m for _, _, m in items], np.float64)
+        self.blocks = len(next(iter(self.loo.values())))
+
+    def has(self, keys):
+        return all(key in self.value and key in self.loo for key in keys)
+
+    def statistic(self, f, keys, exponent=uncertainty.SV_EXPONENT):
+        """uncertainty.jackknife of f({key: value}) over the replicates; the block sizes are the keys' mean."""
+        full = f({key: self.value[key] for key in keys})
+        loo = [f({key: self.loo[key][j] for key in keys}) for j in range(self.blocks)]
+        sizes = np.mean([self.sizes[key] for key in keys], axis=0)
+        out = uncertainty.jackknife(full, np.array(loo), sizes, exponent=exponent)
+        out["p"] = float(uncertainty.t_pvalue(out["estimate"], out["se"], out["df"]))
+        return {key: float(value) if np.ndim(value) == 0 else value for key, value in out.items()}
+
+
+@dataclasses.dataclass
+class Comparison:
+    name: str
+    estimate: float
+    se: float
+    lo: float
+    hi: float
+    p: float
+    p_holm: float = float("nan")
+
+    @property
+    def sign(self):
+        """+1 above, -1 below, 0 when the Holm-adjusted p is not below ALPHA."""
+        if not self.p_holm < ALPHA:
+            return 0
+        return 1 if self.estimate > 0 else -1
+
+
+def compare(reps, name, f, keys, exponent=uncertainty.SV_EXPONENT):
+    out = reps.statistic(f, keys, exponent)
+    return Comparison(name, out["estimate"], out["se"], out["lo"], out["hi"], out["p"])
+
+
+def holm_family(comparisons):
+    """Fill in p_holm over the family; returns it."""
+    adjusted = uncertainty.holm([c.p for c in comparisons]) if comparisons else []
+    for c, p in zip(comparisons, adjusted):
+        c.p_holm = float(p)
+    return comparisons
+
+
+def difference(reps, a, b, k):
+    return compare(reps, f"{a} − {b} at k = {k}", lambda v: v[(a, k)] - v[(b, k)], [(a, k), (b, k)])
+
+
+def finding_shrink(reps, overall, delays):
+    """Holds when the overall SV sum falls significantly between every pair of consecutive ranking delays."""
+    steps = [(a, b) for a, b in zip(delays, delays[1:]) if reps.has([(overall, a), (overall, b)])]
+    family = holm_family([compare(reps, f"k = {a} − k = {b}", lambda v, a=a, b=b: v[(overall, a)] - v[(overall, b)],
+                                  [(overall, a), (overall, b)]) for a, b in steps])
+    signs = [c.sign for c in family]
+    if not family:
+        return INCONCLUSIVE, family
+    if all(s > 0 for s in signs):
+        return HOLDS, family
+    if any(s < 0 for s in signs):
+        return NOT, family
+    return (PARTLY if any(s > 0 for s in signs) else INCONCLUSIVE), family
+
+
+def decay_statistic(delays, fit_decay):
+    """f(values) = RMS log error of the exponential minus that of the power law (> 0: the power law fits better)."""
+    def f(values):
+        exp_fit, pow_fit = fit_decay(delays, [values[k] for k in delays])
+        return exp_fit.rmse_log - pow_fit.rmse_log
+    return f
+
+
+def finding_decay(reps, overall, delays, fit_decay):
+    """Holds when the power law's RMS log error is significantly below the exponential's, does not hold when above."""
+    keys = [(overall, k) for k in delays]
+    family = holm_family([compare(reps, "RMS(ln) exponential − power law",
+                                  lambda v: decay_statistic(delays, fit_decay)({k: v[(overall, k)] for k in delays}),
+                                  keys)])
+    sign = family[0].sign
+    return {1: HOLDS, -1: NOT, 0: INCONCLUSIVE}[sign], family
+
+
+def finding_best(reps, best, others, delays):
+    """`best` compared with every other class at every delay (one Holm family).
+
+    holds: above every other class at every delay; does not hold: at every delay some class is
+    above it; partly: above every other class at some delay; inconclusive otherwise.
+    """
+    family = holm_family([difference(reps, best, c, k) for k in delays for c in others
+                          if reps.has([(best, k), (c, k)])])
+    by_delay = {}
+    for c in family:
+        by_delay.setdefault(c.name.rsplit("k = ", 1)[1], []).append(c.sign)
+    if not family:
+        return INCONCLUSIVE, family
+    if all(c.sign > 0 for c in family):
+        return HOLDS, family
+    if all(any(s < 0 for s in signs) for signs in by_delay.values()):
+        return NOT, family
+    if any(all(s > 0 for s in signs) for signs in by_delay.values()):
+        return PARTLY, family
+    return INCONCLUSIVE, family
+
+
+def finding_rare(reps, rare, frequent, delays, far):
+    """Rarest minus most frequent bin at every delay, and the share of the delay-1 value kept at `far` (one family).
+
+    holds: all above; does not hold: none above and some below; partly: some above; inconclusive:
+    none significant.
+    """
+    family = [difference(reps, rare, frequent, k) for k in delays if reps.has([(rare, k), (frequent, k)])]
+    if reps.has([(rare, 1), (rare, far), (frequent, 1), (frequent, far)]):
+        family.append(compare(reps, f"share kept from k = 1 to {far}: {rare} − {frequent}",
+                              lambda v: v[(rare, far)] / v[(rare, 1)] - v[(frequent, far)] / v[(frequent, 1)],
+                              [(rare, 1), (rare, far), (frequent, 1), (frequent, far)]))
+    holm_family(family)
+    signs = [c.sign for c in family]
+    if not family or not any(signs):
+        return INCONCLUSIVE, family
+    if all(s > 0 for s in signs):
+        return HOLDS, family
+    return (PARTLY if any(s > 0 for s in signs) else NOT), family
