@@ -27,6 +27,7 @@ SCRIPTS = {
     "sg-merge-gradients": "aux_scripts.merge_gradients",
     "sg-launch-shards": "aux_scripts.launch_shards",
     "sg-intervals": "aux_scripts.intervals",
+    "sg-pos-tagger": "aux_scripts.pos_tagger",
 }
 
 setup(
@@ -56,6 +57,7 @@ setup(
         "tqdm>=4.66",
         "h5py>=3.10",          # Keras .h5/.keras files (sg-import)
         "safetensors>=0.4",    # PyTorch .safetensors state dicts (sg-import); torch itself is never needed
+        "nltk>=3.9",           # the averaged-perceptron POS tagger of sg-pos-tagger, trained from scratch
     ],
     # cluster: the Dask engine of sg-launch-shards (Slurm, or any scheduler, needs nothing extra)
     extras_require={"test": ["pytest>=8"], "cluster": ["dask[distributed]>=2024.1"]},
