@@ -156,7 +156,12 @@ KEYS = {
     "grad_dump": Key("bool", "False: do not write the per-window matrices and mapping.txt.",
                      default=True, new=True),
     "pos_mapping": Key("str", "Word -> POS tags file for the per-class averages.",
-                       required="pos_classes", new=True),
+                       required="pos_classes_by_type", new=True),
+    "pos_tokens": Key("str", "NEW: the tags of every token of the validation data, in context (sg-pos-tagger's "
+                      "NAME.tags: one line per data line, one field per word and <eos> last; a field may join "
+                      "several tags with '|'). The classes of pos_classes then select tokens by these tags "
+                      "instead of words by pos_mapping, so a token belongs to the classes of its own tags.",
+                      new=True),
     "pos_classes": Key("str", "Comma-separated POS class files (one tag per line); each gives "
                        "delay_{k}_avg_{class}.npy. A folder stands for every .txt file in it (name "
                        "order). Needs grad_average True.", required="pos_mapping",
@@ -180,6 +185,8 @@ _REQUIRED_WHEN = {
                        lambda v, train: train and v["trainer"] == "earlyStopping"),
     "grad_interm": ("with grad_interm", lambda v, train: v["grad_interm"] is not None),
     "pos_classes": ("with pos_classes", lambda v, train: v["pos_classes"] is not None),
+    "pos_classes_by_type": ("with pos_classes and no pos_tokens",
+                            lambda v, train: v["pos_classes"] is not None and v["pos_tokens"] is None),
     "pos_mapping": ("with pos_mapping", lambda v, train: v["pos_mapping"] is not None),
 }
 
@@ -409,6 +416,13 @@ def _cross_check(c, train, valid):
         if not valid:
             fail("grad_interm", "grad_interm needs --valid (gradients are computed during the "
                  "validation pass)")
+        if c.pos_tokens is not None and c.pos_mapping is not None:
+            fail("pos_tokens", "pos_tokens and pos_mapping exclude each other: the classes come from the tags "
+                 "of each token (pos_tokens) or of each word type (pos_mapping)")
+        if c.pos_tokens is not None and "WikiText" in c.data_path:
+            fail("pos_tokens", "pos_tokens needs one data line per sentence; WikiText data also splits lines at ' . '")
+        if c.pos_tokens is not None and c.pos_classes is None:
+            fail("pos_tokens", "pos_tokens needs pos_classes (the class files whose tags select tokens)")
         if c.grad_blocks is not None and not c.grad_average:
             fail("grad_blocks", "grad_blocks needs grad_average True (blocks keep sums of what is averaged)")
         if not c.grad_dump and not c.grad_average:

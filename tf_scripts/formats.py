@@ -16,7 +16,7 @@ import re
 import numpy as np
 
 from tf_scripts.errors import UserError
-from tf_scripts.fileio import atomic_write_text, read_lines
+from tf_scripts.fileio import atomic_write_text, read_lines, read_text
 
 NPZ_NAME = "all.npz"
 MAPPING_NAME = "mapping.txt"
@@ -135,6 +135,44 @@ def class_masks(pos_mapping, class_files, id_to_word):
     for c, path in enumerate(class_files, start=1):
         tags = read_pos_class(path)
         table[c] = [1.0 if mapping.get(w, set()) & tags else 0.0 for w in id_to_word]
+    return table
+
+
+def read_token_tags(tags_path, data_path, eos, encoding="utf-8"):
+    """The tag sets of every token of data_path, in the order lm_data.read_words gives its tokens.
+
+    tags_path: one line per line of data_path, one field per word and a last field for the line's
+    <eos>; a field may join several tags with '|'. eos False (no_eos): the <eos> fields are
+    dropped, as the data has no <eos> tokens. UserError naming the file and line on a mismatch.
+    """
+    data = read_text(data_path, "data file", encoding, newline="").split("\n")
+    tags = read_text(tags_path, "pos_tokens file", "utf-8", newline="").split("\n")
+    # a final newline ends the last line: it gives an <eos> and no line after it
+    ends_with_newline = data[-1] == ""
+    if ends_with_newline:
+        data.pop()
+    if tags and tags[-1] == "":
+        tags.pop()
+    if len(tags) != len(data):
+        raise UserError(f"{tags_path} has {len(tags)} lines but {data_path} has {len(data)}: pos_tokens needs one "
+                        "line of tags per data line")
+    out = []
+    for lineno, (words, fields) in enumerate(zip(data, tags), start=1):
+        words, fields = words.split(), fields.split()
+        if len(fields) != len(words) + 1:
+            raise UserError(f"{tags_path} line {lineno}: {len(fields)} tags for the {len(words)} words of {data_path} "
+                            f"line {lineno} and its <eos> (expected {len(words) + 1})")
+        has_eos = eos and (ends_with_newline or lineno < len(data))
+        out += [set(field.split("|")) for field in fields[:len(words) + has_eos]]
+    return out
+
+
+def token_class_masks(token_tags, class_files):
+    """[C+1, n] 0/1 table over the tokens: row 0 all tokens, row c: tokens with a tag in class file c."""
+    table = np.ones((len(class_files) + 1, len(token_tags)), np.float64)
+    for c, path in enumerate(class_files, start=1):
+        tags = read_pos_class(path)
+        table[c] = [1.0 if own & tags else 0.0 for own in token_tags]
     return table
 
 

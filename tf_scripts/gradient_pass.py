@@ -92,7 +92,7 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
     shard (i, N): compute only the i-th of N contiguous batch ranges, in GRAD_DIR/shards/i-of-N/
     (gradient_files explains the split and the merge); returns None, the perplexity is the merge's.
     """
-    model, inputs, targets, engine, class_names, table, fingerprint = _prepare(config, model, corpus)
+    model, inputs, targets, engine, class_names, (table, positions), fingerprint = _prepare(config, model, corpus)
     batch, steps = config.batch_size, config.num_steps
     n_batches = inputs.shape[0]
     first, stop = (0, n_batches) if shard is None else shard_range(n_batches, *shard)
@@ -186,7 +186,7 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
         for r0 in range(0, batch, chunk):
             rows = slice(r0, min(batch, r0 + chunk))
             sub_state = tuple(tuple(s[rows] for s in layer) for layer in state)
-            masks = table[:, inputs[i, rows]]                              # [C, R, T]
+            masks = table[:, positions[i, rows]]                           # [C, R, T]
             if dump:
                 out, _ = engine.jacobians(inputs[i, rows], sub_state)
                 dump.write(np.arange(rows.start, rows.stop) + i * batch, inputs[i, rows], out)
@@ -233,9 +233,22 @@ def _prepare(config, model, corpus):
                             time_steps=config.time_steps(), max_delay=config.max_delay, num_steps=config.num_steps)
     class_files = config.pos_class_files() if config.grad_average else []
     class_names = [formats.class_name(p) for p in class_files]
-    table = formats.class_masks(config.pos_mapping, class_files, corpus.id_to_word)
+    if config.pos_tokens and class_files:
+        # classes of tokens in context: the table runs over token positions, and `positions` says which
+        # position every window entry is (make_windows of 0..n-1 cuts positions as it cuts ids)
+        token_tags = formats.read_token_tags(config.pos_tokens, lm_data.data_file(config, "valid"),
+                                             eos=not config.no_eos, encoding=config.encoding)
+        if len(token_tags) != len(corpus.valid):
+            raise UserError(f"{config.pos_tokens} tags {len(token_tags)} tokens but the validation data has "
+                            f"{len(corpus.valid)}")
+        table = formats.token_class_masks(token_tags, class_files)
+        positions, _ = lm_data.make_windows(np.arange(len(corpus.valid)), config.batch_size, config.num_steps,
+                                            max_windows=config.valid_batches)
+    else:
+        table = formats.class_masks(config.pos_mapping, class_files, corpus.id_to_word)
+        positions = inputs       # the type table runs over word ids
     fingerprint = _fingerprint(config, model, corpus.valid, table, config.time_steps(), engine.delays)
-    return model, inputs, targets, engine, class_names, table, fingerprint
+    return model, inputs, targets, engine, class_names, (table, positions), fingerprint
 
 
 def entering_states(model, inputs, targets):

@@ -1,0 +1,111 @@
+"""Classes from tags in context (pos_tokens): the tag file's alignment with the data, and the pass's per-token classes."""
+import numpy as np
+import pytest
+
+from aux_scripts import analysis
+from tf_scripts import formats, gradient_pass, lm_data
+from tf_scripts.configuration import config_from_dict
+from tf_scripts.errors import UserError
+from tf_scripts.lm import LanguageModel
+
+from tests.tiny_corpus import TAGS
+
+
+def test_token_tags_follow_read_words(tmp_path):
+    data, tags = tmp_path / "d.txt", tmp_path / "d.tags"
+    data.write_text("a b\n\nc\n")
+    tags.write_text("X Y|Z <eos>\n<eos>\nW <eos>\n")
+    got = formats.read_token_tags(str(tags), str(data), eos=True)
+    assert len(got) == len(lm_data.read_words(str(data))) == 6
+    assert got == [{"X"}, {"Y", "Z"}, {"<eos>"}, {"<eos>"}, {"W"}, {"<eos>"}]
+    assert formats.read_token_tags(str(tags), str(data), eos=False) == [{"X"}, {"Y", "Z"}, {"W"}]
+    data.write_text("a b\n\nc")          # no final newline: no <eos> after c
+    assert len(formats.read_token_tags(str(tags), str(data), eos=True)) == len(lm_data.read_words(str(data))) == 5
+    tags.write_text("X <eos>\n<eos>\nW <eos>\n")
+    with pytest.raises(UserError, match=r"d.tags line 1: 2 tags for the 2 words of .*d.txt line 1 and its <eos> "
+                                        r"\(expected 3\)"):
+        formats.read_token_tags(str(tags), str(data), eos=True)
+    tags.write_text("X Y <eos>\n")
+    with pytest.raises(UserError, match="has 1 lines but .* has 3"):
+        formats.read_token_tags(str(tags), str(data), eos=True)
+
+
+@pytest.fixture
+def make(tiny_tagged_corpus):
+    root = tiny_tagged_corpus(valid_lines=14)
+
+    def build(grad_dir, batch_size=1, **keys):
+        values = dict(save_path=str(root / "model"), log_dir=str(root / "logs"), data_path=str(root / "data"),
+                      vocab=False, batch_size=batch_size, num_steps=6, size=4, embedding_size=3, basic_cell="LSTM",
+                      num_layers=1, init_scale=0.5, softmax="full", forget_bias=0.2, grad_interm="cell",
+                      time_step="all", max_delay=3, grad_dir=str(root / grad_dir), grad_dtype="float64",
+                      grad_average=True, pos_classes=f"{root / 'nouns.txt'},{root / 'verbs.txt'}")
+        values.update(keys)
+        config = config_from_dict(values, train=False)
+        corpus = lm_data.load_corpus(config, need_train=True, need_valid=True, need_test=False)
+        return config, corpus, LanguageModel.from_config(config, corpus.vocab_size)
+    return build, root
+
+
+def _write_tags(root, tag_of):
+    """root/valid.tags with tag_of(word, position in its line) for every word, <eos> last."""
+    lines = (root / "data" / "valid.txt").read_text().split("\n")[:-1]
+    text = "".join(" ".join([tag_of(w, i) for i, w in enumerate(line.split())] + ["<eos>"]) + "\n" for line in lines)
+    (root / "valid.tags").write_text(text)
+    return str(root / "valid.tags")
+
+
+def test_tags_of_the_word_types_give_the_type_level_averages(make):
+    build, root = make
+    config, corpus, model = build("types", pos_mapping=str(root / "pos_mapping.txt"))
+    gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
+    config, corpus, model = build("tokens", pos_tokens=_write_tags(root, lambda w, i: TAGS.get(w, "CC")))
+    gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
+    for k in range(3):      # the same masks: the same sums, bit for bit
+        for cls in (None, "nouns", "verbs"):
+            np.testing.assert_array_equal(np.load(analysis.average_path(str(root / "types"), k, cls)),
+                                          np.load(analysis.average_path(str(root / "tokens"), k, cls)))
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_each_token_counts_for_the_classes_of_its_own_tag(make, batch_size):
+    # tags that depend on the position in the line, not on the word: a type mapping could not give them
+    build, root = make
+    tag_of = lambda w, i: "NN" if i % 2 == 0 else ("VBD" if i % 3 == 1 else "JJ")  # noqa: E731
+    config, corpus, model = build("grads", batch_size, grad_dump=True, pos_tokens=_write_tags(root, tag_of))
+    gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
+    # the tag of every token position, from the text itself; window n = batch * B + row holds positions
+    # row * (n_ids // B) + batch * T + 0..T-1 (make_windows' layout, written out here)
+    tags = []
+    for line in (root / "data" / "valid.txt").read_text().split("\n")[:-1]:
+        tags += [tag_of(w, i) for i, w in enumerate(line.split())] + ["<eos>"]
+    assert len(tags) == len(corpus.valid)
+    stream = len(corpus.valid) // batch_size
+    inputs, _ = lm_data.make_windows(corpus.valid, batch_size, 6)
+    classes = {None: None, "nouns": {"NN", "NNS"}, "verbs": {"VBD"}}
+    for k in range(3):
+        mats = {c: [] for c in classes}
+        for t in range(k, 6):
+            for n in range(inputs.shape[0] * batch_size):
+                g = np.load(root / "grads" / f"timestep_{t}" / f"delay_{k}" / f"{n}.npy").astype(np.float64)
+                position = (n % batch_size) * stream + (n // batch_size) * 6 + t - k
+                for c, members in classes.items():
+                    if members is None or tags[position] in members:
+                        mats[c].append(g)
+        for c, found in mats.items():
+            assert int(open(analysis.count_path(str(root / "grads"), k, c)).read()) == len(found)
+            mean = np.load(analysis.average_path(str(root / "grads"), k, c))
+            # float32 files: the dumped matrices and the average are each rounded once (u of the largest entry)
+            np.testing.assert_allclose(mean, np.mean(found, axis=0), rtol=0,
+                                       atol=2 * 2.0 ** -24 * max(np.abs(f).max() for f in found))
+
+
+def test_pos_tokens_refusals(make):
+    build, root = make
+    with pytest.raises(UserError, match="pos_tokens and pos_mapping exclude each other"):
+        build("x", pos_tokens="t.tags", pos_mapping=str(root / "pos_mapping.txt"))
+    with pytest.raises(UserError, match="pos_tokens needs pos_classes"):
+        config_from_dict(dict(save_path="m", log_dir="l", data_path="d", vocab=False, num_layers=1, size=2, num_steps=2,
+                              batch_size=1, embedding_size=2, basic_cell="RNN", init_scale=0.1, softmax="full",
+                              grad_interm="cell", time_step=0, max_delay=1, grad_dir="g", grad_average=True,
+                              pos_tokens="t.tags"), train=False)
