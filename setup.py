@@ -28,6 +28,7 @@ SCRIPTS = {
     "sg-launch-shards": "aux_scripts.launch_shards",
     "sg-intervals": "aux_scripts.intervals",
     "sg-pos-tagger": "aux_scripts.pos_tagger",
+    "sg-token-classes": "aux_scripts.token_classes",
 }
 
 setup(

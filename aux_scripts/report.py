@@ -333,9 +333,9 @@ class Document:
                 f"</title><style>{style}</style></head><body>\n" + "\n".join(self.html) + "\n</body></html>\n")
 
 
-def _read_replicates(directory):
-    """verdicts.Replicates from DIR/intervals/, or None when sg-intervals did not run."""
-    folder = os.path.join(directory, "intervals")
+def _read_replicates(directory, name="intervals"):
+    """(interval rows, verdicts.Replicates) from DIR/NAME/, or None when sg-intervals did not run."""
+    folder = os.path.join(directory, name)
     if not os.path.isfile(os.path.join(folder, intervals.INTERVALS_CSV)):
         return None
     rows = intervals.read_csv(os.path.join(folder, intervals.INTERVALS_CSV), intervals.INTERVAL_COLUMNS)
@@ -405,6 +405,72 @@ def _interval_sections(doc, loaded, pos_classes, freq_classes, overall):
                   [[c.name, _interval(dataclasses.asdict(c)), c.p, c.p_holm] for c in family])
         comparison_rows += [[name, c.name, c.estimate, c.se, c.lo, c.hi, c.p, c.p_holm, c.sign] for c in family]
     return findings, comparison_rows
+
+
+CONTEXT_FINDINGS = {"nouns": "nouns are remembered best among POS classes (tags in context)",
+                    "matched": "nouns above verbs within frequency bins (tags in context)"}
+
+
+def _context_section(doc, directory, context, type_level, pos_classes):
+    """Tagger, type-level vs in-context classes, <unk>, frequency-matched nouns vs verbs; ({finding: verdict}, rows)."""
+    rows, reps = context
+    by_key = {(r["class"], r["delay"]): r for r in rows}
+    names = sorted({r["class"] for r in rows})
+    doc.heading("Word classes in context")
+    tagger = read_text_if(os.path.join(directory, "tagger", "tagger.json"))
+    if tagger:
+        t = json.loads(tagger)
+        low, high = t["accuracy_wilson95"]
+        doc.para(f"The type-level mapping gives a word every tag it can have, so its classes overlap. Here every "
+                 f"validation token has one tag in context, from an averaged-perceptron tagger trained on "
+                 f"{t['train_sentences']} normalised sentences (CoNLL-2000 train, the treebank sample) and tested on "
+                 f"{t['held_out_sentences']} held-out sentences (CoNLL-2000 test): accuracy {t['accuracy']:.4f} "
+                 f"[{low:.4f}, {high:.4f}] (Wilson 95%), against {t['majority_baseline']:.4f} for always "
+                 f"{t['majority_tag']}. <unk> tokens get tags too; the plain classes hold known words only, "
+                 "NAME+unk adds the <unk> tokens.")
+        doc.table(["tag", "precision", "recall", "held-out tokens"],
+                  [[tag, v["precision"], v["recall"], v["support"]] for tag, v in sorted(t["per_tag"].items())
+                   if v["support"] >= 200])
+    type_rows = {} if type_level is None else {(r["class"], r["delay"]): r for r in type_level[0]}
+    table_rows = []
+    for cls in pos_classes:
+        for k in RANK_DELAYS:
+            if (cls, k) not in by_key:
+                continue
+            typed = type_rows.get((cls, k))
+            unk = by_key.get((f"{cls}+unk", k))
+            table_rows.append([cls, k, typed["count"] if typed else None, _interval(typed) if typed else None,
+                               by_key[(cls, k)]["count"], _interval(by_key[(cls, k)]), _interval(unk) if unk else None])
+    doc.table(["class", "k", "occurrences (types)", "types: bias-corrected [95%]", "occurrences (in context)",
+               "in context [95%]", "in context with <unk> [95%]"], table_rows)
+    findings, out_rows = {}, []
+    plain = [c for c in pos_classes if c in names]
+    if REMEMBERED_POS in plain and len(plain) > 1:
+        verdict, family = verdicts.finding_best(reps, REMEMBERED_POS, [c for c in plain if c != REMEMBERED_POS],
+                                                list(RANK_DELAYS))
+        findings[CONTEXT_FINDINGS["nouns"]] = verdict
+        out_rows += [[CONTEXT_FINDINGS["nouns"], c.name, c.estimate, c.se, c.lo, c.hi, c.p, c.p_holm, c.sign]
+                     for c in family]
+        doc.para(f"{CONTEXT_FINDINGS['nouns']}: {verdict} (comparisons in report_comparisons.csv)")
+    # the bins where both classes occur (a bin without nouns or verbs has nothing to compare)
+    bins = sorted((n.split("-", 1)[1] for n in names if n.startswith("nouns-freq_")), key=freq_sort_key)
+    bins = [b for b in bins if all(by_key.get((f"{c}-{b}", 1), {}).get("count") for c in ("nouns", "verbs"))]
+    if bins:
+        counts = {b: sum(by_key[(f"{c}-{b}", 1)]["count"] for c in ("nouns", "verbs") if (f"{c}-{b}", 1) in by_key)
+                  for b in bins}
+        total = sum(counts.values())
+        weights = {b: counts[b] / total for b in bins}
+        verdict, family = verdicts.frequency_matched(reps, "nouns", "verbs", bins, list(RANK_DELAYS), weights)
+        findings[CONTEXT_FINDINGS["matched"]] = verdict
+        doc.para("Frequency-matched: nouns minus verbs (in context, known words) within each training-frequency bin, "
+                 "and the per-bin differences averaged with common weights (the bins' share of the nouns and verbs "
+                 f"together at k = 1: {', '.join(f'{b} {w:.3f}' for b, w in weights.items())}), one Holm family: "
+                 f"{verdict}.")
+        doc.table(["comparison", "estimate [95% interval]", "p", "Holm p"],
+                  [[c.name, _interval(dataclasses.asdict(c)), c.p, c.p_holm] for c in family])
+        out_rows += [[CONTEXT_FINDINGS["matched"], c.name, c.estimate, c.se, c.lo, c.hi, c.p, c.p_holm, c.sign]
+                     for c in family]
+    return findings, out_rows
 
 
 def build_report(directory, title="State-gradient reproduction report"):
@@ -527,6 +593,13 @@ def build_report(directory, title="State-gradient reproduction report"):
     if reps is not None:
         interval_findings, comparison_rows = _interval_sections(doc, reps, pos_classes, freq_classes, overall)
 
+    # -- classes in context
+    context = _read_replicates(directory, "intervals_in_context")
+    if context is not None:
+        more, rows = _context_section(doc, directory, context, reps, pos_classes)
+        interval_findings.update(more)
+        comparison_rows += rows
+
     # -- findings
     doc.heading("The papers' findings on this model")
     point = {
@@ -560,6 +633,9 @@ def build_report(directory, title="State-gradient reproduction report"):
             findings[name] = (interval_findings[name], verdict, text)
         else:
             findings[name] = (verdict, None, text) if interval_findings else (verdict, verdict, text)
+    for name in CONTEXT_FINDINGS.values():
+        if name in interval_findings:
+            findings[name] = (interval_findings[name], None, "see 'Word classes in context'")
     if interval_findings:
         doc.table(["finding", "verdict (intervals)", "verdict (point estimates)", "numbers"],
                   [[name, v, pv, text] for name, (v, pv, text) in findings.items()])

@@ -46,10 +46,15 @@ PROGRAMS = {
     "sg-cos-subspace-diff-vector": "aux_scripts.cos_subspace_diff_vector",
     "sg-report": "aux_scripts.report",
     "sg-intervals": "aux_scripts.intervals",
+    "sg-pos-tagger": "aux_scripts.pos_tagger",
+    "sg-token-classes": "aux_scripts.token_classes",
 }
 POS_CLASSES = ("nouns", "verbs", "adjectives", "adverbs", "determiners", "prepositions", "pronouns",
                "conjunctions", "numbers")
 POS_CLASS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pos_classes")
+# classes in context (sg-token-classes): with their <unk> tokens too, and split by frequency bin
+WITH_UNK = ("nouns", "verbs", "adjectives")
+BY_FREQUENCY = ("nouns", "verbs")
 DIFFERENCES = (("NNS", "NN"), ("VBZ", "VBP"))   # plural - singular noun, 3rd person - other present verb
 MAX_DELAY = 50
 BLOCKS = 20         # grad_blocks of the gradient pass: the jackknife's units of text (fewer with --valid-windows)
@@ -197,6 +202,7 @@ class Options:
     classifier_grid: str = "full"
     min_valid_tokens: int = 1000
     blocks: int = BLOCKS
+    pos_data: str | None = None     # the get_pos_data.py folder: with it, classes in context too
 
 
 def _config_text(source, values, purpose):
@@ -263,7 +269,15 @@ def plan(opts):
                                                                            ("save_embedding", p("embedding.npy"))],
                                                        "export of the embedding matrix"),
     }
-    model_cfg, grad_cfg, emb_cfg = configs
+    in_context = p("in_context")
+    if opts.pos_data:
+        context_keys = [(k, v) for k, v in grad_keys if k not in ("pos_mapping", "pos_classes", "grad_dir", "log")]
+        context_keys += [("log", "gradients_in_context"), ("grad_dir", p("gradients_in_context")),
+                         ("pos_tokens", os.path.join(in_context, os.path.basename(valid_file)[:-4] + ".tags")),
+                         ("pos_classes", os.path.join(in_context, "classes"))]
+        configs[p("configs", "gradients_in_context.config")] = _config_text(
+            opts.config, base + context_keys, "state gradients per POS class in context (tagged tokens)")
+    model_cfg, grad_cfg, emb_cfg = list(configs)[:3]
 
     steps = [Step("data", "check the data files",
                   [Command(["test", "-f", f]) for f in dict.fromkeys(data_files)]
@@ -375,6 +389,44 @@ def plan(opts):
                                    p("logs", "intervals.out"))],
                           inputs=[p("gradients", "blocks"), d_norm],
                           outputs=[p("intervals", "intervals.csv"), p("intervals", "replicates.csv")]))
+    if opts.pos_data:
+        tags = os.path.join(in_context, os.path.basename(valid_file)[:-4] + ".tags")
+        tagger_tags = p("tagger", os.path.basename(valid_file)[:-4] + ".tags")
+        steps.append(Step("tagger", "POS tagger trained on the normalised tagged corpora, tested on CoNLL-2000 test, "
+                          "tags of the validation text in context",
+                          [Command(["sg-pos-tagger", "--pos-data", opts.pos_data, "--vocab-text", data_files[0],
+                                    "--tag", valid_file, "--classes", *pos_files, "--out", p("tagger")],
+                                   p("logs", "tagger.out"))],
+                          inputs=[opts.pos_data, data_files[0], valid_file, *pos_files],
+                          outputs=[p("tagger", "tagger.json"), tagger_tags]))
+        steps.append(Step("token_classes", "classes of the tagged tokens: POS in context, with <unk>, by frequency bin",
+                          [Command(["rm", "-rf", in_context]),
+                           Command(["sg-token-classes", valid_file, tagger_tags, p("classes", "pos_mapping.txt"),
+                                    "--classes", *pos_files, "--with-unk", *WITH_UNK, "--by-frequency", *BY_FREQUENCY,
+                                    "--out", in_context], p("logs", "token_classes.out"))],
+                          inputs=[valid_file, tagger_tags, p("classes", "pos_mapping.txt"), *pos_files],
+                          outputs=[tags, os.path.join(in_context, "classes")]))
+        context_cfg = p("configs", "gradients_in_context.config")
+        steps.append(Step("gradients_in_context", "state gradients as in gradients, per POS class of the tagged tokens",
+                          [Command(["sg-main", "--notrain", "--notest", "--config", context_cfg],
+                                   p("logs", "gradients_in_context.out"))],
+                          inputs=[m_weights, m_dict, valid_file, data_files[0], in_context],
+                          keys={**data_keys, **model_keys, "num_steps": config.num_steps,
+                                "valid_batches": opts.valid_windows, "max_delay": MAX_DELAY, "grad_blocks": blocks},
+                          outputs=[p("gradients_in_context", "delay_0_avg.npy")], clean=[p("gradients_in_context")]))
+        steps.append(Step("svs_in_context", "sum of singular values of G.D per delay and class in context",
+                          [Command(["sg-plot-svs", p("gradients_in_context"), "--grad-norm", d_norm, "--classes", "all",
+                                    "--labels", f"{config.basic_cell} E{config.embedding_size} H{config.size}",
+                                    "--out", p("svs_in_context.png")], p("logs", "svs_in_context.out"))],
+                          inputs=[p("gradients_in_context", "delay_*_avg*.npy"), d_norm],
+                          outputs=[p("svs_in_context.csv"), p("svs_in_context.png")]))
+        if blocks >= 2:
+            steps.append(Step("intervals_in_context", "intervals of the classes in context (sg-intervals)",
+                              [Command(["sg-intervals", p("gradients_in_context"), d_norm, "--out",
+                                        p("intervals_in_context")], p("logs", "intervals_in_context.out"))],
+                              inputs=[p("gradients_in_context", "blocks"), d_norm],
+                              outputs=[p("intervals_in_context", "intervals.csv"),
+                                       p("intervals_in_context", "replicates.csv")]))
     diff_commands, diff_outputs = [Command(["rm", "-rf", p("diff")]), Command(["mkdir", "-p", p("diff")])], []
     for a, b in DIFFERENCES:
         vector = p("diff", f"{a}-{b}.npy")
@@ -394,7 +446,9 @@ def plan(opts):
                       [Command(["sg-report", out], p("logs", "report.out"))],
                       inputs=[p("svs.csv"), p("test_perplexity.txt"), p("gradients", "grad_progress.json"),
                               p("classes"), p("classifier", "pos.log"), p("diff"), p("pos_mapping_pos.txt"),
-                              p("intervals")],
+                              *([p("intervals")] if blocks >= 2 else []),
+                              *([p("tagger"), p("svs_in_context.csv")] if opts.pos_data else []),
+                              *([p("intervals_in_context")] if opts.pos_data and blocks >= 2 else [])],
                       outputs=[p("report.md"), p("report.html")]))
     return steps, configs
 
@@ -548,7 +602,7 @@ def _main(argv):
     opts = Options(config=args.config, out=args.out or os.path.join("runs", "reproduce", name), model=args.model,
                    valid_windows=args.valid_windows, pos_mapping=args.pos_mapping, conll=tuple(conll),
                    treebank=tuple(treebank), classifier_grid=args.classifier_grid,
-                   min_valid_tokens=args.min_valid_tokens, blocks=args.blocks)
+                   min_valid_tokens=args.min_valid_tokens, blocks=args.blocks, pos_data=args.pos_data)
     reproduce(opts, dry_run=args.dry_run)
     return 0
 

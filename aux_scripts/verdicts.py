@@ -33,7 +33,9 @@ class Replicates:
         self.blocks = len(next(iter(self.loo.values())))
 
     def has(self, keys):
-        return all(key in self.value and key in self.loo for key in keys)
+        """Whether every key has a finite value and finite replicates (a class with no occurrence has NaN)."""
+        return all(key in self.value and key in self.loo and np.isfinite(self.value[key])
+                   and np.isfinite(self.loo[key]).all() for key in keys)
 
     def statistic(self, f, keys, exponent=uncertainty.SV_EXPONENT):
         """uncertainty.jackknife of f({key: value}) over the replicates; the block sizes are the keys' mean."""
@@ -146,10 +148,34 @@ def finding_rare(reps, rare, frequent, delays, far):
         family.append(compare(reps, f"share kept from k = 1 to {far}: {rare} − {frequent}",
                               lambda v: v[(rare, far)] / v[(rare, 1)] - v[(frequent, far)] / v[(frequent, 1)],
                               [(rare, 1), (rare, far), (frequent, 1), (frequent, far)]))
-    holm_family(family)
+    return family_verdict(holm_family(family)), family
+
+
+def family_verdict(family):
+    """holds: all above; does not hold: none above and some below; partly: some above; inconclusive: none significant."""
     signs = [c.sign for c in family]
     if not family or not any(signs):
-        return INCONCLUSIVE, family
+        return INCONCLUSIVE
     if all(s > 0 for s in signs):
-        return HOLDS, family
-    return (PARTLY if any(s > 0 for s in signs) else NOT), family
+        return HOLDS
+    return PARTLY if any(s > 0 for s in signs) else NOT
+
+
+def frequency_matched(reps, a, b, bins, delays, weights):
+    """`a` minus `b` within every frequency bin and reweighted to common bin weights, at every delay (one family).
+
+    Class names are f"{a}-{bin}"; weights {bin: w} (summing to 1) make the reweighted
+    statistic sum_bin w_bin (theta(a-bin) - theta(b-bin)): both classes measured as if their
+    words had the same frequency distribution.
+    """
+    family = []
+    for k in delays:
+        for bin_ in bins:
+            if reps.has([(f"{a}-{bin_}", k), (f"{b}-{bin_}", k)]):
+                family.append(difference(reps, f"{a}-{bin_}", f"{b}-{bin_}", k))
+        keys = [(f"{c}-{bin_}", k) for bin_ in bins for c in (a, b)]
+        if reps.has(keys):
+            family.append(compare(reps, f"{a} − {b} reweighted to common bin weights at k = {k}",
+                                  lambda v, k=k: sum(weights[x] * (v[(f"{a}-{x}", k)] - v[(f"{b}-{x}", k)])
+                                                     for x in bins), keys))
+    return family_verdict(holm_family(family)), family

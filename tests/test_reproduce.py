@@ -272,3 +272,40 @@ def test_main_restores_weights_npz_without_checkpoint(trained_run, project, caps
     with _cwd(project):
         assert sg_main.main(["--notrain", "--notest", "--config", "npz_gru.config"]) == 2
     assert "basic_cell LSTM" in capsys.readouterr().err
+
+
+def _write_pos_data(root, rng):
+    """root/pos/ in get_pos_data.py's layout, of tagged sentences of the tiny lexicon."""
+    tag_of = {w: t for t, ws in LEXICON.items() for w in ws}
+
+    def sentences(n):
+        return [[(w, tag_of[w]) for w in _sentence(rng).split()] + [(".", ".")] for _ in range(n)]
+    pos = root / "pos"
+    (pos / "conll2000").mkdir(parents=True)
+    (pos / "treebank_sample").mkdir()
+    for name, n in (("train", 150), ("test", 40)):
+        (pos / "conll2000" / f"{name}.txt").write_text(
+            "".join("".join(f"{w} {t} O\n" for w, t in s) + "\n" for s in sentences(n)))
+    (pos / "treebank_sample" / "wsj_0001-0199.pos").write_text(
+        "".join(" ".join(f"{w}/{t}" for w, t in s) + "\n\n" for s in sentences(60)))
+    return "pos"
+
+
+def test_classes_in_context_with_pos_data(trained_run, project):
+    model = _copy_model(project, "frozen_model")
+    pos = _write_pos_data(project, np.random.default_rng(8)) if not (project / "pos").exists() else "pos"
+    status, log = _run(project, ["--config", "train.config", "--model", model, "--out", "H", "--pos-data", pos,
+                                 "--classifier-grid", "small", "--min-valid-tokens", "40"])
+    assert status == 0, log
+    out = project / "H"
+    for name in ("tagger", "token_classes", "gradients_in_context", "svs_in_context", "intervals_in_context"):
+        assert name in _step_lines(log)
+    tagger = __import__("json").loads((out / "tagger" / "tagger.json").read_text())
+    assert tagger["accuracy"] > 0.9      # the tiny lexicon gives every word one tag
+    classes = sorted(p.name for p in (out / "in_context" / "classes").iterdir())
+    assert "nouns+unk.txt" in classes and any(c.startswith("verbs-freq_") for c in classes)
+    report = (out / "report.md").read_text()
+    assert "## Word classes in context" in report and "tags in context" in report
+    # the type-level pass is the one of run A: the same averages
+    np.testing.assert_array_equal(np.load(out / "gradients" / "delay_1_avg_nouns.npy"),
+                                  np.load(trained_run[0] / "gradients" / "delay_1_avg_nouns.npy"))
