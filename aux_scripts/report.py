@@ -470,6 +470,31 @@ def _context_section(doc, directory, context, type_level, pos_classes):
                   [[c.name, _interval(dataclasses.asdict(c)), c.p, c.p_holm] for c in family])
         out_rows += [[CONTEXT_FINDINGS["matched"], c.name, c.estimate, c.se, c.lo, c.hi, c.p, c.p_holm, c.sign]
                      for c in family]
+    sizes = sorted({n.rsplit("-", 1)[0] for n in names if "-as-" in n})
+    if sizes:
+        doc.para("Class-size control: the larger class of a pair subsampled (seeded, by token) to the smaller one's "
+                 "count, accumulated in the same pass; the difference smaller − larger at full size and at matched "
+                 "size (the mean over the draws) shows how much of it is size.")
+        size_rows = []
+        for pair in sizes:
+            large, small = pair.split("-as-")
+            draws = sorted(n for n in names if n.rsplit("-", 1)[0] == pair)
+            family = []
+            for k in RANK_DELAYS:
+                if not reps.has([(large, k), (small, k)] + [(d, k) for d in draws]):
+                    continue
+                full = verdicts.difference(reps, small, large, k)
+                matched = verdicts.compare(reps, f"{small} − {large} at {small}'s count, k = {k}",
+                                           lambda v, k=k: v[(small, k)] - np.mean([v[(d, k)] for d in draws]),
+                                           [(small, k)] + [(d, k) for d in draws])
+                family.append(matched)
+                size_rows.append([pair, k, by_key[(large, k)]["count"], by_key[(small, k)]["count"],
+                                  _interval(dataclasses.asdict(full)), _interval(dataclasses.asdict(matched))])
+            verdicts.holm_family(family)
+            out_rows += [[f"size control {pair}", c.name, c.estimate, c.se, c.lo, c.hi, c.p, c.p_holm, c.sign]
+                         for c in family]
+        doc.table(["pair", "k", "larger: occurrences", "smaller: occurrences", "smaller − larger [95%]",
+                   "smaller − larger at matched size [95%]"], size_rows)
     return findings, out_rows
 
 

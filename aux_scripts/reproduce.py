@@ -53,8 +53,10 @@ POS_CLASSES = ("nouns", "verbs", "adjectives", "adverbs", "determiners", "prepos
                "conjunctions", "numbers")
 POS_CLASS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pos_classes")
 # classes in context (sg-token-classes): with their <unk> tokens too, and split by frequency bin
-WITH_UNK = ("nouns", "verbs", "adjectives")
+WITH_UNK = ("nouns",)
 BY_FREQUENCY = ("nouns", "verbs")
+SIZE_MATCHED = ("nouns:verbs", "commonest:rarest")   # the larger class subsampled to the smaller one's count
+SIZE_DRAWS = 2
 DIFFERENCES = (("NNS", "NN"), ("VBZ", "VBP"))   # plural - singular noun, 3rd person - other present verb
 MAX_DELAY = 50
 BLOCKS = 20         # grad_blocks of the gradient pass: the jackknife's units of text (fewer with --valid-windows)
@@ -403,6 +405,8 @@ def plan(opts):
                           [Command(["rm", "-rf", in_context]),
                            Command(["sg-token-classes", valid_file, tagger_tags, p("classes", "pos_mapping.txt"),
                                     "--classes", *pos_files, "--with-unk", *WITH_UNK, "--by-frequency", *BY_FREQUENCY,
+                                    "--bins", "rarest", "commonest", "--size-matched", *SIZE_MATCHED,
+                                    "--draws", str(SIZE_DRAWS),
                                     "--out", in_context], p("logs", "token_classes.out"))],
                           inputs=[valid_file, tagger_tags, p("classes", "pos_mapping.txt"), *pos_files],
                           outputs=[tags, os.path.join(in_context, "classes")]))

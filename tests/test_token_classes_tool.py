@@ -41,3 +41,32 @@ def test_refusals(tmp_path, capsys):
     assert "t.tags line 1: 2 tags for 2 words and <eos>" in capsys.readouterr().err
     assert token_classes.main(base + ["--with-unk", "verbs"]) == 2
     assert "class 'verbs' is not one of --classes" in capsys.readouterr().err
+
+
+def test_bins_and_size_matched_subsets(tmp_path):
+    rng_words = ["dog", "cat", "ran", "the"] * 30
+    text, tags = tmp_path / "valid.txt", tmp_path / "valid.tags"
+    tag_of = {"dog": "NN", "cat": "NN", "ran": "VBD", "the": "DT"}
+    lines = [rng_words[i:i + 6] for i in range(0, 120, 6)]
+    text.write_text("".join(" ".join(line) + "\n" for line in lines))
+    tags.write_text("".join(" ".join([tag_of[w] for w in line] + ["<eos>"]) + "\n" for line in lines))
+    formats.write_pos_mapping({"dog": {"NN", "FREQ_1-9"}, "cat": {"NN", "FREQ_1-9"}, "ran": {"VBD", "FREQ_10+"},
+                               "the": {"DT", "FREQ_10+"}}, str(tmp_path / "map.txt"))
+    (tmp_path / "nouns.txt").write_text("NN\n")
+    (tmp_path / "verbs.txt").write_text("VBD\n")
+    argv = [str(text), str(tags), str(tmp_path / "map.txt"), "--classes", str(tmp_path / "nouns.txt"),
+            str(tmp_path / "verbs.txt"), "--bins", "rarest", "commonest", "--size-matched", "nouns:verbs",
+            "commonest:rarest", "--draws", "2", "--out", str(tmp_path / "out")]
+    assert token_classes.main(argv) == 0
+    out = tmp_path / "out" / "classes"
+    files = sorted(p.name for p in out.iterdir())
+    assert {"freq_1-9.txt", "freq_10+.txt", "nouns-as-verbs-1.txt", "nouns-as-verbs-2.txt"} <= set(files)
+    token_tags = formats.read_token_tags(str(tmp_path / "out" / "valid.tags"), str(text), eos=True)
+    names = ["nouns.txt", "verbs.txt", "nouns-as-verbs-1.txt", "nouns-as-verbs-2.txt", "freq_1-9.txt", "freq_10+.txt"]
+    table = formats.token_class_masks(token_tags, [str(out / n) for n in names])
+    nouns, verbs, sub1, sub2, rare, common = table[1:]
+    assert nouns.sum() == 60 and verbs.sum() == 30 and sub1.sum() == sub2.sum() == 30
+    assert (sub1 <= nouns).all() and (sub2 <= nouns).all() and (sub1 != sub2).any()   # subsets, two draws
+    assert rare.sum() == 60 and common.sum() == 60
+    # equal sizes: the pair's "larger" is subsampled to its own size, i.e. a permutation of all of it
+    assert any(n.startswith("freq_") and "-as-" in n for n in files)
