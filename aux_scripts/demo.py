@@ -20,7 +20,8 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts import analysis, interpret_state, normalize_equal_variance, plot_svs, report, txray  # noqa: E402
+from aux_scripts import (analysis, interpret_state, intervals, normalize_equal_variance, plot_svs, report,  # noqa: E402
+                         txray, verdicts)
 from tf_scripts import configuration  # noqa: E402
 from tf_scripts import main as lm_main  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
@@ -81,6 +82,25 @@ def memory_ratio(table, long_delay):
     remembered = np.mean([table[REMEMBERED][k] for k in long])
     fillers = np.mean([np.mean([table[f][k] for f in FILLERS]) for k in long])
     return remembered / fillers, long
+
+
+def memory_ratio_interval(out_dir, long):
+    """The remembered/filler ratio over delays `long` with its bias-corrected jackknife estimate and 95% interval.
+
+    From out_dir/intervals/ (sg-intervals over the pass's blocks); the statistic is the ratio of
+    memory_ratio, recomputed on every leave-one-block-out replicate.
+    """
+    folder = os.path.join(out_dir, "intervals")
+    reps = verdicts.Replicates(intervals.read_csv(os.path.join(folder, intervals.INTERVALS_CSV),
+                                                  intervals.INTERVAL_COLUMNS),
+                               intervals.read_csv(os.path.join(folder, intervals.REPLICATES_CSV),
+                                                  intervals.REPLICATE_COLUMNS))
+    keys = [(c, k) for c in (REMEMBERED,) + FILLERS for k in long]
+
+    def ratio(v):
+        return np.mean([v[(REMEMBERED, k)] for k in long]) / np.mean([np.mean([v[(f, k)] for f in FILLERS])
+                                                                        for k in long])
+    return reps.statistic(ratio, keys)
 
 
 def resource_dir(package, source):
@@ -163,11 +183,17 @@ def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print, seed=N
         raise UserError("the demo stopped at the plot")
     ratio, long = memory_ratio(table, long_delay)
     log(f"== plot: {figure}")
+    log(f"== intervals over {grads.grad_blocks} blocks of the validation text: sg-intervals")
+    if intervals.main([grads.grad_dir, d_path, "--out", os.path.join(out_dir, "intervals")]) != 0:
+        raise UserError("the demo stopped at the intervals")
+    interval = memory_ratio_interval(out_dir, long)
     report.build_report(out_dir, title="State-gradient report: the demo LSTM")
     log(f"== report: {os.path.join(out_dir, 'report.md')} and {os.path.join(out_dir, 'report.html')} "
         "(the same report as sg-reproduce's)")
     log(f"Planted memory: at delays {long[0]}..{long[-1]} the {REMEMBERED}' singular-value sum is "
-        f"{ratio:.2f}x that of the fillers ({' and '.join(FILLERS)})")
+        f"{ratio:.2f}x that of the fillers ({' and '.join(FILLERS)}); bias-corrected {interval['estimate']:.2f}x, "
+        f"95% interval [{interval['lo']:.2f}, {interval['hi']:.2f}] over {grads.grad_blocks} blocks of the text "
+        "(the spread over training seeds is larger: README)")
     return ratio
 
 

@@ -2,6 +2,7 @@
 import csv
 
 import numpy as np
+import pytest
 
 from aux_scripts import demo
 
@@ -21,7 +22,13 @@ def test_demo_shows_planted_memory(tmp_path):
     fillers = np.array([(float(r["adjectives"]) + float(r["adverbs"])) / 2 for r in long])
     assert abs(np.mean(nouns) / np.mean(fillers) - ratio) < 1e-3 * ratio   # the table says the same
     assert (tmp_path / "out" / "svs.png").read_bytes()[:4] == b"\x89PNG"
-    assert any("Planted memory" in line for line in logged)
+    line = next(line for line in logged if "Planted memory" in line)
+    assert "95% interval [" in line
+    # the interval's statistic on all blocks is the table's ratio: the block files and the averages round
+    # to float32 differently (a few u relative)
+    long_delays = [int(r["delay"]) for r in long]
+    interval = demo.memory_ratio_interval(str(tmp_path / "out"), long_delays)
+    assert interval["value"] == pytest.approx(ratio, rel=1e-5) and interval["lo"] < interval["estimate"] < interval["hi"]
     # the same report as sg-reproduce's, its figures inline in the HTML
     report_md = (tmp_path / "out" / "report.md").read_text()
     assert "## The papers' findings on this model" in report_md and "(report_svs_pos.png)" in report_md
