@@ -59,6 +59,7 @@ setup(
         "h5py>=3.10",          # Keras .h5/.keras files (sg-import)
         "safetensors>=0.4",    # PyTorch .safetensors state dicts (sg-import); torch itself is never needed
         "nltk>=3.9",           # the averaged-perceptron POS tagger of sg-pos-tagger, trained from scratch
+        "threadpoolctl>=3",    # one BLAS thread for the many small SVDs of sg-intervals
     ],
     # cluster: the Dask engine of sg-launch-shards (Slurm, or any scheduler, needs nothing extra)
     extras_require={"test": ["pytest>=8"], "cluster": ["dask[distributed]>=2024.1"]},
