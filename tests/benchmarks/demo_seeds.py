@@ -1,6 +1,7 @@
 """The demo's memory measures over several training seeds: one row per seed (CSV) and each range."""
 # Prints measured figures only. Each seed trains the demo LSTM afresh (sg-demo --seed N --fresh
-# --measures, in DIR/seed_N): the nouns/fillers ratio of singular-value sums at delays >= 4, the
+# --measures, in DIR/seed_N): the nouns/fillers ratio of singular-value sums at delays >= 4 (and its
+# bias-corrected estimate and 95% interval over the text's blocks: text sampling only), the
 # fillers/nouns sigma ratio and the TX-Ray spans and excesses, trained and untrained (same seed);
 # the spread over seeds (and machines: float32 training takes another path on another CPU) is
 # what a user can expect from `sg-demo`, not any single run's digits.
@@ -17,7 +18,7 @@ sys.path.insert(0, REPO)
 from aux_scripts import demo  # noqa: E402
 
 
-COLUMNS = ("seed", "sv_ratio", "sigma_ratio", "txray_noun_span", "txray_filler_span", "txray_noun_span_untrained",
+COLUMNS = ("seed", "sv_ratio", "sv_ratio_estimate", "sv_ratio_lo", "sv_ratio_hi", "sigma_ratio", "txray_noun_span", "txray_filler_span", "txray_noun_span_untrained",
            "txray_noun_excess", "txray_filler_excess", "txray_noun_excess_untrained")
 
 
@@ -25,10 +26,11 @@ def measure(out, seed):
     """One seed's row: the SV-sum ratio and (sg-demo --measures) sigma and TX-Ray figures."""
     with contextlib.redirect_stdout(io.StringIO()):          # the demo's own log, per run in its folder
         ratio = demo.run_demo(out, fresh=True, seed=seed, log=lambda m: None)
+        interval = demo.memory_ratio_interval(out, list(range(4, demo.TXRAY_MAX_DELAY)))
         sigma, separation = demo.run_other_measures(out, long_delay=4, log=lambda m: None)
     nouns, fillers = separation["a", demo.NUMBER_TAGS], separation["a", demo.FILLER_TAGS]
     untrained = separation["b", demo.NUMBER_TAGS]
-    return (seed, ratio, sigma, nouns["span"], fillers["span"], untrained["span"], nouns["excess"],
+    return (seed, ratio, interval["estimate"], interval["lo"], interval["hi"], sigma, nouns["span"], fillers["span"], untrained["span"], nouns["excess"],
             fillers["excess"], untrained["excess"])
 
 
