@@ -56,9 +56,8 @@ def split_treebank_token(token):
     return token[:cut], token[cut + 1:]
 
 
-def read_treebank(path):
-    """(token, tag) pairs of a Penn Treebank .pos file; `[`, `]` and `======` lines are ignored."""
-    pairs = []
+def treebank_tokens(path):
+    """(token, [tags]) of a Penn Treebank .pos file in order, tags split at '|'; `[`, `]`, `======` left out."""
     for lineno, line in enumerate(analysis.read_lines(path, "treebank file"), start=1):
         if line.startswith("======"):
             continue
@@ -68,9 +67,12 @@ def read_treebank(path):
             split = split_treebank_token(token)
             if split is None:
                 raise UserError(f"{path} line {lineno}: token {token!r} is not `word/TAG`")
-            word, tag = split
-            pairs.extend((word, t) for t in _split_tags(tag, f"{path} line {lineno}"))
-    return pairs
+            yield split[0], _split_tags(split[1], f"{path} line {lineno}")
+
+
+def read_treebank(path):
+    """(token, tag) pairs of a Penn Treebank .pos file; an ambiguous token gives one pair per tag."""
+    return [(word, t) for word, tags in treebank_tokens(path) for t in tags]
 
 
 def collect_tags(words, pairs):

@@ -17,7 +17,7 @@
 import re
 
 from aux_scripts import analysis
-from aux_scripts.build_pos_mapping import NUMBER, split_treebank_token
+from aux_scripts.build_pos_mapping import NUMBER, treebank_tokens
 from tf_scripts.errors import UserError
 
 UNK = "<unk>"
@@ -45,19 +45,8 @@ def read_conll_sentences(path):
 
 
 def read_treebank_tokens(path):
-    """[(token, tag)] of a Penn Treebank .pos file in order; `[`, `]` and `======` lines are left out."""
-    tokens = []
-    for lineno, line in enumerate(analysis.read_lines(path, "treebank file"), start=1):
-        if line.startswith("======"):
-            continue
-        for token in line.split():
-            if token in ("[", "]"):
-                continue
-            split = split_treebank_token(token)
-            if split is None:
-                raise UserError(f"{path} line {lineno}: token {token!r} is not `word/TAG`")
-            tokens.append((split[0], split[1].split("|")[0]))
-    return tokens
+    """[(token, tag)] of a Penn Treebank .pos file in order (an ambiguous VBG|NN counts as its first tag)."""
+    return [(word, tags[0]) for word, tags in treebank_tokens(path)]
 
 
 def split_sentences(tokens):

@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 
 from aux_scripts import analysis
-from tf_scripts import gradient_files, gradient_pass, lm_data
-from tf_scripts.configuration import config_from_dict
+from tf_scripts import gradient_files, gradient_pass
 from tf_scripts.errors import UserError
-from tf_scripts.lm import LanguageModel
 
+from tests import tiny_corpus
 from tests.tiny_corpus import TAGS
 
 U32 = 2.0 ** -24          # float32 unit roundoff
@@ -21,19 +20,8 @@ CLASSES = [None, ("nouns", {"NN", "NNS"}), ("verbs", {"VBD"})]
 @pytest.fixture
 def make(tiny_tagged_corpus):
     root = tiny_tagged_corpus(valid_lines=14)
-
-    def build(grad_dir, batch_size=1, **keys):
-        values = dict(save_path=str(root / "model"), log_dir=str(root / "logs"), data_path=str(root / "data"),
-                      vocab=False, batch_size=batch_size, num_steps=6, size=4, embedding_size=3, basic_cell="LSTM",
-                      num_layers=1, init_scale=0.5, softmax="full", forget_bias=0.2, grad_interm="cell",
-                      time_step="all", max_delay=3, grad_dir=str(root / grad_dir), grad_dtype="float64",
-                      grad_average=True, grad_blocks=4, pos_mapping=str(root / "pos_mapping.txt"),
-                      pos_classes=f"{root / 'nouns.txt'},{root / 'verbs.txt'}")
-        values.update(keys)
-        config = config_from_dict({k: v for k, v in values.items() if v is not None}, train=False)
-        corpus = lm_data.load_corpus(config, need_train=True, need_valid=True, need_test=False)
-        return config, corpus, LanguageModel.from_config(config, corpus.vocab_size)
-    return build, root
+    return (lambda grad_dir, batch_size=1, **keys: tiny_corpus.pass_setup(root, grad_dir, batch_size,
+                                                                          **{"grad_blocks": 4, **keys})), root
 
 
 def _blocks(grad_dir):

@@ -1,6 +1,4 @@
 """Tagged corpora normalised as the PTB LM text (checked against its lines), and the POS tagger in context."""
-import pytest
-
 from aux_scripts import pos_tagger, tagged_corpora
 
 VOCAB = {"u.s.", "n.j", "n.j.", "p.m", "the", "in", "sold", "<unk>", "$", "N", "mrs."}

@@ -6,8 +6,8 @@ from aux_scripts import analysis
 from tf_scripts import formats, gradient_pass, lm_data
 from tf_scripts.configuration import config_from_dict
 from tf_scripts.errors import UserError
-from tf_scripts.lm import LanguageModel
 
+from tests import tiny_corpus
 from tests.tiny_corpus import TAGS
 
 
@@ -33,18 +33,8 @@ def test_token_tags_follow_read_words(tmp_path):
 @pytest.fixture
 def make(tiny_tagged_corpus):
     root = tiny_tagged_corpus(valid_lines=14)
-
-    def build(grad_dir, batch_size=1, **keys):
-        values = dict(save_path=str(root / "model"), log_dir=str(root / "logs"), data_path=str(root / "data"),
-                      vocab=False, batch_size=batch_size, num_steps=6, size=4, embedding_size=3, basic_cell="LSTM",
-                      num_layers=1, init_scale=0.5, softmax="full", forget_bias=0.2, grad_interm="cell",
-                      time_step="all", max_delay=3, grad_dir=str(root / grad_dir), grad_dtype="float64",
-                      grad_average=True, pos_classes=f"{root / 'nouns.txt'},{root / 'verbs.txt'}")
-        values.update(keys)
-        config = config_from_dict(values, train=False)
-        corpus = lm_data.load_corpus(config, need_train=True, need_valid=True, need_test=False)
-        return config, corpus, LanguageModel.from_config(config, corpus.vocab_size)
-    return build, root
+    return (lambda grad_dir, batch_size=1, **keys: tiny_corpus.pass_setup(root, grad_dir, batch_size,
+                                                                          **{"pos_mapping": None, **keys})), root
 
 
 def _write_tags(root, tag_of):

@@ -22,3 +22,24 @@ def write(root, valid_lines=12, class_ext=".txt"):
     (root / f"nouns{class_ext}").write_text("NN\nNNS\n")
     (root / f"verbs{class_ext}").write_text("VBD\n")
     return root
+
+
+def pass_setup(root, grad_dir, batch_size=1, **keys):
+    """(config, corpus, model) of a gradient pass over root's tiny corpus: LSTM H 4, E 3, T 6, float64 engine.
+
+    keys override the defaults; a key given as None is left out.
+    """
+    from tf_scripts import lm_data
+    from tf_scripts.configuration import config_from_dict
+    from tf_scripts.lm import LanguageModel
+
+    values = dict(save_path=str(root / "model"), log_dir=str(root / "logs"), data_path=str(root / "data"),
+                  vocab=False, batch_size=batch_size, num_steps=6, size=4, embedding_size=3, basic_cell="LSTM",
+                  num_layers=1, init_scale=0.5, softmax="full", forget_bias=0.2, grad_interm="cell",
+                  time_step="all", max_delay=3, grad_dir=str(root / grad_dir), grad_dtype="float64",
+                  grad_average=True, pos_mapping=str(root / "pos_mapping.txt"),
+                  pos_classes=f"{root / 'nouns.txt'},{root / 'verbs.txt'}")
+    values.update(keys)
+    config = config_from_dict({k: v for k, v in values.items() if v is not None}, train=False)
+    corpus = lm_data.load_corpus(config, need_train=True, need_valid=True, need_test=False)
+    return config, corpus, LanguageModel.from_config(config, corpus.vocab_size)
