@@ -139,7 +139,7 @@ def _main(argv):
     os.makedirs(out, exist_ok=True)
     for name, text in ((REPLICATES_CSV, csv_text(replicates, REPLICATE_COLUMNS)),
                        (INTERVALS_CSV, csv_text(rows, INTERVAL_COLUMNS))):
-        analysis.atomic_write(os.path.join(out, name), lambda tmp, text=text: open(tmp, "w", encoding="utf-8").write(text))
+        analysis.atomic_write_text(os.path.join(out, name), text)
     print(f"{len(names)} classes x {len(delays)} delays from {sums.shape[0]} blocks: "
           f"{os.path.join(out, INTERVALS_CSV)}, {os.path.join(out, REPLICATES_CSV)}")
     return 0

@@ -116,9 +116,9 @@ def _main(argv):
     for path, lines in tagged.items():
         name = os.path.splitext(os.path.basename(path))[0] + ".tags"
         text = "".join(" ".join(tags) + "\n" for tags in lines)
-        analysis.atomic_write(os.path.join(args.out, name), lambda tmp, text=text: open(tmp, "w", encoding="utf-8").write(text))
+        analysis.atomic_write_text(os.path.join(args.out, name), text)
     text = json.dumps(report, indent=1) + "\n"
-    analysis.atomic_write(os.path.join(args.out, "tagger.json"), lambda tmp: open(tmp, "w", encoding="utf-8").write(text))
+    analysis.atomic_write_text(os.path.join(args.out, "tagger.json"), text)
     low, high = report["accuracy_wilson95"]
     print(f"held-out accuracy {report['accuracy']:.4f} [{low:.4f}, {high:.4f}] on {report['held_out_tokens']} tokens "
           f"(majority tag {report['majority_tag']}: {report['majority_baseline']:.4f}); wrote {args.out}")

@@ -35,10 +35,10 @@ import tensorflow as tf
 
 from tf_scripts import cells, formats, lm_data, model_source, run_epoch
 from tf_scripts.errors import UserError, progress_bar
-from tf_scripts.fileio import atomic_write, atomic_write_text
+from tf_scripts.fileio import atomic_write_text
 from tf_scripts.gradient_files import (PROGRESS_FILE, SHARD_SUMS_FILE, SHARDS, STATES_FILE,  # noqa: F401
                                        SUMS_FILE, GradientAverages, GradientBlocks, GradientDump, read_progress, shard_dir,
-                                       shard_range)
+                                       shard_range, write_npz)
 from tf_scripts.state_gradients import StateGradients
 
 NPY_HEADER_BYTES = 128
@@ -165,8 +165,7 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
         if dump:
             dump.flush()
         if averages:
-            atomic_write(os.path.join(grad_dir, SUMS_FILE),
-                                  lambda tmp: _savez(tmp, averages.state()))
+            write_npz(os.path.join(grad_dir, SUMS_FILE), averages.state())
         record = {"fingerprint": fingerprint, "batches_done": done - first, "batches": n_batches,
                   "loss_sum": loss_sum if model.has_output_layer else None, "complete": complete,
                   "perplexity": perplexity, "time_steps": time_steps, "delays": delays, "classes": class_names,
@@ -210,7 +209,7 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
     if averages and shard is None:
         averages.write(log)
     elif averages:
-        atomic_write(os.path.join(grad_dir, SHARD_SUMS_FILE), lambda tmp: _savez(tmp, averages.state()))
+        write_npz(os.path.join(grad_dir, SHARD_SUMS_FILE), averages.state())
     checkpoint(stop, complete=True, perplexity=perplexity)
     if averages:  # the averages (or a shard's sums) are written; the running sums only served resuming
         os.remove(os.path.join(grad_dir, SUMS_FILE))
@@ -279,7 +278,7 @@ def write_entering_states(config, model, corpus, log):
     arrays = entering_states(engine.forward_model, inputs, targets)
     path = os.path.join(config.grad_dir, SHARDS, STATES_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    atomic_write(path, lambda tmp: _savez(tmp, {"fingerprint": np.array(fingerprint), **arrays}))
+    write_npz(path, {"fingerprint": np.array(fingerprint), **arrays})
     log(f"Wrote the state entering each of {inputs.shape[0]} batches to {path} "
         f"({time.perf_counter() - began:.2f} s)")
     return path
@@ -312,8 +311,3 @@ def _log_perplexity(log, perplexity):
         log("No validation perplexity: the model has no output layer")
     else:
         log(f"Valid Perplexity: {perplexity!r}")
-
-
-def _savez(path, arrays):
-    with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
