@@ -9,10 +9,15 @@
 #     svs.csv), estimate, bias, se, lo, hi (bias-corrected SV sum, its jackknife standard error
 #     and 95% interval, t with N-1 degrees of freedom), noise_floor (the SV sum that noise alone
 #     gives at this count), coherence_sq, coherence_sq_se, coherence_sq_lo, coherence_sq_hi
-#     (unbiased ‖E[G·D]‖_F² and its interval).
+#     (unbiased ‖E[G·D]‖_F² and its interval), magnitude_sq (the mean over occurrences of
+#     ‖G·D‖_F², from the blocks' grams), coherence_ratio, coherence_ratio_se, coherence_ratio_lo,
+#     coherence_ratio_hi (coherence_sq / magnitude_sq: the share of the occurrences' squared
+#     magnitude that their mean keeps, in [0, 1] up to noise; size-free). Blocks without grams
+#     (passes before them) give NaN in the magnitude and ratio columns.
 #   replicates.csv  one row per class, delay and block j: the leave-one-block-out values
 #     class, delay, block, block_count (occurrences of the class in block j), block_positions
-#     (occurrences of all words in block j: the block's size m_j), loo_sv_sum, loo_coherence_sq.
+#     (occurrences of all words in block j: the block's size m_j), loo_sv_sum, loo_coherence_sq,
+#     loo_magnitude_sq.
 #
 # aux_scripts/uncertainty.py gives the formulas; an interval of any function of the SV sums
 # (differences, fits, ratios) follows from replicates.csv with uncertainty.jackknife, the
@@ -37,19 +42,23 @@ OVERALL = "overall"
 INTERVALS_CSV = "intervals.csv"
 REPLICATES_CSV = "replicates.csv"
 INTERVAL_COLUMNS = ["class", "delay", "count", "blocks", "sv_sum", "estimate", "bias", "se", "lo", "hi",
-                    "noise_floor", "coherence_sq", "coherence_sq_se", "coherence_sq_lo", "coherence_sq_hi"]
-REPLICATE_COLUMNS = ["class", "delay", "block", "block_count", "block_positions", "loo_sv_sum", "loo_coherence_sq"]
+                    "noise_floor", "coherence_sq", "coherence_sq_se", "coherence_sq_lo", "coherence_sq_hi",
+                    "magnitude_sq", "coherence_ratio", "coherence_ratio_se", "coherence_ratio_lo", "coherence_ratio_hi"]
+REPLICATE_COLUMNS = ["class", "delay", "block", "block_count", "block_positions", "loo_sv_sum", "loo_coherence_sq",
+                     "loo_magnitude_sq"]
 
 
 def block_arrays(blocks):
-    """(sums [N, D, C, H, E] float32, counts [N, D, C], delays, class names with "overall" first) from read_blocks."""
+    """(sums [N, D, C, H, E] float32, counts [N, D, C], delays, class names with "overall" first, grams [N, D, C,
+    E(E+1)/2] float32 packed, or None for blocks without them) from read_blocks."""
     sums = np.stack([b["sums"] for b in blocks])
     counts = np.stack([b["counts"] for b in blocks]).astype(np.int64)
     names = [OVERALL] + [str(c) for c in blocks[0]["classes"][1:]]
-    return sums, counts, [int(k) for k in blocks[0]["delays"]], names
+    grams = np.stack([b["grams"] for b in blocks]) if all("grams" in b for b in blocks) else None
+    return sums, counts, [int(k) for k in blocks[0]["delays"]], names, grams
 
 
-def statistics(sums, counts, delays, names, grad_norm, draws=50, seed=0):
+def statistics(sums, counts, delays, names, grad_norm, draws=50, seed=0, grams=None):
     """(interval rows, replicate rows) as dicts of INTERVAL_COLUMNS and REPLICATE_COLUMNS, class-major then delay."""
     blocks = sums.shape[0]
     per_delay = []
@@ -64,19 +73,30 @@ def statistics(sums, counts, delays, names, grad_norm, draws=50, seed=0):
         coh, coh_loo = uncertainty.coherence_squared(s, m, grad_norm)
         co = uncertainty.jackknife(coh, coh_loo, positions, exponent=uncertainty.SMOOTH_EXPONENT)
         floor = uncertainty.noise_floor(s, m, grad_norm, draws=draws, seed=seed)
-        per_delay.append((k, m, sv, co, floor, theta_loo, coh_loo))
+        if grams is not None:
+            mag, mag_loo = uncertainty.magnitude_squared(gradient_files.unpack_grams(grams[:, di]), m, grad_norm)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = uncertainty.jackknife(coh / mag, coh_loo / mag_loo, positions,
+                                              exponent=uncertainty.SMOOTH_EXPONENT)
+        else:
+            mag, mag_loo = np.full(theta.shape, np.nan), np.full(theta_loo.shape, np.nan)
+            ratio = {key: np.full(theta.shape, np.nan) for key in ("value", "se", "lo", "hi")}
+        per_delay.append((k, m, sv, co, floor, theta_loo, coh_loo, mag, mag_loo, ratio))
     rows, replicates = [], []
     for c, name in enumerate(names):
-        for k, m, sv, co, floor, theta_loo, coh_loo in per_delay:
+        for k, m, sv, co, floor, theta_loo, coh_loo, mag, mag_loo, ratio in per_delay:
             rows.append({"class": name, "delay": k, "count": int(m[:, c].sum()), "blocks": blocks,
                          "sv_sum": sv["value"][c], "estimate": sv["estimate"][c], "bias": sv["bias"][c],
                          "se": sv["se"][c], "lo": sv["lo"][c], "hi": sv["hi"][c], "noise_floor": floor[c],
                          "coherence_sq": co["value"][c], "coherence_sq_se": co["se"][c],
-                         "coherence_sq_lo": co["lo"][c], "coherence_sq_hi": co["hi"][c]})
+                         "coherence_sq_lo": co["lo"][c], "coherence_sq_hi": co["hi"][c],
+                         "magnitude_sq": float(mag[c]), "coherence_ratio": ratio["value"][c],
+                         "coherence_ratio_se": ratio["se"][c], "coherence_ratio_lo": ratio["lo"][c],
+                         "coherence_ratio_hi": ratio["hi"][c]})
             for j in range(blocks):
                 replicates.append({"class": name, "delay": k, "block": j + 1, "block_count": int(m[j, c]),
                                    "block_positions": int(m[j, 0]), "loo_sv_sum": theta_loo[j, c],
-                                   "loo_coherence_sq": coh_loo[j, c]})
+                                   "loo_coherence_sq": coh_loo[j, c], "loo_magnitude_sq": float(mag_loo[j, c])})
     return rows, replicates
 
 
@@ -116,7 +136,7 @@ def _main(argv):
         prog=PROG, description=__doc__ + " Reads GRAD_DIR/blocks/ (main.py with grad_blocks N) and writes "
         f"OUT/{INTERVALS_CSV} (per class and delay: the SV sum of the average G·D, a bias-corrected estimate with "
         "its delete-one-block jackknife standard error and 95% interval, the noise floor, the unbiased squared "
-        f"Frobenius norm of the mean) and OUT/{REPLICATES_CSV} (the leave-one-block-out values behind them).")
+        "Frobenius norm of the mean (coherence), the mean squared magnitude and their ratio) and OUT/{REPLICATES_CSV} (the leave-one-block-out values behind them).")
     parser.add_argument("grad_dir", metavar="GRAD_DIR", help="the gradient pass's grad_dir")
     parser.add_argument("grad_norm", metavar="D.npy", help="gradient normalisation D (EMB_D_norm_grad.npy)")
     parser.add_argument("--out", default=None, help="folder for the CSV files (default: GRAD_DIR)")
@@ -126,7 +146,7 @@ def _main(argv):
     if args.draws < 1:
         raise UserError(f"--draws must be >= 1, got {args.draws}")
     grad_norm = analysis.load_square(args.grad_norm, "gradient normalisation D")
-    sums, counts, delays, names = block_arrays(gradient_files.read_blocks(args.grad_dir))
+    sums, counts, delays, names, grams = block_arrays(gradient_files.read_blocks(args.grad_dir))
     if sums.shape[-1] != grad_norm.shape[0]:
         raise UserError(f"the blocks in {args.grad_dir} hold [{sums.shape[-2]}, {sums.shape[-1]}] matrices but "
                         f"{args.grad_norm} is {grad_norm.shape}: the embedding sizes differ")
@@ -134,7 +154,7 @@ def _main(argv):
     from threadpoolctl import threadpool_limits
     with threadpool_limits(1):
         rows, replicates = statistics(sums, counts, delays, names, grad_norm.astype(np.float64), args.draws,
-                                      args.seed)
+                                      args.seed, grams)
     out = args.out or args.grad_dir
     os.makedirs(out, exist_ok=True)
     for name, text in ((REPLICATES_CSV, csv_text(replicates, REPLICATE_COLUMNS)),

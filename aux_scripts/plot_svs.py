@@ -1,6 +1,7 @@
 """Plot the sum (and optionally the top K) of the singular values of G D against delay, per model and class."""
 import argparse
 import csv
+import fnmatch
 import io
 import os
 import sys
@@ -21,6 +22,23 @@ STYLES = ("-", "--", ":", "-.")
 
 def _split(text):
     return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def select_classes(spec, available, exclude=()):
+    """Class names from --classes: names, {ALL} (overall and every available class) and shell patterns
+    (e.g. ctx_*) matched against the available classes, in name order; minus those matching an exclude pattern."""
+    classes = []
+    for item in spec:
+        if item == ALL:
+            found = [OVERALL] + sorted(available)
+        elif any(ch in item for ch in "*?["):
+            found = sorted(fnmatch.filter(available, item))
+            if not found:
+                raise UserError(f"--classes {item}: no class with averages matches it")
+        else:
+            found = [item]
+        classes += [c for c in found if c not in classes]
+    return [c for c in classes if not any(fnmatch.fnmatchcase(c, pattern) for pattern in exclude)]
 
 
 def collect(gradroots, labels, classes, grad_norms):
@@ -115,7 +133,10 @@ def _main(argv):
     parser.add_argument("--classes", default=OVERALL,
                         help=f"comma-separated POS class names; '{OVERALL}' = the class-free average; "
                              f"'{ALL}' = {OVERALL} and every class with averages in the first GRADROOT, in name "
-                             f"order (default: {OVERALL})")
+                             "order; a shell pattern (e.g. 'ctx_*') = the classes it matches (default: "
+                             f"{OVERALL})")
+    parser.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                        help="leave out the classes matching this shell pattern (repeatable)")
     parser.add_argument("--grad-norm", metavar="D.npy", action="append",
                         help="gradient normalisation D (EMB_D_norm_grad.npy): give it once (shared) or once "
                              "per GRADROOT, in the same order (default: none, plot singular values of the raw G)")
@@ -130,9 +151,12 @@ def _main(argv):
     if len(labels) != len(args.gradroots):
         raise UserError(f"--labels has {len(labels)} labels for {len(args.gradroots)} GRADROOT folders")
     classes = _split(args.classes)
-    if classes == [ALL]:
+    if any(c == ALL or any(ch in c for ch in "*?[") for c in classes):
         analysis.check_dir(args.gradroots[0], "gradient directory")
-        classes = [OVERALL] + sorted(analysis.available_classes(args.gradroots[0]))
+        available = analysis.available_classes(args.gradroots[0])
+    else:
+        available = []
+    classes = select_classes(classes, available, args.exclude)
     if not classes:
         raise UserError("--classes is empty")
     norms = args.grad_norm or [None]

@@ -11,7 +11,9 @@
 #   diff/{NAME}_relative_memory.txt, diff/{NAME}_cos_subspace.txt
 #   pos_mapping.log                  build_pos_mapping.py's coverage line
 #   intervals/intervals.csv, intervals/replicates.csv   sg-intervals' output: with them, every
-#                                    SV sum, fit and finding gets its interval (aux_scripts/verdicts.py)
+#                                    SV sum, fit and finding gets its interval (aux_scripts/verdicts.py);
+#                                    its ctx_* classes are the classes in context (--pos-data)
+#   tagger/tagger.json               sg-pos-tagger's held-out accuracy (with --pos-data)
 # Writes into DIR: report.md, report.html (figures embedded), figures report_*.png and the
 # tables behind them, report_*.csv.
 import argparse
@@ -32,7 +34,7 @@ if __package__ in (None, ""):
 
 import numpy as np  # noqa: E402
 
-from aux_scripts import analysis, intervals, verdicts  # noqa: E402
+from aux_scripts import analysis, intervals, token_classes, verdicts  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 
 OVERALL = "overall"
@@ -333,14 +335,38 @@ class Document:
                 f"</title><style>{style}</style></head><body>\n" + "\n".join(self.html) + "\n</body></html>\n")
 
 
-def _read_replicates(directory, name="intervals"):
-    """(interval rows, verdicts.Replicates) from DIR/NAME/, or None when sg-intervals did not run."""
-    folder = os.path.join(directory, name)
+def _read_replicates(directory):
+    """(type-level, in context) from DIR/intervals/: each (interval rows, verdicts.Replicates), or None when sg-intervals
+    did not run or the pass had no classes in context. The classes in context are those whose names begin with
+    sg-token-classes's CONTEXT_PREFIX; they are named here without it (beside the overall rows)."""
+    folder = os.path.join(directory, "intervals")
     if not os.path.isfile(os.path.join(folder, intervals.INTERVALS_CSV)):
-        return None
+        return None, None
     rows = intervals.read_csv(os.path.join(folder, intervals.INTERVALS_CSV), intervals.INTERVAL_COLUMNS)
     reps = intervals.read_csv(os.path.join(folder, intervals.REPLICATES_CSV), intervals.REPLICATE_COLUMNS)
-    return rows, verdicts.Replicates(rows, reps)
+    prefix = token_classes.CONTEXT_PREFIX
+
+    def part(items, in_context):
+        out = []
+        for r in items:
+            if r["class"] == OVERALL or r["class"].startswith(prefix) == in_context:
+                out.append({**r, "class": r["class"][len(prefix):]} if in_context and r["class"] != OVERALL else r)
+        return out
+
+    loaded = [(part(rows, c), part(reps, c)) for c in (False, True)]
+    has_context = any(r["class"].startswith(prefix) for r in rows)
+    return ((loaded[0][0], verdicts.Replicates(*loaded[0])),
+            (loaded[1][0], verdicts.Replicates(*loaded[1])) if has_context else None)
+
+
+def _size_free(r):
+    """[coherence, RMS magnitude, the ratio of their squares with its interval] of an intervals row (None when absent)."""
+    coherence = math.sqrt(r["coherence_sq"]) if r["coherence_sq"] > 0 else 0.0
+    if not math.isfinite(r.get("magnitude_sq", math.nan)):
+        return [coherence, None, None]
+    ratio = (f"{r['coherence_ratio']:.3g} [{r['coherence_ratio_lo']:.3g}, {r['coherence_ratio_hi']:.3g}]"
+             if math.isfinite(r["coherence_ratio_se"]) else None)
+    return [coherence, math.sqrt(r["magnitude_sq"]), ratio]
 
 
 def _interval(x):
@@ -360,17 +386,19 @@ def _interval_sections(doc, loaded, pos_classes, freq_classes, overall):
              "gives the formulas and references). Noise floor: the SV sum that the average's noise alone gives at "
              "the class's count (random-sign combinations of its centred block sums): a class with no memory shows "
              "about this value. Coherence: ‖E[G·D]‖_F, from an unbiased cross-block estimate of its square, which "
-             "does not grow with the noise of a small class.")
+             "does not grow with the noise of a small class. Magnitude: the root mean square over the class's "
+             "occurrences of ‖G·D‖_F, how strongly one occurrence's state depends on its input. Their squared ratio "
+             "(in [0, 1]) is the share of that magnitude that survives averaging: a size-free measure of how "
+             "consistently the class's occurrences point the same way; its interval is the jackknife's.")
     table_rows = []
     for cls in [OVERALL] + pos_classes + freq_classes:
         for k in RANK_DELAYS:
             r = by_key.get((cls, k))
             if r is None:
                 continue
-            coherence = math.sqrt(r["coherence_sq"]) if r["coherence_sq"] > 0 else 0.0
-            table_rows.append([cls, k, r["count"], r["sv_sum"], _interval(r), r["noise_floor"], coherence])
+            table_rows.append([cls, k, r["count"], r["sv_sum"], _interval(r), r["noise_floor"], *_size_free(r)])
     doc.table(["class", "k", "occurrences", "SV sum of the average", "bias-corrected [95% interval]", "noise floor",
-               "coherence ‖E[G·D]‖_F"], table_rows)
+               "coherence ‖E[G·D]‖_F", "magnitude (E‖G·D‖_F²)^½", "coherence² / magnitude² [95%]"], table_rows)
 
     findings, comparison_rows = {}, []
     fit_delays = [k for k in sorted(overall) if k >= 1 and reps.has([(OVERALL, k)])]
@@ -613,13 +641,12 @@ def build_report(directory, title="State-gradient reproduction report"):
         doc.para("Not computed (no classifier/pos.log).")
 
     # -- intervals, controls and the findings judged with them
-    reps = _read_replicates(directory)
+    reps, context = _read_replicates(directory)
     interval_findings, comparison_rows = {}, []
     if reps is not None:
         interval_findings, comparison_rows = _interval_sections(doc, reps, pos_classes, freq_classes, overall)
 
     # -- classes in context
-    context = _read_replicates(directory, "intervals_in_context")
     if context is not None:
         more, rows = _context_section(doc, directory, context, reps, pos_classes)
         interval_findings.update(more)

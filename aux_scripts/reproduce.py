@@ -27,7 +27,7 @@ import time
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts import analysis  # noqa: E402
+from aux_scripts import analysis, token_classes  # noqa: E402
 from tf_scripts import configuration, lm_data  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 from tf_scripts.fileio import atomic_write  # noqa: E402
@@ -59,7 +59,14 @@ SIZE_MATCHED = ("nouns:verbs", "commonest:rarest")   # the larger class subsampl
 SIZE_DRAWS = 2
 DIFFERENCES = (("NNS", "NN"), ("VBZ", "VBP"))   # plural - singular noun, 3rd person - other present verb
 MAX_DELAY = 50
-BLOCKS = 20         # grad_blocks of the gradient pass: the jackknife's units of text (fewer with --valid-windows)
+# grad_blocks of the gradient pass: the jackknife's units of text (fewer with --valid-windows). With
+# --pos-data the one pass also holds the classes in context (41 classes on the paper model), so that
+# fewer blocks keep the block files near 1.5 GB (docs/intervals.md gives the sizes).
+BLOCKS = 20
+BLOCKS_WITH_CONTEXT = 10
+# random-sign draws of each noise floor (sg-intervals --draws): its Monte Carlo error is a small share of
+# a floor that is only compared with the SV sums, and each draw costs one SVD per class and delay
+NOISE_DRAWS = 20
 SUBSPACE_COLUMNS = 5
 # The keys of the training config that the --notrain passes need; the training keys are left out,
 # so that changing one of those does not rerun the analysis of a given model.
@@ -203,7 +210,7 @@ class Options:
     treebank: tuple = ()
     classifier_grid: str = "full"
     min_valid_tokens: int = 1000
-    blocks: int = BLOCKS
+    blocks: int | None = None       # None: BLOCKS, or BLOCKS_WITH_CONTEXT with pos_data
     pos_data: str | None = None     # the get_pos_data.py folder: with it, classes in context too
 
 
@@ -253,13 +260,18 @@ def plan(opts):
     base += [(k, getattr(config, k)) for k in DATA_KEYS + MODEL_KEYS + INERT_KEYS + TEST_KEYS
              if getattr(config, k) is not None]
     pos_files = [os.path.join(POS_CLASS_DIR, f"{name}.txt") for name in POS_CLASSES]
+    in_context = p("in_context")
+    tags = os.path.join(in_context, os.path.basename(valid_file)[:-4] + ".tags")
     grad_keys = [("log", "gradients"), ("grad_interm", "cell"), ("time_step", "all"), ("max_delay", MAX_DELAY),
                  ("grad_dir", p("gradients")), ("grad_average", True), ("grad_dump", False),
                  ("pos_mapping", p("classes", "pos_mapping.txt")),
                  ("pos_classes", ",".join(pos_files + [p("classes", "freq")]))]
+    if opts.pos_data:   # the classes in context in the same pass: the Jacobians are computed once
+        grad_keys += [("pos_tokens", tags), ("pos_token_classes", os.path.join(in_context, "classes"))]
     if opts.valid_windows:
         grad_keys.append(("valid_batches", opts.valid_windows))
-    blocks = min(opts.blocks, opts.valid_windows or opts.blocks)
+    chosen = opts.blocks if opts.blocks is not None else BLOCKS_WITH_CONTEXT if opts.pos_data else BLOCKS
+    blocks = min(chosen, opts.valid_windows or chosen)
     if blocks >= 2:
         grad_keys.append(("grad_blocks", blocks))
     configs = {
@@ -271,14 +283,6 @@ def plan(opts):
                                                                            ("save_embedding", p("embedding.npy"))],
                                                        "export of the embedding matrix"),
     }
-    in_context = p("in_context")
-    if opts.pos_data:
-        context_keys = [(k, v) for k, v in grad_keys if k not in ("pos_mapping", "pos_classes", "grad_dir", "log")]
-        context_keys += [("log", "gradients_in_context"), ("grad_dir", p("gradients_in_context")),
-                         ("pos_tokens", os.path.join(in_context, os.path.basename(valid_file)[:-4] + ".tags")),
-                         ("pos_classes", os.path.join(in_context, "classes"))]
-        configs[p("configs", "gradients_in_context.config")] = _config_text(
-            opts.config, base + context_keys, "state gradients per POS class in context (tagged tokens)")
     model_cfg, grad_cfg, emb_cfg = list(configs)[:3]
 
     steps = [Step("data", "check the data files",
@@ -349,11 +353,31 @@ def plan(opts):
                       inputs=[m_dict, pos_only, data_files[0], valid_file], keys=data_keys,
                       outputs=[p("classes", "pos_mapping.txt"), p("classes", "freq", "freq_bins.csv")]))
 
+    # -- tags in context and their classes
+    if opts.pos_data:
+        tagger_tags = p("tagger", os.path.basename(valid_file)[:-4] + ".tags")
+        steps.append(Step("tagger", "POS tagger trained on the normalised tagged corpora, tested on CoNLL-2000 test, "
+                          "tags of the validation text in context",
+                          [Command(["sg-pos-tagger", "--pos-data", opts.pos_data, "--vocab-text", data_files[0],
+                                    "--tag", valid_file, "--classes", *pos_files, "--out", p("tagger")],
+                                   p("logs", "tagger.out"))],
+                          inputs=[opts.pos_data, data_files[0], valid_file, *pos_files],
+                          outputs=[p("tagger", "tagger.json"), tagger_tags]))
+        steps.append(Step("token_classes", "classes of the tagged tokens: POS in context, with <unk>, by frequency bin",
+                          [Command(["rm", "-rf", in_context]),
+                           Command(["sg-token-classes", valid_file, tagger_tags, p("classes", "pos_mapping.txt"),
+                                    "--classes", *pos_files, "--with-unk", *WITH_UNK, "--by-frequency", *BY_FREQUENCY,
+                                    "--bins", "rarest", "commonest", "--size-matched", *SIZE_MATCHED,
+                                    "--draws", str(SIZE_DRAWS), "--prefix", token_classes.CONTEXT_PREFIX,
+                                    "--out", in_context], p("logs", "token_classes.out"))],
+                          inputs=[valid_file, tagger_tags, p("classes", "pos_mapping.txt"), *pos_files],
+                          outputs=[tags, os.path.join(in_context, "classes")]))
     # -- state gradients
     steps.append(Step("gradients", f"state gradients of the cell state, all time steps, {MAX_DELAY} delays, "
-                      "streaming averages overall, per POS class and per frequency bin",
+                      "streaming averages overall, per POS class and per frequency bin (and per class in context with --pos-data)",
                       [Command(["sg-main", "--notrain", "--notest", "--config", grad_cfg], p("logs", "gradients.out"))],
-                      inputs=[m_weights, m_dict, valid_file, data_files[0], p("classes"), *pos_files],
+                      inputs=[m_weights, m_dict, valid_file, data_files[0], p("classes"), *pos_files,
+                              *([in_context] if opts.pos_data else [])],
                       keys={**data_keys, **model_keys, "num_steps": config.num_steps,
                             "valid_batches": opts.valid_windows, "max_delay": MAX_DELAY, "grad_blocks": blocks},
                       outputs=[p("gradients", "delay_0_avg.npy")], clean=[p("gradients")]))
@@ -379,58 +403,28 @@ def plan(opts):
 
     # -- singular values, difference vectors, report
     averages = p("gradients", "delay_*_avg*.npy")
+    context_classes = token_classes.CONTEXT_PREFIX + "*"
     steps.append(Step("svs", "sum of singular values of G.D per delay and class (the papers' figure)",
                       [Command(["sg-plot-svs", p("gradients"), "--grad-norm", d_norm, "--classes", "all",
+                                "--exclude", context_classes,
                                 "--labels", f"{config.basic_cell} E{config.embedding_size} H{config.size}",
                                 "--out", p("svs.png")], p("logs", "svs.out"))],
                       inputs=[averages, d_norm], outputs=[p("svs.csv"), p("svs.png")]))
+    if opts.pos_data:
+        steps.append(Step("svs_in_context", "sum of singular values of G.D per delay and class in context",
+                          [Command(["sg-plot-svs", p("gradients"), "--grad-norm", d_norm,
+                                    "--classes", f"overall,{context_classes}",
+                                    "--labels", f"{config.basic_cell} E{config.embedding_size} H{config.size}",
+                                    "--out", p("svs_in_context.png")], p("logs", "svs_in_context.out"))],
+                          inputs=[averages, d_norm], outputs=[p("svs_in_context.csv"), p("svs_in_context.png")]))
     if blocks >= 2:
         steps.append(Step("intervals", f"bias-corrected SV sums with jackknife intervals over {blocks} blocks of the "
                           "validation text, noise floors and coherence (sg-intervals)",
-                          [Command(["sg-intervals", p("gradients"), d_norm, "--out", p("intervals")],
+                          [Command(["sg-intervals", p("gradients"), d_norm, "--out", p("intervals"),
+                                    "--draws", str(NOISE_DRAWS)],
                                    p("logs", "intervals.out"))],
                           inputs=[p("gradients", "blocks"), d_norm],
                           outputs=[p("intervals", "intervals.csv"), p("intervals", "replicates.csv")]))
-    if opts.pos_data:
-        tags = os.path.join(in_context, os.path.basename(valid_file)[:-4] + ".tags")
-        tagger_tags = p("tagger", os.path.basename(valid_file)[:-4] + ".tags")
-        steps.append(Step("tagger", "POS tagger trained on the normalised tagged corpora, tested on CoNLL-2000 test, "
-                          "tags of the validation text in context",
-                          [Command(["sg-pos-tagger", "--pos-data", opts.pos_data, "--vocab-text", data_files[0],
-                                    "--tag", valid_file, "--classes", *pos_files, "--out", p("tagger")],
-                                   p("logs", "tagger.out"))],
-                          inputs=[opts.pos_data, data_files[0], valid_file, *pos_files],
-                          outputs=[p("tagger", "tagger.json"), tagger_tags]))
-        steps.append(Step("token_classes", "classes of the tagged tokens: POS in context, with <unk>, by frequency bin",
-                          [Command(["rm", "-rf", in_context]),
-                           Command(["sg-token-classes", valid_file, tagger_tags, p("classes", "pos_mapping.txt"),
-                                    "--classes", *pos_files, "--with-unk", *WITH_UNK, "--by-frequency", *BY_FREQUENCY,
-                                    "--bins", "rarest", "commonest", "--size-matched", *SIZE_MATCHED,
-                                    "--draws", str(SIZE_DRAWS),
-                                    "--out", in_context], p("logs", "token_classes.out"))],
-                          inputs=[valid_file, tagger_tags, p("classes", "pos_mapping.txt"), *pos_files],
-                          outputs=[tags, os.path.join(in_context, "classes")]))
-        context_cfg = p("configs", "gradients_in_context.config")
-        steps.append(Step("gradients_in_context", "state gradients as in gradients, per POS class of the tagged tokens",
-                          [Command(["sg-main", "--notrain", "--notest", "--config", context_cfg],
-                                   p("logs", "gradients_in_context.out"))],
-                          inputs=[m_weights, m_dict, valid_file, data_files[0], in_context],
-                          keys={**data_keys, **model_keys, "num_steps": config.num_steps,
-                                "valid_batches": opts.valid_windows, "max_delay": MAX_DELAY, "grad_blocks": blocks},
-                          outputs=[p("gradients_in_context", "delay_0_avg.npy")], clean=[p("gradients_in_context")]))
-        steps.append(Step("svs_in_context", "sum of singular values of G.D per delay and class in context",
-                          [Command(["sg-plot-svs", p("gradients_in_context"), "--grad-norm", d_norm, "--classes", "all",
-                                    "--labels", f"{config.basic_cell} E{config.embedding_size} H{config.size}",
-                                    "--out", p("svs_in_context.png")], p("logs", "svs_in_context.out"))],
-                          inputs=[p("gradients_in_context", "delay_*_avg*.npy"), d_norm],
-                          outputs=[p("svs_in_context.csv"), p("svs_in_context.png")]))
-        if blocks >= 2:
-            steps.append(Step("intervals_in_context", "intervals of the classes in context (sg-intervals)",
-                              [Command(["sg-intervals", p("gradients_in_context"), d_norm, "--out",
-                                        p("intervals_in_context")], p("logs", "intervals_in_context.out"))],
-                              inputs=[p("gradients_in_context", "blocks"), d_norm],
-                              outputs=[p("intervals_in_context", "intervals.csv"),
-                                       p("intervals_in_context", "replicates.csv")]))
     diff_commands, diff_outputs = [Command(["rm", "-rf", p("diff")]), Command(["mkdir", "-p", p("diff")])], []
     for a, b in DIFFERENCES:
         vector = p("diff", f"{a}-{b}.npy")
@@ -451,8 +445,7 @@ def plan(opts):
                       inputs=[p("svs.csv"), p("test_perplexity.txt"), p("gradients", "grad_progress.json"),
                               p("classes"), p("classifier", "pos.log"), p("diff"), p("pos_mapping_pos.txt"),
                               *([p("intervals")] if blocks >= 2 else []),
-                              *([p("tagger"), p("svs_in_context.csv")] if opts.pos_data else []),
-                              *([p("intervals_in_context")] if opts.pos_data and blocks >= 2 else [])],
+                              *([p("tagger"), p("svs_in_context.csv")] if opts.pos_data else [])],
                       outputs=[p("report.md"), p("report.html")]))
     return steps, configs
 
@@ -574,9 +567,10 @@ def _parse_args(argv):
     parser.add_argument("--min-valid-tokens", type=int, default=1000, metavar="N",
                         help="frequency bins (training counts 1-9, 10-99, ...) with fewer validation tokens are "
                              "merged into their more frequent neighbour (default 1000)")
-    parser.add_argument("--blocks", type=int, default=BLOCKS, metavar="N",
+    parser.add_argument("--blocks", type=int, default=None, metavar="N",
                         help=f"contiguous blocks of the validation text for the intervals (grad_blocks; default "
-                             f"{BLOCKS}, at most --valid-windows; 0: no blocks and no intervals)")
+                             f"{BLOCKS}, {BLOCKS_WITH_CONTEXT} with --pos-data, at most --valid-windows; 0: no blocks "
+                             "and no intervals)")
     parser.add_argument("--dry-run", action="store_true",
                         help="write the derived configs to DIR/configs and print every step as plain commands "
                              "(console scripts of this package, test/cp/mkdir/rm) instead of running them")
@@ -598,7 +592,7 @@ def _main(argv):
     for path in [args.pos_mapping, *conll, *treebank]:
         if path and not os.path.isfile(path):
             raise UserError(f"POS data file {path} not found")
-    if args.blocks == 1 or args.blocks < 0:
+    if args.blocks is not None and (args.blocks == 1 or args.blocks < 0):
         raise UserError(f"--blocks must be 0 (no intervals) or >= 2, got {args.blocks}")
     if args.valid_windows is not None and args.valid_windows < 1:
         raise UserError(f"--valid-windows must be >= 1, got {args.valid_windows}")

@@ -4,7 +4,7 @@
 # adds to a POS mapping), writes OUT/NAME.tags for the pos_tokens key: each token's field holds
 #   - its tag, or UNK_<tag> when the word is <unk> (so that the plain classes hold known words only),
 #   - <tag>+<BIN> (UNK_<tag>+<BIN> for <unk>) for its word's frequency bin BIN;
-# and OUT/classes/*.txt, the class files of pos_classes:
+# and OUT/classes/*.txt, the class files of pos_token_classes (each name after --prefix):
 #   - NAME.txt for every POS class file given: the tokens tagged in context with its tags (known words),
 #   - NAME+unk.txt for the classes of --with-unk: the same with the <unk> tokens tagged so,
 #   - NAME-freq_BIN.txt for the classes of --by-frequency and every bin: the class's known tokens of that bin;
@@ -32,6 +32,8 @@ UNK = "<unk>"
 EOS = "<eos>"
 UNK_PREFIX = "UNK_"
 FREQ_PREFIX = "FREQ_"
+# sg-reproduce's --prefix: its classes in context share one pass with the type-level classes of the same names
+CONTEXT_PREFIX = "ctx_"
 
 
 def word_bins(mapping):
@@ -102,7 +104,7 @@ def size_matched(fields, pos_classes, pairs, draws, seed):
 
 def _main(argv):
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0] + " Writes OUT/NAME.tags (the "
-                                     "pos_tokens file) and OUT/classes/*.txt (the pos_classes files).")
+                                     "pos_tokens file) and OUT/classes/*.txt (the pos_token_classes files).")
     parser.add_argument("text", metavar="TEXT", help="the LM text that was tagged (e.g. valid.txt)")
     parser.add_argument("tags", metavar="TAGS", help="its tags (sg-pos-tagger's NAME.tags)")
     parser.add_argument("pos_mapping", metavar="MAPPING", help="a POS mapping with the FREQ_* bins (sg-freq-classes)")
@@ -119,6 +121,10 @@ def _main(argv):
                              "the smaller one's token count")
     parser.add_argument("--draws", type=int, default=2, help="random subsets per --size-matched pair (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subsets (default 0)")
+    parser.add_argument("--prefix", default="", metavar="P",
+                        help="begin every class file's name with P, so that these classes can share a pass "
+                             f"(pos_token_classes) with type-level classes of the same names (sg-reproduce: "
+                             f"{CONTEXT_PREFIX}; default: none)")
     parser.add_argument("--out", required=True, metavar="DIR")
     args = parser.parse_args(argv)
     pairs = []
@@ -171,7 +177,7 @@ def _main(argv):
     name = os.path.basename(args.tags)
     analysis.atomic_write_text(os.path.join(args.out, name), "".join(out_lines))
     for file, tags in files.items():
-        analysis.atomic_write_text(os.path.join(args.out, "classes", file), "".join(t + "\n" for t in tags))
+        analysis.atomic_write_text(os.path.join(args.out, "classes", args.prefix + file), "".join(t + "\n" for t in tags))
     print(f"{os.path.join(args.out, name)}: {len(out_lines)} lines; {len(files)} class files in "
           f"{os.path.join(args.out, 'classes')}")
     return 0

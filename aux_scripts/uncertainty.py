@@ -1,4 +1,4 @@
-"""Uncertainty from block sums: a bias-corrected delete-one-block jackknife, noise floor, coherence, Holm, Wilson."""
+"""Uncertainty from block sums: a bias-corrected delete-one-block jackknife, noise floor, coherence, magnitude, Holm, Wilson."""
 # Shape letters: N blocks, H state, E embedding; "..." is any shape of statistics (classes, delays).
 #
 # The estimand of a class c at delay k is ‖E[G·D | c, k]‖_*, the sum of singular values of the
@@ -150,6 +150,25 @@ def coherence_squared(sums, counts, grad_norm=None):
         loo = ((np.sum(rest ** 2, axis=(-2, -1)) - (own.sum(axis=0)[None] - own))
                / ((n[None] - counts) ** 2 - (np.sum(counts ** 2, axis=0)[None] - counts ** 2)))
     return full, loo
+
+
+def magnitude_squared(grams, counts, grad_norm=None):
+    """Mean over occurrences of ‖G·D‖_F², on all blocks and on all but j, from the blocks' sums of G^T G.
+
+    grams [N, ..., E, E] (sum over a block's occurrences of G^T G), counts [N, ...] -> (full [...],
+    loo [N, ...]). ‖G D‖_F² = trace(D^T G^T G D), so the block sums give it for any D. By Jensen's
+    inequality ‖E[G·D]‖_F² <= E‖G·D‖_F²: their ratio (coherence / magnitude) lies in [0, 1], 1 when
+    every occurrence has the same G·D, near 0 when they cancel.
+    """
+    grams = np.asarray(grams, np.float64)
+    counts = np.asarray(counts, np.float64)
+    if grad_norm is not None:
+        q = np.sum((grams @ grad_norm) * grad_norm, axis=(-2, -1))          # trace(D^T S D) [N, ...]
+    else:
+        q = np.trace(grams, axis1=-2, axis2=-1)
+    n = counts.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return q.sum(axis=0) / n, (q.sum(axis=0)[None] - q) / (n[None] - counts)
 
 
 def wilson(successes, trials, level=LEVEL):

@@ -29,7 +29,8 @@ def _blocks(grad_dir):
 
 
 def _dumped_block_sums(grad_dir, batch_size, ranges, delays):
-    """Per block: {(k, class index): (sum of the dumped float32 matrices, count, largest |G|)}, from files and mapping."""
+    """Per block: {(k, class index): (sum of the dumped float32 matrices, count, largest |G|, sum of G^T G)}, from files
+    and mapping."""
     out = [{} for _ in ranges]
     for t_dir in sorted(os.listdir(grad_dir)):
         if not t_dir.startswith("timestep_"):
@@ -44,8 +45,8 @@ def _dumped_block_sums(grad_dir, batch_size, ranges, delays):
                 b = next(i for i, (lo, hi) in enumerate(ranges) if lo <= int(n) // batch_size < hi)
                 for c, cls in enumerate(CLASSES):
                     if cls is None or TAGS.get(word) in cls[1]:
-                        total, count, big = out[b].get((k, c), (0.0, 0, 0.0))
-                        out[b][(k, c)] = (total + g, count + 1, max(big, np.abs(g).max()))
+                        total, count, big, gram = out[b].get((k, c), (0.0, 0, 0.0, 0.0))
+                        out[b][(k, c)] = (total + g, count + 1, max(big, np.abs(g).max()), gram + g.T @ g)
     return out
 
 
@@ -65,11 +66,15 @@ def test_block_sums_match_the_dump_and_add_up_to_the_totals(make, batch_size):
         assert block["sums"].dtype == np.float32 and block["sums"].shape == (3, 3, 4, 3)
         for di, k in enumerate(delays):
             for c in range(3):
-                total, count, big = want.get((k, c), (np.zeros((4, 3)), 0, 0.0))
+                total, count, big, gram = want.get((k, c), (np.zeros((4, 3)), 0, 0.0, np.zeros((3, 3))))
                 assert block["counts"][di, c] == count
                 # each dumped matrix is G rounded to float32 (u |G| each), the block file rounds the sum once
                 tol = (count + 1) * U32 * big
                 np.testing.assert_allclose(block["sums"][di, c], total, rtol=0, atol=tol)
+                # G^T G of the float32-rounded G: 2 u per product, H = 4 products an entry; the file rounds once
+                grams = gradient_files.unpack_grams(block["grams"].astype(np.float64))
+                assert block["grams"].dtype == np.float32 and grams.shape == (3, 3, 3, 3)
+                np.testing.assert_allclose(grams[di, c], gram, rtol=0, atol=(2 * 4 * count + 1) * U32 * big ** 2 * 4)
     # the blocks add up to the float64 totals behind the averages: counts exactly, sums within the
     # roundings of the block files (u |S_b| each) and of the average file (u |mean| times the count)
     for di, k in enumerate(delays):

@@ -224,7 +224,7 @@ def test_conditionally_required_keys(tmp_path):
     assert load(tmp_path, "early_stop 2\n", base=early).early_stop == 2
     message = error(tmp_path, "grad_interm hidden\n", train=False)
     assert all(f"{key} (with grad_interm)" in message for key in ("time_step", "max_delay", "grad_dir"))
-    assert "pos_mapping (with pos_classes and no pos_tokens)" in error(tmp_path, GRAD + "grad_average True\n"
+    assert "pos_mapping (with pos_classes)" in error(tmp_path, GRAD + "grad_average True\n"
                                                      "pos_classes a.txt\n", train=False)
     assert "pos_classes (with pos_mapping)" in error(tmp_path, GRAD + "pos_mapping m.txt\n", train=False)
 

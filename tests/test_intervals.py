@@ -22,10 +22,11 @@ def run(tmp_path_factory):
                   grad_dir=str(root / "grads"), grad_dtype="float32", grad_average=True, grad_dump=False,
                   grad_blocks=5, pos_mapping=str(root / "pos_mapping.txt"),
                   pos_classes=f"{root / 'nouns.txt'},{root / 'verbs.txt'}")
-    config = config_from_dict(values, train=False)
-    corpus = lm_data.load_corpus(config, need_train=True, need_valid=True, need_test=False)
-    gradient_pass.run_gradient_pass(config, LanguageModel.from_config(config, corpus.vocab_size), corpus,
-                                    log=lambda s: None)
+    for grad_dir, dump in (("grads", False), ("dump", True)):   # the dump: every G, for the magnitude
+        config = config_from_dict({**values, "grad_dir": str(root / grad_dir), "grad_dump": dump}, train=False)
+        corpus = lm_data.load_corpus(config, need_train=True, need_valid=True, need_test=False)
+        gradient_pass.run_gradient_pass(config, LanguageModel.from_config(config, corpus.vocab_size), corpus,
+                                        log=lambda s: None)
     rng = np.random.default_rng(2)
     d = np.linalg.cholesky(np.cov(rng.normal(size=(50, 3)), rowvar=False))
     np.save(root / "D.npy", d)
@@ -76,6 +77,37 @@ def test_intervals_follow_from_the_replicates(run):
         for key in ("estimate", "se", "lo", "hi"):
             assert r[key] == pytest.approx(float(out[key]), rel=1e-12, abs=1e-15), key
         assert r["lo"] <= r["estimate"] <= r["hi"] and r["noise_floor"] > 0
+
+
+def test_magnitude_and_coherence_ratio_from_every_matrix(run):
+    from tests.tiny_corpus import TAGS
+
+    root, d, rows, reps = run
+    members = {"overall": None, "nouns": {"NN"}, "verbs": {"VBD"}}
+    for r in rows:
+        squares = []
+        for t_dir in sorted((root / "dump").glob("timestep_*")):
+            folder = t_dir / f"delay_{r['delay']}"
+            if not folder.is_dir():
+                continue
+            for line in open(folder / "mapping.txt", encoding="utf-8"):
+                n, word = line.split("\t")[:2]
+                if members[r["class"]] is None or TAGS.get(word) in members[r["class"]]:
+                    squares.append(np.sum((np.load(folder / f"{n}.npy").astype(np.float64) @ d) ** 2))
+        assert len(squares) == r["count"]
+        # all terms are positive: the engine's float32 G^T G (H = 5 products), a window's float32 sum of at
+        # most 6 occurrences, the dumped G's rounding (2 u) and the packed file (u) stay within 16 u relative
+        assert r["magnitude_sq"] == pytest.approx(np.mean(squares), rel=16 * U32)
+        mine = [x for x in reps if x["class"] == r["class"] and x["delay"] == r["delay"]]
+        ratio = [x["loo_coherence_sq"] / x["loo_magnitude_sq"] for x in mine]
+        out = uncertainty.jackknife(r["coherence_sq"] / r["magnitude_sq"], ratio, [x["block_positions"] for x in mine],
+                                    exponent=uncertainty.SMOOTH_EXPONENT)
+        assert r["coherence_ratio"] == pytest.approx(float(out["value"]), rel=1e-12)
+        for key in ("se", "lo", "hi"):
+            assert r[f"coherence_ratio_{key}"] == pytest.approx(float(out[key]), rel=1e-12, abs=1e-15), key
+        # Jensen: the squared norm of the mean is at most the mean squared norm (the unbiased estimate may
+        # dip below 0 by noise, not above 1 by more than noise)
+        assert r["coherence_ratio"] <= 1 + 3 * r["coherence_ratio_se"]
 
 
 def test_refusals(run, tmp_path, capsys):

@@ -33,8 +33,10 @@ def test_token_tags_follow_read_words(tmp_path):
 @pytest.fixture
 def make(tiny_tagged_corpus):
     root = tiny_tagged_corpus(valid_lines=14)
+    token_keys = {"pos_mapping": None, "pos_classes": None,
+                  "pos_token_classes": f"{root / 'nouns.txt'},{root / 'verbs.txt'}"}
     return (lambda grad_dir, batch_size=1, **keys: tiny_corpus.pass_setup(root, grad_dir, batch_size,
-                                                                          **{"pos_mapping": None, **keys})), root
+                                                                          **{**token_keys, **keys})), root
 
 
 def _write_tags(root, tag_of):
@@ -47,14 +49,31 @@ def _write_tags(root, tag_of):
 
 def test_tags_of_the_word_types_give_the_type_level_averages(make):
     build, root = make
-    config, corpus, model = build("types", pos_mapping=str(root / "pos_mapping.txt"))
+    type_keys = {"pos_mapping": str(root / "pos_mapping.txt"), "pos_classes": f"{root / 'nouns.txt'},{root / 'verbs.txt'}"}
+    config, corpus, model = build("types", pos_token_classes=None, **type_keys)
     gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
-    config, corpus, model = build("tokens", pos_tokens=_write_tags(root, lambda w, i: TAGS.get(w, "CC")))
+    tags = _write_tags(root, lambda w, i: TAGS.get(w, "CC"))
+    config, corpus, model = build("tokens", pos_tokens=tags)
     gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
-    for k in range(3):      # the same masks: the same sums, bit for bit
+    # both families in one pass: the token classes under their own names (ctx_ copies of the class files)
+    for name in ("nouns", "verbs"):
+        (root / f"ctx_{name}.txt").write_text((root / f"{name}.txt").read_text())
+    config, corpus, model = build("both", pos_tokens=tags, pos_token_classes=f"{root / 'ctx_nouns.txt'},"
+                                  f"{root / 'ctx_verbs.txt'}", **type_keys)
+    gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
+    for k in range(3):
         for cls in (None, "nouns", "verbs"):
-            np.testing.assert_array_equal(np.load(analysis.average_path(str(root / "types"), k, cls)),
-                                          np.load(analysis.average_path(str(root / "tokens"), k, cls)))
+            types = np.load(analysis.average_path(str(root / "types"), k, cls))
+            # the same masks in separate passes: the same sums, bit for bit
+            np.testing.assert_array_equal(types, np.load(analysis.average_path(str(root / "tokens"), k, cls)))
+            # in one pass the class is another row of the same sums; float64 sums of n terms may round in
+            # another order (n u64 of the sum of |G|), and the float32 files round once more (u32 each)
+            count = int(open(analysis.count_path(str(root / "types"), k, cls)).read())
+            for name in [cls] + ([f"ctx_{cls}"] if cls else []):
+                both = np.load(analysis.average_path(str(root / "both"), k, name))
+                assert int(open(analysis.count_path(str(root / "both"), k, name)).read()) == count
+                np.testing.assert_allclose(both, types, rtol=0, atol=2 * 2.0 ** -24 * np.abs(types).max()
+                                           + count * 2.0 ** -53 * np.abs(types).max() * count)
 
 
 @pytest.mark.parametrize("batch_size", [1, 3])
@@ -92,10 +111,18 @@ def test_each_token_counts_for_the_classes_of_its_own_tag(make, batch_size):
 
 def test_pos_tokens_refusals(make):
     build, root = make
-    with pytest.raises(UserError, match="pos_tokens and pos_mapping exclude each other"):
-        build("x", pos_tokens="t.tags", pos_mapping=str(root / "pos_mapping.txt"))
-    with pytest.raises(UserError, match="pos_tokens needs pos_classes"):
-        config_from_dict(dict(save_path="m", log_dir="l", data_path="d", vocab=False, num_layers=1, size=2, num_steps=2,
-                              batch_size=1, embedding_size=2, basic_cell="RNN", init_scale=0.1, softmax="full",
-                              grad_interm="cell", time_step=0, max_delay=1, grad_dir="g", grad_average=True,
-                              pos_tokens="t.tags"), train=False)
+    both = f"{root / 'nouns.txt'}"
+    with pytest.raises(UserError, match="class name\\(s\\) nouns occur twice in pos_classes and pos_token_classes"):
+        config, corpus, model = build("x", pos_tokens=_write_tags(root, lambda w, i: "NN"),
+                                      pos_mapping=str(root / "pos_mapping.txt"), pos_classes=both, pos_token_classes=both)
+        gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
+    base = dict(save_path="m", log_dir="l", data_path="d", vocab=False, num_layers=1, size=2, num_steps=2,
+                batch_size=1, embedding_size=2, basic_cell="RNN", init_scale=0.1, softmax="full",
+                grad_interm="cell", time_step=0, max_delay=1, grad_dir="g", grad_average=True)
+    with pytest.raises(UserError, match="pos_token_classes \\(with pos_tokens\\)"):
+        config_from_dict({**base, "pos_tokens": "t.tags"}, train=False)
+    with pytest.raises(UserError, match="pos_tokens \\(with pos_token_classes\\)"):
+        config_from_dict({**base, "pos_token_classes": "c.txt"}, train=False)
+    with pytest.raises(UserError, match="pos_token_classes needs grad_average True"):
+        config_from_dict({**base, "grad_average": False, "pos_tokens": "t.tags", "pos_token_classes": "c.txt"},
+                         train=False)

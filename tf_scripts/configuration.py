@@ -156,12 +156,17 @@ KEYS = {
     "grad_dump": Key("bool", "False: do not write the per-window matrices and mapping.txt.",
                      default=True, new=True),
     "pos_mapping": Key("str", "Word -> POS tags file for the per-class averages.",
-                       required="pos_classes_by_type", new=True),
+                       required="pos_classes", new=True),
     "pos_tokens": Key("str", "NEW: the tags of every token of the validation data, in context (sg-pos-tagger's "
                       "NAME.tags: one line per data line, one field per word and <eos> last; a field may join "
-                      "several tags with '|'). The classes of pos_classes then select tokens by these tags "
-                      "instead of words by pos_mapping, so a token belongs to the classes of its own tags.",
+                      "several tags with '|'). The classes of pos_token_classes select tokens by these tags, "
+                      "so a token belongs to the classes of its own tags.", required="pos_token_classes",
                       new=True),
+    "pos_token_classes": Key("str", "NEW: comma-separated class files (or folders of .txt files) like "
+                             "pos_classes, whose tags select tokens by pos_tokens instead of words by "
+                             "pos_mapping; each gives delay_{k}_avg_{class}.npy in the same pass as the "
+                             "pos_classes (the names must differ). Needs grad_average True.",
+                             required="pos_tokens", new=True),
     "pos_classes": Key("str", "Comma-separated POS class files (one tag per line); each gives "
                        "delay_{k}_avg_{class}.npy. A folder stands for every .txt file in it (name "
                        "order). Needs grad_average True.", required="pos_mapping",
@@ -185,8 +190,8 @@ _REQUIRED_WHEN = {
                        lambda v, train: train and v["trainer"] == "earlyStopping"),
     "grad_interm": ("with grad_interm", lambda v, train: v["grad_interm"] is not None),
     "pos_classes": ("with pos_classes", lambda v, train: v["pos_classes"] is not None),
-    "pos_classes_by_type": ("with pos_classes and no pos_tokens",
-                            lambda v, train: v["pos_classes"] is not None and v["pos_tokens"] is None),
+    "pos_token_classes": ("with pos_token_classes", lambda v, train: v["pos_token_classes"] is not None),
+    "pos_tokens": ("with pos_tokens", lambda v, train: v["pos_tokens"] is not None),
     "pos_mapping": ("with pos_mapping", lambda v, train: v["pos_mapping"] is not None),
 }
 
@@ -307,16 +312,17 @@ class Config:
         """True when time_step is 'all' or a range: outputs go to grad_dir/timestep_{t}/."""
         return self.time_step is not None and not _is_int(self.time_step)
 
-    def pos_class_files(self):
-        """pos_classes split on ','; a folder stands for its *.txt files in name order ([] when absent)."""
-        files = []
-        for part in [] if self.pos_classes is None else self.pos_classes.split(","):
+    def pos_class_files(self, key="pos_classes"):
+        """The class files of key (pos_classes or pos_token_classes) split on ','; a folder stands for its
+        *.txt files in name order ([] when absent)."""
+        files, value = [], getattr(self, key)
+        for part in [] if value is None else value.split(","):
             if not os.path.isdir(part):
                 files.append(part)
                 continue
             found = sorted(name for name in os.listdir(part) if name.endswith(".txt"))
             if not found:
-                raise UserError(f"{self.line_of('pos_classes')}: pos_classes folder {part} holds no .txt class files")
+                raise UserError(f"{self.line_of(key)}: {key} folder {part} holds no .txt class files")
             files += [os.path.join(part, name) for name in found]
         return files
 
@@ -396,12 +402,14 @@ def _cross_check(c, train, valid):
     if not c.output_layer and train:
         fail("output_layer", "output_layer False: a model without an output layer cannot be trained "
              "(use --notrain with grad_interm)")
-    if c.pos_classes is not None:
-        if any(not part for part in c.pos_classes.split(",")):
-            fail("pos_classes", f"pos_classes has an empty file name, got '{c.pos_classes}'")
+    for key in ("pos_classes", "pos_token_classes"):
+        value = getattr(c, key)
+        if value is None:
+            continue
+        if any(not part for part in value.split(",")):
+            fail(key, f"{key} has an empty file name, got '{value}'")
         if not c.grad_average:
-            fail("pos_classes", "pos_classes needs grad_average True (the classes only select "
-                 "what is averaged)")
+            fail(key, f"{key} needs grad_average True (the classes only select what is averaged)")
     if c.save_embedding is not None:
         if train:
             fail("save_embedding", "save_embedding only works with --notrain (it saves the "
@@ -416,13 +424,8 @@ def _cross_check(c, train, valid):
         if not valid:
             fail("grad_interm", "grad_interm needs --valid (gradients are computed during the "
                  "validation pass)")
-        if c.pos_tokens is not None and c.pos_mapping is not None:
-            fail("pos_tokens", "pos_tokens and pos_mapping exclude each other: the classes come from the tags "
-                 "of each token (pos_tokens) or of each word type (pos_mapping)")
         if c.pos_tokens is not None and "WikiText" in c.data_path:
             fail("pos_tokens", "pos_tokens needs one data line per sentence; WikiText data also splits lines at ' . '")
-        if c.pos_tokens is not None and c.pos_classes is None:
-            fail("pos_tokens", "pos_tokens needs pos_classes (the class files whose tags select tokens)")
         if c.grad_blocks is not None and not c.grad_average:
             fail("grad_blocks", "grad_blocks needs grad_average True (blocks keep sums of what is averaged)")
         if not c.grad_dump and not c.grad_average:

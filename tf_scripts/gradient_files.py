@@ -21,7 +21,9 @@
 # into N blocks (block b covers shard_range(n, b, N)), so a block means the same text in one
 # pass and in any sharding; with B > 1 a batch is B rows, so a block is contiguous within
 # every stream. GRAD_DIR/blocks/block_{b}.npz holds that block's sums (float32 [D, C, H, E]),
-# counts (int64 [D, C]), the block number b, the number of blocks, its batches [first_batch,
+# counts (int64 [D, C]), grams (float32 [D, C, E(E+1)/2]: the upper triangle, row by row, of the
+# symmetric sum of G^T G over the block's occurrences; unpack_grams restores [D, C, E, E]; the
+# magnitude of G.D comes from it for any D chosen after the pass), the block number b, the number of blocks, its batches [first_batch,
 # stop_batch), the delays and the class names ("" for class 0, all words). The pass keeps only
 # the open block in float64 and writes it when the next begins; a shard writes the part of each
 # block inside its range, and the merge adds the parts. The float64 totals (the averages) are
@@ -125,41 +127,63 @@ class GradientBlocks:
         self.delays, self.class_names = list(delays), [""] + list(class_names)
         self.ranges = [shard_range(n_batches, b, n_blocks) for b in range(1, n_blocks + 1)]
         self.shape = (len(self.delays), len(self.class_names)) + tuple(shape)
-        self.open, self.sums, self.counts = 0, None, None   # open block number (1-based; 0 = none)
+        self.gram_shape = self.shape[:2] + (shape[1], shape[1])
+        self.open, self.sums, self.counts, self.grams = 0, None, None, None   # open block number (1-based; 0 = none)
 
     def block_of(self, batch):
         return next(b for b, (lo, hi) in enumerate(self.ranges, 1) if lo <= batch < hi)
 
-    def add(self, batch, sums, counts):
+    def add(self, batch, sums, counts, grams):
+        """sums [D, C, H, E], counts [D, C], grams [D, C, E, E] of (part of) batch `batch`."""
         b = self.block_of(batch)
         if b != self.open:
             self.finish()
             self.open = b
             self.sums, self.counts = np.zeros(self.shape, np.float64), np.zeros(self.shape[:2], np.int64)
+            self.grams = np.zeros(self.gram_shape, np.float64)
         self.sums += sums
         self.counts += counts
+        self.grams += grams
 
     def finish(self):
         """Write the open block (the part of it inside [first, stop))."""
         if not self.open:
             return
         lo, hi = self.ranges[self.open - 1]
-        arrays = {"sums": self.sums.astype(np.float32), "counts": self.counts, "block": np.int64(self.open),
+        arrays = {"sums": self.sums.astype(np.float32), "counts": self.counts,
+                  "grams": pack_grams(self.grams).astype(np.float32), "block": np.int64(self.open),
                   "blocks": np.int64(self.n_blocks), "first_batch": np.int64(max(lo, self.first)),
                   "stop_batch": np.int64(min(hi, self.stop)), "delays": np.array(self.delays, np.int64),
                   "classes": np.array(self.class_names)}
         write_npz(block_path(self.directory, self.open), arrays)
-        self.open, self.sums, self.counts = 0, None, None
+        self.open, self.sums, self.counts, self.grams = 0, None, None, None
 
     def state(self):
         if not self.open:
             return {"block_open": np.int64(0)}
-        return {"block_open": np.int64(self.open), "block_sums": self.sums, "block_counts": self.counts}
+        return {"block_open": np.int64(self.open), "block_sums": self.sums, "block_counts": self.counts,
+                "block_grams": self.grams}
 
     def load(self, arrays):
         self.open = int(arrays["block_open"])
         if self.open:
-            self.sums, self.counts = arrays["block_sums"], arrays["block_counts"]
+            self.sums, self.counts, self.grams = arrays["block_sums"], arrays["block_counts"], arrays["block_grams"]
+
+
+def pack_grams(grams):
+    """[..., E, E] symmetric -> [..., E(E+1)/2]: the upper triangle row by row."""
+    rows, cols = np.triu_indices(grams.shape[-1])
+    return grams[..., rows, cols]
+
+
+def unpack_grams(packed):
+    """pack_grams's inverse: [..., E(E+1)/2] -> [..., E, E] (float64)."""
+    e = int(round((math.sqrt(8 * packed.shape[-1] + 1) - 1) / 2))
+    rows, cols = np.triu_indices(e)
+    full = np.zeros(packed.shape[:-1] + (e, e), np.float64)
+    full[..., rows, cols] = packed
+    full[..., cols, rows] = packed
+    return full
 
 
 def write_npz(path, arrays):
@@ -199,21 +223,30 @@ class GradientAverages:
         self.counts = np.zeros((len(delays), len(class_names) + 1), np.int64)
         self.blocks = blocks        # a GradientBlocks, or None
 
-    def add(self, sums, counts, batch=None):
-        """sums [D, C, H, E], counts [D, C] of (part of) batch `batch` (needed with blocks)."""
+    def add(self, sums, counts, batch=None, grams=None):
+        """sums [D, C, H, E], counts [D, C] of (part of) batch `batch`; with blocks also its grams [D, C, E, E]."""
         self.sums += sums
         self.counts += counts
         if self.blocks is not None:
-            self.blocks.add(batch, sums, counts)
+            self.blocks.add(batch, sums, counts, grams)
 
     def add_matrices(self, out, masks, delays_index, batch=None):
-        """Accumulate dumped matrices: masks [C, R, T] over source positions."""
+        """Accumulate dumped matrices out {k: (t [n_k], G [R, n_k, H, E])}: masks [C, R, T] over source positions."""
+        if self.blocks is None:       # in place: no [D, C, H, E] temporary per window
+            for k, (ts, g) in out.items():
+                w = masks[:, :, ts - k]                                        # [C, R, n_k]
+                self.sums[delays_index[k]] += np.einsum("crn,rnhe->che", w, g.astype(np.float64))
+                self.counts[delays_index[k]] += w.sum(axis=(1, 2)).astype(np.int64)
+            return
         sums, counts = np.zeros_like(self.sums), np.zeros_like(self.counts)
+        grams = np.zeros(self.blocks.gram_shape, np.float64)
         for k, (ts, g) in out.items():
-            w = masks[:, :, ts - k]                                            # [C, R, n_k]
-            sums[delays_index[k]] = np.einsum("crn,rnhe->che", w, g.astype(np.float64))
+            w = masks[:, :, ts - k]
+            g = g.astype(np.float64)
+            sums[delays_index[k]] = np.einsum("crn,rnhe->che", w, g)
+            grams[delays_index[k]] = np.einsum("crn,rnhe,rnhf->cef", w, g, g, optimize=True)
             counts[delays_index[k]] = w.sum(axis=(1, 2)).astype(np.int64)
-        self.add(sums, counts, batch)
+        self.add(sums, counts, batch, grams)
 
     def state(self):
         extra = self.blocks.state() if self.blocks is not None else {}
@@ -363,5 +396,6 @@ def merge_blocks(shard_folders, grad_dir, n_blocks, n_batches):
         merged = dict(pieces[0])
         merged["sums"] = np.sum([p["sums"].astype(np.float64) for p in pieces], axis=0).astype(np.float32)
         merged["counts"] = np.sum([p["counts"] for p in pieces], axis=0)
+        merged["grams"] = np.sum([p["grams"].astype(np.float64) for p in pieces], axis=0).astype(np.float32)
         merged["first_batch"], merged["stop_batch"] = np.int64(lo), np.int64(hi)
         write_npz(block_path(grad_dir, b), merged)

@@ -1,6 +1,6 @@
 """The validation pass that computes state gradients and feeds the dump and average writers."""
 # Shape letters: N windows in the pass, B batch rows, T window length, H state, E embedding,
-# D delays, C classes (class 0 = all words, then one per POS class file).
+# D delays, C classes (class 0 = all words, then one per pos_classes file, then one per pos_token_classes file).
 #
 # One pass over the validation windows, state carried from window to window as in training:
 #
@@ -57,7 +57,7 @@ def _gb(n):
     return f"{n / 1e9:.2f} GB"
 
 
-def _fingerprint(config, model, ids, class_table, time_steps, delays):
+def _fingerprint(config, model, ids, class_table, time_steps, delays, token_files):
     h = hashlib.sha256()
     for arr in model.weights_numpy().values():
         h.update(np.ascontiguousarray(arr).tobytes())
@@ -68,7 +68,8 @@ def _fingerprint(config, model, ids, class_table, time_steps, delays):
                          config.grad_dtype, config.pos_class_files(), config.valid_batches,
                          f"carried state {STATE_DTYPE.name}"]
                         # only when set, so that passes from before the key keep their fingerprint
-                        + ([f"blocks {config.grad_blocks}"] if config.grad_blocks else [])).encode())
+                        + ([f"blocks {config.grad_blocks} with grams"] if config.grad_blocks else [])
+                        + ([f"token classes {token_files}"] if token_files else [])).encode())
     return h.hexdigest()
 
 
@@ -92,7 +93,7 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
     shard (i, N): compute only the i-th of N contiguous batch ranges, in GRAD_DIR/shards/i-of-N/
     (gradient_files explains the split and the merge); returns None, the perplexity is the merge's.
     """
-    model, inputs, targets, engine, class_names, (table, positions), fingerprint = _prepare(config, model, corpus)
+    model, inputs, targets, engine, class_names, masks_of, fingerprint = _prepare(config, model, corpus)
     batch, steps = config.batch_size, config.num_steps
     n_batches = inputs.shape[0]
     first, stop = (0, n_batches) if shard is None else shard_range(n_batches, *shard)
@@ -185,15 +186,16 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
         for r0 in range(0, batch, chunk):
             rows = slice(r0, min(batch, r0 + chunk))
             sub_state = tuple(tuple(s[rows] for s in layer) for layer in state)
-            masks = table[:, positions[i, rows]]                           # [C, R, T]
+            masks = masks_of(i, rows)                                      # [C, R, T]
             if dump:
                 out, _ = engine.jacobians(inputs[i, rows], sub_state)
                 dump.write(np.arange(rows.start, rows.stop) + i * batch, inputs[i, rows], out)
                 if averages:
                     averages.add_matrices(out, masks, index, i)
             else:
-                sums, counts, _ = engine.class_sums(inputs[i, rows], sub_state, masks)
-                averages.add(sums, counts, i)
+                # grams (for the magnitude of G.D) only feed the blocks' intervals
+                sums, grams, counts, _ = engine.class_moments(inputs[i, rows], sub_state, masks, grams=bool(blocks))
+                averages.add(sums, counts, i, grams)
         cost, state = eval_step(inputs[i], targets[i], state)
         loss_sum += float(cost)
         if time.monotonic() - last_save > checkpoint_seconds and i + 1 < stop:
@@ -230,24 +232,39 @@ def _prepare(config, model, corpus):
     engine = StateGradients(model, layer=config.grad_layer,
                             component=cells.state_index(model.cell_type, config.grad_interm),
                             time_steps=config.time_steps(), max_delay=config.max_delay, num_steps=config.num_steps)
-    class_files = config.pos_class_files() if config.grad_average else []
-    class_names = [formats.class_name(p) for p in class_files]
-    if config.pos_tokens and class_files:
-        # classes of tokens in context: the table runs over token positions, and `positions` says which
-        # position every window entry is (make_windows of 0..n-1 cuts positions as it cuts ids)
+    type_files = config.pos_class_files() if config.grad_average else []
+    token_files = config.pos_class_files("pos_token_classes") if config.grad_average else []
+    class_names = [formats.class_name(p) for p in type_files + token_files]
+    repeated = sorted({n for n in class_names if class_names.count(n) > 1})
+    if repeated:
+        raise UserError(f"{config.path}: class name(s) {', '.join(repeated)} occur twice in pos_classes and "
+                        "pos_token_classes; every class needs its own file name (its averages are named after it)")
+    # classes of word types: a table over word ids; classes of tokens in context: a table over token
+    # positions, and `positions` says which position every window entry is (make_windows of 0..n-1 cuts
+    # positions as it cuts ids). Class 0 (all words) is the type table's first row.
+    type_table = formats.class_masks(config.pos_mapping, type_files, corpus.id_to_word)
+    token_table = np.ones((1, 0))
+    positions = None
+    if token_files:
         token_tags = formats.read_token_tags(config.pos_tokens, lm_data.data_file(config, "valid"),
                                              eos=not config.no_eos, encoding=config.encoding)
         if len(token_tags) != len(corpus.valid):
             raise UserError(f"{config.pos_tokens} tags {len(token_tags)} tokens but the validation data has "
                             f"{len(corpus.valid)}")
-        table = formats.token_class_masks(token_tags, class_files)
+        token_table = formats.token_class_masks(token_tags, token_files)
         positions, _ = lm_data.make_windows(np.arange(len(corpus.valid)), config.batch_size, config.num_steps,
                                             max_windows=config.valid_batches)
-    else:
-        table = formats.class_masks(config.pos_mapping, class_files, corpus.id_to_word)
-        positions = inputs       # the type table runs over word ids
-    fingerprint = _fingerprint(config, model, corpus.valid, table, config.time_steps(), engine.delays)
-    return model, inputs, targets, engine, class_names, (table, positions), fingerprint
+
+    def masks_of(i, rows):
+        """[C, R, T] class masks of batch i's rows."""
+        masks = type_table[:, inputs[i, rows]]
+        if positions is None:
+            return masks
+        return np.concatenate([masks, token_table[1:, positions[i, rows]]])
+
+    fingerprint = _fingerprint(config, model, corpus.valid, np.concatenate([type_table.ravel(), token_table.ravel()]),
+                               config.time_steps(), engine.delays, token_files)
+    return model, inputs, targets, engine, class_names, masks_of, fingerprint
 
 
 def entering_states(model, inputs, targets):
