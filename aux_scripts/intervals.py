@@ -12,8 +12,9 @@
 #     (unbiased ‖E[G·D]‖_F² and its interval), magnitude_sq (the mean over occurrences of
 #     ‖G·D‖_F², from the blocks' grams), coherence_ratio, coherence_ratio_se, coherence_ratio_lo,
 #     coherence_ratio_hi (coherence_sq / magnitude_sq: the share of the occurrences' squared
-#     magnitude that their mean keeps, in [0, 1] up to noise; size-free). Blocks without grams
-#     (passes before them) give NaN in the magnitude and ratio columns.
+#     magnitude that their mean keeps, in [0, 1] up to noise; size-free). Only at the blocks'
+#     gram_delays (gradient_files.MAGNITUDE_DELAYS); other delays and blocks without grams (passes
+#     before them) give NaN in the magnitude and ratio columns.
 #   replicates.csv  one row per class, delay and block j: the leave-one-block-out values
 #     class, delay, block, block_count (occurrences of the class in block j), block_positions
 #     (occurrences of all words in block j: the block's size m_j), loo_sv_sum, loo_coherence_sq,
@@ -49,12 +50,14 @@ REPLICATE_COLUMNS = ["class", "delay", "block", "block_count", "block_positions"
 
 
 def block_arrays(blocks):
-    """(sums [N, D, C, H, E] float32, counts [N, D, C], delays, class names with "overall" first, grams [N, D, C,
-    E(E+1)/2] float32 packed, or None for blocks without them) from read_blocks."""
+    """(sums [N, D, C, H, E] float32, counts [N, D, C], delays, class names with "overall" first, grams {delay:
+    [N, C, E(E+1)/2] float32 packed} at the blocks' gram delays, or None for blocks without them) from read_blocks."""
     sums = np.stack([b["sums"] for b in blocks])
     counts = np.stack([b["counts"] for b in blocks]).astype(np.int64)
     names = [OVERALL] + [str(c) for c in blocks[0]["classes"][1:]]
-    grams = np.stack([b["grams"] for b in blocks]) if all("grams" in b for b in blocks) else None
+    grams = None
+    if all("grams" in b for b in blocks):
+        grams = dict(zip((int(k) for k in blocks[0]["gram_delays"]), np.stack([b["grams"] for b in blocks], axis=1)))
     return sums, counts, [int(k) for k in blocks[0]["delays"]], names, grams
 
 
@@ -73,8 +76,8 @@ def statistics(sums, counts, delays, names, grad_norm, draws=50, seed=0, grams=N
         coh, coh_loo = uncertainty.coherence_squared(s, m, grad_norm)
         co = uncertainty.jackknife(coh, coh_loo, positions, exponent=uncertainty.SMOOTH_EXPONENT)
         floor = uncertainty.noise_floor(s, m, grad_norm, draws=draws, seed=seed)
-        if grams is not None:
-            mag, mag_loo = uncertainty.magnitude_squared(gradient_files.unpack_grams(grams[:, di]), m, grad_norm)
+        if grams is not None and k in grams:
+            mag, mag_loo = uncertainty.magnitude_squared(gradient_files.unpack_grams(grams[k]), m, grad_norm)
             with np.errstate(invalid="ignore", divide="ignore"):
                 ratio = uncertainty.jackknife(coh / mag, coh_loo / mag_loo, positions,
                                               exponent=uncertainty.SMOOTH_EXPONENT)

@@ -482,6 +482,11 @@ def _main(argv):
             raise UserError(f"the {title.lower()} part is empty ({len(data.y)} examples); "
                             f"use --no_{'valid' if title == 'Validation' else 'test'}")
         print(f"{title} score: {get_estimator().score(data.x[part], data.y[part])}")
+        if len(data.train):   # the control for the score: always the commonest training label
+            labels, counts = np.unique(data.y[data.train], return_counts=True)
+            majority = labels[np.argmax(counts)]
+            print(f"{title} majority baseline: {float(np.mean(data.y[part] == majority))} (always {majority}, "
+                  "the commonest training label)")
 
     chosen = np.arange(len(data.y)) if args.results_dataset == "full" else data.test
     if len(chosen) == 0 and (args.confusion_matrix or args.pca or args.tsne or args.lda):

@@ -34,7 +34,7 @@ if __package__ in (None, ""):
 
 import numpy as np  # noqa: E402
 
-from aux_scripts import analysis, intervals, token_classes, verdicts  # noqa: E402
+from aux_scripts import analysis, intervals, token_classes, uncertainty, verdicts  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 
 OVERALL = "overall"
@@ -468,9 +468,11 @@ def _context_section(doc, directory, context, type_level, pos_classes):
             typed = type_rows.get((cls, k))
             unk = by_key.get((f"{cls}+unk", k))
             table_rows.append([cls, k, typed["count"] if typed else None, _interval(typed) if typed else None,
-                               by_key[(cls, k)]["count"], _interval(by_key[(cls, k)]), _interval(unk) if unk else None])
+                               by_key[(cls, k)]["count"], _interval(by_key[(cls, k)]), _interval(unk) if unk else None,
+                               _size_free(typed)[2] if typed else None, _size_free(by_key[(cls, k)])[2]])
     doc.table(["class", "k", "occurrences (types)", "types: bias-corrected [95%]", "occurrences (in context)",
-               "in context [95%]", "in context with <unk> [95%]"], table_rows)
+               "in context [95%]", "in context with <unk> [95%]", "coherence² / magnitude², types [95%]",
+               "the same in context [95%]"], table_rows)
     findings, out_rows = {}, []
     plain = [c for c in pos_classes if c in names]
     if REMEMBERED_POS in plain and len(plain) > 1:
@@ -630,13 +632,23 @@ def build_report(directory, title="State-gradient reproduction report"):
     doc.heading("POS classifier on the embeddings")
     log_text = read_text_if(path("classifier", "pos.log"))
     if log_text:
-        examples = re.search(r"^(\d+) examples", log_text, re.M)
-        doc.table(["quantity", "value"], [
-            ["examples (word, tag)", int(examples.group(1)) if examples else None],
-            ["best cross-validation accuracy", find_number(log_text, "best cross-validation score")],
-            ["validation accuracy", find_number(log_text, "Validation score")],
-            ["test accuracy", find_number(log_text, "Test score")],
-        ])
+        examples = re.search(r"^(\d+) examples.*train (\d+), valid (\d+), test (\d+)", log_text, re.M)
+        sizes = dict(zip(("Validation", "Test"), map(int, examples.groups()[2:]))) if examples else {}
+        rows = [["examples (word, tag)", int(examples.group(1)) if examples else None, None, None],
+                ["best cross-validation accuracy", find_number(log_text, "best cross-validation score"), None, None]]
+        for title in ("Validation", "Test"):
+            score = find_number(log_text, f"{title} score")
+            baseline = re.search(rf"^{title} majority baseline: ([0-9.eE+-]+) \(always ([^,\s)]+)", log_text, re.M)
+            interval = None
+            if score is not None and sizes.get(title):
+                low, high = uncertainty.wilson(round(score * sizes[title]), sizes[title])
+                interval = f"[{low:.4f}, {high:.4f}] of {sizes[title]}"
+            rows.append([f"{title.lower()} accuracy", score, interval,
+                         f"{float(baseline.group(1)):.4f} (always {baseline.group(2)})" if baseline else None])
+        doc.para("Accuracy of predicting a word's tag from its embedding, with the Wilson 95% interval of a binomial "
+                 "proportion over the part's examples and the accuracy of always predicting the commonest training "
+                 "tag (the majority baseline).")
+        doc.table(["quantity", "value", "95% interval", "majority baseline"], rows)
     else:
         doc.para("Not computed (no classifier/pos.log).")
 

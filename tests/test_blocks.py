@@ -74,6 +74,7 @@ def test_block_sums_match_the_dump_and_add_up_to_the_totals(make, batch_size):
                 # G^T G of the float32-rounded G: 2 u per product, H = 4 products an entry; the file rounds once
                 grams = gradient_files.unpack_grams(block["grams"].astype(np.float64))
                 assert block["grams"].dtype == np.float32 and grams.shape == (3, 3, 3, 3)
+                assert list(block["gram_delays"]) == delays      # 0, 1, 2 are all magnitude delays
                 np.testing.assert_allclose(grams[di, c], gram, rtol=0, atol=(2 * 4 * count + 1) * U32 * big ** 2 * 4)
     # the blocks add up to the float64 totals behind the averages: counts exactly, sums within the
     # roundings of the block files (u |S_b| each) and of the average file (u |mean| times the count)
@@ -137,6 +138,16 @@ def test_an_interrupted_pass_writes_the_same_blocks(make, monkeypatch):
     for a, b in zip(_blocks(root / "whole"), _blocks(root / "cut")):
         for key in a:    # the open block's float64 partial sums were saved and continued: the same bits
             np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_grams_only_at_the_magnitude_delays():
+    blocks = gradient_files.GradientBlocks("unused", 10, 2, 0, 10, range(12), ["nouns"], (4, 3))
+    assert blocks.gram_delays == [k for k in gradient_files.MAGNITUDE_DELAYS if k < 12] == [0, 1, 2, 5, 10]
+    assert blocks.gram_shape == (5, 2, 3, 3)
+    packed = gradient_files.pack_grams(np.arange(9.0).reshape(3, 3) + np.arange(9.0).reshape(3, 3).T)
+    assert packed.tolist() == [0, 4, 8, 8, 12, 16]   # the upper triangle, row by row
+    np.testing.assert_array_equal(gradient_files.unpack_grams(packed), np.arange(9.0).reshape(3, 3)
+                                  + np.arange(9.0).reshape(3, 3).T)
 
 
 def test_block_count_refusals(make):

@@ -143,7 +143,7 @@ def _snapshot(folder):
 def test_killed_during_gradients_resumes_there_with_identical_outputs(trained_run, project, monkeypatch):
     model = _copy_model(project, "frozen_model")
     argv = ["--config", "train.config", "--model", model, "--out", "B"] + OPTIONS
-    real = StateGradients.class_sums
+    real = StateGradients.class_moments
     calls = {"n": 0}
 
     def dying(self, *args, **kwargs):
@@ -152,7 +152,7 @@ def test_killed_during_gradients_resumes_there_with_identical_outputs(trained_ru
             raise KeyboardInterrupt
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(StateGradients, "class_sums", dying)
+    monkeypatch.setattr(StateGradients, "class_moments", dying)
     real_pass = gradient_pass.run_gradient_pass
     monkeypatch.setattr(gradient_pass, "run_gradient_pass",
                         lambda *a, **k: real_pass(*a, **dict(k, checkpoint_seconds=0.0)))
@@ -163,7 +163,7 @@ def test_killed_during_gradients_resumes_there_with_identical_outputs(trained_ru
     assert not (project / "B" / "gradients" / "delay_0_avg.npy").exists()
     assert (project / "B" / "gradients" / "grad_progress.json").exists()
 
-    monkeypatch.setattr(StateGradients, "class_sums", real)
+    monkeypatch.setattr(StateGradients, "class_moments", real)
     status, log = _run(project, argv)
     assert status == 0, log
     steps = _step_lines(log)

@@ -21,8 +21,9 @@
 # into N blocks (block b covers shard_range(n, b, N)), so a block means the same text in one
 # pass and in any sharding; with B > 1 a batch is B rows, so a block is contiguous within
 # every stream. GRAD_DIR/blocks/block_{b}.npz holds that block's sums (float32 [D, C, H, E]),
-# counts (int64 [D, C]), grams (float32 [D, C, E(E+1)/2]: the upper triangle, row by row, of the
-# symmetric sum of G^T G over the block's occurrences; unpack_grams restores [D, C, E, E]; the
+# counts (int64 [D, C]), gram_delays (int64 [G]: the delays of MAGNITUDE_DELAYS that the pass
+# has), grams (float32 [G, C, E(E+1)/2]: the upper triangle, row by row, of the symmetric sum of
+# G^T G over the block's occurrences at those delays; unpack_grams restores [G, C, E, E]; the
 # magnitude of G.D comes from it for any D chosen after the pass), the block number b, the number of blocks, its batches [first_batch,
 # stop_batch), the delays and the class names ("" for class 0, all words). The pass keeps only
 # the open block in float64 and writes it when the next begins; a shard writes the part of each
@@ -45,6 +46,9 @@ SHARD_SUMS_FILE = "grad_sums.npz"  # a complete shard's sums and counts (inside 
 SHARDS = "shards"
 STATES_FILE = "states.npz"          # main.py --states-only: the state entering every batch (in shards/)
 BLOCKS = "blocks"                   # GRAD_DIR/blocks/block_{b}.npz (grad_blocks)
+# the delays at which blocks also keep the sums of G^T G (the magnitude of G.D): the report's ranking
+# delays and the first ones; at every delay they would add an eighth to the cost of the Jacobians
+MAGNITUDE_DELAYS = (0, 1, 2, 5, 10, 20, 40)
 _SHARD_NAME = re.compile(r"^(\d+)-of-(\d+)$")
 
 
@@ -127,14 +131,15 @@ class GradientBlocks:
         self.delays, self.class_names = list(delays), [""] + list(class_names)
         self.ranges = [shard_range(n_batches, b, n_blocks) for b in range(1, n_blocks + 1)]
         self.shape = (len(self.delays), len(self.class_names)) + tuple(shape)
-        self.gram_shape = self.shape[:2] + (shape[1], shape[1])
+        self.gram_delays = [k for k in MAGNITUDE_DELAYS if k in self.delays]
+        self.gram_shape = (len(self.gram_delays), len(self.class_names), shape[1], shape[1])
         self.open, self.sums, self.counts, self.grams = 0, None, None, None   # open block number (1-based; 0 = none)
 
     def block_of(self, batch):
         return next(b for b, (lo, hi) in enumerate(self.ranges, 1) if lo <= batch < hi)
 
     def add(self, batch, sums, counts, grams):
-        """sums [D, C, H, E], counts [D, C], grams [D, C, E, E] of (part of) batch `batch`."""
+        """sums [D, C, H, E], counts [D, C], grams [G, C, E, E] (at gram_delays) of (part of) batch `batch`."""
         b = self.block_of(batch)
         if b != self.open:
             self.finish()
@@ -151,7 +156,8 @@ class GradientBlocks:
             return
         lo, hi = self.ranges[self.open - 1]
         arrays = {"sums": self.sums.astype(np.float32), "counts": self.counts,
-                  "grams": pack_grams(self.grams).astype(np.float32), "block": np.int64(self.open),
+                  "grams": pack_grams(self.grams).astype(np.float32),
+                  "gram_delays": np.array(self.gram_delays, np.int64), "block": np.int64(self.open),
                   "blocks": np.int64(self.n_blocks), "first_batch": np.int64(max(lo, self.first)),
                   "stop_batch": np.int64(min(hi, self.stop)), "delays": np.array(self.delays, np.int64),
                   "classes": np.array(self.class_names)}
@@ -224,7 +230,7 @@ class GradientAverages:
         self.blocks = blocks        # a GradientBlocks, or None
 
     def add(self, sums, counts, batch=None, grams=None):
-        """sums [D, C, H, E], counts [D, C] of (part of) batch `batch`; with blocks also its grams [D, C, E, E]."""
+        """sums [D, C, H, E], counts [D, C] of (part of) batch `batch`; with blocks also its grams [G, C, E, E]."""
         self.sums += sums
         self.counts += counts
         if self.blocks is not None:
@@ -244,7 +250,8 @@ class GradientAverages:
             w = masks[:, :, ts - k]
             g = g.astype(np.float64)
             sums[delays_index[k]] = np.einsum("crn,rnhe->che", w, g)
-            grams[delays_index[k]] = np.einsum("crn,rnhe,rnhf->cef", w, g, g, optimize=True)
+            if k in self.blocks.gram_delays:
+                grams[self.blocks.gram_delays.index(k)] = np.einsum("crn,rnhe,rnhf->cef", w, g, g, optimize=True)
             counts[delays_index[k]] = w.sum(axis=(1, 2)).astype(np.int64)
         self.add(sums, counts, batch, grams)
 

@@ -36,9 +36,9 @@ import tensorflow as tf
 from tf_scripts import cells, formats, lm_data, model_source, run_epoch
 from tf_scripts.errors import UserError, progress_bar
 from tf_scripts.fileio import atomic_write_text
-from tf_scripts.gradient_files import (PROGRESS_FILE, SHARD_SUMS_FILE, SHARDS, STATES_FILE,  # noqa: F401
-                                       SUMS_FILE, GradientAverages, GradientBlocks, GradientDump, read_progress, shard_dir,
-                                       shard_range, write_npz)
+from tf_scripts.gradient_files import (MAGNITUDE_DELAYS, PROGRESS_FILE, SHARD_SUMS_FILE, SHARDS,  # noqa: F401
+                                       STATES_FILE, SUMS_FILE, GradientAverages, GradientBlocks, GradientDump,
+                                       read_progress, shard_dir, shard_range, write_npz)
 from tf_scripts.state_gradients import StateGradients
 
 NPY_HEADER_BYTES = 128
@@ -68,7 +68,7 @@ def _fingerprint(config, model, ids, class_table, time_steps, delays, token_file
                          config.grad_dtype, config.pos_class_files(), config.valid_batches,
                          f"carried state {STATE_DTYPE.name}"]
                         # only when set, so that passes from before the key keep their fingerprint
-                        + ([f"blocks {config.grad_blocks} with grams"] if config.grad_blocks else [])
+                        + ([f"blocks {config.grad_blocks} with grams at {MAGNITUDE_DELAYS}"] if config.grad_blocks else [])
                         + ([f"token classes {token_files}"] if token_files else [])).encode())
     return h.hexdigest()
 
@@ -194,7 +194,8 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
                     averages.add_matrices(out, masks, index, i)
             else:
                 # grams (for the magnitude of G.D) only feed the blocks' intervals
-                sums, grams, counts, _ = engine.class_moments(inputs[i, rows], sub_state, masks, grams=bool(blocks))
+                sums, grams, counts, _ = engine.class_moments(inputs[i, rows], sub_state, masks,
+                                                              blocks.gram_delays if blocks else ())
                 averages.add(sums, counts, i, grams)
         cost, state = eval_step(inputs[i], targets[i], state)
         loss_sum += float(cost)

@@ -195,20 +195,22 @@ class StateGradients:
             out.append(tf.transpose(g, [0, 1, 3, 2]))                      # [R, n_k, H, E]
         return out, final
 
-    def _class_sums_graph(self, inputs, state, masks, grams=False):
+    def _class_sums_graph(self, inputs, state, masks, gram_delays=()):
         # masks [C, R, T]: 1 where the word at that position counts for class c
         sums, moments, final = [], [], None
         for k, g, final in self._per_delay(inputs, state):
             src = tf.constant(self.targets[k] - k, tf.int32)
             w = tf.cast(tf.gather(masks, src, axis=2), g.dtype)           # [C, R, n_k]
-            # one window's sum (at most R*T terms) in the engine's dtype; windows add up in float64
-            sums.append(tf.cast(tf.einsum("crn,rneh->che", w, g), tf.float64))
-            if grams:
-                # G^T G of every occurrence [R, n_k, E, E], summed per class: E H^2 per occurrence next
-                # to the tangents' 4 E H^2 per delay step (about 6% more at E 64, H 256)
-                gram = tf.einsum("rneh,rnfh->rnef", g, g)
-                moments.append(tf.cast(tf.einsum("crn,rnef->cef", w, gram), tf.float64))
-        return tf.stack(sums), (tf.stack(moments) if grams else None), final   # [D, C, H, E], [D, C, E, E]
+            # one window's sum (at most R*T terms) in the engine's dtype, in g's own [E, H] layout: a
+            # transposed or float64 copy of [D, C, H, E] in the graph cost more than the sum itself at
+            # C 41 (the caller transposes while it casts; windows add up in float64)
+            sums.append(tf.einsum("crn,rneh->ceh", w, g))
+            if k in gram_delays:
+                # G^T G of every occurrence [R, n_k, E, E], summed per class: E^2 H per occurrence, an
+                # eighth of the tangents' cost per delay, hence only at a few delays
+                gram = tf.matmul(g, g, transpose_b=True)                  # (a batched matmul: faster than einsum)
+                moments.append(tf.einsum("crn,rnef->cef", w, gram))
+        return sums, moments, final
 
     # ---------------------------------------------------------------- public API
 
@@ -228,20 +230,30 @@ class StateGradients:
 
         masks [C, R, T] (bool or 0/1): which source words count for which class.
         """
-        sums, _, counts, final = self.class_moments(inputs, state, masks, grams=False)
+        sums, _, counts, final = self.class_moments(inputs, state, masks)
         return sums, counts, final
 
-    def class_moments(self, inputs, state, masks, grams=True):
-        """class_sums and the per-class sums of G^T G (float64 [D, C, E, E]; None with grams False).
+    def class_moments(self, inputs, state, masks, gram_delays=()):
+        """class_sums and, at the delays gram_delays, the per-class sums of G^T G.
 
-        (sums [D, C, H, E], grams, counts [D, C], final state). For any E x E matrix M,
-        trace(M^T grams M) is the sum over the class's occurrences of ||G M||_F^2, so the
-        magnitude of G.D can be computed after the pass for any normalisation D.
+        (sums [D, C, H, E] float64, grams [len(gram_delays), C, E, E] float64 (None when gram_delays
+        is empty), counts [D, C], final state). For any E x E matrix M, trace(M^T grams M) is the
+        sum over the class's occurrences of ||G M||_F^2, so the magnitude of G.D can be computed
+        after the pass for any normalisation D.
         """
+        gram_delays = tuple(sorted({int(k) for k in gram_delays}))   # in the order the delays are computed
+        if any(k not in self.delays for k in gram_delays):
+            raise ValueError(f"gram delays {gram_delays} must be among the delays 0..{self.delays[-1]}")
         masks = np.asarray(masks, dtype=np.float64)
-        sums, moments, final = self._class_sums(tf.constant(inputs, tf.int32), state, tf.constant(masks), grams)
+        parts, moments, final = self._class_sums(tf.constant(inputs, tf.int32), state, tf.constant(masks),
+                                                 gram_delays)
+        first = parts[0].shape
+        sums = np.empty((len(parts), first[0], first[2], first[1]), np.float64)
+        for d, part in enumerate(parts):
+            sums[d] = np.swapaxes(part.numpy(), 1, 2)                        # exact: float32 -> float64
+        grams = np.stack([m.numpy() for m in moments]).astype(np.float64) if moments else None
         counts = np.stack([masks[:, :, self.targets[k] - k].sum(axis=(1, 2)) for k in self.delays])
-        return sums.numpy(), None if moments is None else moments.numpy(), counts.astype(np.int64), final
+        return sums, grams, counts.astype(np.int64), final
 
 
 def state_gradients(model, inputs, state, *, layer, component, time_steps, max_delay, mode="auto"):
