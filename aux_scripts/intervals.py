@@ -139,7 +139,8 @@ def _main(argv):
         prog=PROG, description=__doc__ + " Reads GRAD_DIR/blocks/ (main.py with grad_blocks N) and writes "
         f"OUT/{INTERVALS_CSV} (per class and delay: the SV sum of the average G·D, a bias-corrected estimate with "
         "its delete-one-block jackknife standard error and 95% interval, the noise floor, the unbiased squared "
-        "Frobenius norm of the mean (coherence), the mean squared magnitude and their ratio) and OUT/{REPLICATES_CSV} (the leave-one-block-out values behind them).")
+        "Frobenius norm of the mean (coherence), the mean squared magnitude and their ratio) and "
+        f"OUT/{REPLICATES_CSV} (the leave-one-block-out values behind them).")
     parser.add_argument("grad_dir", metavar="GRAD_DIR", help="the gradient pass's grad_dir")
     parser.add_argument("grad_norm", metavar="D.npy", help="gradient normalisation D (EMB_D_norm_grad.npy)")
     parser.add_argument("--out", default=None, help="folder for the CSV files (default: GRAD_DIR)")

@@ -24,6 +24,10 @@ def _split(text):
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def _is_pattern(item):
+    return any(ch in item for ch in "*?[")
+
+
 def select_classes(spec, available, exclude=()):
     """Class names from --classes: names, {ALL} (overall and every available class) and shell patterns
     (e.g. ctx_*) matched against the available classes, in name order; minus those matching an exclude pattern."""
@@ -31,7 +35,7 @@ def select_classes(spec, available, exclude=()):
     for item in spec:
         if item == ALL:
             found = [OVERALL] + sorted(available)
-        elif any(ch in item for ch in "*?["):
+        elif _is_pattern(item):
             found = sorted(fnmatch.filter(available, item))
             if not found:
                 raise UserError(f"--classes {item}: no class with averages matches it")
@@ -151,7 +155,7 @@ def _main(argv):
     if len(labels) != len(args.gradroots):
         raise UserError(f"--labels has {len(labels)} labels for {len(args.gradroots)} GRADROOT folders")
     classes = _split(args.classes)
-    if any(c == ALL or any(ch in c for ch in "*?[") for c in classes):
+    if any(c == ALL or _is_pattern(c) for c in classes):
         analysis.check_dir(args.gradroots[0], "gradient directory")
         available = analysis.available_classes(args.gradroots[0])
     else:

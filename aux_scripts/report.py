@@ -346,17 +346,16 @@ def _read_replicates(directory):
     reps = intervals.read_csv(os.path.join(folder, intervals.REPLICATES_CSV), intervals.REPLICATE_COLUMNS)
     prefix = token_classes.CONTEXT_PREFIX
 
-    def part(items, in_context):
-        out = []
-        for r in items:
-            if r["class"] == OVERALL or r["class"].startswith(prefix) == in_context:
-                out.append({**r, "class": r["class"][len(prefix):]} if in_context and r["class"] != OVERALL else r)
-        return out
+    def part(in_context):
+        """(interval rows, Replicates) of one family, the overall rows in both."""
+        def name(r):
+            return r["class"][len(prefix):] if in_context and r["class"] != OVERALL else r["class"]
+        keep = [[{**r, "class": name(r)} for r in items
+                 if r["class"] == OVERALL or r["class"].startswith(prefix) == in_context] for items in (rows, reps)]
+        return keep[0], verdicts.Replicates(*keep)
 
-    loaded = [(part(rows, c), part(reps, c)) for c in (False, True)]
     has_context = any(r["class"].startswith(prefix) for r in rows)
-    return ((loaded[0][0], verdicts.Replicates(*loaded[0])),
-            (loaded[1][0], verdicts.Replicates(*loaded[1])) if has_context else None)
+    return part(False), part(True) if has_context else None
 
 
 def _size_free(r):

@@ -261,7 +261,8 @@ def plan(opts):
              if getattr(config, k) is not None]
     pos_files = [os.path.join(POS_CLASS_DIR, f"{name}.txt") for name in POS_CLASSES]
     in_context = p("in_context")
-    tags = os.path.join(in_context, os.path.basename(valid_file)[:-4] + ".tags")
+    tags_name = os.path.basename(valid_file)[:-4] + ".tags"      # sg-pos-tagger's name for the tags of valid_file
+    tags = os.path.join(in_context, tags_name)
     grad_keys = [("log", "gradients"), ("grad_interm", "cell"), ("time_step", "all"), ("max_delay", MAX_DELAY),
                  ("grad_dir", p("gradients")), ("grad_average", True), ("grad_dump", False),
                  ("pos_mapping", p("classes", "pos_mapping.txt")),
@@ -355,7 +356,7 @@ def plan(opts):
 
     # -- tags in context and their classes
     if opts.pos_data:
-        tagger_tags = p("tagger", os.path.basename(valid_file)[:-4] + ".tags")
+        tagger_tags = p("tagger", tags_name)
         steps.append(Step("tagger", "POS tagger trained on the normalised tagged corpora, tested on CoNLL-2000 test, "
                           "tags of the validation text in context",
                           [Command(["sg-pos-tagger", "--pos-data", opts.pos_data, "--vocab-text", data_files[0],

@@ -24,11 +24,12 @@
 # counts (int64 [D, C]), gram_delays (int64 [G]: the delays of MAGNITUDE_DELAYS that the pass
 # has), grams (float32 [G, C, E(E+1)/2]: the upper triangle, row by row, of the symmetric sum of
 # G^T G over the block's occurrences at those delays; unpack_grams restores [G, C, E, E]; the
-# magnitude of G.D comes from it for any D chosen after the pass), the block number b, the number of blocks, its batches [first_batch,
-# stop_batch), the delays and the class names ("" for class 0, all words). The pass keeps only
-# the open block in float64 and writes it when the next begins; a shard writes the part of each
-# block inside its range, and the merge adds the parts. The float64 totals (the averages) are
-# kept apart, so blocks never change them; they add up to the totals within float32 rounding.
+# magnitude of G.D comes from it for any D chosen after the pass), the block number b, the
+# number of blocks, its batches [first_batch, stop_batch), the delays and the class names ("" for
+# class 0, all words). The pass keeps only the open block in float64 and writes it when the next
+# begins; a shard writes the part of each block inside its range, and the merge adds the parts.
+# The float64 totals (the averages) are kept apart, so blocks never change them; they add up to
+# the totals within float32 rounding.
 import json
 import math
 import os
