@@ -14,6 +14,7 @@ from tests import tiny_corpus
 from tests.tiny_corpus import TAGS
 
 U32 = 2.0 ** -24          # float32 unit roundoff
+U64 = 2.0 ** -53          # float64 unit roundoff
 CLASSES = [None, ("nouns", {"NN", "NNS"}), ("verbs", {"VBD"})]
 
 
@@ -159,3 +160,46 @@ def test_block_count_refusals(make):
         build("none", grad_average=False, pos_mapping=None, pos_classes=None, grad_dump=True)
     with pytest.raises(UserError, match="holds no block files"):
         gradient_files.read_blocks(str(root))
+
+
+def test_totals_and_blocks_from_the_accumulator_and_an_older_checkpoint(tmp_path):
+    # Random float32 windows added one by one: the totals are the float64 sums of the closed blocks
+    # (the same values as adding every window, up to float64 rounding of 8 terms: a few ulps), the
+    # blocks are the float64 sums of their windows, and a checkpoint written before the totals left
+    # out the open block (its sums included it) resumes to the same bits.
+    rng = np.random.default_rng(0)
+    delays, names, shape, n_batches = list(range(3)), ["nouns"], (4, 3), 8
+    windows = [(rng.standard_normal((3, 2) + shape).astype(np.float32), rng.integers(0, 5, (3, 2)),
+                rng.standard_normal((3, 2, 3, 3))) for _ in range(n_batches)]
+
+    def accumulator(folder):
+        blocks = gradient_files.GradientBlocks(str(tmp_path / folder), n_batches, 3, 0, n_batches, delays, names, shape)
+        return gradient_files.GradientAverages(str(tmp_path / folder), delays, names, shape, blocks)
+
+    whole = accumulator("whole")
+    for i, (sums, counts, grams) in enumerate(windows):
+        whole.add(list(sums), counts, i, grams)
+    whole.finish()
+    expected = sum(w[0].astype(np.float64) for w in windows)
+    # any order of adding 8 float64 terms is within 7 u64 * sum |terms| of the exact sum (twice that between two orders)
+    bound = 14 * U64 * sum(np.abs(w[0]).astype(np.float64) for w in windows)
+    assert np.all(np.abs(whole.sums - expected) <= bound)
+    assert whole.counts.tolist() == sum(w[1] for w in windows).tolist()
+
+    cut = accumulator("cut")
+    for i in range(4):                                   # block 2 ([3, 6)) is open after batch 4
+        cut.add(list(windows[i][0]), windows[i][1], i, windows[i][2])
+    state = dict(cut.state())
+    assert cut.blocks.open == 2
+    del state["sums_exclude_open_block"]
+    state["sums"] = state["sums"] + state["block_sums"]   # the older layout
+    resumed = accumulator("cut")
+    resumed.load(state)
+    for i in range(4, n_batches):
+        resumed.add(list(windows[i][0]), windows[i][1], i, windows[i][2])
+    resumed.finish()
+    for a, b in zip(_blocks(tmp_path / "whole"), _blocks(tmp_path / "cut")):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    # totals: ((b1 + b2) - b2) + b2 + b3 against b1 + b2 + b3: two more roundings of terms no larger than the bound's
+    assert np.all(np.abs(resumed.sums - whole.sums) <= 2 * bound)

@@ -140,21 +140,26 @@ class GradientBlocks:
         return next(b for b, (lo, hi) in enumerate(self.ranges, 1) if lo <= batch < hi)
 
     def add(self, batch, sums, counts, grams):
-        """sums [D, C, H, E], counts [D, C], grams [G, C, E, E] (at gram_delays) of (part of) batch `batch`."""
+        """Add (part of) batch `batch`: sums per delay [C, H, E] (any float dtype), counts [D, C], grams [G, C, E, E].
+
+        Returns the float64 sums [D, C, H, E] of the block this batch closed (None when none closed).
+        """
         b = self.block_of(batch)
+        closed = None
         if b != self.open:
-            self.finish()
+            closed = self.finish()
             self.open = b
             self.sums, self.counts = np.zeros(self.shape, np.float64), np.zeros(self.shape[:2], np.int64)
             self.grams = np.zeros(self.gram_shape, np.float64)
-        self.sums += sums
+        add_per_delay(self.sums, sums)
         self.counts += counts
         self.grams += grams
+        return closed
 
     def finish(self):
-        """Write the open block (the part of it inside [first, stop))."""
+        """Write the open block (the part of it inside [first, stop)); returns its float64 sums (None when none is open)."""
         if not self.open:
-            return
+            return None
         lo, hi = self.ranges[self.open - 1]
         arrays = {"sums": self.sums.astype(np.float32), "counts": self.counts,
                   "grams": pack_grams(self.grams).astype(np.float32),
@@ -163,7 +168,9 @@ class GradientBlocks:
                   "stop_batch": np.int64(min(hi, self.stop)), "delays": np.array(self.delays, np.int64),
                   "classes": np.array(self.class_names)}
         write_npz(block_path(self.directory, self.open), arrays)
+        closed = self.sums
         self.open, self.sums, self.counts, self.grams = 0, None, None, None
+        return closed
 
     def state(self):
         if not self.open:
@@ -175,6 +182,13 @@ class GradientBlocks:
         self.open = int(arrays["block_open"])
         if self.open:
             self.sums, self.counts, self.grams = arrays["block_sums"], arrays["block_counts"], arrays["block_grams"]
+
+
+def add_per_delay(total, sums):
+    """total [D, C, H, E] float64 += sums, delay by delay (sums: an array [D, ...] or a list of D arrays, views
+    allowed): numpy casts float32 to float64 exactly while it adds, with no [D, C, H, E] temporary."""
+    for d, part in enumerate(sums):
+        total[d] += part
 
 
 def pack_grams(grams):
@@ -222,7 +236,12 @@ def read_blocks(grad_dir):
 
 
 class GradientAverages:
-    """Running float64 sums of G per delay and class; writes delay_{k}_avg[_{class}].npy and counts."""
+    """Running float64 sums of G per delay and class; writes delay_{k}_avg[_{class}].npy and counts.
+
+    With blocks, a window's sums go into the open block only, and a block's float64 sums are added
+    to the totals when it closes: one pass over [D, C, H, E] per window instead of two. The totals
+    then exclude the open block; finish() adds the last one.
+    """
 
     def __init__(self, directory, delays, class_names, shape, blocks=None):
         self.directory, self.delays, self.class_names = directory, delays, class_names
@@ -231,11 +250,22 @@ class GradientAverages:
         self.blocks = blocks        # a GradientBlocks, or None
 
     def add(self, sums, counts, batch=None, grams=None):
-        """sums [D, C, H, E], counts [D, C] of (part of) batch `batch`; with blocks also its grams [G, C, E, E]."""
-        self.sums += sums
+        """sums per delay [C, H, E] (an array [D, C, H, E] or a list of D arrays, any float dtype; added in
+        float64), counts [D, C] of (part of) batch `batch`; with blocks also its grams [G, C, E, E]."""
         self.counts += counts
+        if self.blocks is None:
+            add_per_delay(self.sums, sums)
+            return
+        closed = self.blocks.add(batch, sums, counts, grams)
+        if closed is not None:
+            self.sums += closed
+
+    def finish(self):
+        """Write the open block and add it to the totals (call after the last add)."""
         if self.blocks is not None:
-            self.blocks.add(batch, sums, counts, grams)
+            closed = self.blocks.finish()
+            if closed is not None:
+                self.sums += closed
 
     def add_matrices(self, out, masks, delays_index, batch=None):
         """Accumulate dumped matrices out {k: (t [n_k], G [R, n_k, H, E])}: masks [C, R, T] over source positions."""
@@ -258,12 +288,15 @@ class GradientAverages:
 
     def state(self):
         extra = self.blocks.state() if self.blocks is not None else {}
-        return {"sums": self.sums, "counts": self.counts, **extra}
+        # counts include the open block (they are small and added per window), sums do not
+        return {"sums": self.sums, "counts": self.counts, "sums_exclude_open_block": np.bool_(True), **extra}
 
     def load(self, arrays):
         self.sums, self.counts = arrays["sums"], arrays["counts"]
         if self.blocks is not None:
             self.blocks.load(arrays)
+            if self.blocks.open and "sums_exclude_open_block" not in arrays:
+                self.sums = self.sums - self.blocks.sums     # a checkpoint of a pass before this layout
 
     def write(self, log):
         names = [None] + list(self.class_names)

@@ -195,7 +195,7 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
             else:
                 # grams (for the magnitude of G.D) only feed the blocks' intervals
                 sums, grams, counts, _ = engine.class_moments(inputs[i, rows], sub_state, masks,
-                                                              blocks.gram_delays if blocks else ())
+                                                              blocks.gram_delays if blocks else (), stacked=False)
                 averages.add(sums, counts, i, grams)
         cost, state = eval_step(inputs[i], targets[i], state)
         loss_sum += float(cost)
@@ -207,8 +207,8 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
     perplexity = None
     if shard is None and model.has_output_layer:
         perplexity = math.exp(loss_sum / (n_batches * steps))
-    if blocks:
-        blocks.finish()
+    if averages:
+        averages.finish()                 # the last block: written, and added to the totals
     if averages and shard is None:
         averages.write(log)
     elif averages:

@@ -233,13 +233,15 @@ class StateGradients:
         sums, _, counts, final = self.class_moments(inputs, state, masks)
         return sums, counts, final
 
-    def class_moments(self, inputs, state, masks, gram_delays=()):
+    def class_moments(self, inputs, state, masks, gram_delays=(), stacked=True):
         """class_sums and, at the delays gram_delays, the per-class sums of G^T G.
 
         (sums [D, C, H, E] float64, grams [len(gram_delays), C, E, E] float64 (None when gram_delays
         is empty), counts [D, C], final state). For any E x E matrix M, trace(M^T grams M) is the
         sum over the class's occurrences of ||G M||_F^2, so the magnitude of G.D can be computed
-        after the pass for any normalisation D.
+        after the pass for any normalisation D. stacked=False gives the sums as a list of D
+        [C, H, E] views in the engine's dtype instead (what an accumulator adds into float64
+        without a [D, C, H, E] copy per window, which at 41 classes is 275 MB).
         """
         gram_delays = tuple(sorted({int(k) for k in gram_delays}))   # in the order the delays are computed
         if any(k not in self.delays for k in gram_delays):
@@ -247,10 +249,11 @@ class StateGradients:
         masks = np.asarray(masks, dtype=np.float64)
         parts, moments, final = self._class_sums(tf.constant(inputs, tf.int32), state, tf.constant(masks),
                                                  gram_delays)
-        first = parts[0].shape
-        sums = np.empty((len(parts), first[0], first[2], first[1]), np.float64)
-        for d, part in enumerate(parts):
-            sums[d] = np.swapaxes(part.numpy(), 1, 2)                        # exact: float32 -> float64
+        sums = [np.swapaxes(part.numpy(), 1, 2) for part in parts]           # [C, E, H] -> [C, H, E] views
+        if stacked:
+            views, sums = sums, np.empty((len(parts),) + sums[0].shape, np.float64)
+            for d, view in enumerate(views):
+                sums[d] = view                                               # exact: float32 -> float64
         grams = np.stack([m.numpy() for m in moments]).astype(np.float64) if moments else None
         counts = np.stack([masks[:, :, self.targets[k] - k].sum(axis=(1, 2)) for k in self.delays])
         return sums, grams, counts.astype(np.int64), final
