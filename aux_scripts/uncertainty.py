@@ -48,13 +48,10 @@ def nuclear_norm(matrices):
     # per matrix, so the same values); callers keep BLAS at one thread (sg-intervals does)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = min(cores, max(1, len(stack) // 64))
-    if workers > 1:
-        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            parts = pool.map(lambda chunk: np.linalg.svd(chunk, compute_uv=False).sum(axis=-1),
-                             np.array_split(stack, workers))
-            out[finite] = np.concatenate(list(parts))
-    else:
-        out[finite] = np.linalg.svd(stack, compute_uv=False).sum(axis=-1)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        parts = pool.map(lambda chunk: np.linalg.svd(chunk, compute_uv=False).sum(axis=-1),
+                         np.array_split(stack, workers))
+        out[finite] = np.concatenate(list(parts))
     return out
 
 

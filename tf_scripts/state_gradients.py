@@ -251,9 +251,7 @@ class StateGradients:
                                                  gram_delays)
         sums = [np.swapaxes(part.numpy(), 1, 2) for part in parts]           # [C, E, H] -> [C, H, E] views
         if stacked:
-            views, sums = sums, np.empty((len(parts),) + sums[0].shape, np.float64)
-            for d, view in enumerate(views):
-                sums[d] = view                                               # exact: float32 -> float64
+            sums = np.array(sums, np.float64)                                # exact: float32 -> float64
         grams = np.stack([m.numpy() for m in moments]).astype(np.float64) if moments else None
         counts = np.stack([masks[:, :, self.targets[k] - k].sum(axis=(1, 2)) for k in self.delays])
         return sums, grams, counts.astype(np.int64), final
