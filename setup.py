@@ -29,6 +29,7 @@ SCRIPTS = {
     "sg-intervals": "aux_scripts.intervals",
     "sg-pos-tagger": "aux_scripts.pos_tagger",
     "sg-token-classes": "aux_scripts.token_classes",
+    "sg-seeds": "aux_scripts.seeds",
 }
 
 setup(

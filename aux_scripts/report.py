@@ -411,17 +411,7 @@ def _interval_sections(doc, loaded, pos_classes, freq_classes, overall):
                 fit_rows.append([model, label, out["value"], _interval(out)])
         doc.para("Fits of the overall curve with jackknife intervals (each replicate's curve refitted):")
         doc.table(["model", "parameter", "on the average", "bias-corrected [95% interval]"], fit_rows)
-    families = {}
-    if len(fit_delays) >= 3:
-        families["the decay is fast but not exponential"] = verdicts.finding_decay(reps, OVERALL, fit_delays, fit_decay)
-    families["singular values shrink with delay"] = verdicts.finding_shrink(reps, OVERALL, list(RANK_DELAYS))
-    if REMEMBERED_POS in pos_classes and len(pos_classes) > 1:
-        others = [c for c in pos_classes if c != REMEMBERED_POS]
-        families["nouns are remembered best among POS classes"] = verdicts.finding_best(
-            reps, REMEMBERED_POS, others, list(RANK_DELAYS))
-    if len(freq_classes) >= 2:
-        families["infrequent words are remembered better and longer"] = verdicts.finding_rare(
-            reps, freq_classes[0], freq_classes[-1], list(RANK_DELAYS), RANK_DELAYS[-1])
+    families = type_level_families(reps, pos_classes, freq_classes, overall)
     doc.heading("Comparisons behind the findings")
     doc.para("Each row: a bias-corrected difference with its 95% interval (not corrected for multiplicity), its p "
              "(t test) and the Holm-adjusted p within its finding.")
@@ -436,6 +426,54 @@ def _interval_sections(doc, loaded, pos_classes, freq_classes, overall):
 
 CONTEXT_FINDINGS = {"nouns": "nouns are remembered best among POS classes (tags in context)",
                     "matched": "nouns above verbs within frequency bins (tags in context)"}
+
+
+def type_level_families(reps, pos_classes, freq_classes, overall_delays):
+    """{finding: (verdict, family of verdicts.Comparison)} of the type-level classes, judged on reps.
+
+    reps: verdicts.Replicates of one run, or verdicts.Pooled of several seeds; overall_delays:
+    the delays of the overall curve (those >= 1 with replicates are fitted).
+    """
+    fit_delays = [k for k in sorted(overall_delays) if k >= 1 and reps.has([(OVERALL, k)])]
+    families = {}
+    if len(fit_delays) >= 3:
+        families["the decay is fast but not exponential"] = verdicts.finding_decay(reps, OVERALL, fit_delays, fit_decay)
+    families["singular values shrink with delay"] = verdicts.finding_shrink(reps, OVERALL, list(RANK_DELAYS))
+    if REMEMBERED_POS in pos_classes and len(pos_classes) > 1:
+        others = [c for c in pos_classes if c != REMEMBERED_POS]
+        families["nouns are remembered best among POS classes"] = verdicts.finding_best(
+            reps, REMEMBERED_POS, others, list(RANK_DELAYS))
+    if len(freq_classes) >= 2:
+        families["infrequent words are remembered better and longer"] = verdicts.finding_rare(
+            reps, freq_classes[0], freq_classes[-1], list(RANK_DELAYS), RANK_DELAYS[-1])
+    return families
+
+
+def common_bin_weights(reps):
+    """{bin: weight} of the frequency bins where nouns and verbs (in context) both occur: the bins' share of the
+    two classes together at k = 1 (empty when there are no such classes)."""
+    names = {cls for cls, _ in reps.value}
+    bins = sorted((n.split("-", 1)[1] for n in names if n.startswith("nouns-freq_")), key=freq_sort_key)
+    # a bin without nouns or verbs has nothing to compare
+    counts = {b: [reps.count.get((f"{c}-{b}", 1)) for c in ("nouns", "verbs")] for b in bins}
+    counts = {b: sum(pair) for b, pair in counts.items() if all(pair)}
+    total = sum(counts.values())
+    return {b: n / total for b, n in counts.items()}
+
+
+def context_families(reps, pos_classes):
+    """{finding: (verdict, family)} of the classes in context (named without the ctx_ prefix), judged on reps."""
+    names = {cls for cls, _ in reps.value}
+    plain = [c for c in pos_classes if c in names]
+    families = {}
+    if REMEMBERED_POS in plain and len(plain) > 1:
+        families[CONTEXT_FINDINGS["nouns"]] = verdicts.finding_best(
+            reps, REMEMBERED_POS, [c for c in plain if c != REMEMBERED_POS], list(RANK_DELAYS))
+    weights = common_bin_weights(reps)
+    if weights:
+        families[CONTEXT_FINDINGS["matched"]] = verdicts.frequency_matched(
+            reps, "nouns", "verbs", list(weights), list(RANK_DELAYS), weights)
+    return families
 
 
 def _context_section(doc, directory, context, type_level, pos_classes):
@@ -473,32 +511,22 @@ def _context_section(doc, directory, context, type_level, pos_classes):
                "in context [95%]", "in context with <unk> [95%]", "coherence² / magnitude², types [95%]",
                "the same in context [95%]"], table_rows)
     findings, out_rows = {}, []
-    plain = [c for c in pos_classes if c in names]
-    if REMEMBERED_POS in plain and len(plain) > 1:
-        verdict, family = verdicts.finding_best(reps, REMEMBERED_POS, [c for c in plain if c != REMEMBERED_POS],
-                                                list(RANK_DELAYS))
-        findings[CONTEXT_FINDINGS["nouns"]] = verdict
-        out_rows += [[CONTEXT_FINDINGS["nouns"], c.name, c.estimate, c.se, c.lo, c.hi, c.p, c.p_holm, c.sign]
-                     for c in family]
-        doc.para(f"{CONTEXT_FINDINGS['nouns']}: {verdict} (comparisons in report_comparisons.csv)")
-    # the bins where both classes occur (a bin without nouns or verbs has nothing to compare)
-    bins = sorted((n.split("-", 1)[1] for n in names if n.startswith("nouns-freq_")), key=freq_sort_key)
-    bins = [b for b in bins if all(by_key.get((f"{c}-{b}", 1), {}).get("count") for c in ("nouns", "verbs"))]
-    if bins:
-        counts = {b: sum(by_key[(f"{c}-{b}", 1)]["count"] for c in ("nouns", "verbs") if (f"{c}-{b}", 1) in by_key)
-                  for b in bins}
-        total = sum(counts.values())
-        weights = {b: counts[b] / total for b in bins}
-        verdict, family = verdicts.frequency_matched(reps, "nouns", "verbs", bins, list(RANK_DELAYS), weights)
-        findings[CONTEXT_FINDINGS["matched"]] = verdict
+    families = context_families(reps, pos_classes)
+    for name, (verdict, family) in families.items():
+        findings[name] = verdict
+        out_rows += [[name, c.name, c.estimate, c.se, c.lo, c.hi, c.p, c.p_holm, c.sign] for c in family]
+    if CONTEXT_FINDINGS["nouns"] in families:
+        doc.para(f"{CONTEXT_FINDINGS['nouns']}: {findings[CONTEXT_FINDINGS['nouns']]} (comparisons in "
+                 "report_comparisons.csv)")
+    if CONTEXT_FINDINGS["matched"] in families:
+        verdict, family = families[CONTEXT_FINDINGS["matched"]]
+        weights = common_bin_weights(reps)
         doc.para("Frequency-matched: nouns minus verbs (in context, known words) within each training-frequency bin, "
                  "and the per-bin differences averaged with common weights (the bins' share of the nouns and verbs "
                  f"together at k = 1: {', '.join(f'{b} {w:.3f}' for b, w in weights.items())}), one Holm family: "
                  f"{verdict}.")
         doc.table(["comparison", "estimate [95% interval]", "p", "Holm p"],
                   [[c.name, _interval(dataclasses.asdict(c)), c.p, c.p_holm] for c in family])
-        out_rows += [[CONTEXT_FINDINGS["matched"], c.name, c.estimate, c.se, c.lo, c.hi, c.p, c.p_holm, c.sign]
-                     for c in family]
     sizes = sorted({n.rsplit("-", 1)[0] for n in names if "-as-" in n})
     if sizes:
         doc.para("Class-size control: the larger class of a pair subsampled (seeded, by token) to the smaller one's "

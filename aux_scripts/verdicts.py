@@ -6,7 +6,8 @@
 # estimate, standard error, 95% interval and p-value (aux_scripts/uncertainty.py). A finding
 # is a family of such comparisons; Holm's correction runs over the family, and a comparison
 # counts as "above" ("below") when its Holm-adjusted p is below ALPHA and its estimate is
-# positive (negative).
+# positive (negative). On verdicts.Pooled (several seeds over the same text) a comparison also
+# needs every seed's own estimate to have its sign.
 import dataclasses
 
 import numpy as np
@@ -22,6 +23,7 @@ class Replicates:
 
     def __init__(self, interval_rows, replicate_rows):
         self.value = {(r["class"], r["delay"]): r["sv_sum"] for r in interval_rows}
+        self.count = {(r["class"], r["delay"]): r["count"] for r in interval_rows}
         grouped = {}
         for r in replicate_rows:
             grouped.setdefault((r["class"], r["delay"]), []).append((r["block"], r["loo_sv_sum"], r["block_positions"]))
@@ -37,14 +39,59 @@ class Replicates:
         return all(key in self.value and key in self.loo and np.isfinite(self.value[key])
                    and np.isfinite(self.loo[key]).all() for key in keys)
 
-    def statistic(self, f, keys, exponent=uncertainty.SV_EXPONENT):
-        """uncertainty.jackknife of f({key: value}) over the replicates; the block sizes are the keys' mean."""
+    def evaluate(self, f, keys):
+        """(f on all blocks, [N] f on all but block j, [N] block sizes: the keys' mean)."""
         full = f({key: self.value[key] for key in keys})
-        loo = [f({key: self.loo[key][j] for key in keys}) for j in range(self.blocks)]
-        sizes = np.mean([self.sizes[key] for key in keys], axis=0)
-        out = uncertainty.jackknife(full, np.array(loo), sizes, exponent=exponent)
+        loo = np.array([f({key: self.loo[key][j] for key in keys}) for j in range(self.blocks)])
+        return full, loo, np.mean([self.sizes[key] for key in keys], axis=0)
+
+    def statistic(self, f, keys, exponent=uncertainty.SV_EXPONENT):
+        """uncertainty.jackknife of f({key: value}) over the replicates, with its t test's p."""
+        out = uncertainty.jackknife(*self.evaluate(f, keys), exponent=exponent)
         out["p"] = float(uncertainty.t_pvalue(out["estimate"], out["se"], out["df"]))
         return {key: float(value) if np.ndim(value) == 0 else value for key, value in out.items()}
+
+
+class Pooled(Replicates):
+    """The mean over runs (e.g. training seeds) of a statistic, jackknifed over the text blocks the runs share.
+
+    Every run is the same pass (text, batching, blocks) over a different model, so replicate j
+    of the mean is the mean of the runs' replicates j: its interval is the text-sampling
+    uncertainty of the seed average, not the spread between seeds (three seeds give a range,
+    not an interval). statistic() also returns each run's own bias-corrected estimate ("runs").
+    """
+
+    def __init__(self, runs):
+        """runs: Replicates with the same blocks; ValueError names the first (class, delay) whose blocks differ."""
+        self.runs = list(runs)
+        first = self.runs[0]
+        self.blocks, self.sizes, self.count = first.blocks, first.sizes, first.count
+        keys = [key for key in first.loo if all(key in r.loo for r in self.runs)]
+        for i, run in enumerate(self.runs[1:], 2):
+            if run.blocks != first.blocks:
+                raise ValueError(f"run {i} has {run.blocks} blocks, run 1 has {first.blocks}")
+            for key in keys:
+                if run.count.get(key) != first.count.get(key) or not np.array_equal(run.sizes[key], first.sizes[key]):
+                    raise ValueError(f"run {i}'s class {key[0]} at delay {key[1]} has other occurrences per block "
+                                     "than run 1's: not the same pass over the same text")
+        # the runs' means, for listing the keys; statistics average f over the runs instead (evaluate)
+        self.value = {key: float(np.mean([r.value[key] for r in self.runs])) for key in first.value
+                      if all(key in r.value for r in self.runs)}
+        self.loo = {key: np.mean([r.loo[key] for r in self.runs], axis=0) for key in first.loo
+                    if all(key in r.loo for r in self.runs)}
+
+    def has(self, keys):
+        return all(run.has(keys) for run in self.runs)
+
+    def evaluate(self, f, keys):
+        parts = [run.evaluate(f, keys) for run in self.runs]
+        return (float(np.mean([full for full, _, _ in parts])), np.mean([loo for _, loo, _ in parts], axis=0),
+                parts[0][2])
+
+    def statistic(self, f, keys, exponent=uncertainty.SV_EXPONENT):
+        out = super().statistic(f, keys, exponent)
+        out["runs"] = [run.statistic(f, keys, exponent)["estimate"] for run in self.runs]
+        return out
 
 
 @dataclasses.dataclass
@@ -56,18 +103,20 @@ class Comparison:
     hi: float
     p: float
     p_holm: float = float("nan")
+    runs: tuple = ()      # each run's (seed's) own estimate, when judged on verdicts.Pooled
 
     @property
     def sign(self):
-        """+1 above, -1 below, 0 when the Holm-adjusted p is not below ALPHA."""
+        """+1 above, -1 below, 0 when the Holm-adjusted p is not below ALPHA or a run's estimate has the other sign."""
         if not self.p_holm < ALPHA:
             return 0
-        return 1 if self.estimate > 0 else -1
+        sign = 1 if self.estimate > 0 else -1
+        return sign if all(np.sign(e) == sign for e in self.runs) else 0
 
 
 def compare(reps, name, f, keys, exponent=uncertainty.SV_EXPONENT):
     out = reps.statistic(f, keys, exponent)
-    return Comparison(name, out["estimate"], out["se"], out["lo"], out["hi"], out["p"])
+    return Comparison(name, out["estimate"], out["se"], out["lo"], out["hi"], out["p"], runs=tuple(out.get("runs", ())))
 
 
 def holm_family(comparisons):
