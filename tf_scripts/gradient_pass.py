@@ -11,7 +11,9 @@
 #                   GradientDump (n = i*B + r)         GradientAverages (float64 sums per delay/class)
 #
 # Resuming: every `checkpoint_seconds` (and at the end) the writers flush, the running sums
-# and loss are saved, and grad_progress.json records how many batches are complete together
+# and loss are saved (0: after every window; otherwise at least CHECKPOINT_SHARE⁻¹ times the
+# last save's duration apart, as the sums with blocks are large: about 560 MB, 1-3 s on the
+# paper model), and grad_progress.json records how many batches are complete together
 # with a fingerprint of everything that determines the output. A rerun with the same config
 # finds the file, checks the fingerprint, drops mapping lines of unfinished batches and
 # continues with the next batch; .npy files of unfinished batches are simply rewritten.
@@ -43,6 +45,7 @@ from tf_scripts.state_gradients import StateGradients
 
 NPY_HEADER_BYTES = 128
 STATE_DTYPE = StateGradients.FORWARD_DTYPE   # of the state carried from window to window (see above)
+CHECKPOINT_SHARE = 0.02   # of the pass's time that saving the running sums may take
 
 
 def free_bytes(path):
@@ -179,7 +182,7 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
 
     chunk = max(1, config.grad_chunk)
     index = {k: di for di, k in enumerate(delays)}
-    last_save = time.monotonic()
+    last_save, wait = time.monotonic(), checkpoint_seconds
     bar = progress_bar(range(start, stop), total=stop - first, initial=start - first, unit="window",
                        desc="state gradients")
     for i in bar:
@@ -199,9 +202,12 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
                 averages.add(sums, counts, i, grams)
         cost, state = eval_step(inputs[i], targets[i], state)
         loss_sum += float(cost)
-        if time.monotonic() - last_save > checkpoint_seconds and i + 1 < stop:
+        if time.monotonic() - last_save > wait and i + 1 < stop:
+            began_save = time.monotonic()
             checkpoint(i + 1)
             last_save = time.monotonic()
+            if checkpoint_seconds > 0:
+                wait = max(checkpoint_seconds, (last_save - began_save) / CHECKPOINT_SHARE)
 
     # a shard has no perplexity of its own (the merge computes it) and keeps its sums for the merge
     perplexity = None
