@@ -278,7 +278,7 @@ def plot_series(series, ylabel):
 # The report
 # --------------------------------------------------------------------------------------------
 
-def _csv(rows, header):
+def table_csv(rows, header):
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -335,7 +335,7 @@ class Document:
                 f"</title><style>{style}</style></head><body>\n" + "\n".join(self.html) + "\n</body></html>\n")
 
 
-def _read_replicates(directory):
+def read_replicates(directory):
     """(type-level, in context) from DIR/intervals/: each (interval rows, verdicts.Replicates), or None when sg-intervals
     did not run or the pass had no classes in context. The classes in context are those whose names begin with
     sg-token-classes's CONTEXT_PREFIX; they are named here without it (beside the overall rows)."""
@@ -604,7 +604,7 @@ def build_report(directory, title="State-gradient reproduction report"):
 
     # -- fits
     doc.heading("Decay of the overall curve: exponential or power law")
-    fits_csv = _csv([[f.model, f.a, f.rate, f.rmse_log, f.delays[0], f.delays[-1]] for f in (exp_fit, pow_fit)],
+    fits_csv = table_csv([[f.model, f.a, f.rate, f.rmse_log, f.delays[0], f.delays[-1]] for f in (exp_fit, pow_fit)],
                     ["model", "a", "tau_or_b", "rmse_log", "first_delay", "last_delay"])
     doc.para("Least squares on log scale over delays ≥ 1: exponential a·exp(−k/τ), power law a·k^(−b). "
              "The error is the root mean square of the residuals of ln(sum).")
@@ -629,7 +629,7 @@ def build_report(directory, title="State-gradient reproduction report"):
             doc.table(["delay"] + [f"{i + 1}." for i in range(len(classes))],
                       [[k] + [f"{c} ({s:.3g})" for c, s in order] for k, order in ranks.items()])
         rank_rows += [[group, k, i + 1, c, s] for k, order in ranks.items() for i, (c, s) in enumerate(order)]
-    ranking_csv = _csv(rank_rows, ["group", "delay", "rank", "class", "sum"])
+    ranking_csv = table_csv(rank_rows, ["group", "delay", "rank", "class", "sum"])
 
     # -- relative memory
     doc.heading("Relative memory of difference vectors")
@@ -680,7 +680,7 @@ def build_report(directory, title="State-gradient reproduction report"):
         doc.para("Not computed (no classifier/pos.log).")
 
     # -- intervals, controls and the findings judged with them
-    reps, context = _read_replicates(directory)
+    reps, context = read_replicates(directory)
     interval_findings, comparison_rows = {}, []
     if reps is not None:
         interval_findings, comparison_rows = _interval_sections(doc, reps, pos_classes, freq_classes, overall)
@@ -736,13 +736,13 @@ def build_report(directory, title="State-gradient reproduction report"):
     files = {
         "report_fits.csv": fits_csv.encode(),
         "report_ranking.csv": ranking_csv.encode(),
-        "report_relative_memory.csv": _csv(memory_rows, ["difference", "delay", "relative_memory",
+        "report_relative_memory.csv": table_csv(memory_rows, ["difference", "delay", "relative_memory",
                                                          "subspace_cosine"]).encode(),
-        "report_findings.csv": _csv([[n, v, pv, t] for n, (v, pv, t) in findings.items()],
+        "report_findings.csv": table_csv([[n, v, pv, t] for n, (v, pv, t) in findings.items()],
                                     ["finding", "verdict", "point_verdict", "numbers"]).encode(),
     }
     if comparison_rows:
-        files["report_comparisons.csv"] = _csv(comparison_rows, ["finding", "comparison", "estimate", "se", "lo", "hi",
+        files["report_comparisons.csv"] = table_csv(comparison_rows, ["finding", "comparison", "estimate", "se", "lo", "hi",
                                                                  "p", "p_holm", "sign"]).encode()
     files.update(doc.figures)
     files["report.md"] = doc.markdown().encode()

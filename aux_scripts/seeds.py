@@ -11,7 +11,8 @@
 #   seeds_comparisons.csv  finding, comparison, estimate, se, lo, hi, p, p_holm, sign,
 #                          signs_agree, seed_min, seed_max, estimate_<label>...
 #   seeds_svs.csv          class, delay, count, estimate, se, lo, hi, seed_min, seed_max,
-#                          estimate_<label>... (bias-corrected SV sums; ctx_ classes are in context)
+#                          estimate_<label>... (bias-corrected SV sums; ctx_ classes are in context;
+#                          a class and delay with no occurrence, NaN in intervals.csv, has no row)
 #   seeds.md               the tables with the rule in words
 #
 # Two sources of variation, kept apart. Text sampling: the runs are passes over the same text
@@ -45,7 +46,7 @@ def load_run(directory):
             raise UserError(f"{directory}: no intervals/{name} (sg-reproduce with blocks writes it)")
     if not os.path.isfile(os.path.join(directory, "svs.csv")):
         raise UserError(f"{directory}: no svs.csv (not an sg-reproduce folder)")
-    type_level, context = report._read_replicates(directory)
+    type_level, context = report.read_replicates(directory)
     progress = report.read_text_if(os.path.join(directory, "gradients", "grad_progress.json"))
     perplexity = {"validation (gradient pass)": json.loads(progress).get("perplexity") if progress else None,
                   "test": report.find_number(report.read_text_if(os.path.join(directory, "test_perplexity.txt")),
@@ -105,16 +106,16 @@ def summarise(directories, labels, out_dir):
             if prefix and cls == report.OVERALL or not reps.has([(cls, k)]):
                 continue
             s = reps.statistic(lambda v: v[(cls, k)], [(cls, k)])
-            svs_rows.append([prefix + cls if cls != report.OVERALL else cls, k, reps.count[(cls, k)], s["estimate"],
+            svs_rows.append([prefix + cls, k, reps.count[(cls, k)], s["estimate"],
                              s["se"], s["lo"], s["hi"], min(s["runs"]), max(s["runs"]), *s["runs"]])
 
     seed_columns = [f"estimate_{label}" for label in labels]
     files = {
-        FINDINGS_CSV: report._csv(finding_rows, ["finding", "verdict"] + [f"verdict_{label}" for label in labels]),
-        COMPARISONS_CSV: report._csv(comparison_rows, ["finding", "comparison", "estimate", "se", "lo", "hi", "p",
+        FINDINGS_CSV: report.table_csv(finding_rows, ["finding", "verdict"] + [f"verdict_{label}" for label in labels]),
+        COMPARISONS_CSV: report.table_csv(comparison_rows, ["finding", "comparison", "estimate", "se", "lo", "hi", "p",
                                                        "p_holm", "sign", "signs_agree", "seed_min", "seed_max"]
                                      + seed_columns),
-        SVS_CSV: report._csv(svs_rows, ["class", "delay", "count", "estimate", "se", "lo", "hi", "seed_min",
+        SVS_CSV: report.table_csv(svs_rows, ["class", "delay", "count", "estimate", "se", "lo", "hi", "seed_min",
                                         "seed_max"] + seed_columns),
         SUMMARY_MD: summary_markdown(directories, labels, runs, finding_rows, comparison_rows, svs_rows,
                                      type_pool.blocks),
@@ -132,8 +133,9 @@ def summary_markdown(directories, labels, runs, finding_rows, comparison_rows, s
              "kept apart. Text sampling: the seed average of each statistic, bias-corrected, with a 95% jackknife "
              f"interval over the blocks ({blocks - 1} degrees of freedom). Training seed: each seed's own "
              "bias-corrected estimate and their range (min to max); a few seeds give a range, not an interval.")
-    doc.table(["run", "folder"] + list(runs[0][3]),
-              [[label, directory] + list(run[3].values()) for label, directory, run in zip(labels, directories, runs)])
+    doc.table(["run", "folder"] + [f"{name} perplexity" for name in runs[0][3]],
+              [[label, directory] + [None if v is None else f"{v:.2f}" for v in run[3].values()]
+               for label, directory, run in zip(labels, directories, runs)])
     doc.heading("Verdicts")
     doc.para(f"Pooled rule: a comparison counts as above (below) when the Holm-adjusted p of the seed average is below "
              f"{verdicts.ALPHA} within its finding and every seed's own estimate has the same sign; the verdict then "

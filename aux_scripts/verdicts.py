@@ -26,12 +26,14 @@ class Replicates:
         self.count = {(r["class"], r["delay"]): r["count"] for r in interval_rows}
         grouped = {}
         for r in replicate_rows:
-            grouped.setdefault((r["class"], r["delay"]), []).append((r["block"], r["loo_sv_sum"], r["block_positions"]))
-        self.loo, self.sizes = {}, {}
+            grouped.setdefault((r["class"], r["delay"]), []).append(
+                (r["block"], r["loo_sv_sum"], r["block_positions"], r.get("block_count")))
+        self.loo, self.sizes, self.block_counts = {}, {}, {}
         for key, items in grouped.items():
             items.sort()
-            self.loo[key] = np.array([v for _, v, _ in items])
-            self.sizes[key] = np.array([m for _, _, m in items], np.float64)
+            self.loo[key] = np.array([v for _, v, _, _ in items])
+            self.sizes[key] = np.array([m for _, _, m, _ in items], np.float64)
+            self.block_counts[key] = [c for _, _, _, c in items]
         self.blocks = len(next(iter(self.loo.values())))
 
     def has(self, keys):
@@ -62,23 +64,25 @@ class Pooled(Replicates):
     """
 
     def __init__(self, runs):
-        """runs: Replicates with the same blocks; ValueError names the first (class, delay) whose blocks differ."""
+        """runs: Replicates of the same pass over the same text (same classes, delays, blocks and occurrences per
+        block); ValueError names the first difference."""
         self.runs = list(runs)
         first = self.runs[0]
         self.blocks, self.sizes, self.count = first.blocks, first.sizes, first.count
-        keys = [key for key in first.loo if all(key in r.loo for r in self.runs)]
         for i, run in enumerate(self.runs[1:], 2):
             if run.blocks != first.blocks:
                 raise ValueError(f"run {i} has {run.blocks} blocks, run 1 has {first.blocks}")
-            for key in keys:
-                if run.count.get(key) != first.count.get(key) or not np.array_equal(run.sizes[key], first.sizes[key]):
+            if set(run.loo) != set(first.loo) or set(run.value) != set(first.value):
+                key = sorted((set(run.loo) ^ set(first.loo)) | (set(run.value) ^ set(first.value)))[0]
+                raise ValueError(f"class {key[0]} at delay {key[1]} is in one of runs 1 and {i} only")
+            for key in first.loo:
+                if (run.count.get(key) != first.count.get(key) or not np.array_equal(run.sizes[key], first.sizes[key])
+                        or run.block_counts[key] != first.block_counts[key]):
                     raise ValueError(f"run {i}'s class {key[0]} at delay {key[1]} has other occurrences per block "
                                      "than run 1's: not the same pass over the same text")
-        # the runs' means, for listing the keys; statistics average f over the runs instead (evaluate)
-        self.value = {key: float(np.mean([r.value[key] for r in self.runs])) for key in first.value
-                      if all(key in r.value for r in self.runs)}
-        self.loo = {key: np.mean([r.loo[key] for r in self.runs], axis=0) for key in first.loo
-                    if all(key in r.loo for r in self.runs)}
+        # the runs' means, only for listing the keys: statistics average f over the runs instead (evaluate)
+        self.value = {key: float(np.mean([r.value[key] for r in self.runs])) for key in first.value}
+        self.loo = {key: np.mean([r.loo[key] for r in self.runs], axis=0) for key in first.loo}
 
     def has(self, keys):
         return all(run.has(keys) for run in self.runs)

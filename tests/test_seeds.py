@@ -93,6 +93,15 @@ def test_pooled_refuses_runs_over_other_blocks():
     b = verdicts.Replicates(rows, [{**r, "block_positions": BLOCK_SIZE + (r["block"] == 1)} for r in reps])
     with pytest.raises(ValueError, match="other occurrences per block"):
         verdicts.Pooled([a, b])
+    # the same block sizes, but the class's own occurrences moved between blocks
+    b = verdicts.Replicates(rows, [{**r, "block_count": 1 + (r["block"] == 1)} for r in reps])
+    a = verdicts.Replicates(*_rows(_curves(2.0), 0)[:1], [{**r, "block_count": 1} for r in _rows(_curves(2.0), 0)[1]])
+    with pytest.raises(ValueError, match="class overall at delay 0 has other occurrences per block"):
+        verdicts.Pooled([a, b])
+    # a class that one run lacks
+    c = verdicts.Replicates([r for r in rows if r["class"] != "verbs"], [r for r in reps if r["class"] != "verbs"])
+    with pytest.raises(ValueError, match="class verbs at delay 0 is in one of runs 1 and 2 only"):
+        verdicts.Pooled([a, c])
 
 
 def test_seeds_files_keep_each_seed_and_the_average_apart(tmp_path):
