@@ -125,6 +125,23 @@ def read_text_if(path):
     return open(path, encoding="utf-8").read() if os.path.isfile(path) else None
 
 
+def class_groups(table):
+    """(POS classes in file order, frequency bins rarest first) of an svs table ({class: {delay: sum}})."""
+    pos = [c for c in table if c != OVERALL and not c.startswith(FREQ_PREFIX)]
+    return pos, sorted((c for c in table if c.startswith(FREQ_PREFIX)), key=freq_sort_key)
+
+
+def read_progress(directory):
+    """DIR/gradients/grad_progress.json as a dict ({} when the pass did not write it)."""
+    text = read_text_if(os.path.join(directory, "gradients", "grad_progress.json"))
+    return json.loads(text) if text else {}
+
+
+def read_test_perplexity(directory):
+    """The `Test Perplexity: X` of DIR/test_perplexity.txt, or None."""
+    return find_number(read_text_if(os.path.join(directory, "test_perplexity.txt")), "Test Perplexity")
+
+
 def find_number(text, label):
     """The float after `label:` in text, or None."""
     if text is None:
@@ -560,17 +577,15 @@ def build_report(directory, title="State-gradient reproduction report"):
     analysis.check_dir(directory, "reproduce folder")
     path = lambda *parts: os.path.join(directory, *parts)  # noqa: E731
     table = read_svs(path("svs.csv"))
-    pos_classes = [c for c in table if c != OVERALL and not c.startswith(FREQ_PREFIX)]
-    freq_classes = sorted((c for c in table if c.startswith(FREQ_PREFIX)), key=freq_sort_key)
+    pos_classes, freq_classes = class_groups(table)
     overall = table[OVERALL]
     exp_fit, pow_fit = fit_decay(list(overall), list(overall.values()))
     doc = Document(title)
 
     # -- model and data
     doc.heading("Model and data")
-    progress = read_text_if(path("gradients", "grad_progress.json"))
-    progress = json.loads(progress) if progress else {}
-    test_ppl = find_number(read_text_if(path("test_perplexity.txt")), "Test Perplexity")
+    progress = read_progress(directory)
+    test_ppl = read_test_perplexity(directory)
     coverage = re.search(r"coverage of .*?: ([0-9.]+%)", read_text_if(path("pos_mapping.log")) or "")
     ppl = lambda x: None if x is None else f"{x:.2f}"  # noqa: E731
     doc.table(["quantity", "value"], [
@@ -605,7 +620,7 @@ def build_report(directory, title="State-gradient reproduction report"):
     # -- fits
     doc.heading("Decay of the overall curve: exponential or power law")
     fits_csv = table_csv([[f.model, f.a, f.rate, f.rmse_log, f.delays[0], f.delays[-1]] for f in (exp_fit, pow_fit)],
-                    ["model", "a", "tau_or_b", "rmse_log", "first_delay", "last_delay"])
+                         ["model", "a", "tau_or_b", "rmse_log", "first_delay", "last_delay"])
     doc.para("Least squares on log scale over delays ≥ 1: exponential a·exp(−k/τ), power law a·k^(−b). "
              "The error is the root mean square of the residuals of ln(sum).")
     doc.table(["model", "a", "τ or b", "RMS error of ln", "delays"],
@@ -737,13 +752,13 @@ def build_report(directory, title="State-gradient reproduction report"):
         "report_fits.csv": fits_csv.encode(),
         "report_ranking.csv": ranking_csv.encode(),
         "report_relative_memory.csv": table_csv(memory_rows, ["difference", "delay", "relative_memory",
-                                                         "subspace_cosine"]).encode(),
+                                                              "subspace_cosine"]).encode(),
         "report_findings.csv": table_csv([[n, v, pv, t] for n, (v, pv, t) in findings.items()],
-                                    ["finding", "verdict", "point_verdict", "numbers"]).encode(),
+                                         ["finding", "verdict", "point_verdict", "numbers"]).encode(),
     }
     if comparison_rows:
-        files["report_comparisons.csv"] = table_csv(comparison_rows, ["finding", "comparison", "estimate", "se", "lo", "hi",
-                                                                 "p", "p_holm", "sign"]).encode()
+        files["report_comparisons.csv"] = table_csv(comparison_rows, ["finding", "comparison", "estimate", "se", "lo",
+                                                                      "hi", "p", "p_holm", "sign"]).encode()
     files.update(doc.figures)
     files["report.md"] = doc.markdown().encode()
     files["report.html"] = doc.html_page(title).encode()

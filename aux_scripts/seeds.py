@@ -23,7 +23,6 @@
 # bias-corrected estimate has its sign; the finding's verdict follows from those signs by the
 # rules of the single-run report.
 import argparse
-import json
 import os
 import sys
 
@@ -44,15 +43,11 @@ def load_run(directory):
     for name in (intervals.INTERVALS_CSV, intervals.REPLICATES_CSV):
         if not os.path.isfile(os.path.join(directory, "intervals", name)):
             raise UserError(f"{directory}: no intervals/{name} (sg-reproduce with blocks writes it)")
-    if not os.path.isfile(os.path.join(directory, "svs.csv")):
-        raise UserError(f"{directory}: no svs.csv (not an sg-reproduce folder)")
+    table = report.read_svs(os.path.join(directory, "svs.csv"))
     type_level, context = report.read_replicates(directory)
-    progress = report.read_text_if(os.path.join(directory, "gradients", "grad_progress.json"))
-    perplexity = {"validation (gradient pass)": json.loads(progress).get("perplexity") if progress else None,
-                  "test": report.find_number(report.read_text_if(os.path.join(directory, "test_perplexity.txt")),
-                                             "Test Perplexity")}
-    return type_level[1], None if context is None else context[1], report.read_svs(os.path.join(directory, "svs.csv")), \
-        perplexity
+    perplexity = {"validation (gradient pass)": report.read_progress(directory).get("perplexity"),
+                  "test": report.read_test_perplexity(directory)}
+    return type_level[1], None if context is None else context[1], table, perplexity
 
 
 def pooled(replicates, directories):
@@ -64,8 +59,7 @@ def pooled(replicates, directories):
 
 def families(type_level, context, table):
     """{finding: (verdict, family)} of one Replicates (or Pooled) pair, as report.py forms them."""
-    pos = [c for c in table if c != report.OVERALL and not c.startswith(report.FREQ_PREFIX)]
-    freq = sorted((c for c in table if c.startswith(report.FREQ_PREFIX)), key=report.freq_sort_key)
+    pos, freq = report.class_groups(table)
     out = report.type_level_families(type_level, pos, freq, list(table[report.OVERALL]))
     if context is not None:
         out.update(report.context_families(context, pos))
@@ -96,8 +90,7 @@ def summarise(directories, labels, out_dir):
         finding_rows.append([name, verdict] + [seed[name][0] if name in seed else None for seed in per_seed])
         for c in family:
             comparison_rows.append([name, c.name, c.estimate, c.se, c.lo, c.hi, c.p, c.p_holm, c.sign,
-                                    int(all(e > 0 for e in c.runs) or all(e < 0 for e in c.runs)),
-                                    min(c.runs), max(c.runs), *c.runs])
+                                    int(c.runs_agree), min(c.runs), max(c.runs), *c.runs])
     svs_rows = []
     for prefix, reps in (("", type_pool), (token_classes.CONTEXT_PREFIX, context_pool)):
         if reps is None:

@@ -49,9 +49,14 @@ class Replicates:
 
     def statistic(self, f, keys, exponent=uncertainty.SV_EXPONENT):
         """uncertainty.jackknife of f({key: value}) over the replicates, with its t test's p."""
-        out = uncertainty.jackknife(*self.evaluate(f, keys), exponent=exponent)
-        out["p"] = float(uncertainty.t_pvalue(out["estimate"], out["se"], out["df"]))
-        return {key: float(value) if np.ndim(value) == 0 else value for key, value in out.items()}
+        return _summary(*self.evaluate(f, keys), exponent)
+
+
+def _summary(full, loo, sizes, exponent):
+    """uncertainty.jackknife with the t test's p, scalars as float."""
+    out = uncertainty.jackknife(full, loo, sizes, exponent=exponent)
+    out["p"] = float(uncertainty.t_pvalue(out["estimate"], out["se"], out["df"]))
+    return {key: float(value) if np.ndim(value) == 0 else value for key, value in out.items()}
 
 
 class Pooled(Replicates):
@@ -80,21 +85,26 @@ class Pooled(Replicates):
                         or run.block_counts[key] != first.block_counts[key]):
                     raise ValueError(f"run {i}'s class {key[0]} at delay {key[1]} has other occurrences per block "
                                      "than run 1's: not the same pass over the same text")
-        # the runs' means, only for listing the keys: statistics average f over the runs instead (evaluate)
+        # the runs' mean SV sums, for listing the keys; no pooled leave-one-out values are kept, as a statistic
+        # averages f over the runs (evaluate), not f of averaged SV sums
         self.value = {key: float(np.mean([r.value[key] for r in self.runs])) for key in first.value}
-        self.loo = {key: np.mean([r.loo[key] for r in self.runs], axis=0) for key in first.loo}
 
     def has(self, keys):
         return all(run.has(keys) for run in self.runs)
 
     def evaluate(self, f, keys):
-        parts = [run.evaluate(f, keys) for run in self.runs]
+        return self._average([run.evaluate(f, keys) for run in self.runs])
+
+    @staticmethod
+    def _average(parts):
+        """The seed average of the runs' (f on all blocks, [N] f without block j, [N] sizes); the sizes are shared."""
         return (float(np.mean([full for full, _, _ in parts])), np.mean([loo for _, loo, _ in parts], axis=0),
                 parts[0][2])
 
     def statistic(self, f, keys, exponent=uncertainty.SV_EXPONENT):
-        out = super().statistic(f, keys, exponent)
-        out["runs"] = [run.statistic(f, keys, exponent)["estimate"] for run in self.runs]
+        parts = [run.evaluate(f, keys) for run in self.runs]   # f once per run and replicate, for both uses
+        out = _summary(*self._average(parts), exponent)
+        out["runs"] = [_summary(*part, exponent)["estimate"] for part in parts]
         return out
 
 
@@ -110,12 +120,16 @@ class Comparison:
     runs: tuple = ()      # each run's (seed's) own estimate, when judged on verdicts.Pooled
 
     @property
+    def runs_agree(self):
+        """Whether every run's own estimate has the sign of the estimate (true without runs)."""
+        return all(np.sign(e) == np.sign(self.estimate) for e in self.runs)
+
+    @property
     def sign(self):
         """+1 above, -1 below, 0 when the Holm-adjusted p is not below ALPHA or a run's estimate has the other sign."""
-        if not self.p_holm < ALPHA:
+        if not self.p_holm < ALPHA or not self.runs_agree:
             return 0
-        sign = 1 if self.estimate > 0 else -1
-        return sign if all(np.sign(e) == sign for e in self.runs) else 0
+        return 1 if self.estimate > 0 else -1
 
 
 def compare(reps, name, f, keys, exponent=uncertainty.SV_EXPONENT):
