@@ -23,6 +23,7 @@ if __package__ in (None, ""):
 from aux_scripts import (analysis, interpret_state, intervals, normalize_equal_variance, plot_svs, report,  # noqa: E402
                          txray, verdicts)
 from tf_scripts import configuration  # noqa: E402
+from tf_scripts.saved_model import SavedModel  # noqa: E402
 from tf_scripts import main as lm_main  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 
@@ -161,8 +162,7 @@ def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print, seed=N
         if lm_main.main(argv) != 0:
             raise UserError(f"the demo stopped at: {what}")
 
-    with np.load(os.path.join(train.save_path, "weights.npz"), allow_pickle=False) as weights:
-        embedding = weights["embedding"]
+    embedding = SavedModel.from_config(train).read_weights()["embedding"]
     emb_path = os.path.join(out_dir, "embedding.npy")
     analysis.atomic_save_npy(emb_path, embedding)
     log(f"== normalisation: normalize_equal_variance.py {emb_path}")

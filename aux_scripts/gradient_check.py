@@ -25,11 +25,11 @@ import numpy as np  # noqa: E402
 from aux_scripts import analysis  # noqa: E402
 from aux_scripts.numpy_rnn import (NumpyRNN, finite_difference_state_gradients,  # noqa: E402
                                    finite_difference_weight)
-from tf_scripts import configuration, lm_data, model_source  # noqa: E402
+from tf_scripts import configuration, lm_data, measure_setup  # noqa: E402
 from tf_scripts.errors import UserError, progress_bar, run_cli  # noqa: E402
+from tf_scripts.saved_model import SavedModel  # noqa: E402
 
 PROG = "gradient_check.py"
-WEIGHTS_FILE, DICT_FILE = "weights.npz", "dict"   # as written by LanguageModel.export_npz
 _WEIGHT_SPEC = re.compile(r"^([A-Za-z0-9_/]+)\[\s*(\d+)\s*(?:,\s*(\d+)\s*)?\]$")
 
 
@@ -39,9 +39,10 @@ def load_trained(config):
     """(NumpyRNN, weights.npz path, validation ids) of the model in config.save_path.
 
     The vocabulary comes from save_path/dict; the validation words are mapped to it by
-    tf_scripts.model_source's policy (words it lacks -> its unk token).
+    tf_scripts.saved_model's policy (words it lacks -> its unk token).
     """
-    source = model_source.ModelSource.from_config(config)
+    source = SavedModel.from_config(config)
+    source.word_to_id   # the model's files checked before the data is read
     corpus = lm_data.load_corpus(config, need_train=False, need_valid=True, need_test=False)
     return NumpyRNN.from_npz(source.weights_path), source.weights_path, source.ids(corpus, "valid")
 
@@ -109,10 +110,9 @@ def engine_state_gradients(weights_path, inputs, state, layer, component, t, max
     """{k: [N, H, E]} from tf_scripts' StateGradients engine on a float64 copy of the model."""
     import tensorflow as tf  # local: only this check needs TensorFlow
 
-    from tf_scripts.lm import LanguageModel
     from tf_scripts.state_gradients import StateGradients
 
-    model = LanguageModel.from_npz(weights_path, dtype=tf.float64)
+    model = SavedModel(weights_path).load(tf.float64)
     engine = StateGradients(model, layer=layer, component=component, time_steps=[t], max_delay=max_delay,
                             num_steps=inputs.shape[1])
     tf_state = tuple(tuple(tf.constant(s, tf.float64) for s in layer_state) for layer_state in state)
@@ -234,11 +234,11 @@ def _parser():
 
 def _settings(args, config):
     """(t, max_delay, layer, component) from the flags, defaulting to the config; checked."""
-    t = model_source.resolve_time_step(args.time_step, config)
-    max_delay = model_source.resolve_max_delay(args.max_delay, config)
-    layer = model_source.resolve_layer(args.layer, config, config.num_layers)
-    interm = model_source.resolve_interm(args.interm, config)
-    return t, max_delay, layer, model_source.state_component(config.basic_cell, interm), interm
+    t = measure_setup.resolve_time_step(args.time_step, config)
+    max_delay = measure_setup.resolve_max_delay(args.max_delay, config)
+    layer = measure_setup.resolve_layer(args.layer, config, config.num_layers)
+    interm = measure_setup.resolve_interm(args.interm, config)
+    return t, max_delay, layer, measure_setup.state_component(config.basic_cell, interm), interm
 
 
 def _main(argv):

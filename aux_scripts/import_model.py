@@ -7,7 +7,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts import import_sources, model_import  # noqa: E402
-from tf_scripts import configuration  # noqa: E402
+from tf_scripts import configuration, saved_model  # noqa: E402
+from tf_scripts.saved_model import SavedModel  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 
 PROG = "sg-import"
@@ -96,9 +97,9 @@ def run_import(args, log=print):
             f"(tolerance {check['tolerance']:g})")
     out = os.path.abspath(args.out)
     if passed:
-        log(f"Wrote {out}: weights.npz, dict, checkpoint, import.config, import_report.json")
+        log(f"Wrote {out}: {', '.join(saved_model.IMPORT_FILES)}")
     else:
-        log(f"Checks failed: nothing but {os.path.join(out, model_import.REPORT_FILE)} was written")
+        log(f"Checks failed: nothing but {SavedModel(out).import_report_path} was written")
     return report, passed
 
 

@@ -36,8 +36,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from aux_scripts import analysis  # noqa: E402
-from tf_scripts import configuration, lm_data, model_source  # noqa: E402
+from tf_scripts import configuration, lm_data, measure_setup  # noqa: E402
 from tf_scripts.errors import UserError, progress_bar, run_cli  # noqa: E402
+from tf_scripts.saved_model import SavedModel  # noqa: E402
 from tf_scripts.formats import class_masks  # noqa: E402
 
 PROG = "interpret_state.py"
@@ -205,7 +206,7 @@ def pass_states(model, windows, layer, component, t, first):
     Returns s_t of every window [N*B, H] and the state (all layers) entering position `first`
     of every window: per layer tuple of [N*B, H] (the entering state itself when first = 0).
     """
-    forward = model_source.make_forward_step(model)
+    forward = measure_setup.make_forward_step(model)
     n, b, _ = windows.shape
     state = model.zero_state(b)
     targets, before = [], []
@@ -223,7 +224,7 @@ def pass_states(model, windows, layer, component, t, first):
 
 
 def validation_ids(config, source):
-    """The validation data as ids of the model's vocabulary (model_source's policy: missing words -> unk)."""
+    """The validation data as ids of the model's vocabulary (saved_model's policy: missing words -> unk)."""
     return source.ids(lm_data.load_corpus(config, need_train=False, need_valid=True, need_test=False), "valid")
 
 
@@ -293,9 +294,9 @@ class SigmaOptions:
     windows: int = 50            # validation windows, sampled without replacement
     seed: int = 1                # of the window sample and the noise
     time_step: int | None = None     # t (default: the config's time_step if one integer, else num_steps - 1)
-    max_delay: int | None = None     # number of delays D (model_source's rule)
-    interm: str | None = None        # cell | hidden (model_source's rule)
-    layer: int | None = None         # (model_source's rule)
+    max_delay: int | None = None     # number of delays D (measure_setup's rule)
+    interm: str | None = None        # cell | hidden (measure_setup's rule)
+    layer: int | None = None         # (measure_setup's rule)
     scale: float = 1e-3          # lambda
     steps: int = 300             # Adam steps per window
     lr: float = 0.05             # Adam learning rate on log sigma
@@ -397,10 +398,10 @@ def _settings(options, config, model):
         value = getattr(options, name)
         if value is not None and not value > 0:
             raise UserError(f"--{name.replace('_', '-')} must be > 0, got {value}")
-    t = model_source.resolve_time_step(options.time_step, config)
-    max_delay = model_source.resolve_max_delay(options.max_delay, config)
-    layer = model_source.resolve_layer(options.layer, config, model.num_layers)
-    interm = model_source.resolve_interm(options.interm, config)
+    t = measure_setup.resolve_time_step(options.time_step, config)
+    max_delay = measure_setup.resolve_max_delay(options.max_delay, config)
+    layer = measure_setup.resolve_layer(options.layer, config, model.num_layers)
+    interm = measure_setup.resolve_interm(options.interm, config)
     std = float(np.std(model.embedding.numpy()))
     max_sigma = options.max_sigma if options.max_sigma is not None else 10 * std
     init_sigma = options.init_sigma if options.init_sigma is not None else 0.1 * std
@@ -426,7 +427,7 @@ def measure_sigma(config_path, options=DEFAULTS):
     """
     config = configuration.load_config(config_path, train=False, valid=True, test=False)
     dtype = tf.float64 if config.grad_dtype == "float64" else tf.float32
-    source = model_source.ModelSource.from_config(config)
+    source = SavedModel.from_config(config)
     model, id_to_word = source.load(dtype), source.id_to_word
     s = _settings(options, config, model)
     names = [OVERALL] + [analysis.class_name(p) for p in s["class_files"]]
@@ -441,7 +442,7 @@ def measure_sigma(config_path, options=DEFAULTS):
                         f"{config.num_steps} (batch_size {config.batch_size})")
     t, d = s["t"], s["delays"]
     first = t - d + 1
-    component = model_source.state_component(model.cell_type, s["interm"])
+    component = measure_setup.state_component(model.cell_type, s["interm"])
     targets, enter = pass_states(model, windows, s["layer"], component, t, first)
     phi_var = phi_variance(targets)
     numbers = np.sort(np.random.default_rng(options.seed).choice(total, options.windows, replace=False))

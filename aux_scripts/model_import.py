@@ -24,12 +24,11 @@ import numpy as np
 
 from tf_scripts import fileio, lm_data
 from tf_scripts.errors import UserError
+from tf_scripts.saved_model import IMPORT_CONFIG, IMPORT_REPORT, Checkpointer, SavedModel
 
 FRAMEWORKS = ("torch", "keras", "tf1")
 SELF_CHECK_TOL = 1e-10        # float64 source equations vs this project's forward pass
 REFERENCE_TOL = 1e-4          # relative: the source framework's own float32 outputs
-REPORT_FILE = "import_report.json"
-CONFIG_FILE = "import.config"
 
 
 class Refused(UserError):
@@ -317,9 +316,7 @@ def _converted_model(weights_path):
     """This project's LanguageModel (float64) of the converted file."""
     import tensorflow as tf
 
-    from tf_scripts.lm import LanguageModel
-
-    return LanguageModel.from_npz(weights_path, tf.float64)
+    return SavedModel(weights_path).load(tf.float64)
 
 
 def _project_forward(lm, ids, state=None):
@@ -454,16 +451,16 @@ def import_config_text(out_dir, model, vocab_path, eos, unk, source_desc):
 def write_import(out_dir, model, names, options, source_desc):
     """Convert, check and write out_dir; returns (report dict, passed). Nothing but the report is left on failure."""
     out_dir = os.path.abspath(out_dir)
-    if os.path.isdir(out_dir) and any(os.path.exists(os.path.join(out_dir, n))
-                                      for n in (lm_data.WEIGHTS_FILE, "checkpoint", CONFIG_FILE)):
+    final = SavedModel(out_dir)
+    if os.path.isdir(out_dir) and final.holds_model:
         raise UserError(f"--out {out_dir} already holds an imported or trained model; choose another folder")
     arrays = convert(model)
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".sg-import-", dir=parent)
     try:
-        weights_path = os.path.join(staging, lm_data.WEIGHTS_FILE)
-        np.savez(weights_path, **arrays)
+        staged = SavedModel(staging)
+        weights_path = staged.write_arrays(arrays)
         checks = check_conversion(model, weights_path)
         if options.get("reference"):
             checks += check_reference(weights_path, options["reference"])
@@ -478,23 +475,15 @@ def write_import(out_dir, model, names, options, source_desc):
         os.makedirs(out_dir, exist_ok=True)
         if passed:
             word_to_id = {name: i for i, name in enumerate(names)}
-            lm_data.write_vocab_file(word_to_id, os.path.join(staging, lm_data.DICT_FILE))
-            _write_checkpoint(staging, weights_path)
-            config = import_config_text(out_dir, model, os.path.join(out_dir, lm_data.DICT_FILE),
-                                        options.get("eos"), options.get("unk"), source_desc)
-            fileio.write_bytes(os.path.join(staging, CONFIG_FILE), config.encode("utf-8"))
+            lm_data.write_vocab_file(word_to_id, staged.vocab_path)
+            # a checkpoint of the converted model (float32 variables, as every checkpoint of this toolkit)
+            Checkpointer(staging, staged.load()).save(0)
+            staged.write_text(IMPORT_CONFIG, import_config_text(out_dir, model, final.vocab_path, options.get("eos"),
+                                                                options.get("unk"), source_desc))
             for name in os.listdir(staging):
                 os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
-        fileio.write_bytes(os.path.join(out_dir, REPORT_FILE), (json.dumps(report, indent=1) + "\n").encode("utf-8"))
+        final.write_text(IMPORT_REPORT, json.dumps(report, indent=1) + "\n")
         return report, passed
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
-
-def _write_checkpoint(directory, weights_path):
-    """A checkpoint of the converted model (float32 variables, as every checkpoint of this toolkit) in directory."""
-    from tf_scripts import trainer
-    from tf_scripts.lm import LanguageModel
-
-    model = LanguageModel.from_npz(weights_path)
-    trainer.Checkpointer(directory, model).save(0)

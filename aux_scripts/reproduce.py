@@ -18,7 +18,6 @@ import hashlib
 import importlib
 import json
 import os
-import re
 import shlex
 import shutil
 import sys
@@ -28,9 +27,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts import analysis, token_classes  # noqa: E402
-from tf_scripts import configuration, lm_data  # noqa: E402
+from tf_scripts import configuration, lm_data, saved_model  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 from tf_scripts.fileio import atomic_write  # noqa: E402
+from tf_scripts.saved_model import SavedModel  # noqa: E402
 
 PROG = "sg-reproduce"
 # console command -> module with main(argv) -> exit status (the same names as setup.py's)
@@ -228,21 +228,6 @@ def _write_if_changed(path, text):
     analysis.atomic_write_text(path, text)
 
 
-def _latest_checkpoint(folder):
-    """Prefix name (e.g. epoch-12) of the latest TF checkpoint in folder, or None."""
-    path = os.path.join(folder, "checkpoint")
-    if not os.path.isfile(path):
-        return None
-    match = re.search(r'^model_checkpoint_path:\s*"([^"]+)"', open(path, encoding="utf-8").read(), re.M)
-    return os.path.basename(match.group(1)) if match else None
-
-
-def _epochs_done(folder):
-    latest = _latest_checkpoint(folder)
-    match = re.match(r"^epoch-(\d+)$", latest or "")
-    return int(match.group(1)) if match else 0
-
-
 def plan(opts):
     """(steps, derived config texts {path: text}) for the options; UserError for bad options."""
     train = opts.model is None
@@ -296,8 +281,8 @@ def plan(opts):
         save_path = config.save_path
         steps.append(Step("train", f"train {opts.config} up to max_max_epoch {config.max_max_epoch} (resumes)",
                           [Command(["sg-main", "--config", opts.config, "--notest"], p("logs", "train.out"))],
-                          keys=dict(config.items()), outputs=[os.path.join(save_path, "weights.npz")],
-                          done=lambda: _epochs_done(save_path) >= config.max_max_epoch))
+                          keys=dict(config.items()), outputs=[SavedModel(save_path).weights_path],
+                          done=lambda: SavedModel(save_path).epochs_done() >= config.max_max_epoch))
         source = save_path
     else:
         source = opts.model
@@ -306,25 +291,23 @@ def plan(opts):
                             "weights.npz + dict)")
         if os.path.realpath(source) == os.path.realpath(model_dir):
             raise UserError(f"--model {source} is the output's own model folder; give the original one")
-    weights, vocab = os.path.join(source, "weights.npz"), os.path.join(source, "dict")
-    if not train and not os.path.isfile(weights):
-        latest = _latest_checkpoint(source)
-        if latest is None:
-            raise UserError(f"--model {source} holds neither weights.npz + dict nor a checkpoint")
-        ckpt = sorted(glob.glob(os.path.join(source, latest + ".*")))
-        copy = [Command(["cp", os.path.join(source, "checkpoint"), *ckpt, model_dir]),
+    given, copied = SavedModel(source), SavedModel(model_dir)
+    if not train and not given.has_weights:
+        if given.latest_checkpoint() is None:
+            raise UserError(f"--model {source} holds neither {saved_model.WEIGHTS} + {saved_model.VOCAB} nor a "
+                            "checkpoint")
+        model_inputs = given.checkpoint_files()
+        copy = [Command(["cp", *model_inputs, model_dir]),
                 Command(["sg-main", "--notrain", "--export_weights", "--config", model_cfg], p("logs", "export.out"))]
-        model_inputs = [os.path.join(source, "checkpoint"), *ckpt]
     else:
-        if not train and not os.path.isfile(vocab):
-            raise UserError(f"--model {source} has weights.npz but no dict beside it")
-        copy = [Command(["cp", weights, vocab, model_dir])]
-        model_inputs = [weights, vocab]
+        if not train and not given.has_vocab:
+            raise UserError(f"--model {source} has {saved_model.WEIGHTS} but no {saved_model.VOCAB} beside it")
+        model_inputs = [given.weights_path, given.vocab_path]
+        copy = [Command(["cp", *model_inputs, model_dir])]
+    m_weights, m_dict = copied.weights_path, copied.vocab_path
     steps.append(Step("model", f"copy the model from {source} into {model_dir}",
                       [Command(["rm", "-rf", model_dir]), Command(["mkdir", "-p", model_dir])] + copy,
-                      inputs=model_inputs + [model_cfg] * (len(copy) > 1),
-                      outputs=[os.path.join(model_dir, "weights.npz"), os.path.join(model_dir, "dict")]))
-    m_weights, m_dict = os.path.join(model_dir, "weights.npz"), os.path.join(model_dir, "dict")
+                      inputs=model_inputs + [model_cfg] * (len(copy) > 1), outputs=[m_weights, m_dict]))
 
     steps.append(Step("test_perplexity", "test perplexity (B 1, T 1)",
                       [Command(["sg-main", "--notrain", "--novalid", "--config", model_cfg],

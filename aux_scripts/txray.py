@@ -30,8 +30,9 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 
 from aux_scripts import analysis  # noqa: E402
-from tf_scripts import model_source  # noqa: E402  (TensorFlow only once a model is built)
+from tf_scripts import measure_setup  # noqa: E402  (TensorFlow only once a model is built)
 from tf_scripts.errors import UserError, progress_bar, run_cli  # noqa: E402
+from tf_scripts.saved_model import SavedModel  # noqa: E402
 
 UNTAGGED = "UNTAGGED"
 DATA_SETS = ("valid", "test", "train")
@@ -232,7 +233,7 @@ def collect_winners(model, batches, lookup, layer, component, top_k=1, desc=None
     batches: [R, T] arrays of corpus ids in pass order, the state carried across them (R batch
     rows = R streams, L = the summed T); lookup [V] maps corpus ids to the model's ids.
     """
-    step = model_source.make_forward_step(model)
+    step = measure_setup.make_forward_step(model)
     state = model.zero_state(batches[0].shape[0])
     units, values = [], []
     for inputs in progress_bar(batches, desc=desc, unit="batch", leave=False):
@@ -581,7 +582,7 @@ def _tag_sets(args, pos_mapping, pos_mapping_path):
 
 @dataclasses.dataclass
 class TxrayOptions:
-    """The settings of one run (the CLI's flags); None: the config's value or model_source's default."""
+    """The settings of one run (the CLI's flags); None: the config's value or measure_setup's default."""
     config_b: str | None = None       # model B from another config's save_path ...
     weights_b: str | None = None      # ... or from a directory with weights.npz + dict
     data: str = "valid"               # valid | test | train
@@ -659,16 +660,16 @@ def run_txray(config_path, options=DEFAULTS):
     if "pos" in kinds and not pos_mapping_path:
         raise UserError("--features pos needs --pos-mapping FILE (or pos_mapping in the config); "
                         "use --features token without one")
-    sources = [model_source.ModelSource.from_config(config)]
+    sources = [SavedModel.from_config(config)]
     if options.config_b:
         config_b = configuration.load_config(options.config_b, train=False, valid=True, test=False)
-        sources.append(model_source.ModelSource.from_config(config_b))
+        sources.append(SavedModel.from_config(config_b))
     elif options.weights_b:
-        sources.append(model_source.ModelSource(options.weights_b, "--weights-b"))
+        sources.append(SavedModel(options.weights_b, "--weights-b"))
     pos_mapping = analysis.read_pos_mapping(pos_mapping_path) if "pos" in kinds else None
     tag_sets = _tag_sets(options, pos_mapping, pos_mapping_path)
-    interm = model_source.resolve_interm(options.interm, config)
-    max_delay = model_source.resolve_max_delay(options.max_delay, config) if tag_sets else None
+    interm = measure_setup.resolve_interm(options.interm, config)
+    max_delay = measure_setup.resolve_max_delay(options.max_delay, config) if tag_sets else None
     layer = config.grad_layer if options.layer is None else options.layer
 
     from tf_scripts import run_epoch
@@ -696,7 +697,7 @@ def run_txray(config_path, options=DEFAULTS):
     sides = []
     for label, source, model in zip("AB", sources, models):
         lookup, missing = source.id_lookup(corpus.id_to_word, corpus.unk)
-        component = model_source.state_component(model.cell_type, interm)
+        component = measure_setup.state_component(model.cell_type, interm)
         units, values = collect_winners(model, batches, lookup, layer, component, options.top_k,
                                         desc=f"model {label}")
         mass, counts = stream_mass(units, values, streams, len(lookup), model.size)

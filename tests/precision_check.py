@@ -13,7 +13,7 @@ import tensorflow as tf
 from tf_scripts import lm_data, run_epoch
 from tf_scripts import main as sg_main
 from tf_scripts.gradient_pass import entering_states
-from tf_scripts.lm import LanguageModel
+from tf_scripts.saved_model import SavedModel
 from tf_scripts.state_gradients import StateGradients
 
 # The real-text setting: 2 layers, E 8, H 12, T 10, init_scale 0.3, one SGD epoch (lr 1, B 1)
@@ -46,7 +46,7 @@ def train(root, cell, data, **keys):
 
     config = configuration.load_config(str(path), train=False)
     corpus = lm_data.load_corpus(config, need_train=False, need_test=False)
-    return LanguageModel.from_npz(str(root / cell / "weights.npz")), corpus.valid
+    return SavedModel(root / cell).load(), corpus.valid
 
 
 def windows(ids, num_steps, count=None):

@@ -316,6 +316,23 @@ def test_config_from_dict_checks_like_a_file():
         config_from_dict({**values, "batch_size": 0})
 
 
+def test_derive_changes_given_keys_and_rederives_defaults():
+    values = {line.split()[0]: line.split()[-1] for line in BASE.splitlines()}
+    values.update(size=8, dropout=1, log="y")
+    values.pop("embedding_size", None)
+    config = config_from_dict(values, path="base.config")
+    derived = configuration.derive(config, train=True, size=16, log=None, seed=3)
+    # embedding_size was a default (= size): it follows the new size; log (None) is removed
+    assert (derived.size, derived.embedding_size, derived.log, derived.seed) == (16, 16, None, 3)
+    rest = {k: v for k, v in values.items() if k != "log"}
+    assert derived.items() == config_from_dict({**rest, "size": 16, "seed": 3}).items()
+    assert configuration.derive(config, train=True).items() == config.items()
+    with pytest.raises(UserError, match=r"^base.config \(with batch_size 0\): batch_size must be an integer >= 1"):
+        configuration.derive(config, batch_size=0)
+    with pytest.raises(UserError, match="unknown key\\(s\\) sizes"):
+        configuration.derive(config, sizes=3)
+
+
 def test_config_readme_holds_the_generated_key_table():
     readme = (REPO / "config" / "README.md").read_text(encoding="utf-8")
     assert configuration.markdown_table() in readme

@@ -9,6 +9,7 @@ from tf_scripts import lm_data
 from tf_scripts.configuration import load_config
 from tf_scripts.errors import UserError
 from tf_scripts.lm import LanguageModel
+from tf_scripts.saved_model import SavedModel
 
 WORDS = "the cat sat on a mat and the dog ran to the big red ball while a bird sang".split()
 
@@ -31,7 +32,7 @@ def tiny(tmp_path):
     config = load_config(str(config_path), train=False, valid=True, test=False)
     corpus = lm_data.load_corpus(config, need_train=False, need_valid=True, need_test=False)
     model = LanguageModel.from_config(config, corpus.vocab_size)
-    model.export_npz(config.save_path, corpus.word_to_id)
+    SavedModel(config.save_path).write_weights(model, corpus.word_to_id)
     return str(config_path), config, corpus
 
 

@@ -11,6 +11,7 @@ from tf_scripts import gradient_files, gradient_pass, lm_data
 from tf_scripts import main as main_script
 from tf_scripts.errors import UserError
 from tf_scripts.lm import LanguageModel
+from tf_scripts.saved_model import SavedModel
 
 
 def test_shard_ranges_by_hand():
@@ -119,7 +120,7 @@ def test_main_shard_flag(make, capsys):
     path = root / "grad.config"
     path.write_text("".join(f"{k} {v}\n" for k, v in config.items()), encoding="utf-8")
     corpus = lm_data.load_corpus(config, need_valid=False, need_test=False)
-    LanguageModel.from_config(config, corpus.vocab_size).export_npz(str(root / "model"), corpus.word_to_id)
+    SavedModel(root / "model").write_weights(LanguageModel.from_config(config, corpus.vocab_size), corpus.word_to_id)
     assert main_script.main(["--config", str(path), "--notrain", "--shard", "1/2"]) == 2
     assert "use it with --notrain --notest" in capsys.readouterr().err
     assert main_script.main(["--config", str(path), "--notrain", "--notest", "--shard", "3/2"]) == 2

@@ -12,6 +12,7 @@ from tests import numpy_reference as ref
 from tests import source_models as sm
 from tf_scripts import main as main_script
 from tf_scripts.lm import LanguageModel
+from tf_scripts.saved_model import SavedModel
 from tf_scripts.state_gradients import state_gradients
 
 V, E, H = 13, 5, 4
@@ -26,7 +27,7 @@ def _import(argv, capsys=None):
 
 
 def _model(out):
-    return LanguageModel.from_npz(os.path.join(out, "weights.npz"), tf.float64)
+    return SavedModel(out).load(tf.float64)
 
 
 def _states(model, ids):

@@ -10,6 +10,7 @@ from aux_scripts import interpret_state as its
 from tf_scripts import lm_data
 from tf_scripts.configuration import config_from_dict
 from tf_scripts.lm import LanguageModel
+from tf_scripts.saved_model import SavedModel
 from tf_scripts.state_gradients import state_gradients
 from tests.tiny_corpus import TAGS
 
@@ -128,7 +129,7 @@ def test_cli_end_to_end(tiny, capsys):
               "--pos-classes", f"{tmp / 'nouns'},{tmp / 'verbs'}"]
     assert its.main(common + ["--out", str(out)]) == 2
     assert "train first or run main.py" in capsys.readouterr().err
-    model.export_npz(str(tmp / "model"), corpus.word_to_id)
+    SavedModel(tmp / "model").write_weights(model, corpus.word_to_id)
 
     assert its.main(common + ["--out", str(out), "--chunk", "4"]) == 0
     assert "delay: 4\tmean sigma:" in capsys.readouterr().out
@@ -164,7 +165,7 @@ def test_cli_end_to_end(tiny, capsys):
 
 def test_cli_user_errors(tiny, capsys):
     tmp, config_path, _, corpus, model = tiny
-    model.export_npz(str(tmp / "model"), corpus.word_to_id)
+    SavedModel(tmp / "model").write_weights(model, corpus.word_to_id)
     base = ["--config", str(config_path), "--out", str(tmp / "o"), "--steps", "2"]
     cases = [(["--windows", "1000"], "the validation data has only"),
              (["--time-step", "8"], "--time-step must lie in 0..7"),

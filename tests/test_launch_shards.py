@@ -10,6 +10,7 @@ from tf_scripts import main as main_script
 from tf_scripts.configuration import config_from_dict
 from tf_scripts.errors import UserError
 from tf_scripts.lm import LanguageModel
+from tf_scripts.saved_model import SavedModel
 
 pytest.importorskip("distributed", reason="the cluster extra (pip install -e '.[cluster]') is not installed")
 
@@ -36,7 +37,7 @@ def project(tiny_tagged_corpus):
                   pos_classes=str(root / "nouns.txt"))
     config = config_from_dict({**values, "grad_dir": str(root / "unused")}, train=False)
     corpus = lm_data.load_corpus(config, need_valid=False, need_test=False)
-    LanguageModel.from_config(config, corpus.vocab_size).export_npz(str(root / "model"), corpus.word_to_id)
+    SavedModel(root / "model").write_weights(LanguageModel.from_config(config, corpus.vocab_size), corpus.word_to_id)
 
     def write_config(grad_dir):
         path = root / f"{grad_dir}.config"

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tests import numpy_reference as ref
 from tf_scripts.lm import LanguageModel
+from tf_scripts.saved_model import SavedModel
 
 CELLS = ["LSTM", "GRU", "RNN", "GRU_RESET_AFTER"]
 
@@ -71,6 +72,6 @@ def test_weights_npz_round_trip_and_layout(cell, tmp_path):
         else:
             assert f["layer0/kernel"].shape == (9, (4 if cell == "LSTM" else 1) * 4)
     assert {"forget_bias", "softmax_b"} <= names
-    again = LanguageModel.from_npz(str(path))
+    again = SavedModel(path).load()
     for a, b in zip(model.trainable_variables, again.trainable_variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -8,7 +8,7 @@ from tests import precision_check
 from tf_scripts import configuration, lm_data
 from tf_scripts import main as sg_main
 from tf_scripts.gradient_pass import entering_states
-from tf_scripts.lm import LanguageModel
+from tf_scripts.saved_model import SavedModel
 
 DEMO = Path(__file__).resolve().parent.parent / "data" / "demo"
 T, DELAYS, WINDOWS = 25, 12, 40
@@ -34,7 +34,7 @@ def trained(tmp_path_factory):
             path.write_text("".join(f"{k} {v}\n" for k, v in keys.items()))
             assert sg_main.main(["--config", str(path), "--notest"]) == 0
             config = configuration.load_config(str(path), train=False)
-            models[cell] = (LanguageModel.from_npz(str(tmp / cell / "weights.npz")),
+            models[cell] = (SavedModel(tmp / cell).load(),
                             lm_data.load_corpus(config, need_test=False))
         return models[cell]
     return get

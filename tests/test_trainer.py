@@ -9,6 +9,7 @@ import tensorflow as tf
 from tf_scripts import configuration, run_epoch, trainer
 from tf_scripts.errors import UserError
 from tf_scripts.lm import LanguageModel
+from tf_scripts.saved_model import Checkpointer, SavedModel
 
 
 def test_learning_rate_schedule():
@@ -72,8 +73,8 @@ def test_fixed_epochs_never_stops_and_trainers_are_looked_up():
 
 
 def test_early_stopping_prefix_is_inside_save_path():
-    assert trainer.early_stopping_prefix("models/x") == "models/x/x"
-    assert trainer.early_stopping_prefix("models/x/") == "models/x/x"
+    assert SavedModel("models/x").early_stopping_prefix(3) == "models/x/x.3"
+    assert SavedModel("models/x/").early_stopping_prefix(3) == "models/x/x.3"
 
 
 def _model(size=4):
@@ -84,7 +85,7 @@ def test_checkpoint_round_trip_with_optimizer_and_state(tmp_path):
     model = _model()
     optimizer = run_epoch.Optimizer("adam", model.trainable_variables, 0.1)
     state = trainer.TrainingState()
-    ckpt = trainer.Checkpointer(str(tmp_path), model, optimizer=optimizer, state=state)
+    ckpt = Checkpointer(str(tmp_path), model, optimizer=optimizer, state=state)
     assert ckpt.restore() is None
     optimizer.apply([tf.ones_like(v) for v in model.trainable_variables], model.trainable_variables)
     state.epoch.assign(3)
@@ -95,7 +96,7 @@ def test_checkpoint_round_trip_with_optimizer_and_state(tmp_path):
     fresh = _model()
     fresh_opt = run_epoch.Optimizer("adam", fresh.trainable_variables, 0.1)
     fresh_state = trainer.TrainingState()
-    assert trainer.Checkpointer(str(tmp_path), fresh, optimizer=fresh_opt, state=fresh_state).restore() == path
+    assert Checkpointer(str(tmp_path), fresh, optimizer=fresh_opt, state=fresh_state).restore() == path
     for a, b in zip(model.trainable_variables, fresh.trainable_variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     np.testing.assert_array_equal(fresh_opt.m[0].numpy(), optimizer.m[0].numpy())
@@ -105,6 +106,6 @@ def test_checkpoint_round_trip_with_optimizer_and_state(tmp_path):
 
 
 def test_restoring_into_a_different_model_is_a_user_error(tmp_path):
-    trainer.Checkpointer(str(tmp_path), _model(4)).save(1)
+    Checkpointer(str(tmp_path), _model(4)).save(1)
     with pytest.raises(UserError, match="cannot restore checkpoint .*epoch-1"):
-        trainer.Checkpointer(str(tmp_path), _model(5)).restore()
+        Checkpointer(str(tmp_path), _model(5)).restore()

@@ -9,6 +9,7 @@ import tensorflow as tf
 from aux_scripts import txray
 from tf_scripts import configuration, lm_data, run_epoch
 from tf_scripts.lm import LanguageModel
+from tf_scripts.saved_model import SavedModel
 
 H, E = 6, 4
 PERM = np.array([3, 0, 5, 1, 2, 4])   # no fixed point: every unit moves
@@ -192,10 +193,10 @@ def setup(tmp_path_factory):
     config = configuration.load_config(str(root / "a.config"), train=False)
     corpus = lm_data.load_corpus(config, need_test=False)
     model = LanguageModel(corpus.vocab_size, E, H, 2, "LSTM", init_scale=0.5, seed=7)
-    model.export_npz(str(root / "model_a"), corpus.word_to_id)
+    SavedModel(root / "model_a").write_weights(model, corpus.word_to_id)
     permuted = LanguageModel(corpus.vocab_size, E, H, 2, "LSTM")
     permuted.assign_numpy(permute_units(model.weights_numpy(), PERM))
-    permuted.export_npz(str(root / "model_perm"), corpus.word_to_id)
+    SavedModel(root / "model_perm").write_weights(permuted, corpus.word_to_id)
     return root
 
 

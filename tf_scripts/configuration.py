@@ -449,6 +449,23 @@ def config_from_dict(values, *, path="<dict>", train=True, valid=True, warn=None
     return _build(entries, path, train, valid, warn)
 
 
+def derive(config, *, path=None, train=False, valid=True, warn=None, **changes):
+    """A new Config: config's given keys with `changes` applied (None removes a key), checked like a file.
+
+    Keys config had by default keep deriving their default from the new values. Messages name
+    path (default: config's path with the changes).
+    """
+    unknown = sorted(name for name in changes if name not in KEYS)
+    if unknown:
+        raise UserError(f"derive: unknown key(s) {', '.join(unknown)} (see config/README.md)")
+    path = path or f"{config.path} (with {', '.join(f'{k} {v}' for k, v in changes.items())})"
+    entries = [(None, name, _format_value(getattr(config, name)))
+               for name in KEYS if config.given(name) and name not in changes]
+    entries += [(None, name, value if isinstance(value, str) else _format_value(value))
+                for name, value in changes.items() if value is not None]
+    return _build(entries, path, train, valid, warn)
+
+
 def markdown_table():
     """The key table of config/README.md, generated from KEYS."""
     rows = ["| key | type | default | required | meaning |", "|---|---|---|---|---|"]

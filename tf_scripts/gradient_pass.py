@@ -35,7 +35,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tf_scripts import cells, formats, lm_data, model_source, run_epoch
+from tf_scripts import cells, formats, lm_data, measure_setup, run_epoch
 from tf_scripts.errors import UserError, progress_bar
 from tf_scripts.fileio import atomic_write_text
 from tf_scripts.gradient_files import (MAGNITUDE_DELAYS, PROGRESS_FILE, SHARD_SUMS_FILE, SHARDS,  # noqa: F401
@@ -321,7 +321,7 @@ def _state_step(model):
     """(inputs, targets, state) -> (cost, next state): the evaluation step, or only the state without an output layer."""
     if model.has_output_layer:
         return run_epoch.make_eval_step(model)
-    forward = model_source.make_forward_step(model)
+    forward = measure_setup.make_forward_step(model)
 
     def step(inputs, targets, state):
         del targets

@@ -7,14 +7,11 @@
 #                                               logits [B, T, V] <--softmax_w [H, V], softmax_b
 #
 # A state is a tuple over layers of per-layer tuples: LSTM (c, h), GRU and RNN (h,), each [B, H].
-import os
-
 import numpy as np
 import tensorflow as tf
 
 from tf_scripts import cells
 from tf_scripts.errors import UserError
-from tf_scripts.lm_data import DICT_FILE, WEIGHTS_FILE, write_vocab_file  # noqa: F401 (re-exported)
 
 NO_OUTPUT_LAYER = ("the model has no output layer (imported with --no-head; output_layer False): it gives "
                    "states and state gradients but no perplexity; run with --notest and grad_interm")
@@ -145,16 +142,6 @@ class LanguageModel(tf.Module):
             var.assign(tf.cast(self.named_variables()[name], twin.dtype))
         return twin
 
-    def export_npz(self, directory, word_to_id):
-        """Write directory/weights.npz and directory/dict (word<TAB>id) atomically."""
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, WEIGHTS_FILE)
-        tmp = path + ".tmp.npz"
-        np.savez(tmp, **self.weights_numpy())
-        os.replace(tmp, path)
-        write_vocab_file(word_to_id, os.path.join(directory, DICT_FILE))
-        return path
-
     def assign_numpy(self, arrays):
         """Load weights.npz arrays into this model's variables (shapes must match)."""
         for name, var in self.named_variables().items():
@@ -166,25 +153,20 @@ class LanguageModel(tf.Module):
             var.assign(value.astype(self.dtype.as_numpy_dtype))
 
     @classmethod
-    def from_npz(cls, path, dtype=tf.float32):
-        """Build a model from a weights.npz file."""
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-        except (OSError, ValueError) as err:
-            raise UserError(f"cannot read weights file {path}: {err}") from None
+    def from_arrays(cls, arrays, dtype=tf.float32, origin="weights file"):
+        """Build a model from the arrays of a weights.npz (saved_model.SavedModel.load reads the file)."""
         for name in ("embedding", "num_layers", "cell_type", "forget_bias"):
             if name not in arrays:
-                raise UserError(f"weights file {path} has no array {name!r}")
+                raise UserError(f"weights file {origin} has no array {name!r}")
         vocab_size, embedding_size = arrays["embedding"].shape
         cell_type = str(arrays["cell_type"])
         if cell_type not in cells.CELL_TYPES:
-            raise UserError(f"weights file {path}: cell_type must be one of {', '.join(cells.CELL_TYPES)}, "
+            raise UserError(f"weights file {origin}: cell_type must be one of {', '.join(cells.CELL_TYPES)}, "
                             f"got {cell_type!r}")
         # the state size from layer 0's first kernel: (E + H) rows
         kernel = next((n for n in cells.make_cell(cell_type).param_shapes(1, 1) if n.endswith("kernel")))
         if f"layer0/{kernel}" not in arrays:
-            raise UserError(f"weights file {path} has no array 'layer0/{kernel}'")
+            raise UserError(f"weights file {origin} has no array 'layer0/{kernel}'")
         size = arrays[f"layer0/{kernel}"].shape[0] - embedding_size
         model = cls(vocab_size, embedding_size, size, int(arrays["num_layers"]), cell_type,
                     forget_bias=float(arrays["forget_bias"]), dtype=dtype, output_layer="softmax_w" in arrays)

@@ -104,34 +104,6 @@ def extend_vocab(word_to_id, words, *, unk=UNK):
     return extended
 
 
-WEIGHTS_FILE = "weights.npz"   # an exported model (SPEC section 4) ...
-DICT_FILE = "dict"             # ... and its word->id map beside it
-
-
-def load_exported_vocab(location, origin, encoding="utf-8"):
-    """(weights.npz path, word_to_id) of an exported model; location: a save_path folder or a weights.npz.
-
-    UserError naming `origin` (e.g. the config) when a file is missing or the two disagree.
-    """
-    location = os.fspath(location)
-    path = location if location.endswith(".npz") else os.path.join(location, WEIGHTS_FILE)
-    if not os.path.isfile(path):
-        raise UserError(f"{path} not found (from {origin}): train first or run main.py --notrain "
-                        "--export_weights with the model's config")
-    dict_path = os.path.join(os.path.dirname(path), DICT_FILE)
-    if not os.path.isfile(dict_path):
-        raise UserError(f"{dict_path} not found beside {path} (from {origin}): main.py writes it with weights.npz")
-    word_to_id = read_vocab_file(dict_path, encoding)
-    try:
-        with np.load(path, allow_pickle=False) as weights:
-            rows = weights["embedding"].shape[0]
-    except (OSError, ValueError, KeyError) as err:
-        raise UserError(f"cannot read the embedding of {path}: {err}") from None
-    if rows != len(word_to_id):
-        raise UserError(f"{dict_path} lists {len(word_to_id)} words but {path} has {rows} embedding rows")
-    return path, word_to_id
-
-
 def words_to_ids(words, word_to_id, *, unk=UNK):
     """int32 ids; words not in the vocabulary get the id of unk."""
     unk_id = word_to_id.get(unk)
@@ -276,10 +248,14 @@ def make_windows(ids, batch_size, num_steps, *, what="data", max_windows=None):
     return cut(0), cut(1)
 
 
+PRETRAINED_MATRIX = "all.npy"   # a pretrained_embeddings folder (convert_word2vec2tf.py writes it) ...
+PRETRAINED_VOCAB = "dict"       # ... and its word -> row map
+
+
 def load_pretrained_embeddings(directory, word_to_id, embedding_size, encoding="utf-8"):
     """(ids int32 [n], vectors float32 [n, E]) for the vocabulary words listed in directory/dict, by id."""
-    matrix_path = os.path.join(directory, "all.npy")
-    dict_path = os.path.join(directory, "dict")
+    matrix_path = os.path.join(directory, PRETRAINED_MATRIX)
+    dict_path = os.path.join(directory, PRETRAINED_VOCAB)
     if not os.path.isdir(directory):
         raise UserError(f"pretrained_embeddings directory {directory} not found")
     for path in (matrix_path, dict_path):

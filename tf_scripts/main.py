@@ -14,12 +14,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tf_scripts import configuration, distribute, fileio, gradient_files, lm, lm_data, run_epoch, trainer  # noqa: E402
+from tf_scripts.saved_model import SavedModel  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
-from tf_scripts.lm import DICT_FILE, WEIGHTS_FILE, LanguageModel  # noqa: E402
+from tf_scripts.lm import LanguageModel  # noqa: E402
 
 PROG = "main.py"
-LABELS_FILE = "labels.tsv"
-RESOLVED_CONFIG = "config.resolved"
 
 
 def _add_bool(parser, name, on_help, off_help):
@@ -100,7 +99,7 @@ def apply_pretrained_embeddings(config, model, corpus, log):
     missing = corpus.vocab_size - len(ids)
     if missing:
         log(f"Warning: {missing} of {corpus.vocab_size} vocabulary words are not in "
-            f"{os.path.join(config.pretrained_embeddings, 'dict')}; they keep their random initial embedding")
+            f"{os.path.join(config.pretrained_embeddings, lm_data.PRETRAINED_VOCAB)}; they keep their random initial embedding")
     log(f"Pretrained embeddings: {len(ids)} rows from {config.pretrained_embeddings}"
         f"{' (fixed)' if config.fixed_embeddings else ' (trained further)'}")
 
@@ -110,50 +109,6 @@ def save_embedding(model, path):
     buffer = io.BytesIO()
     np.save(buffer, model.embedding.numpy().astype(np.float32))
     fileio.write_bytes(path, buffer.getvalue())
-
-
-def restore_for_use(config, model, word_to_id, args, log):
-    """--notrain / --export_weights: restore the latest checkpoint, else save_path/weights.npz + dict
-    (an exported or imported model), or keep the initial weights with --fresh_weights."""
-    checkpoints = trainer.Checkpointer(config.save_path, model)
-    if args.fresh_weights:
-        if args.export_weights and checkpoints.latest:
-            raise UserError(f"--fresh_weights --export_weights would overwrite the exported weights of "
-                            f"{checkpoints.latest} with initial weights")
-        log("--fresh_weights: using the seeded initial weights (no checkpoint restored)")
-        return
-    path = checkpoints.restore()
-    if path is not None:
-        log(f"Restored checkpoint {path}")
-        return
-    if os.path.isfile(os.path.join(config.save_path, WEIGHTS_FILE)):
-        path = restore_exported(config, model, word_to_id)
-        log(f"Restored {path} (save_path has no checkpoint)")
-        return
-    raise UserError(f"no checkpoint and no {WEIGHTS_FILE} in save_path {config.save_path} (from {config.path}): "
-                    "train first, or pass --fresh_weights to use the seeded initial weights")
-
-
-def restore_exported(config, model, word_to_id):
-    """Load save_path/weights.npz + dict into model; UserError when cell, sizes or vocabulary differ."""
-    path, exported_vocab = lm_data.load_exported_vocab(config.save_path, f"save_path of {config.path}",
-                                                       config.encoding)
-    if exported_vocab != word_to_id:
-        raise UserError(f"the vocabulary in {os.path.join(config.save_path, DICT_FILE)} differs from the one "
-                        f"built from the training data of {config.path} (data_path {config.data_path})")
-    with np.load(path, allow_pickle=False) as weights:
-        arrays = {name: weights[name] for name in weights.files}
-    if model.has_output_layer and "softmax_w" not in arrays:
-        raise UserError(f"{path} has no output layer (softmax_w; an import with --no-head): set output_layer "
-                        f"False in {config.path}")
-    described = {"basic_cell": (str(arrays.get("cell_type")), model.cell_type),
-                 "num_layers": (int(arrays.get("num_layers", -1)), model.num_layers),
-                 "forget_bias": (float(arrays.get("forget_bias", float("nan"))), float(np.float32(model.forget_bias)))}
-    for key, (saved, wanted) in described.items():
-        if saved != wanted:
-            raise UserError(f"{path} holds a model with {key} {saved}, but {config.path} says {wanted}")
-    model.assign_numpy(arrays)
-    return path
 
 
 def _main(argv):
@@ -200,7 +155,8 @@ def _run(args, config, log, passes, shard=None):
     corpus = lm_data.load_corpus(config, need_train=args.train, need_valid=args.valid and passes,
                                  need_test=args.test and passes)
     log(f"Vocabulary size: {corpus.vocab_size}")
-    lm_data.write_labels_file(corpus.id_to_word, os.path.join(config.save_path, LABELS_FILE), config.encoding)
+    saved = SavedModel.from_config(config)
+    saved.write_labels(corpus.id_to_word, config.encoding)
     strategy = distribute.make_strategy(config) if args.train else None
     with (strategy.scope() if strategy else contextlib.nullcontext()):
         model = LanguageModel.from_config(config, corpus.vocab_size)
@@ -212,13 +168,14 @@ def _run(args, config, log, passes, shard=None):
     eval_step = run_epoch.make_eval_step(model) if model.has_output_layer else None
 
     if args.train:
-        config.save(os.path.join(config.save_path, RESOLVED_CONFIG))
+        config.save(saved.resolved_config_path)
         trainer.train(config, model, corpus, log, eval_step=eval_step, strategy=strategy)
     else:
-        restore_for_use(config, model, corpus.word_to_id, args, log)
+        log(saved.restore_into(config, model, corpus.word_to_id, fresh_weights=args.fresh_weights,
+                               exporting=args.export_weights))
         if args.export_weights:
-            path = model.export_npz(config.save_path, corpus.word_to_id)
-            log(f"Wrote {path} and {os.path.join(config.save_path, DICT_FILE)}")
+            path = saved.write_weights(model, corpus.word_to_id)
+            log(f"Wrote {path} and {saved.vocab_path}")
             return
         if config.save_embedding:
             save_embedding(model, config.save_embedding)

@@ -6,7 +6,6 @@
 # A later run restores the latest checkpoint and continues up to max_max_epoch epochs in all.
 import contextlib
 import json
-import os
 import shutil
 import tempfile
 
@@ -15,10 +14,8 @@ from tensorflow.core.framework import summary_pb2
 
 from tf_scripts import configuration, distribute, run_epoch
 from tf_scripts.errors import UserError
-from tf_scripts.lm import WEIGHTS_FILE
+from tf_scripts.saved_model import Checkpointer, SavedModel
 
-KEEP_CHECKPOINTS = 5        # epoch checkpoints kept, as TF1's Saver kept
-CHECKPOINT_NAME = "epoch"   # save_path/epoch-N
 NO_SEED = -1                # TrainingState.seed of a checkpoint written before the `seed` key (seed 1)
 # TensorBoard's scalar-plugin tag, so tf.summary.write works without the tensorboard package
 _SCALAR = summary_pb2.SummaryMetadata(
@@ -130,46 +127,6 @@ class TrainingState(tf.Module):
         self.seed = tf.Variable(NO_SEED, dtype=tf.int64, trainable=False)    # the config's seed
 
 
-class Checkpointer:
-    """The checkpoints in save_path: epoch-N written every epoch, the latest one restored."""
-
-    def __init__(self, save_path, model, **objects):
-        self.save_path = save_path
-        self.model = model
-        self.root = tf.train.Checkpoint(model=model, **objects)
-        self.manager = tf.train.CheckpointManager(self.root, save_path, max_to_keep=KEEP_CHECKPOINTS,
-                                                  checkpoint_name=CHECKPOINT_NAME)
-
-    @property
-    def latest(self):
-        return self.manager.latest_checkpoint
-
-    def restore(self):
-        """Restore the latest checkpoint (None when there is none); the model must match it fully."""
-        path = self.latest
-        if path is None:
-            return None
-        try:
-            tf.train.Checkpoint(model=self.model).read(path).assert_existing_objects_matched().expect_partial()
-            self.root.read(path).expect_partial()
-        except (tf.errors.OpError, ValueError, AssertionError) as err:
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise UserError(f"cannot restore checkpoint {path} into the model of this config "
-                            f"(different sizes or cell?): {first}") from None
-        return path
-
-    def save(self, epochs_done):
-        return self.manager.save(checkpoint_number=epochs_done)
-
-    def write(self, prefix):
-        return self.root.write(prefix)
-
-
-def early_stopping_prefix(save_path):
-    """save_path/<basename of save_path> (+ .<epoch>): inside save_path, with or without a trailing slash."""
-    return os.path.join(save_path, os.path.basename(os.path.normpath(save_path)))
-
-
 def scalar(tag, value, step):
     """A TensorBoard scalar in the default summary writer."""
     tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=_SCALAR)
@@ -212,6 +169,7 @@ def train(config, model, corpus, log, *, eval_step=None, jit_compile=None, strat
     objects = {"optimizer": optimizer, "state": state}
     if not config.random:  # a `random` run must not take over a seeded generator's state
         objects["rng"] = generator
+    model_dir = SavedModel.from_config(config)
     checkpoints = Checkpointer(config.save_path, model, **objects)
 
     restored = checkpoints.restore()
@@ -248,7 +206,7 @@ def train(config, model, corpus, log, *, eval_step=None, jit_compile=None, strat
             f"{config.batch_size // strategy.num_replicas_in_sync} rows{'' if chief else '; this worker is not the chief'}")
     eval_step = eval_step or run_epoch.make_eval_step(model, jit_compile)
     # only the chief writes into save_path, summaries included
-    writer = (tf.summary.create_file_writer(os.path.join(config.save_path, "train")) if chief
+    writer = (tf.summary.create_file_writer(model_dir.summaries_path) if chief
               else tf.summary.create_noop_writer())
     step = int(state.step.numpy())
 
@@ -281,10 +239,10 @@ def train(config, model, corpus, log, *, eval_step=None, jit_compile=None, strat
             state.trainer.assign(json.dumps(trainer.state()))
             if chief:
                 path = checkpoints.save(epoch + 1)
-                model.export_npz(config.save_path, corpus.word_to_id)
-                log(f"Saved checkpoint {path} and {os.path.join(config.save_path, WEIGHTS_FILE)}")
+                model_dir.write_weights(model, corpus.word_to_id)
+                log(f"Saved checkpoint {path} and {model_dir.weights_path}")
                 if trainer.saves_model and not stop:
-                    prefix = f"{early_stopping_prefix(config.save_path)}.{epoch + 1}"
+                    prefix = model_dir.early_stopping_prefix(epoch + 1)
                     log(f"Saving model to {prefix}")
                     checkpoints.write(prefix)
                 with writer.as_default():

@@ -61,7 +61,7 @@ def check(folder):
     import tensorflow as tf
 
     from aux_scripts import import_model
-    from tf_scripts.lm import LanguageModel
+    from tf_scripts.saved_model import SavedModel
     from tf_scripts.state_gradients import state_gradients
 
     for kind, tie in KINDS:
@@ -74,7 +74,7 @@ def check(folder):
                                         os.path.join(folder, f"{name}_ref.npz")])
             if status != 0:
                 sys.exit(f"{name}.{ext}: sg-import exited with {status}")
-        model = LanguageModel.from_npz(os.path.join(out, "weights.npz"), tf.float64)
+        model = SavedModel(out).load(tf.float64)
         ids = np.load(os.path.join(folder, f"{name}_ref.npz"))["ids"][:1]
         grads = state_gradients(model, ids, model.zero_state(1), layer=1,
                                 component=len(model.cell.state_names) - 1, time_steps=[T - 1], max_delay=T)

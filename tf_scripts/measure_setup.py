@@ -1,63 +1,19 @@
-"""One way for the measures (gradient_check, interpret_state, txray) to load a model and resolve their shared flags."""
+"""The measures' (gradient_check, interpret_state, txray) shared flags and their one forward pass."""
 # Shape letters: V corpus vocabulary, B rows, T positions, H state size.
 #
-# A model is a weights.npz with its word->id map `dict` beside it: a config's save_path, or any
-# directory holding the two (an exported or imported model). The vocabulary policy is one for
-# all tools: the data is read through the config as the LM reads it, and its words are mapped
-# to the model's ids by spelling; words the model lacks map to its unk token (an error when
-# it has none). The defaults of the shared flags are one for all tools too:
+# The measures load their model with saved_model.SavedModel (its vocabulary policy: the data is
+# read through the config as the LM reads it, its words mapped to the model's ids by spelling).
+# The defaults of the shared flags are one for all tools:
 #   --interm     the config's grad_interm, else `cell` (the papers' choice; h for GRU/RNN)
 #   --max-delay  the NUMBER of delays D (k = 0..D-1), as the config key; default the config's
 #                max_delay, else an error that names the flag
 #   --layer      the config's grad_layer (default: the top layer)
 #   --time-step  the config's time_step when it is one integer, else num_steps - 1
 # TensorFlow is imported only when a model is built, so bad flags and configs fail fast.
-import os
-
-import numpy as np
-
-from tf_scripts import cells, lm_data
+from tf_scripts import cells
 from tf_scripts.errors import UserError
 
 DEFAULT_INTERM = "cell"
-
-
-class ModelSource:
-    """A weights.npz and its word->id map, from a config's save_path or a directory (or the .npz itself)."""
-
-    def __init__(self, location, origin):
-        location = os.fspath(location)
-        if os.path.isdir(location):
-            location = os.path.join(location, lm_data.WEIGHTS_FILE)
-        self.origin = origin
-        self.weights_path, self.word_to_id = lm_data.load_exported_vocab(location, origin)
-        self.id_to_word = lm_data.id_list(self.word_to_id)
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(config.save_path, f"save_path of {config.path}")
-
-    def load(self, dtype=None):
-        """The LanguageModel of weights.npz (float32 unless dtype says otherwise)."""
-        import tensorflow as tf
-
-        from tf_scripts.lm import LanguageModel
-
-        return LanguageModel.from_npz(self.weights_path, dtype or tf.float32)
-
-    def id_lookup(self, id_to_word, unk):
-        """(lookup [V] corpus id -> model id, number of corpus words the model lacks (mapped to its unk))."""
-        unk_id = self.word_to_id.get(unk)
-        missing = [w for w in id_to_word if w not in self.word_to_id]
-        if missing and unk_id is None:
-            raise UserError(f"word {missing[0]!r} of the corpus is not in the vocabulary of {self.weights_path}, "
-                            f"which has no {unk}")
-        return np.array([self.word_to_id.get(w, unk_id) for w in id_to_word], dtype=np.int32), len(missing)
-
-    def ids(self, corpus, split):
-        """The ids of a corpus split in the model's vocabulary."""
-        lookup, _ = self.id_lookup(corpus.id_to_word, corpus.unk)
-        return lookup[getattr(corpus, split)]
 
 
 def resolve_time_step(flag, config):
