@@ -7,13 +7,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts import import_sources, model_import  # noqa: E402
-from tf_scripts import configuration, saved_model  # noqa: E402
-from tf_scripts.saved_model import SavedModel  # noqa: E402
-from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.errors import run_cli  # noqa: E402
 
 PROG = "sg-import"
-TORCH_ONLY = ("embedding_key", "rnn_prefix", "decoder_prefix", "nonlinearity")
-TF1_ONLY = ("config", "forget_bias")
 
 
 def parse_args(argv):
@@ -54,59 +50,12 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def find_model(args):
-    """The SourceModel of args.source, after the structural checks."""
-    wrong = [name for name in TORCH_ONLY if getattr(args, name) is not None and args.framework != "torch"]
-    wrong += [name for name in TF1_ONLY if getattr(args, name) is not None and args.framework != "tf1"]
-    if wrong:
-        raise UserError(f"--{wrong[0].replace('_', '-')} does not apply to --from {args.framework}")
-    if args.framework == "torch":
-        model = import_sources.find_torch(args.source, embedding_key=args.embedding_key, rnn_prefix=args.rnn_prefix,
-                                          decoder_prefix=args.decoder_prefix, no_head=args.no_head,
-                                          nonlinearity=args.nonlinearity or "tanh")
-    elif args.framework == "keras":
-        model = import_sources.find_keras(args.source, no_head=args.no_head)
-    else:
-        config = None
-        if args.config:
-            config = configuration.load_config(args.config, train=False, valid=True, test=False,
-                                               warn=lambda message: None)
-        model = import_sources.find_tf1(args.source, config=config, forget_bias=args.forget_bias, no_head=args.no_head)
-    model_import.check_structure(model)
-    return model
-
-
-def run_import(args, log=print):
-    """Import args.source into args.out; returns (report, passed)."""
-    model = find_model(args)
-    names, vocab_report = model_import.read_vocab(args.vocab, model.embedding.shape[0])
-    eos = model_import.resolve_token(args.eos_token, names, "--eos-token")
-    unk = model_import.resolve_token(args.unk_token, names, "--unk-token")
-    if unk is None and "<unk>" not in names:
-        vocab_report["notes"].append("no unknown-word token: words outside the vocabulary are an error (--unk-token)")
-    options = {"eos": eos, "unk": unk, "reference": args.reference, "vocab_report": vocab_report}
-    source_desc = f"{os.path.abspath(args.source)} (--from {args.framework})"
-    report, passed = model_import.write_import(args.out, model, names, options, source_desc)
-    m = report["model"]
-    log(f"{args.source}: {m['num_layers']}-layer {m['basic_cell']}, E {m['embedding_size']}, H {m['size']}, "
-        f"{m['vocabulary_rows']} rows, {'with' if m['output_layer'] else 'without'} output layer")
-    for note in model.notes + vocab_report["notes"]:
-        log(f"  assumed/noted: {note}")
-    for check in report["checks"]:
-        log(f"  {'ok  ' if check['passed'] else 'FAIL'} {check['check']}: {check['error']:.2e} "
-            f"(tolerance {check['tolerance']:g})")
-    out = os.path.abspath(args.out)
-    if passed:
-        log(f"Wrote {out}: {', '.join(saved_model.IMPORT_FILES)}")
-    else:
-        log(f"Checks failed: nothing but {SavedModel(out).import_report_path} was written")
-    return report, passed
-
-
 def _main(argv):
     args = parse_args(argv)
     try:
-        _, passed = run_import(args)
+        options = vars(args)
+        _, passed = import_sources.run_import(options.pop("framework"), options.pop("source"), options.pop("vocab"),
+                                             options.pop("out"), **options)
     except model_import.Refused as err:
         print(f"{PROG}: cannot import: {err}", file=sys.stderr)
         return 1

@@ -1,16 +1,18 @@
-"""Find the embedding, the recurrent layers and the output layer in PyTorch, Keras and TF1 model files."""
+"""Find the embedding, the recurrent layers and the output layer in PyTorch, Keras and TF1 model files; run_import writes the import."""
 # Shape letters: V embedding rows, E embedding size, I layer input size, H state size.
 #
 # Each find_* returns a model_import.SourceModel holding the source's arrays unconverted, or
 # raises UserError with the reason (and, when the layout is not recognised, every array name
 # with its shape, so that the user can name the parts with --embedding-key, --rnn-prefix,
 # --decoder-prefix).
+import os
 import re
 
 import numpy as np
 
-from aux_scripts import model_files
+from aux_scripts import model_files, model_import
 from aux_scripts.model_import import Refused, SourceLayer, SourceModel, check_layers
+from tf_scripts import configuration, saved_model
 from tf_scripts.errors import UserError
 
 
@@ -417,3 +419,65 @@ def find_tf1(path, *, config=None, forget_bias=None, no_head=False):
     if slots:
         notes.append(f"{len(slots)} optimizer and bookkeeping variables skipped")
     return SourceModel("tf1", str(path), rest[emb[0]], emb[0], source_layers, head, fb, notes, ignored)
+
+
+TORCH_ONLY = ("embedding_key", "rnn_prefix", "decoder_prefix", "nonlinearity")
+TF1_ONLY = ("config", "forget_bias")
+
+
+def find_model(framework, source, *, no_head=False, embedding_key=None, rnn_prefix=None, decoder_prefix=None,
+               nonlinearity=None, config=None, forget_bias=None):
+    """The SourceModel of a file of `framework` (torch, keras, tf1), after the structural checks.
+
+    config: the TF1 run's config file (forget_bias and a check of basic_cell, num_layers, size).
+    """
+    given = {"embedding_key": embedding_key, "rnn_prefix": rnn_prefix, "decoder_prefix": decoder_prefix,
+             "nonlinearity": nonlinearity, "config": config, "forget_bias": forget_bias}
+    if framework not in model_import.FRAMEWORKS:
+        raise UserError(f"framework must be one of {', '.join(model_import.FRAMEWORKS)}, got {framework!r}")
+    wrong = [name for name in TORCH_ONLY if given[name] is not None and framework != "torch"]
+    wrong += [name for name in TF1_ONLY if given[name] is not None and framework != "tf1"]
+    if wrong:
+        raise UserError(f"--{wrong[0].replace('_', '-')} does not apply to --from {framework}")
+    if framework == "torch":
+        model = find_torch(source, embedding_key=embedding_key, rnn_prefix=rnn_prefix, decoder_prefix=decoder_prefix,
+                           no_head=no_head, nonlinearity=nonlinearity or "tanh")
+    elif framework == "keras":
+        model = find_keras(source, no_head=no_head)
+    else:
+        if config:
+            config = configuration.load_config(config, train=False, valid=True, test=False, warn=lambda message: None)
+        model = find_tf1(source, config=config, forget_bias=forget_bias, no_head=no_head)
+    model_import.check_structure(model)
+    return model
+
+
+def run_import(framework, source, vocab, out, *, eos_token=None, unk_token=None, reference=None, log=print,
+               **find_options):
+    """Import `source` of `framework` (torch, keras, tf1) with its vocabulary file into the new folder `out`.
+
+    Writes weights.npz, dict, a checkpoint, import.config and import_report.json (only the report
+    when a check fails); find_options go to find_model. Returns (report dict, whether every check passed).
+    """
+    model = find_model(framework, source, **find_options)
+    names, vocab_report = model_import.read_vocab(vocab, model.embedding.shape[0])
+    eos = model_import.resolve_token(eos_token, names, "--eos-token")
+    unk = model_import.resolve_token(unk_token, names, "--unk-token")
+    if unk is None and "<unk>" not in names:
+        vocab_report["notes"].append("no unknown-word token: words outside the vocabulary are an error (--unk-token)")
+    options = {"eos": eos, "unk": unk, "reference": reference, "vocab_report": vocab_report}
+    source_desc = f"{os.path.abspath(source)} (--from {framework})"
+    report, passed = model_import.write_import(out, model, names, options, source_desc)
+    m = report["model"]
+    log(f"{source}: {m['num_layers']}-layer {m['basic_cell']}, E {m['embedding_size']}, H {m['size']}, "
+        f"{m['vocabulary_rows']} rows, {'with' if m['output_layer'] else 'without'} output layer")
+    for note in model.notes + vocab_report["notes"]:
+        log(f"  assumed/noted: {note}")
+    for check in report["checks"]:
+        log(f"  {'ok  ' if check['passed'] else 'FAIL'} {check['check']}: {check['error']:.2e} "
+            f"(tolerance {check['tolerance']:g})")
+    if passed:
+        log(f"Wrote {os.path.abspath(out)}: {', '.join(saved_model.IMPORT_FILES)}")
+    else:
+        log(f"Checks failed: nothing but {saved_model.SavedModel(out).import_report_path} was written")
+    return report, passed

@@ -476,15 +476,20 @@ def output_paths(out):
     return [f"{out}_windows.csv", f"{out}.csv", f"{out}.png"]
 
 
+def figure(result):
+    """The Figure of a SigmaResult: sigma against delay per class, titled with its config and settings."""
+    title = (f"{os.path.basename(result.config)}\n{result.interm} state of layer {result.layer} at "
+             f"t={result.time_step}, {len(result.numbers)} windows, scale {result.scale:g}")
+    return draw(result.rows, result.classes, result.max_sigma, title)
+
+
 def write_outputs(result, out):
     """OUT_windows.csv, OUT.csv and OUT.png of a SigmaResult (atomic); returns their paths."""
     outputs = output_paths(out)
     for path in outputs:
         analysis.check_not_input(path, result.inputs)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    title = (f"{os.path.basename(result.config)}\n{result.interm} state of layer {result.layer} at "
-             f"t={result.time_step}, {len(result.numbers)} windows, scale {result.scale:g}")
-    fig = draw(result.rows, result.classes, result.max_sigma, title)
+    fig = figure(result)
     analysis.atomic_write_text(outputs[0], _csv(["window", "t", "delay", "word", "sigma"],
                                                 window_rows(result.numbers, result.time_step, result.words,
                                                             result.sigma)))

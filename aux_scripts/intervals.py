@@ -103,6 +103,18 @@ def statistics(sums, counts, delays, names, grad_norm, draws=50, seed=0, grams=N
     return rows, replicates
 
 
+def compute(sums, counts, delays, names, grams, grad_norm, draws=50, seed=0):
+    """statistics() of block_arrays' arrays with D [E, E] (float64), BLAS at one thread; UserError for a D of
+    another size."""
+    if sums.shape[-1] != np.shape(grad_norm)[0]:
+        raise UserError(f"the blocks hold [{sums.shape[-2]}, {sums.shape[-1]}] matrices but the gradient "
+                        f"normalisation D is {np.shape(grad_norm)}: the embedding sizes differ")
+    # thousands of small SVDs: one BLAS thread each is 4-5x faster than several fighting over 2 cores
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1):
+        return statistics(sums, counts, delays, names, np.asarray(grad_norm, np.float64), draws, seed, grams)
+
+
 def csv_text(rows, columns):
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, columns, lineterminator="\n")
@@ -111,6 +123,14 @@ def csv_text(rows, columns):
         writer.writerow({key: analysis.format_number(value) if isinstance(value, float) else value
                          for key, value in row.items()})
     return buffer.getvalue()
+
+
+def write(directory, rows, replicates):
+    """Write replicates.csv, then intervals.csv (the file readers look for first), into directory."""
+    os.makedirs(directory, exist_ok=True)
+    for name, text in ((REPLICATES_CSV, csv_text(replicates, REPLICATE_COLUMNS)),
+                       (INTERVALS_CSV, csv_text(rows, INTERVAL_COLUMNS))):
+        analysis.atomic_write_text(os.path.join(directory, name), text)
 
 
 def read_csv(path, columns):
@@ -154,16 +174,9 @@ def _main(argv):
     if sums.shape[-1] != grad_norm.shape[0]:
         raise UserError(f"the blocks in {args.grad_dir} hold [{sums.shape[-2]}, {sums.shape[-1]}] matrices but "
                         f"{args.grad_norm} is {grad_norm.shape}: the embedding sizes differ")
-    # thousands of small SVDs: one BLAS thread each is 4-5x faster than several fighting over 2 cores
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(1):
-        rows, replicates = statistics(sums, counts, delays, names, grad_norm.astype(np.float64), args.draws,
-                                      args.seed, grams)
+    rows, replicates = compute(sums, counts, delays, names, grams, grad_norm, args.draws, args.seed)
     out = args.out or args.grad_dir
-    os.makedirs(out, exist_ok=True)
-    for name, text in ((REPLICATES_CSV, csv_text(replicates, REPLICATE_COLUMNS)),
-                       (INTERVALS_CSV, csv_text(rows, INTERVAL_COLUMNS))):
-        analysis.atomic_write_text(os.path.join(out, name), text)
+    write(out, rows, replicates)
     print(f"{len(names)} classes x {len(delays)} delays from {sums.shape[0]} blocks: "
           f"{os.path.join(out, INTERVALS_CSV)}, {os.path.join(out, REPLICATES_CSV)}")
     return 0

@@ -395,7 +395,7 @@ def separation_span(rows, alpha=SPAN_ALPHA):
     return span
 
 
-def plot_separation(result, path):
+def plot_separation(result, path=None):
     """Separation against delay, one panel per tag set: A solid, B dashed, chance dotted."""
     tag_sets = [",".join(tags) for tags in result.tag_sets]
     fig = _figure(5.0 * len(tag_sets), 4.0)
@@ -415,7 +415,9 @@ def plot_separation(result, path):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
     fig.tight_layout()
-    _save_png(fig, path)
+    if path:
+        _save_png(fig, path)
+    return fig
 
 
 def _extreme_units(distances, n=UNITS_IN_PLOT):
@@ -441,7 +443,7 @@ def _save_png(fig, path):
     analysis.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
 
-def plot_distance_vs_features(result, path):
+def plot_distance_vs_features(result, path=None):
     """Hellinger distance per unit against its number of distinct features (A and B), one panel per kind."""
     kinds = result.kinds
     fig = _figure(5.5 * len(kinds), 4.5)
@@ -462,10 +464,12 @@ def plot_distance_vs_features(result, path):
     fig.suptitle("TX-Ray: change of each unit vs the breadth of its features"
                  + (" (matched units)" if result.matched else ""))
     fig.tight_layout()
-    _save_png(fig, path)
+    if path:
+        _save_png(fig, path)
+    return fig
 
 
-def plot_top_units(result, path):
+def plot_top_units(result, path=None):
     """Bar charts of the top features of the most and least changed units (or the most active ones)."""
     a, b, kinds = result.a, result.b, result.kinds
     if b is None:
@@ -496,7 +500,9 @@ def plot_top_units(result, path):
                 title += f"\nHellinger {result.distances[kind][i]:.3f}"
             ax.set_title(title, fontsize="small")
     fig.tight_layout()
-    _save_png(fig, path)
+    if path:
+        _save_png(fig, path)
+    return fig
 
 
 # --------------------------------------------------------------------------------------------

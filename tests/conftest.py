@@ -43,3 +43,14 @@ def tiny_tagged_corpus(tmp_path):
     from tests import tiny_corpus
 
     return lambda valid_lines=12, class_ext=".txt": tiny_corpus.write(tmp_path, valid_lines, class_ext)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """(output folder, ratio, logged lines) of one sg-demo run (run_demo), shared by the demo and tutorial tests."""
+    from aux_scripts import demo
+
+    out = tmp_path_factory.mktemp("demo") / "out"
+    logged = []
+    ratio = demo.run_demo(str(out), long_delay=4, log=logged.append)
+    return out, ratio, logged

@@ -1,10 +1,13 @@
-"""Dependencies run one way: tf_scripts (the toolkit) never imports aux_scripts (the analysis on top of it)."""
+"""Dependencies run one way: tf_scripts <- aux_scripts <- state_gradients (the public API); never back."""
 import ast
 from pathlib import Path
 
 import pytest
 
-TF_SCRIPTS = sorted((Path(__file__).resolve().parent.parent / "tf_scripts").glob("*.py"))
+ROOT = Path(__file__).resolve().parent.parent
+TF_SCRIPTS = sorted((ROOT / "tf_scripts").glob("*.py"))
+AUX_SCRIPTS = sorted((ROOT / "aux_scripts").rglob("*.py"))
+API = sorted((ROOT / "state_gradients").glob("*.py"))
 
 
 def imported_modules(source):
@@ -25,9 +28,27 @@ def test_the_check_sees_nested_and_from_imports():
 
 
 @pytest.mark.parametrize("path", TF_SCRIPTS, ids=lambda p: p.name)
-def test_tf_scripts_module_does_not_import_aux_scripts(path):
-    bad = sorted(n for n in imported_modules(path.read_text()) if n.split(".")[0] == "aux_scripts")
+def test_tf_scripts_module_does_not_import_aux_scripts_or_the_api(path):
+    bad = sorted(n for n in imported_modules(path.read_text()) if n.split(".")[0] in ("aux_scripts", "state_gradients"))
     assert not bad, f"{path.name} imports {bad}"
+
+
+@pytest.mark.parametrize("path", AUX_SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_aux_scripts_module_does_not_import_the_api(path):
+    # the API is the top layer: it names what the two folders hold, they never need it
+    bad = sorted(n for n in imported_modules(path.read_text()) if n.split(".")[0] == "state_gradients")
+    assert not bad, f"{path.name} imports {bad}"
+
+
+@pytest.mark.parametrize("path", API, ids=lambda p: p.name)
+def test_api_module_imports_no_command_line_entry_point(path):
+    # the command lines are thin layers beside the API: the API calls the functions they call, never their main()
+    tree = ast.parse(path.read_text())
+    calls = [node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Attribute) and node.func.attr in ("main", "_main", "parse_args")]
+    assert not calls, f"{path.name} calls {calls}"
+    assert not any(n in ("tf_scripts.main", "aux_scripts.reproduce", "aux_scripts.demo")
+                   for n in imported_modules(path.read_text())), f"{path.name} imports a pipeline command"
 
 
 TEST_MODULES = sorted(Path(__file__).resolve().parent.glob("test_*.py"))

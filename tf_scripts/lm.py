@@ -7,10 +7,13 @@
 #                                               logits [B, T, V] <--softmax_w [H, V], softmax_b
 #
 # A state is a tuple over layers of per-layer tuples: LSTM (c, h), GRU and RNN (h,), each [B, H].
+import contextlib
+import os
+
 import numpy as np
 import tensorflow as tf
 
-from tf_scripts import cells
+from tf_scripts import cells, lm_data
 from tf_scripts.errors import UserError
 
 NO_OUTPUT_LAYER = ("the model has no output layer (imported with --no-head; output_layer False): it gives "
@@ -172,3 +175,27 @@ class LanguageModel(tf.Module):
                     forget_bias=float(arrays["forget_bias"]), dtype=dtype, output_layer="softmax_w" in arrays)
         model.assign_numpy(arrays)
         return model
+
+
+def build_model(config, corpus, log, strategy=None):
+    """The LanguageModel of a config for corpus's vocabulary (under strategy's scope when given), with the
+    config's pretrained embeddings copied in; its weights are the seeded initial ones until restored or trained."""
+    with (strategy.scope() if strategy else contextlib.nullcontext()):
+        model = LanguageModel.from_config(config, corpus.vocab_size)
+    if config.pretrained_embeddings:
+        _apply_pretrained_embeddings(config, model, corpus, log)
+    return model
+
+
+def _apply_pretrained_embeddings(config, model, corpus, log):
+    """Copy the pretrained rows of the vocabulary's words into the embedding; warn about the rest."""
+    ids, vectors = lm_data.load_pretrained_embeddings(config.pretrained_embeddings, corpus.word_to_id,
+                                                      model.embedding_size, config.encoding)
+    if len(ids):
+        model.embedding.scatter_update(tf.IndexedSlices(tf.constant(vectors, model.dtype), ids))
+    missing = corpus.vocab_size - len(ids)
+    if missing:
+        log(f"Warning: {missing} of {corpus.vocab_size} vocabulary words are not in "
+            f"{os.path.join(config.pretrained_embeddings, lm_data.PRETRAINED_VOCAB)}; they keep their random initial embedding")
+    log(f"Pretrained embeddings: {len(ids)} rows from {config.pretrained_embeddings}"
+        f"{' (fixed)' if config.fixed_embeddings else ' (trained further)'}")

@@ -1,7 +1,6 @@
 """Train, evaluate, export or compute state gradients of a word-level RNN language model from a config file."""
 # Shape letters: V vocabulary, E embedding size.
 import argparse
-import contextlib
 import io
 import os
 import secrets
@@ -16,7 +15,6 @@ import tensorflow as tf  # noqa: E402
 from tf_scripts import configuration, distribute, fileio, gradient_files, lm, lm_data, run_epoch, trainer  # noqa: E402
 from tf_scripts.saved_model import SavedModel  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
-from tf_scripts.lm import LanguageModel  # noqa: E402
 
 PROG = "main.py"
 
@@ -90,20 +88,6 @@ class Log:
         self.file.close()
 
 
-def apply_pretrained_embeddings(config, model, corpus, log):
-    """Copy the pretrained rows of the vocabulary's words into the embedding; warn about the rest."""
-    ids, vectors = lm_data.load_pretrained_embeddings(config.pretrained_embeddings, corpus.word_to_id,
-                                                      model.embedding_size, config.encoding)
-    if len(ids):
-        model.embedding.scatter_update(tf.IndexedSlices(tf.constant(vectors, model.dtype), ids))
-    missing = corpus.vocab_size - len(ids)
-    if missing:
-        log(f"Warning: {missing} of {corpus.vocab_size} vocabulary words are not in "
-            f"{os.path.join(config.pretrained_embeddings, lm_data.PRETRAINED_VOCAB)}; they keep their random initial embedding")
-    log(f"Pretrained embeddings: {len(ids)} rows from {config.pretrained_embeddings}"
-        f"{' (fixed)' if config.fixed_embeddings else ' (trained further)'}")
-
-
 def save_embedding(model, path):
     """The embedding matrix [V, E] as a float32 .npy file (atomic; parent directories created)."""
     buffer = io.BytesIO()
@@ -158,12 +142,9 @@ def _run(args, config, log, passes, shard=None):
     saved = SavedModel.from_config(config)
     saved.write_labels(corpus.id_to_word, config.encoding)
     strategy = distribute.make_strategy(config) if args.train else None
-    with (strategy.scope() if strategy else contextlib.nullcontext()):
-        model = LanguageModel.from_config(config, corpus.vocab_size)
+    model = lm.build_model(config, corpus, log, strategy)
     if not model.has_output_layer and passes and (args.test or (args.valid and not config.grad_interm)):
         raise UserError(f"{config.line_of('output_layer')}: {lm.NO_OUTPUT_LAYER}")
-    if config.pretrained_embeddings:
-        apply_pretrained_embeddings(config, model, corpus, log)
     # traced once for validation and test
     eval_step = run_epoch.make_eval_step(model) if model.has_output_layer else None
 
