@@ -13,8 +13,6 @@ from tf_scripts import gradient_files
 from tf_scripts import main as lm_main
 from tf_scripts.configuration import config_from_dict
 
-from tests import tiny_corpus
-
 U32 = 2.0 ** -24    # float32 unit roundoff
 
 
