@@ -8,7 +8,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts import analysis
-from tf_scripts import lm_data
+from tf_scripts import lm_data, results
 from tf_scripts.errors import UserError, run_cli
 
 NUMBER = "N"
@@ -110,6 +110,7 @@ def _parse_args(argv):
                         help="Penn Treebank tagged file(s) (.pos): `word/TAG` tokens")
     parser.add_argument("--coverage", metavar="TEXT",
                         help="also print the share of the tokens of TEXT (<eos> excluded) whose word got a tag")
+    parser.add_argument("--result", metavar="FILE.json", help="also write the numbers as JSON to FILE (tf_scripts/results.py gives the schema)")
     return parser.parse_args(argv)
 
 
@@ -129,10 +130,15 @@ def _main(argv):
     tagged = sum(1 for tags in mapping.values() if tags)
     print(f"{args.out}: {tagged} of {len(words)} vocabulary words have tags "
           f"(from {len(pairs)} tagged tokens)")
+    covered_share = None
     if args.coverage:
         covered, total = coverage(mapping, args.coverage)
         print(f"coverage of {args.coverage}: {100.0 * covered / total:.2f}% "
               f"({covered} of {total} tokens, <eos> excluded)")
+        covered_share = {"text": args.coverage, "tokens": total, "covered": covered, "percent": 100.0 * covered / total}
+    if args.result:
+        results.write_result(args.result, "sg-build-pos-mapping", mapping=args.out, words=len(words), tagged=tagged,
+                             coverage=covered_share)
     return 0
 
 

@@ -7,6 +7,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts import analysis  # noqa: E402
+from tf_scripts import results  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 
 
@@ -25,6 +26,7 @@ def _main(argv):
     parser.add_argument("grad_norm", metavar="D.npy", help="gradient normalisation D (EMB_D_norm_grad.npy)")
     parser.add_argument("cls", metavar="CLASS", nargs="?", default=None,
                         help="POS class name: use delay_{k}_avg_{CLASS}.npy (default: the overall averages)")
+    parser.add_argument("--result", metavar="FILE.json", help="also write the numbers as JSON to FILE (tf_scripts/results.py gives the schema)")
     args = parser.parse_args(argv)
     if args.thr < 1:
         raise UserError(f"THR must be >= 1, got {args.thr}")
@@ -32,9 +34,15 @@ def _main(argv):
     grad_norm = analysis.load_square(args.grad_norm, "gradient normalisation D")
     analysis.check_square(grad_norm, args.grad_norm, len(direction), args.diff)
     fmt = analysis.format_number
+    rows = []
     for delay, grad in analysis.load_averages(args.gradroot, args.cls, grad_norm, args.grad_norm):
         cosine, percent = analysis.subspace_cosine(grad, grad_norm, direction, args.thr)
         print(f"delay: {delay}\tcosine distance: {fmt(cosine)}\tpercentage total sum: {fmt(percent)}")
+        rows.append((delay, cosine, percent))
+    if args.result:
+        results.write_result(args.result, "sg-cos-subspace-diff-vector", **{
+            "class": args.cls, "columns": args.thr, "delays": [r[0] for r in rows], "cosine": [r[1] for r in rows],
+            "percent": [r[2] for r in rows]})
     return 0
 
 

@@ -122,22 +122,25 @@ def resource_dir(package, source):
 def _demo_config(name, out_dir, data_dir, seed=None, **mode):
     """A demo config with its data paths pointed at data_dir and its outputs moved under out_dir, saved there."""
     config = configuration.load_config(os.path.join(resource_dir(CONFIG_PACKAGE, CONFIG_SOURCE), name), **mode)
+    changes = {}
     if seed is not None:
         if seed < 0:
             raise UserError(f"--seed must be >= 0, got {seed}")
-        config.seed = seed
+        changes["seed"] = seed
 
     def data(path):   # the shipped configs name their files under data/demo/
         return os.path.join(data_dir, os.path.relpath(path, DATA_SOURCE))
     for key in ("data_path", "pos_mapping"):
         if getattr(config, key):
-            setattr(config, key, data(getattr(config, key)))
+            changes[key] = data(getattr(config, key))
     if config.pos_classes:
-        config.pos_classes = ",".join(data(p) for p in config.pos_classes.split(","))
+        changes["pos_classes"] = ",".join(data(p) for p in config.pos_classes.split(","))
     for key in ("save_path", "log_dir", "grad_dir"):
         if getattr(config, key):  # the shipped configs write under demo_output/
-            setattr(config, key, os.path.join(out_dir, os.path.relpath(getattr(config, key), "demo_output")))
+            changes[key] = os.path.join(out_dir, os.path.relpath(getattr(config, key), "demo_output"))
     path = os.path.join(out_dir, "configs", name)
+    config = configuration.derive(config, path=path, train=mode.get("train", True), valid=mode.get("valid", True),
+                                  **changes)
     config.save(path)
     return config, path
 

@@ -15,7 +15,7 @@ import joblib
 import numpy as np
 
 from aux_scripts import analysis
-from tf_scripts import fileio, lm_data
+from tf_scripts import fileio, lm_data, results
 from tf_scripts.errors import UserError, run_cli
 
 # The original's grid without `multi_class` (removed from scikit-learn; the multinomial loss is
@@ -394,6 +394,7 @@ def _parse_args(argv):
     parser.add_argument("--results_dataset", choices=["full", "test"], default="test",
                         help="data for the confusion matrix / PCA / t-SNE / LDA plots: all examples or the "
                              "test part (default)")
+    parser.add_argument("--result", metavar="FILE.json", help="also write the numbers as JSON to FILE (tf_scripts/results.py gives the schema)")
     parser.add_argument("--pca", action="store_true", help="PCA plot of the embeddings (NAME_pca.png)")
     parser.add_argument("--tsne", action="store_true", help="t-SNE plot of the embeddings (NAME_tsne.png)")
     parser.add_argument("--lda", action="store_true", help="LDA plot of the embeddings (NAME_lda.png)")
@@ -457,6 +458,8 @@ def _main(argv):
     data = make_dataset(load_examples(args, word_to_id), emb, word_to_id, args.seed)
     print(f"{len(data.y)} examples ({args.type_data}): train {len(data.train)}, valid {len(data.valid)}, "
           f"test {len(data.test)}")
+    result = {"examples": len(data.y), "train": len(data.train), "valid": len(data.valid), "test": len(data.test),
+              "best_cv_score": None, "scores": {}, "baselines": {}}
 
     if args.no_train:
         estimator = None
@@ -469,6 +472,7 @@ def _main(argv):
         estimator = search.best_estimator_
         print(f"best parameters: {search.best_params_}")
         print(f"best cross-validation score: {search.best_score_}")
+        result["best_cv_score"] = float(search.best_score_)
 
     def get_estimator():
         return estimator if estimator is not None else load_estimator(name, emb.shape[1])
@@ -481,13 +485,19 @@ def _main(argv):
         if len(part) == 0:
             raise UserError(f"the {title.lower()} part is empty ({len(data.y)} examples); "
                             f"use --no_{'valid' if title == 'Validation' else 'test'}")
-        print(f"{title} score: {get_estimator().score(data.x[part], data.y[part])}")
+        score = get_estimator().score(data.x[part], data.y[part])
+        print(f"{title} score: {score}")
+        key = "valid" if title == "Validation" else "test"
+        result["scores"][key] = float(score)
         if len(data.train):   # the control for the score: always the commonest training label
             labels, counts = np.unique(data.y[data.train], return_counts=True)
             majority = labels[np.argmax(counts)]
-            print(f"{title} majority baseline: {float(np.mean(data.y[part] == majority))} (always {majority}, "
-                  "the commonest training label)")
+            baseline = float(np.mean(data.y[part] == majority))
+            print(f"{title} majority baseline: {baseline} (always {majority}, the commonest training label)")
+            result["baselines"][key] = {"accuracy": baseline, "tag": str(majority)}
 
+    if args.result:
+        results.write_result(args.result, "sg-pos-classifier", **result)
     chosen = np.arange(len(data.y)) if args.results_dataset == "full" else data.test
     if len(chosen) == 0 and (args.confusion_matrix or args.pca or args.tsne or args.lda):
         raise UserError("the test part is empty; use --results_dataset full")

@@ -7,6 +7,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts import analysis  # noqa: E402
+from tf_scripts import results  # noqa: E402
 from tf_scripts.errors import run_cli  # noqa: E402
 
 
@@ -23,13 +24,20 @@ def _main(argv):
                         help="POS class name: use delay_{k}_avg_{CLASS}.npy (default: the overall averages)")
     parser.add_argument("--grad-norm", metavar="D.npy", required=True,
                         help="gradient normalisation D (EMB_D_norm_grad.npy); required")
+    parser.add_argument("--result", metavar="FILE.json", help="also write the numbers as JSON to FILE (tf_scripts/results.py gives the schema)")
     args = parser.parse_args(argv)
     direction, _ = analysis.load_direction(args.diff, args.z_inv)
     grad_norm = analysis.load_square(args.grad_norm, "gradient normalisation D")
     analysis.check_square(grad_norm, args.grad_norm, len(direction), args.diff)
+    delays, values = [], []
     for delay, grad in analysis.load_averages(args.gradroot, args.cls, grad_norm, args.grad_norm):
         value = analysis.relative_memory(grad, grad_norm, direction)
         print(f"delay: {delay}\trelative memory: {analysis.format_number(value)}")
+        delays.append(delay)
+        values.append(value)
+    if args.result:
+        results.write_result(args.result, "sg-relative-memory", **{"class": args.cls, "delays": delays,
+                                                                   "relative_memory": values})
     return 0
 
 

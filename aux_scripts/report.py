@@ -5,11 +5,12 @@
 # in the report as not computed):
 #   svs.csv                          plot_svs.py's table: model,class,delay,sum,sv1..sv5 (required)
 #   gradients/grad_progress.json     the gradient pass: validation perplexity, batches
-#   test_perplexity.txt              main.py's `Test Perplexity: X` line
+#   test_perplexity.json             main.py --result: the test perplexity
 #   classes/freq/freq_bins.csv       freq_classes.py's bins
-#   classifier/pos.log               pos_classifier_sklearn.py's output (scores)
-#   diff/{NAME}_relative_memory.txt, diff/{NAME}_cos_subspace.txt
-#   pos_mapping.log                  build_pos_mapping.py's coverage line
+#   classifier/pos.json              sg-pos-classifier --result: examples, scores, baselines
+#   diff/{NAME}_relative_memory.json, diff/{NAME}_cos_subspace.json   their --result files
+#   pos_mapping.json                 sg-build-pos-mapping --result: the coverage
+# Result files (JSON, tf_scripts/results.py's schema) and CSV only: no printed output is parsed.
 #   intervals/intervals.csv, intervals/replicates.csv   sg-intervals' output: with them, every
 #                                    SV sum, fit and finding gets its interval (aux_scripts/verdicts.py);
 #                                    its ctx_* classes are the classes in context (--pos-data)
@@ -35,6 +36,7 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 
 from aux_scripts import analysis, intervals, token_classes, uncertainty, verdicts  # noqa: E402
+from tf_scripts import results  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 
 OVERALL = "overall"
@@ -138,24 +140,18 @@ def read_progress(directory):
 
 
 def read_test_perplexity(directory):
-    """The `Test Perplexity: X` of DIR/test_perplexity.txt, or None."""
-    return find_number(read_text_if(os.path.join(directory, "test_perplexity.txt")), "Test Perplexity")
+    """The test perplexity of DIR/test_perplexity.json (main.py --result), or None when not computed."""
+    result = results.read_result_if(os.path.join(directory, "test_perplexity.json"), "main.py")
+    return None if result is None else result["test_perplexity"]
 
 
-def find_number(text, label):
-    """The float after `label:` in text, or None."""
-    if text is None:
+def read_delay_series(path, tool, field):
+    """{delay: value} of one field of a per-delay result file (sg-relative-memory, sg-cos-subspace-diff-vector),
+    NaN for null; None when the file does not exist."""
+    result = results.read_result_if(path, tool)
+    if result is None:
         return None
-    match = re.search(re.escape(label) + r":?\s*([-+0-9.eE]+|nan|inf)", text)
-    return float(match.group(1)) if match else None
-
-
-def read_delay_series(path, label):
-    """{delay: value} from lines `delay: K<TAB>LABEL: X` (relative_memory.py, cos_subspace_diff_vector.py)."""
-    text = read_text_if(path)
-    if text is None:
-        return None
-    return {int(k): float(v) for k, v in re.findall(rf"delay: (\d+)\t[^\n]*?{label}: ([-+0-9.eE]+|nan)", text)}
+    return {int(k): math.nan if v is None else float(v) for k, v in zip(result["delays"], result[field])}
 
 
 def freq_sort_key(name):
@@ -586,7 +582,8 @@ def build_report(directory, title="State-gradient reproduction report"):
     doc.heading("Model and data")
     progress = read_progress(directory)
     test_ppl = read_test_perplexity(directory)
-    coverage = re.search(r"coverage of .*?: ([0-9.]+%)", read_text_if(path("pos_mapping.log")) or "")
+    mapping = results.read_result_if(path("pos_mapping.json"), "sg-build-pos-mapping")
+    coverage = mapping and mapping["coverage"]
     ppl = lambda x: None if x is None else f"{x:.2f}"  # noqa: E731
     doc.table(["quantity", "value"], [
         ["validation perplexity (gradient pass: B 1, the config's T)", ppl(progress.get("perplexity"))],
@@ -594,7 +591,7 @@ def build_report(directory, title="State-gradient reproduction report"):
         ["test perplexity (B 1, T 1)", ppl(test_ppl)],
         ["time steps x delays", f"{len(progress.get('time_steps', []))} x {len(progress.get('delays', []))}"
          if progress else None],
-        ["validation tokens with a POS tag", coverage.group(1) if coverage else None],
+        ["validation tokens with a POS tag", f"{coverage['percent']:.2f}%" if coverage else None],
     ])
 
     # -- the papers' figure
@@ -649,10 +646,10 @@ def build_report(directory, title="State-gradient reproduction report"):
     # -- relative memory
     doc.heading("Relative memory of difference vectors")
     series, cosines = {}, {}
-    for file in sorted(glob.glob(path("diff", "*_relative_memory.txt"))):
-        name = os.path.basename(file)[:-len("_relative_memory.txt")]
-        series[name] = read_delay_series(file, "relative memory")
-        cos = read_delay_series(path("diff", f"{name}_cos_subspace.txt"), "cosine distance")
+    for file in sorted(glob.glob(path("diff", "*_relative_memory.json"))):
+        name = os.path.basename(file)[:-len("_relative_memory.json")]
+        series[name] = read_delay_series(file, "sg-relative-memory", "relative_memory")
+        cos = read_delay_series(path("diff", f"{name}_cos_subspace.json"), "sg-cos-subspace-diff-vector", "cosine")
         if cos:
             cosines[name] = cos
     memory_rows = [[name, k, values[k], cosines.get(name, {}).get(k)] for name, values in series.items()
@@ -668,31 +665,29 @@ def build_report(directory, title="State-gradient reproduction report"):
         doc.table(["difference", "k = 0", "1", "5", "10", "20", "40"],
                   [[name] + [values.get(k) for k in (0,) + RANK_DELAYS] for name, values in series.items()])
     else:
-        doc.para("Not computed (no diff/*_relative_memory.txt).")
+        doc.para("Not computed (no diff/*_relative_memory.json).")
 
     # -- classifier
     doc.heading("POS classifier on the embeddings")
-    log_text = read_text_if(path("classifier", "pos.log"))
-    if log_text:
-        examples = re.search(r"^(\d+) examples.*train (\d+), valid (\d+), test (\d+)", log_text, re.M)
-        sizes = dict(zip(("Validation", "Test"), map(int, examples.groups()[2:]))) if examples else {}
-        rows = [["examples (word, tag)", int(examples.group(1)) if examples else None, None, None],
-                ["best cross-validation accuracy", find_number(log_text, "best cross-validation score"), None, None]]
-        for title in ("Validation", "Test"):
-            score = find_number(log_text, f"{title} score")
-            baseline = re.search(rf"^{title} majority baseline: ([0-9.eE+-]+) \(always ([^,\s)]+)", log_text, re.M)
+    classifier = results.read_result_if(path("classifier", "pos.json"), "sg-pos-classifier")
+    if classifier:
+        rows = [["examples (word, tag)", classifier["examples"], None, None],
+                ["best cross-validation accuracy", classifier["best_cv_score"], None, None]]
+        for part in ("valid", "test"):
+            score, size = classifier["scores"].get(part), classifier[part]
+            baseline = classifier["baselines"].get(part)
             interval = None
-            if score is not None and sizes.get(title):
-                low, high = uncertainty.wilson(round(score * sizes[title]), sizes[title])
-                interval = f"[{low:.4f}, {high:.4f}] of {sizes[title]}"
-            rows.append([f"{title.lower()} accuracy", score, interval,
-                         f"{float(baseline.group(1)):.4f} (always {baseline.group(2)})" if baseline else None])
+            if score is not None and size:
+                low, high = uncertainty.wilson(round(score * size), size)
+                interval = f"[{low:.4f}, {high:.4f}] of {size}"
+            rows.append([f"{'validation' if part == 'valid' else 'test'} accuracy", score, interval,
+                         f"{baseline['accuracy']:.4f} (always {baseline['tag']})" if baseline else None])
         doc.para("Accuracy of predicting a word's tag from its embedding, with the Wilson 95% interval of a binomial "
                  "proportion over the part's examples and the accuracy of always predicting the commonest training "
                  "tag (the majority baseline).")
         doc.table(["quantity", "value", "95% interval", "majority baseline"], rows)
     else:
-        doc.para("Not computed (no classifier/pos.log).")
+        doc.para("Not computed (no classifier/pos.json).")
 
     # -- intervals, controls and the findings judged with them
     reps, context = read_replicates(directory)

@@ -11,11 +11,13 @@
 # and its outputs exist. A step that was interrupted runs again (the gradient pass resumes at
 # its last checkpointed window); a step whose inputs changed first removes its old outputs.
 import argparse
+import ast
 import contextlib
 import dataclasses
 import glob
 import hashlib
 import importlib
+import importlib.metadata
 import json
 import os
 import shlex
@@ -33,22 +35,8 @@ from tf_scripts.fileio import atomic_write  # noqa: E402
 from tf_scripts.saved_model import SavedModel  # noqa: E402
 
 PROG = "sg-reproduce"
-# console command -> module with main(argv) -> exit status (the same names as setup.py's)
-PROGRAMS = {
-    "sg-main": "tf_scripts.main",
-    "sg-build-pos-mapping": "aux_scripts.build_pos_mapping",
-    "sg-freq-classes": "aux_scripts.freq_classes",
-    "sg-normalize-equal-variance": "aux_scripts.normalize_equal_variance",
-    "sg-plot-svs": "aux_scripts.plot_svs",
-    "sg-pos-classifier": "aux_scripts.pos_classifier_sklearn",
-    "sg-diff-vector": "aux_scripts.diff_vector",
-    "sg-relative-memory": "aux_scripts.relative_memory",
-    "sg-cos-subspace-diff-vector": "aux_scripts.cos_subspace_diff_vector",
-    "sg-report": "aux_scripts.report",
-    "sg-intervals": "aux_scripts.intervals",
-    "sg-pos-tagger": "aux_scripts.pos_tagger",
-    "sg-token-classes": "aux_scripts.token_classes",
-}
+DISTRIBUTION = "state-gradients"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POS_CLASSES = ("nouns", "verbs", "adjectives", "adverbs", "determiners", "prepositions", "pronouns",
                "conjunctions", "numbers")
 POS_CLASS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pos_classes")
@@ -83,6 +71,27 @@ TREEBANK_FILES = ("treebank_sample/wsj_0001-0199.pos",)
 # --------------------------------------------------------------------------------------------
 # Commands and steps
 # --------------------------------------------------------------------------------------------
+
+def console_scripts():
+    """{console command: module with main(argv) -> exit status}: setup.py's SCRIPTS table, the one list of commands.
+
+    Read from setup.py in a source checkout (it is the truth even before a reinstall), else from
+    the installed package's entry points.
+    """
+    setup_py = os.path.join(REPO, "setup.py")
+    if os.path.isfile(setup_py):
+        with open(setup_py, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SCRIPTS" for t in node.targets):
+                return ast.literal_eval(node.value)
+        raise UserError(f"{setup_py} has no SCRIPTS table of console commands")
+    try:
+        points = importlib.metadata.distribution(DISTRIBUTION).entry_points
+    except importlib.metadata.PackageNotFoundError:
+        raise UserError(f"{DISTRIBUTION} is neither installed nor a source checkout: no console commands") from None
+    return {ep.name: ep.value.split(":")[0] for ep in points if ep.group == "console_scripts"}
+
 
 @dataclasses.dataclass
 class Command:
@@ -149,9 +158,10 @@ def run_command(command, where=""):
             dst = os.path.join(target, os.path.basename(src)) if os.path.isdir(target) else target
             _atomic_copy(src, dst)
         return
-    if prog not in PROGRAMS:
+    programs = console_scripts()
+    if prog not in programs:
         raise UserError(f"unknown command {prog!r} in {command.text()!r}{where}")
-    module = importlib.import_module(PROGRAMS[prog])
+    module = importlib.import_module(programs[prog])
     if command.stdout is None:
         status = module.main(args)
     else:
@@ -214,22 +224,18 @@ class Options:
     pos_data: str | None = None     # the get_pos_data.py folder: with it, classes in context too
 
 
-def _config_text(source, values, purpose):
-    lines = [f"# written by {PROG} from {source}: {purpose}", "# (rewritten on every run; edit the source config)"]
-    lines += [f"{key}\t{value!r}" if isinstance(value, float) else f"{key}\t{value}" for key, value in values]
-    return "\n".join(lines) + "\n"
-
-
-def _write_if_changed(path, text):
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as handle:
-            if handle.read() == text:
-                return
-    analysis.atomic_write_text(path, text)
+def derived_config(config, values, purpose):
+    """The Config of a --notrain pass: only the keys `values` names, from config or given there
+    ((key, value) pairs), checked by configuration.derive as a file is."""
+    values = dict(values)
+    keep = {name: value for name, value in values.items() if value is not None}
+    drop = {name: None for name, _ in config.items() if name not in keep}
+    return configuration.derive(config, path=f"{config.path} ({PROG}: {purpose})", train=False, valid=True,
+                                **drop, **keep)
 
 
 def plan(opts):
-    """(steps, derived config texts {path: text}) for the options; UserError for bad options."""
+    """(steps, derived Configs {path: Config}) for the options; UserError for bad options."""
     train = opts.model is None
     config = configuration.load_config(opts.config, train=train, valid=True, test=True, warn=lambda m: None)
     out = opts.out
@@ -242,8 +248,7 @@ def plan(opts):
 
     # -- derived configs: the model for --notrain passes, the gradient pass, the embedding export
     base = [("save_path", model_dir), ("log_dir", logs), ("batch_size", 1), ("num_steps", config.num_steps)]
-    base += [(k, getattr(config, k)) for k in DATA_KEYS + MODEL_KEYS + INERT_KEYS + TEST_KEYS
-             if getattr(config, k) is not None]
+    base += [(k, getattr(config, k)) for k in DATA_KEYS + MODEL_KEYS + INERT_KEYS + TEST_KEYS]
     pos_files = [os.path.join(POS_CLASS_DIR, f"{name}.txt") for name in POS_CLASSES]
     in_context = p("in_context")
     tags_name = os.path.basename(valid_file)[:-4] + ".tags"      # sg-pos-tagger's name for the tags of valid_file
@@ -261,13 +266,13 @@ def plan(opts):
     if blocks >= 2:
         grad_keys.append(("grad_blocks", blocks))
     configs = {
-        p("configs", "model.config"): _config_text(opts.config, base + [("log", "model")],
-                                                   "the model for the --notrain passes"),
-        p("configs", "gradients.config"): _config_text(opts.config, base + grad_keys,
-                                                       "state gradients of the cell state, all time steps"),
-        p("configs", "embedding.config"): _config_text(opts.config, base + [("log", "embedding"),
-                                                                           ("save_embedding", p("embedding.npy"))],
-                                                       "export of the embedding matrix"),
+        p("configs", "model.config"): derived_config(config, base + [("log", "model")],
+                                                     "the model for the --notrain passes"),
+        p("configs", "gradients.config"): derived_config(config, base + grad_keys,
+                                                         "state gradients of the cell state, all time steps"),
+        p("configs", "embedding.config"): derived_config(config, base + [("log", "embedding"),
+                                                                         ("save_embedding", p("embedding.npy"))],
+                                                         "export of the embedding matrix"),
     }
     model_cfg, grad_cfg, emb_cfg = list(configs)[:3]
 
@@ -310,11 +315,11 @@ def plan(opts):
                       inputs=model_inputs + [model_cfg] * (len(copy) > 1), outputs=[m_weights, m_dict]))
 
     steps.append(Step("test_perplexity", "test perplexity (B 1, T 1)",
-                      [Command(["sg-main", "--notrain", "--novalid", "--config", model_cfg],
-                               p("test_perplexity.txt"))],
+                      [Command(["sg-main", "--notrain", "--novalid", "--config", model_cfg,
+                                "--result", p("test_perplexity.json")], p("test_perplexity.txt"))],
                       inputs=[m_weights, m_dict, data_files[0], test_file],
                       keys={**data_keys, **model_keys, **{k: getattr(config, k) for k in TEST_KEYS}},
-                      outputs=[p("test_perplexity.txt")]))
+                      outputs=[p("test_perplexity.txt"), p("test_perplexity.json")]))
 
     # -- POS mapping and frequency classes
     pos_only = p("pos_mapping_pos.txt")
@@ -324,10 +329,10 @@ def plan(opts):
     else:
         argv = ["sg-build-pos-mapping", m_dict, pos_only]
         argv += (["--conll", *opts.conll] if opts.conll else []) + (["--treebank", *opts.treebank] if opts.treebank else [])
-        argv += ["--coverage", valid_file]
+        argv += ["--coverage", valid_file, "--result", p("pos_mapping.json")]
         pos_step = Step("pos_mapping", "POS mapping of the vocabulary from the tagged corpora",
                         [Command(argv, p("pos_mapping.log"))], inputs=[m_dict, *opts.conll, *opts.treebank, valid_file],
-                        outputs=[pos_only, p("pos_mapping.log")])
+                        outputs=[pos_only, p("pos_mapping.log"), p("pos_mapping.json")])
     steps.append(pos_step)
     steps.append(Step("freq_classes", "training-frequency bins, added to the POS mapping",
                       [Command(["rm", "-rf", p("classes")]), Command(["mkdir", "-p", p("classes")]),
@@ -381,9 +386,9 @@ def plan(opts):
                       "embedding per tag",
                       [Command(["rm", "-rf", p("classifier")]), Command(["mkdir", "-p", p("classifier")]),
                        Command(["sg-pos-classifier", emb, m_dict, pos_only, classifier, "--freq_cutoff", "2",
-                                "--avg_emb", "--confusion_matrix", "--grid", opts.classifier_grid],
-                               classifier + ".log")],
-                      inputs=[emb, m_dict, pos_only], outputs=[classifier + ".log"]))
+                                "--avg_emb", "--confusion_matrix", "--grid", opts.classifier_grid,
+                                "--result", classifier + ".json"], classifier + ".log")],
+                      inputs=[emb, m_dict, pos_only], outputs=[classifier + ".log", classifier + ".json"]))
 
     # -- singular values, difference vectors, report
     averages = p("gradients", "delay_*_avg*.npy")
@@ -415,19 +420,20 @@ def plan(opts):
         diff_commands += [
             Command(["sg-diff-vector", f"{classifier}_avg_{a}.npy", f"{classifier}_avg_{b}.npy", vector],
                     p("logs", f"diff_{a}-{b}.out")),
-            Command(["sg-relative-memory", vector, p("gradients"), z_norm, "--grad-norm", d_norm],
-                    p("diff", f"{a}-{b}_relative_memory.txt")),
-            Command(["sg-cos-subspace-diff-vector", vector, p("gradients"), str(SUBSPACE_COLUMNS), z_norm, d_norm],
-                    p("diff", f"{a}-{b}_cos_subspace.txt")),
+            Command(["sg-relative-memory", vector, p("gradients"), z_norm, "--grad-norm", d_norm,
+                     "--result", p("diff", f"{a}-{b}_relative_memory.json")], p("diff", f"{a}-{b}_relative_memory.txt")),
+            Command(["sg-cos-subspace-diff-vector", vector, p("gradients"), str(SUBSPACE_COLUMNS), z_norm, d_norm,
+                     "--result", p("diff", f"{a}-{b}_cos_subspace.json")], p("diff", f"{a}-{b}_cos_subspace.txt")),
         ]
-        diff_outputs += [p("diff", f"{a}-{b}_relative_memory.txt"), p("diff", f"{a}-{b}_cos_subspace.txt")]
+        diff_outputs += [p("diff", f"{a}-{b}_{what}.{ext}") for what in ("relative_memory", "cos_subspace")
+                         for ext in ("txt", "json")]
     steps.append(Step("diff", "difference vectors " + ", ".join(f"{a}-{b}" for a, b in DIFFERENCES)
                       + ": relative memory and subspace cosine", diff_commands,
                       inputs=[p("classifier", "pos_avg_*.npy"), averages, d_norm, z_norm], outputs=diff_outputs))
     steps.append(Step("report", "report.md, report.html, figures and tables",
                       [Command(["sg-report", out], p("logs", "report.out"))],
-                      inputs=[p("svs.csv"), p("test_perplexity.txt"), p("gradients", "grad_progress.json"),
-                              p("classes"), p("classifier", "pos.log"), p("diff"), p("pos_mapping_pos.txt"),
+                      inputs=[p("svs.csv"), p("test_perplexity.json"), p("gradients", "grad_progress.json"),
+                              p("classes"), p("classifier", "pos.json"), p("diff"), p("pos_mapping_pos.txt"),
                               *([p("intervals")] if blocks >= 2 else []),
                               *([p("tagger"), p("svs_in_context.csv")] if opts.pos_data else [])],
                       outputs=[p("report.md"), p("report.html")]))
@@ -512,8 +518,8 @@ def dry_run_text(steps, out):
 def reproduce(opts, dry_run=False, log=print):
     """Plan, write the derived configs, then run (or print) the steps. Returns the plan's steps."""
     steps, configs = plan(opts)
-    for path, text in configs.items():
-        _write_if_changed(path, text)
+    for path, derived in configs.items():
+        derived.save(path)
     if dry_run:
         sys.stdout.write(dry_run_text(steps, opts.out))
         return steps

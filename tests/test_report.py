@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from aux_scripts import report
+from tf_scripts import results
 from tf_scripts.errors import UserError
 
 
@@ -78,15 +79,18 @@ def test_report_files_from_a_minimal_folder(tmp_path):
                                       "verbs": 1.0 * np.exp(-k / 2), "freq_1-9": np.exp(-k / 5),
                                       "freq_10+": np.exp(-k / 2)})
     (tmp_path / "diff").mkdir()
-    (tmp_path / "diff" / "A-B_relative_memory.txt").write_text(
-        "".join(f"delay: {d}\trelative memory: {0.5 / (d + 1)!r}\n" for d in k))
-    (tmp_path / "test_perplexity.txt").write_text("configuration:\n...\nTest Perplexity: 123.456\n")
+    results.write_result(str(tmp_path / "diff" / "A-B_relative_memory.json"), "sg-relative-memory",
+                         **{"class": None, "delays": k, "relative_memory": 0.5 / (k + 1)})
+    results.write_result(str(tmp_path / "test_perplexity.json"), "main.py", config="x", epochs_done=1,
+                         valid_perplexity=None, test_perplexity=123.456)
+    # the printed logs are not read: a reworded line cannot change the report
+    (tmp_path / "test_perplexity.txt").write_text("Test Perplexity: 999\n")
     verdicts = report.build_report(str(tmp_path))
     assert verdicts["the decay is fast but not exponential"] == "does not hold"
     assert verdicts["nouns are remembered best among POS classes"] == "holds"
     md = (tmp_path / "report.md").read_text()
     assert "| test perplexity (B 1, T 1) | 123.46 |" in md
-    assert "Not computed (no classifier/pos.log)" in md
+    assert "Not computed (no classifier/pos.json)" in md
     html = (tmp_path / "report.html").read_text()
     for figure in ("report_svs_pos.png", "report_svs_freq.png", "report_fits.png", "report_relative_memory.png"):
         assert (tmp_path / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -107,3 +111,15 @@ def test_report_cli_errors(tmp_path, capsys):
     assert report.main([str(tmp_path)]) == 2
     assert "line 2" in capsys.readouterr().err
     assert report.main([os.path.join(str(tmp_path), "nowhere")]) == 2
+
+
+def test_result_files_are_checked(tmp_path):
+    path = str(tmp_path / "r.json")
+    results.write_result(path, "main.py", test_perplexity=float("nan"), values=np.array([1.0, np.inf]))
+    assert results.read_result(path, "main.py") == {"test_perplexity": None, "values": [1.0, None]}
+    with pytest.raises(UserError, match="expected version 1 of sg-relative-memory"):
+        results.read_result(path, "sg-relative-memory")
+    (tmp_path / "bad.json").write_text("Test Perplexity: 1.0\n")
+    with pytest.raises(UserError, match="not a JSON result file"):
+        results.read_result(str(tmp_path / "bad.json"), "main.py")
+    assert results.read_result_if(str(tmp_path / "none.json"), "main.py") is None

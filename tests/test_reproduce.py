@@ -248,10 +248,37 @@ def test_model_with_only_a_checkpoint_is_exported_into_the_output(trained_run, p
     assert not (project / "ckpt_only" / "weights.npz").exists()
 
 
-def test_console_commands_are_the_installed_ones():
+def test_every_command_of_the_plan_is_a_console_script_of_setup_py(project):
+    # setup.py's table is the one list of commands: sg-reproduce reads it, and every step uses it
     setup = open(os.path.join(os.path.dirname(__file__), os.pardir, "setup.py"), encoding="utf-8").read()
-    for command, module in reproduce.PROGRAMS.items():
-        assert f'"{command}": "{module}"' in setup
+    table = reproduce.console_scripts()
+    assert len(table) >= 25 and all(f'"{command}": "{module}"' in setup for command, module in table.items())
+    with _cwd(project):
+        steps, _ = reproduce.plan(reproduce.Options(config="train.config", out="P", pos_mapping="pos_mapping.txt",
+                                                    pos_data="pos"))
+    used = {c.argv[0] for step in steps for c in step.commands} - {"test", "mkdir", "rm", "cp"}
+    assert used and used <= set(table)
+
+
+def test_the_report_numbers_are_the_printed_ones(trained_run):
+    # the report reads the JSON results only; the printed logs (the original's formats) say the same numbers
+    import csv
+    import re
+
+    out, _ = trained_run
+    printed = (out / "test_perplexity.txt").read_text()
+    ppl = float(re.search(r"Test Perplexity: (\S+)", printed).group(1))
+    assert f"| test perplexity (B 1, T 1) | {ppl:.2f} |" in (out / "report.md").read_text()
+    with open(out / "report_relative_memory.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    for name in ("NNS-NN", "VBZ-VBP"):
+        text = (out / "diff" / f"{name}_relative_memory.txt").read_text()
+        want = {int(k): float(v) for k, v in re.findall(r"delay: (\d+)\trelative memory: (\S+)", text)}
+        got = {int(r["delay"]): float(r["relative_memory"]) for r in rows if r["difference"] == name}
+        assert got == want and want
+    log = (out / "classifier" / "pos.log").read_text()
+    score = re.search(r"^Test score: (\S+)", log, re.M).group(1)
+    assert f"| test accuracy | {float(score):.4g} |" in (out / "report.md").read_text()
 
 
 def test_main_restores_weights_npz_without_checkpoint(trained_run, project, capsys):

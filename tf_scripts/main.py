@@ -12,7 +12,8 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tf_scripts import configuration, distribute, fileio, gradient_files, lm, lm_data, run_epoch, trainer  # noqa: E402
+from tf_scripts import (configuration, distribute, fileio, gradient_files, lm, lm_data, results, run_epoch,  # noqa: E402
+                        trainer)
 from tf_scripts.saved_model import SavedModel  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 
@@ -50,6 +51,9 @@ def parse_args(argv):
                         help="with --notrain --notest and grad_interm: one forward pass that writes the state entering "
                              "every batch to GRAD_DIR/shards/states.npz; shards then start from it instead of "
                              "replaying the batches before them")
+    parser.add_argument("--result", metavar="FILE.json",
+                        help="also write the validation and test perplexities as JSON to FILE (tf_scripts/results.py "
+                             "gives the schema); the printed lines stay as they are")
     return parser.parse_args(argv)
 
 
@@ -129,13 +133,18 @@ def _main(argv):
         for message in warnings:
             log(f"Warning: {message}")
         log(f"TensorFlow version: {tf.__version__}; log file {log.path}")
-        _run(args, config, log, passes, shard)
+        perplexities = _run(args, config, log, passes, shard)
     finally:
         log.close()
+    if args.result:
+        results.write_result(args.result, "main.py", config=config.path,
+                             epochs_done=SavedModel.from_config(config).epochs_done(), **perplexities)
     return 0
 
 
 def _run(args, config, log, passes, shard=None):
+    """Run what the flags ask for; returns {valid_perplexity, test_perplexity} (None where not computed)."""
+    perplexities = {"valid_perplexity": None, "test_perplexity": None}
     corpus = lm_data.load_corpus(config, need_train=args.train, need_valid=args.valid and passes,
                                  need_test=args.test and passes)
     log(f"Vocabulary size: {corpus.vocab_size}")
@@ -157,12 +166,12 @@ def _run(args, config, log, passes, shard=None):
         if args.export_weights:
             path = saved.write_weights(model, corpus.word_to_id)
             log(f"Wrote {path} and {saved.vocab_path}")
-            return
+            return perplexities
         if config.save_embedding:
             save_embedding(model, config.save_embedding)
             log(f"Wrote the embedding matrix {model.embedding.shape[0]}x{model.embedding.shape[1]} to "
                 f"{config.save_embedding}")
-            return
+            return perplexities
         if args.valid:
             if config.grad_interm:
                 from tf_scripts import gradient_pass
@@ -170,17 +179,21 @@ def _run(args, config, log, passes, shard=None):
                 if args.states_only:
                     gradient_pass.write_entering_states(config, model, corpus, log)
                 else:
-                    gradient_pass.run_gradient_pass(config, model, corpus, log, shard=shard)
+                    perplexities["valid_perplexity"] = gradient_pass.run_gradient_pass(config, model, corpus, log,
+                                                                                       shard=shard)
             else:
                 log("Start validating...")
                 ppl = run_epoch.evaluate(model, corpus.valid, config.batch_size, config.num_steps,
                                          step=eval_step, what=corpus.describe("valid"),
                                          max_windows=config.valid_batches)
                 log(f"Valid Perplexity: {ppl!r}")
+                perplexities["valid_perplexity"] = ppl
     if args.test:
         log("Start testing...")
         ppl = run_epoch.evaluate(model, corpus.test, 1, 1, step=eval_step, what=corpus.describe("test"))
         log(f"Test Perplexity: {ppl!r}")
+        perplexities["test_perplexity"] = ppl
+    return perplexities
 
 
 def main(argv=None) -> int:
