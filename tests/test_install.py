@@ -1,4 +1,4 @@
-"""The wheel: it carries the demo's corpus and configs, and the demo finds them there from any directory."""
+"""The wheel: it carries the API, the demo's corpus and configs, and the demo and sg-reproduce find them there."""
 import os
 import subprocess
 import sys
@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+SETUP_COMMANDS = (REPO / "setup.py").read_text().count('": "tf_scripts.') + \
+    (REPO / "setup.py").read_text().count('": "aux_scripts.')
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +30,7 @@ def test_wheel_holds_demo_data_and_configs(wheel):
     assert {"aux_scripts/demo_configs/demo.config", "aux_scripts/demo_configs/demo_grad.config"} <= names
     assert not any(n.startswith("aux_scripts/demo_configs/ptb") for n in names)   # only the demo's configs
     assert "aux_scripts/pos_classes/nouns.txt" in names
+    assert {"state_gradients/__init__.py", "state_gradients/profile.py", "tf_scripts/results.py"} <= names
 
 
 def test_installed_demo_finds_its_files_in_the_package(wheel, tmp_path):
@@ -36,11 +39,15 @@ def test_installed_demo_finds_its_files_in_the_package(wheel, tmp_path):
     script = ("from aux_scripts import demo\n"
               "print(demo.resource_dir(demo.DATA_PACKAGE, demo.DATA_SOURCE))\n"
               "print(demo.resource_dir(demo.CONFIG_PACKAGE, demo.CONFIG_SOURCE))\n"
-              "print(demo.__file__)\n")
+              "print(demo.__file__)\n"
+              "import state_gradients, aux_scripts.reproduce as r\n"
+              "print(state_gradients.__file__, len(r.console_scripts()))\n")
     env = dict(os.environ, PYTHONPATH=str(site), TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    data, configs, module = done.stdout.split()
-    assert Path(module).is_relative_to(site)
+    data, configs, module, api, commands = done.stdout.split()
+    assert Path(module).is_relative_to(site) and Path(api).is_relative_to(site)
+    # no setup.py there: sg-reproduce's command table comes from the installed entry points
+    assert int(commands) == SETUP_COMMANDS
     assert Path(data) == site / "aux_scripts" / "demo_data" and (Path(data) / "train.txt").is_file()
     assert Path(configs) == site / "aux_scripts" / "demo_configs" and (Path(configs) / "demo.config").is_file()
