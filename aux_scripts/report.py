@@ -258,9 +258,14 @@ def plot_classes(table, classes, title, log_y=True):
 
 
 def plot_fits(overall, exp_fit, pow_fit):
+    return _png(fits_figure(overall, exp_fit, pow_fit))
+
+
+def fits_figure(values, exp_fit, pow_fit, label="overall (measured)"):
+    """The Figure of a class's SV sums ({delay: sum}) with its exponential and power-law fits (log y)."""
     fig, ax = _figure()
-    delays = np.array(sorted(overall))
-    ax.plot(delays, [overall[k] for k in delays], "k.", label="overall (measured)")
+    delays = np.array(sorted(values))
+    ax.plot(delays, [values[k] for k in delays], "k.", label=label)
     k = np.array(exp_fit.delays, dtype=np.float64)
     ax.plot(k, exp_fit.predict(k), label=f"exponential, tau = {exp_fit.rate:.3g} (RMS log error {exp_fit.rmse_log:.3g})")
     ax.plot(k, pow_fit.predict(k), label=f"power law, b = {pow_fit.rate:.3g} (RMS log error {pow_fit.rmse_log:.3g})")
@@ -270,7 +275,7 @@ def plot_fits(overall, exp_fit, pow_fit):
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
 def plot_series(series, ylabel):

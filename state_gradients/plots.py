@@ -2,7 +2,7 @@
 # Shape letters: C classes, D delays.
 import numpy as np
 
-from aux_scripts import interpret_state, txray as txray_tool
+from aux_scripts import interpret_state, report, txray as txray_tool
 
 
 def _figure(width=6.4, height=4.8):
@@ -49,24 +49,10 @@ def plot_sv_sums(profile, grad_norm=None, classes=None, intervals=True, log_y=Tr
 
 
 def plot_decay(profile, grad_norm, cls="overall", first_delay=1):
-    """One class's SV sums against the delay on log axes, with the exponential and power-law fits."""
+    """One class's SV sums of G·D against the delay (log y) with the exponential and power-law fits (sg-report's
+    figure of the fits)."""
     exp_fit, pow_fit = profile.fit_decay(grad_norm, cls, first_delay)
-    sums = profile.sv_sums(grad_norm)[profile.classes.index(cls)]
-    fig = _figure()
-    ax = fig.subplots()
-    ax.plot(profile.delays, sums, "o", label=f"{cls}: SV sum of G·D")
-    k = np.array(exp_fit.delays, np.float64)
-    for fit in (exp_fit, pow_fit):
-        rate = "tau" if fit.model == "exponential" else "b"
-        ax.plot(k, fit.predict(k), label=f"{fit.model} ({rate} {fit.rate:.3g}, rmse log {fit.rmse_log:.3g})")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("delay k")
-    ax.set_ylabel("sum of singular values of G·D")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    return fig
+    return report.fits_figure(profile.table(grad_norm)[cls], exp_fit, pow_fit, label=f"{cls} (measured)")
 
 
 def plot_sigma(result):

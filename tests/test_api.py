@@ -164,3 +164,8 @@ def test_plots_return_figures(setup):
     d = sg.normalisation(sg.load_model(str(root / "model"))).d_factor
     for fig in (sg.plot_sv_sums(profile, d, ["nouns", "verbs"]), sg.plot_sv_sums(profile, None, intervals=False)):
         assert isinstance(fig, Figure) and fig.axes[0].get_lines()
+    with pytest.raises(sg.UserError, match="at least 3 delays"):     # delays 0-2: two points for a fit
+        sg.plot_decay(profile, d)
+    longer = sg.MemoryProfile.compute(path, log=lambda line: None, max_delay=5, grad_dir=str(root / "five"))
+    fig = sg.plot_decay(longer, d)
+    assert isinstance(fig, Figure) and len(fig.axes[0].get_lines()) == 3     # the sums and two fits
