@@ -43,7 +43,7 @@ setup(
     # The demo's corpus and configs stay in data/demo/ and config/ of the source tree and are
     # installed as two data-only packages, found at run time with importlib.resources, so that
     # sg-demo works from any directory after a plain `pip install .`.
-    packages=find_packages(include=["tf_scripts", "aux_scripts", "state_gradients"]) + ["aux_scripts.demo_data",
+    packages=find_packages(include=["tf_scripts", "aux_scripts", "aux_scripts.*", "state_gradients"]) + ["aux_scripts.demo_data",
                                                                        "aux_scripts.demo_configs"],
     package_dir={"aux_scripts.demo_data": "data/demo", "aux_scripts.demo_configs": "config"},
     package_data={"aux_scripts": ["pos_classes/*.txt", "pos_classes/README.md"],

@@ -6,7 +6,7 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts import analysis  # noqa: E402
+from aux_scripts.measures import analysis  # noqa: E402
 from tf_scripts import results  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 
@@ -26,7 +26,8 @@ def _main(argv):
     parser.add_argument("grad_norm", metavar="D.npy", help="gradient normalisation D (EMB_D_norm_grad.npy)")
     parser.add_argument("cls", metavar="CLASS", nargs="?", default=None,
                         help="POS class name: use delay_{k}_avg_{CLASS}.npy (default: the overall averages)")
-    parser.add_argument("--result", metavar="FILE.json", help="also write the numbers as JSON to FILE (tf_scripts/results.py gives the schema)")
+    parser.add_argument("--result", metavar="FILE.json",
+                        help="also write the numbers as JSON to FILE (tf_scripts/results.py gives the schema)")
     args = parser.parse_args(argv)
     if args.thr < 1:
         raise UserError(f"THR must be >= 1, got {args.thr}")

@@ -22,8 +22,8 @@ if __package__ in (None, ""):
 
 import numpy as np  # noqa: E402
 
-from aux_scripts import analysis  # noqa: E402
-from aux_scripts.numpy_rnn import (NumpyRNN, finite_difference_state_gradients,  # noqa: E402
+from aux_scripts.measures import analysis  # noqa: E402
+from aux_scripts.measures.numpy_rnn import (NumpyRNN, finite_difference_state_gradients,  # noqa: E402
                                    finite_difference_weight)
 from tf_scripts import configuration, lm_data, measure_setup  # noqa: E402
 from tf_scripts.errors import UserError, progress_bar, run_cli  # noqa: E402

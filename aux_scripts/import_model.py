@@ -6,7 +6,7 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts import import_sources, model_import  # noqa: E402
+from aux_scripts.importing import convert, sources  # noqa: E402
 from tf_scripts.errors import run_cli  # noqa: E402
 
 PROG = "sg-import"
@@ -17,7 +17,7 @@ def parse_args(argv):
         prog=PROG, description=__doc__,
         epilog="Exit status: 0 imported and checked; 1 the model cannot be imported (the reason is printed) or a "
                "check failed (see DIR/import_report.json); 2 a bad flag or file.")
-    parser.add_argument("--from", dest="framework", required=True, choices=model_import.FRAMEWORKS,
+    parser.add_argument("--from", dest="framework", required=True, choices=convert.FRAMEWORKS,
                         help="the framework that wrote SOURCE")
     parser.add_argument("source", metavar="SOURCE",
                         help="torch: a state dict (.safetensors, .npz, or a zip-format .pt/.pth/.bin, read without "
@@ -54,9 +54,9 @@ def _main(argv):
     args = parse_args(argv)
     try:
         options = vars(args)
-        _, passed = import_sources.run_import(options.pop("framework"), options.pop("source"), options.pop("vocab"),
+        _, passed = sources.run_import(options.pop("framework"), options.pop("source"), options.pop("vocab"),
                                              options.pop("out"), **options)
-    except model_import.Refused as err:
+    except convert.Refused as err:
         print(f"{PROG}: cannot import: {err}", file=sys.stderr)
         return 1
     return 0 if passed else 1

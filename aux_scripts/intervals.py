@@ -34,7 +34,7 @@ if __package__ in (None, ""):
 
 import numpy as np  # noqa: E402
 
-from aux_scripts import analysis, uncertainty  # noqa: E402
+from aux_scripts.measures import analysis, uncertainty  # noqa: E402
 from tf_scripts import gradient_files  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 

@@ -14,7 +14,7 @@ if __package__ in (None, ""):
 import joblib
 import numpy as np
 
-from aux_scripts import analysis
+from aux_scripts.measures import analysis
 from tf_scripts import fileio, lm_data, results
 from tf_scripts.errors import UserError, run_cli
 
@@ -394,7 +394,8 @@ def _parse_args(argv):
     parser.add_argument("--results_dataset", choices=["full", "test"], default="test",
                         help="data for the confusion matrix / PCA / t-SNE / LDA plots: all examples or the "
                              "test part (default)")
-    parser.add_argument("--result", metavar="FILE.json", help="also write the numbers as JSON to FILE (tf_scripts/results.py gives the schema)")
+    parser.add_argument("--result", metavar="FILE.json",
+                        help="also write the numbers as JSON to FILE (tf_scripts/results.py gives the schema)")
     parser.add_argument("--pca", action="store_true", help="PCA plot of the embeddings (NAME_pca.png)")
     parser.add_argument("--tsne", action="store_true", help="t-SNE plot of the embeddings (NAME_tsne.png)")
     parser.add_argument("--lda", action="store_true", help="LDA plot of the embeddings (NAME_lda.png)")

@@ -23,7 +23,8 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts import analysis, tagged_corpora, uncertainty  # noqa: E402
+from aux_scripts.classes import tagged_corpora  # noqa: E402
+from aux_scripts.measures import analysis, uncertainty  # noqa: E402
 from tf_scripts import formats  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 

@@ -6,7 +6,7 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts import analysis  # noqa: E402
+from aux_scripts.measures import analysis  # noqa: E402
 from tf_scripts import results  # noqa: E402
 from tf_scripts.errors import run_cli  # noqa: E402
 
@@ -24,7 +24,8 @@ def _main(argv):
                         help="POS class name: use delay_{k}_avg_{CLASS}.npy (default: the overall averages)")
     parser.add_argument("--grad-norm", metavar="D.npy", required=True,
                         help="gradient normalisation D (EMB_D_norm_grad.npy); required")
-    parser.add_argument("--result", metavar="FILE.json", help="also write the numbers as JSON to FILE (tf_scripts/results.py gives the schema)")
+    parser.add_argument("--result", metavar="FILE.json",
+                        help="also write the numbers as JSON to FILE (tf_scripts/results.py gives the schema)")
     args = parser.parse_args(argv)
     direction, _ = analysis.load_direction(args.diff, args.z_inv)
     grad_norm = analysis.load_square(args.grad_norm, "gradient normalisation D")

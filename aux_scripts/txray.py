@@ -29,7 +29,7 @@ if __package__ in (None, ""):
 
 import numpy as np  # noqa: E402
 
-from aux_scripts import analysis  # noqa: E402
+from aux_scripts.measures import analysis  # noqa: E402
 from tf_scripts import measure_setup  # noqa: E402  (TensorFlow only once a model is built)
 from tf_scripts.errors import UserError, progress_bar, run_cli  # noqa: E402
 from tf_scripts.saved_model import SavedModel  # noqa: E402

@@ -5,7 +5,8 @@ import os
 
 import numpy as np
 
-from aux_scripts import analysis, interpret_state, txray as txray_tool
+from aux_scripts import interpret_state, txray as txray_tool
+from aux_scripts.measures import analysis
 from aux_scripts.interpret_state import SigmaOptions, SigmaResult
 from aux_scripts.txray import TxrayOptions, TxrayResult
 

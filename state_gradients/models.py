@@ -97,9 +97,9 @@ def import_model(framework, source, vocab, out, **options):
     decoder_prefix, nonlinearity, config, forget_bias, log). Returns (Model, report dict);
     UserError when a check fails (out then holds only import_report.json).
     """
-    from aux_scripts import import_sources
+    from aux_scripts.importing import sources
 
-    report, passed = import_sources.run_import(framework, source, vocab, out, **options)
+    report, passed = sources.run_import(framework, source, vocab, out, **options)
     if not passed:
         failed = [c["check"] for c in report["checks"] if not c["passed"]]
         raise UserError(f"import of {source} failed its checks ({', '.join(failed)}): see "

@@ -56,7 +56,7 @@ def _token_abs_sum(model, options):
 
 
 def compare(config_path, out, dtype="float32"):
-    from tf_scripts import configuration, distribute, lm_data, run_epoch
+    from tf_scripts import configuration, distribute, lm_data, optimizers, run_epoch
     from tf_scripts.lm import LanguageModel
     from tf_scripts.trainer import epoch_learning_rate
 
@@ -67,8 +67,8 @@ def compare(config_path, out, dtype="float32"):
     single = LanguageModel.from_config(config, corpus.vocab_size, dtype)
     with strategy.scope():
         mirrored = LanguageModel.from_config(config, corpus.vocab_size, dtype)
-        m_optimizer = run_epoch.Optimizer(config.optimizer, mirrored.trainable_variables, epoch_learning_rate(config, 0))
-    s_optimizer = run_epoch.Optimizer(config.optimizer, single.trainable_variables, epoch_learning_rate(config, 0))
+        m_optimizer = optimizers.Optimizer(config.optimizer, mirrored.trainable_variables, epoch_learning_rate(config, 0))
+    s_optimizer = optimizers.Optimizer(config.optimizer, single.trainable_variables, epoch_learning_rate(config, 0))
     options = dict(batch_size=config.batch_size, num_steps=config.num_steps, keep_prob=config.dropout,
                    max_grad_norm=config.max_grad_norm, emb_dropout=not config.no_emb_dropout,
                    sampled=config.softmax == "sampled")

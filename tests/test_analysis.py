@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
-from aux_scripts import analysis
+from aux_scripts.measures import analysis
 from tf_scripts.errors import UserError
 
 

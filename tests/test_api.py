@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import state_gradients as sg
-from aux_scripts import analysis, intervals
+from aux_scripts import intervals
+from aux_scripts.measures import analysis
 from tf_scripts import gradient_files
 from tf_scripts import main as lm_main
 from tf_scripts.configuration import config_from_dict

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from aux_scripts import analysis
+from aux_scripts.measures import analysis
 from tf_scripts import gradient_files, gradient_pass
 from tf_scripts.errors import UserError
 

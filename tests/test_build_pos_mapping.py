@@ -1,10 +1,11 @@
-"""Tests of aux_scripts/build_pos_mapping.py: corpus readers, word normalisation, mapping file, coverage."""
+"""Tests of sg-build-pos-mapping (aux_scripts/classes/pos_mapping.py): corpus readers, word normalisation, mapping file, coverage."""
 import collections
 
 import pytest
 
-from aux_scripts import analysis
-from aux_scripts import build_pos_mapping as bpm
+from aux_scripts.measures import analysis
+from aux_scripts import build_pos_mapping
+from aux_scripts.classes import pos_mapping as bpm
 from tf_scripts.errors import UserError
 
 CONLL = """Confidence NN B-NP
@@ -104,7 +105,7 @@ def test_cli_writes_mapping_and_coverage(tmp_path, capsys):
     dict_path = write_dict(tmp_path / "dict", words)
     text = write(tmp_path / "text.txt", "the bank rose N <unk>\nzebra the 1980s\n")
     out = tmp_path / "map.txt"
-    rc = bpm.main([dict_path, str(out), "--conll", write(tmp_path / "c.txt", CONLL),
+    rc = build_pos_mapping.main([dict_path, str(out), "--conll", write(tmp_path / "c.txt", CONLL),
                    "--treebank", write(tmp_path / "t.pos", TREEBANK), "--coverage", text])
     assert rc == 0
     lines = out.read_text().splitlines()
@@ -121,7 +122,7 @@ def test_cli_writes_mapping_and_coverage(tmp_path, capsys):
 
 def test_cli_needs_a_corpus(tmp_path, capsys):
     dict_path = write_dict(tmp_path / "dict", ["a"])
-    assert bpm.main([dict_path, str(tmp_path / "out")]) == 2
+    assert build_pos_mapping.main([dict_path, str(tmp_path / "out")]) == 2
     assert "no tagged corpus given" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
@@ -129,7 +130,7 @@ def test_cli_needs_a_corpus(tmp_path, capsys):
 def test_cli_refuses_to_overwrite_input(tmp_path, capsys):
     dict_path = write_dict(tmp_path / "dict", ["a"])
     conll = write(tmp_path / "c.txt", CONLL)
-    assert bpm.main([dict_path, conll, "--conll", conll]) == 2
+    assert build_pos_mapping.main([dict_path, conll, "--conll", conll]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err
     assert (tmp_path / "c.txt").read_text() == CONLL
 

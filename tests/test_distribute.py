@@ -140,7 +140,7 @@ def _adam_weight_tolerance(arrays, steps, names, tol, lr, max_grad_norm):
     component (up to lr / eps for a component near zero): that is why float32 Adam cannot be
     compared tightly, and why this case runs in float64.
     """
-    from tf_scripts.run_epoch import ADAM_BETA1 as b1, ADAM_BETA2 as b2, ADAM_EPSILON as eps
+    from tf_scripts.optimizers import ADAM_BETA1 as b1, ADAM_BETA2 as b2, ADAM_EPSILON as eps
 
     u = UNIT_ROUNDOFF[arrays[f"single/{names[0]}"].dtype]
     bound = {}

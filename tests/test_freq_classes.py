@@ -1,7 +1,8 @@
 """freq_classes.py: frequency bins of a hand-made corpus, merging of thin bins, class files and the mapping."""
 import pytest
 
-from aux_scripts import analysis, freq_classes
+from aux_scripts import freq_classes
+from aux_scripts.measures import analysis
 from tf_scripts.errors import UserError
 
 # training counts: a 1, b 5, c 12, d 40, e 150 (+ <eos> 6, never binned); validation below

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from aux_scripts import gradient_check
-from aux_scripts.numpy_rnn import NumpyRNN
+from aux_scripts.measures.numpy_rnn import NumpyRNN
 from tests import numpy_reference as ref
 from tf_scripts import lm_data
 from tf_scripts.configuration import load_config

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from aux_scripts import analysis
+from aux_scripts.measures import analysis
 from tests import numpy_reference as ref
 from tf_scripts import gradient_pass, lm_data
 from tf_scripts.configuration import config_from_dict

@@ -58,3 +58,21 @@ TEST_MODULES = sorted(Path(__file__).resolve().parent.glob("test_*.py"))
 def test_test_modules_do_not_import_each_other(path):
     bad = sorted(n for n in imported_modules(path.read_text()) if n.startswith("tests.test_"))
     assert not bad, f"{path.name} imports {bad} (shared helpers go to conftest.py or a helper module)"
+
+
+LIBRARY = sorted(p for p in (ROOT / "aux_scripts").rglob("*.py") if p.parent != ROOT / "aux_scripts")
+COMMANDS = {p.stem for p in (ROOT / "aux_scripts").glob("*.py") if "def main(" in p.read_text()}
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=lambda p: str(p.relative_to(ROOT)))
+def test_library_module_has_no_prologue_and_imports_no_command(path):
+    # modules that are only imported need no sys.path prologue; commands sit on top of them, never below
+    text = path.read_text()
+    assert "sys.path.insert" not in text and "noqa: E402" not in text, path.name
+    bad = sorted(n for n in imported_modules(text) if n.count(".") == 1 and n.startswith("aux_scripts.")
+                 and n.split(".")[1] in COMMANDS)
+    assert not bad, f"{path.name} imports the command module(s) {bad}"
+
+
+def test_the_library_subpackages_exist():
+    assert {p.parent.name for p in LIBRARY} >= {"measures", "classes", "importing"} and len(COMMANDS) >= 25

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from aux_scripts import gradient_check, import_model, model_import
+from aux_scripts import gradient_check, import_model
+from aux_scripts.importing import convert
 from tests import numpy_reference as ref
 from tests import source_models as sm
 from tf_scripts import main as main_script
@@ -103,12 +104,12 @@ def test_torch_gru_through_the_tf1_gru_mapping_fails():
     # PyTorch's GRU resets after the recurrent matmul; mapped onto TF1's GRUCell (reset before,
     # the two candidate biases summed) it computes something else: the test of the GRU can fail
     sd = sm.torch_lm_state_dict("GRU", layers=1, seed=3)
-    source = model_import.SourceModel("torch", "sd", sd["encoder.weight"], "encoder.weight",
-                                      [model_import.SourceLayer("GRU", "torch",
+    source = convert.SourceModel("torch", "sd", sd["encoder.weight"], "encoder.weight",
+                                      [convert.SourceLayer("GRU", "torch",
                                                                 {r: sd[f"rnn.{r}_l0"] for r in
                                                                  ("weight_ih", "weight_hh", "bias_ih", "bias_hh")},
                                                                 {})], None)
-    arrays = model_import.convert(source)
+    arrays = convert.convert(source)
     ids = np.random.default_rng(0).integers(0, V, (1, 8))
     expected, _ = ref.torch_lm("GRU", {**sd, "decoder.weight": np.zeros((V, H))}, ids[0], 1)
     right = LanguageModel(V, E, H, 1, "GRU_RESET_AFTER", dtype=tf.float64, output_layer=False)
@@ -204,18 +205,18 @@ def test_pickles_beyond_a_state_dict_are_refused_without_running_them(tmp_path, 
 def test_vocabulary_formats_placeholders_and_tokens(tmp_path):
     rows = 6
     (tmp_path / "v.json").write_text(json.dumps({"a": 1, " ": 2, "\n": 3, "b c": 4}), encoding="utf-8")
-    names, info = model_import.read_vocab(str(tmp_path / "v.json"), rows)
+    names, info = convert.read_vocab(str(tmp_path / "v.json"), rows)
     assert names == ["<unused_0>", "a", "<U+0020>", "<U+000A>", "b<U+0020>c", "<unused_5>"]
     assert info["tokens"] == 4 and any("unused" in n for n in info["notes"])
     (tmp_path / "v.tsv").write_text("x\t2\ny\t0\nz\t1\n", encoding="utf-8")
-    assert model_import.read_vocab(str(tmp_path / "v.tsv"), 3)[0] == ["y", "z", "x"]
+    assert convert.read_vocab(str(tmp_path / "v.tsv"), 3)[0] == ["y", "z", "x"]
     (tmp_path / "v.txt").write_text("<eos>\nthe\n<unk>\n", encoding="utf-8")
-    names, _ = model_import.read_vocab(str(tmp_path / "v.txt"), 3)
+    names, _ = convert.read_vocab(str(tmp_path / "v.txt"), 3)
     assert names == ["<eos>", "the", "<unk>"]
-    assert model_import.resolve_token("\n", ["<U+000A>"], "--eos-token") == "<U+000A>"
+    assert convert.resolve_token("\n", ["<U+000A>"], "--eos-token") == "<U+000A>"
     (tmp_path / "dup.tsv").write_text("x\t0\ny\t0\n", encoding="utf-8")
-    with pytest.raises(model_import.UserError, match=r"dup.tsv:2: id 0 is used twice"):
-        model_import.read_vocab(str(tmp_path / "dup.tsv"), 3)
+    with pytest.raises(convert.UserError, match=r"dup.tsv:2: id 0 is used twice"):
+        convert.read_vocab(str(tmp_path / "dup.tsv"), 3)
 
 
 # ------------------------------------------------------------------------------------ Keras

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from aux_scripts import analysis, intervals, uncertainty
+from aux_scripts import intervals
+from aux_scripts.measures import analysis, uncertainty
 from tf_scripts import gradient_files, gradient_pass, lm_data
 from tf_scripts.configuration import config_from_dict
 from tf_scripts.lm import LanguageModel

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from aux_scripts.numpy_rnn import NumpyRNN, finite_difference_state_gradients, finite_difference_weight
+from aux_scripts.measures.numpy_rnn import NumpyRNN, finite_difference_state_gradients, finite_difference_weight
 from tests import numpy_reference as ref
 from tf_scripts.errors import UserError
 from tf_scripts.lm import LanguageModel

@@ -11,8 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from aux_scripts import (avg_gradient_matrix, calculate_svs, cos_subspace_diff_vector, diff_vector,
-                         normalize_equal_variance, np2npz, plot_svs, pos_classifier_sklearn, relative_memory)
+from aux_scripts import avg_gradient_matrix, calculate_svs, cos_subspace_diff_vector, diff_vector, normalize_equal_variance, np2npz, plot_svs, pos_classifier_sklearn, relative_memory
 from tf_scripts import main as sg_main
 
 LEXICON = {"NN": [f"noun{i}" for i in range(10)], "VBD": [f"verb{i}" for i in range(10)],

@@ -3,7 +3,7 @@ import joblib
 import numpy as np
 import pytest
 
-from aux_scripts import analysis
+from aux_scripts.measures import analysis
 from aux_scripts import pos_classifier_sklearn as clf
 from tf_scripts.errors import UserError
 

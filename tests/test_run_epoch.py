@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tests import numpy_reference as ref
-from tf_scripts import lm_data, run_epoch
+from tf_scripts import lm_data, optimizers, run_epoch, sampled_softmax
 from tf_scripts.lm import LanguageModel
 
 CELLS = ["LSTM", "GRU", "RNN", "GRU_RESET_AFTER"]
@@ -87,7 +87,7 @@ def test_sgd_step_clips_by_global_norm_with_embedding_slices():
     max_norm, lr = 0.05, 0.75  # lr exact in float32 (the learning-rate variable is float32, as in TF1)
     assert norm > max_norm  # clipping is active
 
-    optimizer = run_epoch.Optimizer("sgd", model.trainable_variables, lr)
+    optimizer = optimizers.Optimizer("sgd", model.trainable_variables, lr)
     step = run_epoch.make_train_step(model, optimizer, tf.random.Generator.from_seed(1), batch_size=3,
                                      num_steps=4, keep_prob=1.0, max_grad_norm=max_norm, jit_compile=False)
     got_cost, _ = step(inputs, targets, model.zero_state(3))
@@ -124,8 +124,8 @@ def test_adam_and_adagrad_follow_tf1_formulas(kind, formula):
     w0 = rng.normal(size=(4, 3))
     grads = [rng.normal(size=(4, 3)) * 10 ** -k for k in range(4)]   # includes tiny gradients (epsilon)
     dense, sparse = tf.Variable(w0), tf.Variable(w0)
-    opt_dense = run_epoch.Optimizer(kind, [dense], 0.01)
-    opt_sparse = run_epoch.Optimizer(kind, [sparse], 0.01)
+    opt_dense = optimizers.Optimizer(kind, [dense], 0.01)
+    opt_sparse = optimizers.Optimizer(kind, [sparse], 0.01)
     for g in grads:
         opt_dense.apply([tf.constant(g)], [dense])
         # rows 0 and 2 as slices with a duplicated index: summed, as TF1 deduplicated them
@@ -141,9 +141,9 @@ def test_adam_and_adagrad_follow_tf1_formulas(kind, formula):
 def test_log_uniform_candidates_are_unique_seeded_and_counted_like_tf():
     labels = tf.constant([[0], [7], [39]], tf.int64)
     seed = tf.constant([4, 5], tf.int64)
-    sampled, true_count, sampled_count = run_epoch.log_uniform_candidates(labels, 32, 40, seed)
-    again = run_epoch.log_uniform_candidates(labels, 32, 40, seed)[0]
-    other = run_epoch.log_uniform_candidates(labels, 32, 40, tf.constant([4, 6], tf.int64))[0]
+    sampled, true_count, sampled_count = sampled_softmax.log_uniform_candidates(labels, 32, 40, seed)
+    again = sampled_softmax.log_uniform_candidates(labels, 32, 40, seed)[0]
+    other = sampled_softmax.log_uniform_candidates(labels, 32, 40, tf.constant([4, 6], tf.int64))[0]
     s = sampled.numpy()
     assert len(set(s.tolist())) == 32 and s.min() >= 0 and s.max() < 40
     np.testing.assert_array_equal(s, again.numpy())
@@ -166,12 +166,12 @@ def test_sampled_softmax_needs_32_words():
     from tf_scripts.errors import UserError
 
     with pytest.raises(UserError, match="only 20 words"):
-        run_epoch.check_sampled_softmax(20)
+        sampled_softmax.check_sampled_softmax(20)
 
 
 def _train_once(seed, keep_prob=0.5, sampled=False):
     model = _model("GRU", vocab=40)
-    optimizer = run_epoch.Optimizer("sgd", model.trainable_variables, 1.0)
+    optimizer = optimizers.Optimizer("sgd", model.trainable_variables, 1.0)
     step = run_epoch.make_train_step(model, optimizer, tf.random.Generator.from_seed(seed), batch_size=3,
                                      num_steps=4, keep_prob=keep_prob, max_grad_norm=5.0, sampled=sampled)
     ids = _ids(100, vocab=40)
@@ -193,7 +193,7 @@ def test_no_dropout_training_pass_starts_with_the_evaluation_cost():
     model = _model("RNN")
     inputs, targets = _window()
     want, _ = run_epoch.make_eval_step(model)(inputs, targets, model.zero_state(3))
-    optimizer = run_epoch.Optimizer("sgd", model.trainable_variables, 1.0)
+    optimizer = optimizers.Optimizer("sgd", model.trainable_variables, 1.0)
     step = run_epoch.make_train_step(model, optimizer, tf.random.Generator.from_seed(1), batch_size=3,
                                      num_steps=4, keep_prob=1.0, max_grad_norm=5.0)
     got, _ = step(inputs, targets, model.zero_state(3))

@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from aux_scripts import intervals, seeds, uncertainty, verdicts
+from aux_scripts import intervals, seeds
+from aux_scripts.measures import uncertainty, verdicts
 
 BLOCKS, BLOCK_SIZE = 8, 50
 DELAYS = list(range(13)) + [20, 40]

@@ -1,5 +1,6 @@
 """Tagged corpora normalised as the PTB LM text (checked against its lines), and the POS tagger in context."""
-from aux_scripts import pos_tagger, tagged_corpora
+from aux_scripts import pos_tagger
+from aux_scripts.classes import tagged_corpora
 
 VOCAB = {"u.s.", "n.j", "n.j.", "p.m", "the", "in", "sold", "<unk>", "$", "N", "mrs."}
 

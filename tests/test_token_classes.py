@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from aux_scripts import analysis
+from aux_scripts.measures import analysis
 from tf_scripts import formats, gradient_pass, lm_data
 from tf_scripts.configuration import config_from_dict
 from tf_scripts.errors import UserError

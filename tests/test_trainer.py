@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_scripts import configuration, run_epoch, trainer
+from tf_scripts import configuration, optimizers, trainer
 from tf_scripts.errors import UserError
 from tf_scripts.lm import LanguageModel
 from tf_scripts.saved_model import Checkpointer, SavedModel
@@ -83,7 +83,7 @@ def _model(size=4):
 
 def test_checkpoint_round_trip_with_optimizer_and_state(tmp_path):
     model = _model()
-    optimizer = run_epoch.Optimizer("adam", model.trainable_variables, 0.1)
+    optimizer = optimizers.Optimizer("adam", model.trainable_variables, 0.1)
     state = trainer.TrainingState()
     ckpt = Checkpointer(str(tmp_path), model, optimizer=optimizer, state=state)
     assert ckpt.restore() is None
@@ -94,7 +94,7 @@ def test_checkpoint_round_trip_with_optimizer_and_state(tmp_path):
     assert path.endswith("epoch-3")
 
     fresh = _model()
-    fresh_opt = run_epoch.Optimizer("adam", fresh.trainable_variables, 0.1)
+    fresh_opt = optimizers.Optimizer("adam", fresh.trainable_variables, 0.1)
     fresh_state = trainer.TrainingState()
     assert Checkpointer(str(tmp_path), fresh, optimizer=fresh_opt, state=fresh_state).restore() == path
     for a, b in zip(model.trainable_variables, fresh.trainable_variables):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from aux_scripts import uncertainty
+from aux_scripts.measures import uncertainty
 
 
 def _block_sums(rng, mu, sigma, counts, mix=None):

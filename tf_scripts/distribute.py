@@ -18,7 +18,7 @@ import os
 
 import tensorflow as tf
 
-from tf_scripts import run_epoch
+from tf_scripts import sampled_softmax
 from tf_scripts.errors import UserError
 
 def make_strategy(config):
@@ -98,7 +98,7 @@ def make_train_step(strategy, model, optimizer, generator, *, batch_size, num_st
                                                                     outputs.dtype), rate, seed=seeds[:, 1])
                 outputs = outputs * mask[mine]
             if sampled:
-                losses = run_epoch.sampled_token_losses(model, outputs, targets, seeds[:, 2])
+                losses = sampled_softmax.sampled_token_losses(model, outputs, targets, seeds[:, 2])
             else:
                 losses = model.token_losses(outputs, targets)
             cost = tf.reduce_sum(losses) / batch_size

@@ -1,6 +1,6 @@
 """One pass over a data set: compiled training and evaluation steps, state carried, perplexity."""
 # Shape letters: N windows in a pass, B batch rows, T time steps of a window (or of a chunk),
-# E embedding, H state, V vocabulary, S sampled classes (sampled softmax).
+# E embedding, H state, V vocabulary.
 #
 # A pass feeds (inputs [B, T], targets [B, T]) pairs in order; the final state of one is the
 # initial state of the next and the pass starts from zeros (SPEC 3). The cost of a pair is the
@@ -14,133 +14,16 @@ import sys
 
 import tensorflow as tf
 
-from tf_scripts import lm_data
-from tf_scripts.errors import UserError, progress_bar
+from tf_scripts import lm_data, sampled_softmax
+from tf_scripts.errors import progress_bar
 
-NUM_SAMPLED = 32     # sampled softmax: classes drawn per training step (the original's value)
 TEST_CHUNK = 2000    # tokens per call when a B=1, T=1 pass is fed as one sequence
-ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON = 0.9, 0.999, 1e-8   # TF1 AdamOptimizer defaults
-ADAGRAD_INITIAL = 0.1                                        # TF1 AdagradOptimizer default
 XLA_MIN_VOCAB = 1000  # below this the softmax is cheap and XLA's compile time is not worth it
 
 
 def perplexity(total_cost, positions):
     """exp(sum of per-window costs / number of time positions): SPEC 3."""
     return math.exp(total_cost / positions)
-
-
-# ------------------------------------------------------------------------------ optimizers
-
-class Optimizer(tf.Module):
-    """TF1's GradientDescent, Adam and Adagrad updates, written out (slots are checkpointed).
-
-    Adam: lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t); m += (g - m)(1 - beta1);
-    v += (g^2 - v)(1 - beta2); var -= lr_t * m / (sqrt(v) + epsilon), the beta powers kept as
-    float32 variables multiplied once per step. Adagrad: acc += g^2; var -= lr * g / sqrt(acc),
-    no epsilon. Sparse (IndexedSlices) gradients of the embedding give the same result as the
-    dense gradient in all three, as TF1's duplicate-summing sparse updates did.
-    """
-
-    KINDS = ("sgd", "adam", "adagrad")
-
-    def __init__(self, kind, variables, learning_rate):
-        super().__init__(name="optimizer")
-        if kind not in self.KINDS:
-            raise UserError(f"optimizer must be one of {', '.join(self.KINDS)}, got {kind!r}")
-        self.kind = kind
-        self.lr = tf.Variable(float(learning_rate), dtype=tf.float32, trainable=False, name="learning_rate")
-
-        def slots(fill):
-            return [tf.Variable(tf.fill(v.shape, tf.constant(fill, v.dtype)), trainable=False) for v in variables]
-
-        if kind == "adam":
-            self.m, self.v = slots(0.0), slots(0.0)
-            self.beta1_power = tf.Variable(ADAM_BETA1, dtype=tf.float32, trainable=False)
-            self.beta2_power = tf.Variable(ADAM_BETA2, dtype=tf.float32, trainable=False)
-        elif kind == "adagrad":
-            self.accumulators = slots(ADAGRAD_INITIAL)
-
-    def apply(self, grads, variables):
-        """One update of `variables` with (already clipped) `grads`; usable inside tf.function."""
-        if self.kind == "sgd":
-            for g, var in zip(grads, variables):
-                lr = tf.cast(self.lr, var.dtype)
-                if isinstance(g, tf.IndexedSlices):
-                    var.scatter_sub(tf.IndexedSlices(g.values * lr, g.indices, g.dense_shape))
-                else:
-                    var.assign_sub(lr * g)
-        elif self.kind == "adam":
-            alpha = self.lr * tf.sqrt(1.0 - self.beta2_power) / (1.0 - self.beta1_power)
-            for g, var, m, v in zip(grads, variables, self.m, self.v):
-                g = tf.convert_to_tensor(g)
-                m.assign_add((g - m) * (1.0 - ADAM_BETA1))
-                v.assign_add((g * g - v) * (1.0 - ADAM_BETA2))
-                var.assign_sub(m * tf.cast(alpha, var.dtype) / (tf.sqrt(v) + ADAM_EPSILON))
-            self.beta1_power.assign(self.beta1_power * ADAM_BETA1)
-            self.beta2_power.assign(self.beta2_power * ADAM_BETA2)
-        else:
-            for g, var, acc in zip(grads, variables, self.accumulators):
-                g = tf.convert_to_tensor(g)
-                acc.assign_add(g * g)
-                var.assign_sub(tf.cast(self.lr, var.dtype) * g * tf.math.rsqrt(acc))
-
-
-# ------------------------------------------------------------------------------ sampled softmax
-
-def log_uniform_candidates(true_classes, num_sampled, range_max, seed):
-    """TF's log-uniform candidate sampler with unique=True, drawn from a stateless seed.
-
-    true_classes int64 [B*T, 1] -> (sampled [S], true expected counts [B*T, 1], sampled
-    expected counts [S]), the `sampled_values` of tf.nn.sampled_softmax_loss. As in TF's
-    RangeSampler: draw floor(exp(u * log(range_max + 1))) - 1 (mod range_max) until S distinct
-    classes came up in `tries` draws; P(c) = log((c + 2) / (c + 1)) / log(range_max + 1);
-    expected count = P * S when tries == S, else 1 - (1 - P)^tries.
-    """
-    log_range = math.log(range_max + 1)
-    block = max(8 * num_sampled, 256)
-
-    def draw(i):
-        u = tf.random.stateless_uniform([block], tf.random.experimental.stateless_fold_in(seed, i),
-                                        dtype=tf.float64)
-        return tf.math.floormod(tf.cast(tf.exp(u * log_range), tf.int64) - 1, range_max)
-
-    def too_few(draws, i):
-        return tf.size(tf.unique(draws).y) < num_sampled
-
-    def more(draws, i):
-        return tf.concat([draws, draw(i)], 0), i + 1
-
-    draws, _ = tf.while_loop(too_few, more, (draw(0), tf.constant(1, tf.int64)),
-                             shape_invariants=(tf.TensorShape([None]), tf.TensorShape([])))
-    unique, index = tf.unique(draws)
-    first_draw = tf.math.unsorted_segment_min(tf.range(tf.size(draws)), index, tf.size(unique))
-    tries = tf.cast(first_draw[num_sampled - 1] + 1, tf.float64)
-
-    def expected(classes):
-        c = tf.cast(classes, tf.float64)
-        p = (tf.math.log(c + 2.0) - tf.math.log(c + 1.0)) / log_range
-        count = tf.where(tries == num_sampled, p * num_sampled, -tf.math.expm1(tries * tf.math.log1p(-p)))
-        return tf.cast(count, tf.float32)
-
-    sampled = unique[:num_sampled]
-    return sampled, expected(true_classes), expected(sampled)
-
-
-def sampled_token_losses(model, outputs, targets, seed):
-    """Sampled-softmax loss per token (training only): outputs [B, T, H], targets [B, T] -> [B*T]."""
-    flat = tf.reshape(outputs, [-1, model.size])
-    labels = tf.reshape(tf.cast(targets, tf.int64), [-1, 1])
-    sampled = log_uniform_candidates(labels, NUM_SAMPLED, model.vocab_size, seed)
-    return tf.nn.sampled_softmax_loss(weights=tf.transpose(model.softmax_w), biases=model.softmax_b,
-                                      labels=labels, inputs=flat, num_sampled=NUM_SAMPLED,
-                                      num_classes=model.vocab_size, sampled_values=sampled)
-
-
-def check_sampled_softmax(vocab_size):
-    """UserError when the vocabulary is too small to draw NUM_SAMPLED distinct classes."""
-    if vocab_size < NUM_SAMPLED:
-        raise UserError(f"softmax sampled draws {NUM_SAMPLED} distinct classes per step but the "
-                        f"vocabulary has only {vocab_size} words; use softmax full")
 
 
 # ------------------------------------------------------------------------------ compiled steps
@@ -191,7 +74,7 @@ def window_gradients(model, variables, inputs, targets, state, seeds, *, batch_s
         if rate > 0:
             outputs = tf.nn.experimental.stateless_dropout(outputs, rate, seed=seeds[:, 1])
         if sampled:
-            losses = sampled_token_losses(model, outputs, targets, seeds[:, 2])
+            losses = sampled_softmax.sampled_token_losses(model, outputs, targets, seeds[:, 2])
         else:
             losses = (full_losses or model.token_losses)(outputs, targets)
         cost = tf.reduce_sum(losses) / batch_size

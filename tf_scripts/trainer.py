@@ -12,7 +12,7 @@ import tempfile
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from tf_scripts import configuration, distribute, run_epoch
+from tf_scripts import configuration, distribute, optimizers, run_epoch, sampled_softmax
 from tf_scripts.errors import UserError
 from tf_scripts.saved_model import Checkpointer, SavedModel
 
@@ -158,10 +158,10 @@ def train(config, model, corpus, log, *, eval_step=None, jit_compile=None, strat
     strategy: a tf.distribute strategy (distribute.make_strategy) whose scope built the model.
     """
     if config.softmax == "sampled":
-        run_epoch.check_sampled_softmax(model.vocab_size)
+        sampled_softmax.check_sampled_softmax(model.vocab_size)
     variables = model.trainable_variables
     with (strategy.scope() if strategy else contextlib.nullcontext()):
-        optimizer = run_epoch.Optimizer(config.optimizer, variables, epoch_learning_rate(config, 0))
+        optimizer = optimizers.Optimizer(config.optimizer, variables, epoch_learning_rate(config, 0))
     generator = make_generator(config)   # outside the scope: one stream, drawn in cross-replica context
     chief = distribute.is_chief(strategy)
     state = TrainingState()

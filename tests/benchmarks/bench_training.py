@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tf_scripts import configuration, lm_data, run_epoch, trainer  # noqa: E402
+from tf_scripts import configuration, lm_data, optimizers, run_epoch, trainer  # noqa: E402
 from tf_scripts.lm import LanguageModel  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,7 +49,7 @@ def forward_flops_per_word(model):
 
 
 def bench_training(config, model, ids, steps, warmup, jit_compile):
-    optimizer = run_epoch.Optimizer(config.optimizer, model.trainable_variables, config.learning_rate)
+    optimizer = optimizers.Optimizer(config.optimizer, model.trainable_variables, config.learning_rate)
     step = run_epoch.make_train_step(
         model, optimizer, trainer.make_generator(config), batch_size=config.batch_size,
         num_steps=config.num_steps, keep_prob=config.dropout, max_grad_norm=config.max_grad_norm,

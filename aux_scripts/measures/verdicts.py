@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from aux_scripts import uncertainty
+from aux_scripts.measures import uncertainty
 
 ALPHA = 0.05
 HOLDS, PARTLY, NOT, INCONCLUSIVE = "holds", "partly", "does not hold", "inconclusive"

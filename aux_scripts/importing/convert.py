@@ -343,7 +343,7 @@ def check_conversion(model, weights_path, seed=0, rows=3, steps=7):
     Random ids, from a zero state and from a random state; every state component of every layer
     and the logits. Returns the check records (each with `error` and `passed`).
     """
-    from aux_scripts import source_equations
+    from aux_scripts.importing import source_equations
 
     rng = np.random.default_rng(seed)
     ids = rng.integers(0, model.embedding.shape[0], size=(rows, steps)).astype(np.int32)

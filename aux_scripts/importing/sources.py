@@ -1,7 +1,7 @@
 """Find the embedding, the recurrent layers and the output layer in PyTorch, Keras and TF1 model files; run_import writes the import."""
 # Shape letters: V embedding rows, E embedding size, I layer input size, H state size.
 #
-# Each find_* returns a model_import.SourceModel holding the source's arrays unconverted, or
+# Each find_* returns a convert.SourceModel holding the source's arrays unconverted, or
 # raises UserError with the reason (and, when the layout is not recognised, every array name
 # with its shape, so that the user can name the parts with --embedding-key, --rnn-prefix,
 # --decoder-prefix).
@@ -10,8 +10,8 @@ import re
 
 import numpy as np
 
-from aux_scripts import model_files, model_import
-from aux_scripts.model_import import Refused, SourceLayer, SourceModel, check_layers
+from aux_scripts.importing import convert, source_files
+from aux_scripts.importing.convert import Refused, SourceLayer, SourceModel, check_layers
 from tf_scripts import configuration, saved_model
 from tf_scripts.errors import UserError
 
@@ -36,7 +36,7 @@ _HEAD_NAMES = re.compile(r"(decoder|out|output|fc|linear|proj|lm_head|head|class
 def find_torch(path, *, embedding_key=None, rnn_prefix=None, decoder_prefix=None, no_head=False,
                nonlinearity="tanh"):
     """SourceModel of a PyTorch state dict: nn.LSTM / nn.GRU / nn.RNN layers under one or several prefixes."""
-    arrays = model_files.read_torch(path)
+    arrays = source_files.read_torch(path)
     notes, used = [], set()
     groups, group_keys = {}, {}   # (module, layer) -> {param: the key taken}, -> every key of the layer
     for key in arrays:
@@ -247,7 +247,7 @@ def _keras_recurrent(path, layer, kind, notes):
 
 def find_keras(path, *, no_head=False):
     """SourceModel of a Keras model: Embedding -> LSTM/GRU/SimpleRNN layers -> Dense (optional with --no-head)."""
-    layers, notes = model_files.read_keras(path)
+    layers, notes = source_files.read_keras(path)
     notes = list(notes)
     roles = [(layer, *_keras_kind(layer)) for layer in layers]
     for layer, role, _ in roles:
@@ -353,7 +353,7 @@ _OPTIMIZER = re.compile(r"(/Adam(_\d+)?$|/Adagrad$|/Momentum$|/RMSProp(_\d+)?$|b
 
 def find_tf1(path, *, config=None, forget_bias=None, no_head=False):
     """SourceModel of a checkpoint of the original toolkit (or any TF1 MultiRNNCell LM with the same cells)."""
-    arrays = model_files.read_tf1_checkpoint(path)
+    arrays = source_files.read_tf1_checkpoint(path)
     notes = []
     slots = [k for k in arrays if _OPTIMIZER.search(k)]
     layers = {}
@@ -433,8 +433,8 @@ def find_model(framework, source, *, no_head=False, embedding_key=None, rnn_pref
     """
     given = {"embedding_key": embedding_key, "rnn_prefix": rnn_prefix, "decoder_prefix": decoder_prefix,
              "nonlinearity": nonlinearity, "config": config, "forget_bias": forget_bias}
-    if framework not in model_import.FRAMEWORKS:
-        raise UserError(f"framework must be one of {', '.join(model_import.FRAMEWORKS)}, got {framework!r}")
+    if framework not in convert.FRAMEWORKS:
+        raise UserError(f"framework must be one of {', '.join(convert.FRAMEWORKS)}, got {framework!r}")
     wrong = [name for name in TORCH_ONLY if given[name] is not None and framework != "torch"]
     wrong += [name for name in TF1_ONLY if given[name] is not None and framework != "tf1"]
     if wrong:
@@ -448,7 +448,7 @@ def find_model(framework, source, *, no_head=False, embedding_key=None, rnn_pref
         if config:
             config = configuration.load_config(config, train=False, valid=True, test=False, warn=lambda message: None)
         model = find_tf1(source, config=config, forget_bias=forget_bias, no_head=no_head)
-    model_import.check_structure(model)
+    convert.check_structure(model)
     return model
 
 
@@ -460,14 +460,14 @@ def run_import(framework, source, vocab, out, *, eos_token=None, unk_token=None,
     when a check fails); find_options go to find_model. Returns (report dict, whether every check passed).
     """
     model = find_model(framework, source, **find_options)
-    names, vocab_report = model_import.read_vocab(vocab, model.embedding.shape[0])
-    eos = model_import.resolve_token(eos_token, names, "--eos-token")
-    unk = model_import.resolve_token(unk_token, names, "--unk-token")
+    names, vocab_report = convert.read_vocab(vocab, model.embedding.shape[0])
+    eos = convert.resolve_token(eos_token, names, "--eos-token")
+    unk = convert.resolve_token(unk_token, names, "--unk-token")
     if unk is None and "<unk>" not in names:
         vocab_report["notes"].append("no unknown-word token: words outside the vocabulary are an error (--unk-token)")
     options = {"eos": eos, "unk": unk, "reference": reference, "vocab_report": vocab_report}
     source_desc = f"{os.path.abspath(source)} (--from {framework})"
-    report, passed = model_import.write_import(out, model, names, options, source_desc)
+    report, passed = convert.write_import(out, model, names, options, source_desc)
     m = report["model"]
     log(f"{source}: {m['num_layers']}-layer {m['basic_cell']}, E {m['embedding_size']}, H {m['size']}, "
         f"{m['vocabulary_rows']} rows, {'with' if m['output_layer'] else 'without'} output layer")

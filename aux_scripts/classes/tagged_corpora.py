@@ -16,8 +16,8 @@
 # align_to_lines finds each LM line in the normalised token stream and skips what is not there.
 import re
 
-from aux_scripts import analysis
-from aux_scripts.build_pos_mapping import NUMBER, treebank_tokens
+from aux_scripts.measures import analysis
+from aux_scripts.classes.pos_mapping import NUMBER, treebank_tokens
 from tf_scripts.errors import UserError
 
 UNK = "<unk>"

@@ -1,0 +1,1 @@
+"""Word classes from tagged corpora."""

@@ -1,0 +1,1 @@
+"""The measures of memory: averaging and SVD measures, uncertainty from blocks, verdicts, the numpy reference RNN."""
