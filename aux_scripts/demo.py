@@ -20,8 +20,8 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts import interpret_state, intervals, normalize_equal_variance, plot_svs, report, txray  # noqa: E402
-from aux_scripts.measures import analysis, verdicts  # noqa: E402
+from aux_scripts import interpret_state, normalize_equal_variance, plot_svs, report, txray  # noqa: E402
+from aux_scripts.measures import analysis, intervals, verdicts  # noqa: E402
 from tf_scripts import configuration  # noqa: E402
 from tf_scripts.saved_model import SavedModel  # noqa: E402
 from tf_scripts import main as lm_main  # noqa: E402
@@ -187,8 +187,7 @@ def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print, seed=N
     ratio, long = memory_ratio(table, long_delay)
     log(f"== plot: {figure}")
     log(f"== intervals over {grads.grad_blocks} blocks of the validation text: sg-intervals")
-    if intervals.main([grads.grad_dir, d_path, "--out", os.path.join(out_dir, "intervals")]) != 0:
-        raise UserError("the demo stopped at the intervals")
+    intervals.write(os.path.join(out_dir, "intervals"), *intervals.from_pass(grads.grad_dir, d_factor)[:2])
     interval = memory_ratio_interval(out_dir, long)
     report.build_report(out_dir, title="State-gradient report: the demo LSTM")
     log(f"== report: {os.path.join(out_dir, 'report.md')} and {os.path.join(out_dir, 'report.html')} "

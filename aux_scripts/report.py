@@ -35,8 +35,8 @@ if __package__ in (None, ""):
 
 import numpy as np  # noqa: E402
 
-from aux_scripts import intervals, token_classes  # noqa: E402
-from aux_scripts.measures import analysis, uncertainty, verdicts  # noqa: E402
+from aux_scripts import token_classes  # noqa: E402
+from aux_scripts.measures import analysis, intervals, uncertainty, verdicts  # noqa: E402
 from tf_scripts import results  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 

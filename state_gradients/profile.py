@@ -16,8 +16,8 @@ import os
 
 import numpy as np
 
-from aux_scripts import intervals, report
-from aux_scripts.measures import analysis, uncertainty, verdicts
+from aux_scripts import report
+from aux_scripts.measures import analysis, intervals, uncertainty, verdicts
 from state_gradients.models import _as_config, model_for_config
 from tf_scripts import formats, gradient_files
 from tf_scripts.errors import UserError

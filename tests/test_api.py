@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import state_gradients as sg
-from aux_scripts import intervals
+from aux_scripts.measures import intervals
+from aux_scripts import intervals as sg_intervals
 from aux_scripts.measures import analysis
 from tf_scripts import gradient_files
 from tf_scripts import main as lm_main
@@ -134,7 +135,7 @@ def test_intervals_save_as_the_cli_does(setup):
     d = sg.normalisation(sg.load_model(str(root / "model"))).d_factor
     profile.intervals(d).save(str(root / "api"))
     analysis.atomic_save_npy(str(root / "D.npy"), d)
-    assert intervals.main([str(root / "grads"), str(root / "D.npy"), "--out", str(root / "cli")]) == 0
+    assert sg_intervals.main([str(root / "grads"), str(root / "D.npy"), "--out", str(root / "cli")]) == 0
     for name in (intervals.INTERVALS_CSV, intervals.REPLICATES_CSV):
         assert filecmp.cmp(root / "api" / name, root / "cli" / name, shallow=False), name
     loaded = sg.Intervals.load(str(root / "cli"))

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from aux_scripts import intervals
+from aux_scripts.measures import intervals
+from aux_scripts import intervals as sg_intervals
 from aux_scripts.measures import analysis, uncertainty
 from tf_scripts import gradient_files, gradient_pass, lm_data
 from tf_scripts.configuration import config_from_dict
@@ -31,7 +32,7 @@ def run(tmp_path_factory):
     rng = np.random.default_rng(2)
     d = np.linalg.cholesky(np.cov(rng.normal(size=(50, 3)), rowvar=False))
     np.save(root / "D.npy", d)
-    assert intervals.main([str(root / "grads"), str(root / "D.npy"), "--out", str(root / "out")]) == 0
+    assert sg_intervals.main([str(root / "grads"), str(root / "D.npy"), "--out", str(root / "out")]) == 0
     rows = intervals.read_csv(str(root / "out" / intervals.INTERVALS_CSV), intervals.INTERVAL_COLUMNS)
     reps = intervals.read_csv(str(root / "out" / intervals.REPLICATES_CSV), intervals.REPLICATE_COLUMNS)
     return root, d, rows, reps
@@ -113,9 +114,9 @@ def test_magnitude_and_coherence_ratio_from_every_matrix(run):
 
 def test_refusals(run, tmp_path, capsys):
     root, _, _, _ = run
-    assert intervals.main([str(tmp_path), str(root / "D.npy")]) == 2
+    assert sg_intervals.main([str(tmp_path), str(root / "D.npy")]) == 2
     assert "holds no block files" in capsys.readouterr().err
     np.save(tmp_path / "D4.npy", np.eye(4))
-    assert intervals.main([str(root / "grads"), str(tmp_path / "D4.npy"), "--out", str(tmp_path)]) == 2
+    assert sg_intervals.main([str(root / "grads"), str(tmp_path / "D4.npy"), "--out", str(tmp_path)]) == 2
     assert "the embedding sizes differ" in capsys.readouterr().err
     assert not (tmp_path / intervals.INTERVALS_CSV).exists()

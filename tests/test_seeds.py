@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from aux_scripts import intervals, seeds
+from aux_scripts import seeds
+from aux_scripts.measures import intervals
 from aux_scripts.measures import uncertainty, verdicts
 
 BLOCKS, BLOCK_SIZE = 8, 50

@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from aux_scripts import intervals  # noqa: E402
+from aux_scripts import intervals as sg_intervals  # noqa: E402
 from tf_scripts import main as sg_main  # noqa: E402
 
 
@@ -54,7 +54,7 @@ def main(argv=None):
         if blocks:
             began = time.perf_counter()
             d = os.path.join(args.run_dir, "embedding_D_norm_grad.npy")
-            if intervals.main([grad_dir, d, "--out", grad_dir + "_intervals"]) != 0:
+            if sg_intervals.main([grad_dir, d, "--out", grad_dir + "_intervals"]) != 0:
                 raise SystemExit("sg-intervals failed")
             figures["sg-intervals"] = time.perf_counter() - began
         shutil.rmtree(grad_dir, ignore_errors=True)
