@@ -13,7 +13,7 @@ from either side. Everything here is importable without a display or a GPU.
 """
 from aux_scripts.interpret_state import SigmaOptions, SigmaResult
 from aux_scripts.report import Fit
-from aux_scripts.txray import TxrayOptions, TxrayResult
+from aux_scripts.measures.txray import TxrayOptions, TxrayResult
 from aux_scripts.measures.verdicts import Comparison
 from state_gradients.data import (class_masks, frequency_bins, read_corpus, read_pos_class, read_pos_mapping,
                                   read_text, read_token_tags, token_class_masks)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from aux_scripts import txray
+from aux_scripts.measures import txray
+from aux_scripts import txray as sg_txray
 from tf_scripts import configuration, lm_data, run_epoch
 from tf_scripts.lm import LanguageModel
 from tf_scripts.saved_model import SavedModel
@@ -250,7 +251,7 @@ def test_permuted_units_are_recovered_by_matching(cell):
 
 def _run_twice_the_same_model(setup, out, *extra):
     """txray.py on model A against the same weights through a second config; returns its exit code."""
-    return txray.main(["--config", str(setup / "a.config"), "--config-b", str(setup / "same.config"),
+    return sg_txray.main(["--config", str(setup / "a.config"), "--config-b", str(setup / "same.config"),
                        "--out", str(out), "--pos-mapping", str(setup / "pos.txt"), *extra])
 
 
@@ -304,11 +305,11 @@ def test_cli_separation(setup, capsys):
 def test_cli_permuted_model_with_and_without_match(setup):
     common = ["--config", str(setup / "a.config"), "--weights-b", str(setup / "model_perm"),
               "--pos-mapping", str(setup / "pos.txt"), "--top-k", "2", "--layer", "1"]
-    assert txray.main(common + ["--out", str(setup / "out" / "index")]) == 0
+    assert sg_txray.main(common + ["--out", str(setup / "out" / "index")]) == 0
     by_index = _rows(setup / "out" / "index_units.csv")
     assert all(int(r["n_tokens_a"]) > 0 for r in by_index)
     assert all(float(r["hellinger_token"]) > 0.01 for r in by_index)
-    assert txray.main(common + ["--out", str(setup / "out" / "match"), "--match"]) == 0
+    assert sg_txray.main(common + ["--out", str(setup / "out" / "match"), "--match"]) == 0
     matched = _rows(setup / "out" / "match_units.csv")
     np.testing.assert_array_equal([int(r["unit_b"]) for r in matched], np.argsort(PERM))
     for r in matched:
@@ -320,7 +321,7 @@ def test_cli_permuted_model_with_and_without_match(setup):
 
 def test_cli_single_model_token_features_on_test_set(setup):
     out = setup / "out" / "single"
-    assert txray.main(["--config", str(setup / "a.config"), "--out", str(out), "--features", "token",
+    assert sg_txray.main(["--config", str(setup / "a.config"), "--out", str(out), "--features", "token",
                        "--data", "test"]) == 0
     rows = _rows(f"{out}_units.csv")
     assert set(rows[0]) == {"unit", "n_tokens_a", "mass_a", "distinct_tokens_a", "top_tokens_a"}
@@ -334,16 +335,16 @@ def test_cli_single_model_token_features_on_test_set(setup):
 
 def test_cli_user_errors(setup, tmp_path, capsys):
     base = ["--config", str(setup / "a.config"), "--out", str(tmp_path / "x")]
-    assert txray.main(base + ["--match"]) == 2
+    assert sg_txray.main(base + ["--match"]) == 2
     assert "--match needs a model B" in capsys.readouterr().err
-    assert txray.main(base) == 2                       # pos is a default feature, no mapping given
+    assert sg_txray.main(base) == 2                       # pos is a default feature, no mapping given
     assert "--pos-mapping" in capsys.readouterr().err
-    assert txray.main(base + ["--features", "token", "--weights-b", str(tmp_path)]) == 2
+    assert sg_txray.main(base + ["--features", "token", "--weights-b", str(tmp_path)]) == 2
     assert "train first" in capsys.readouterr().err
-    assert txray.main(base + ["--features", "token,colour"]) == 2
-    assert txray.main(base + ["--features", "token", "--top-k", str(H + 1)]) == 2
+    assert sg_txray.main(base + ["--features", "token,colour"]) == 2
+    assert sg_txray.main(base + ["--features", "token", "--top-k", str(H + 1)]) == 2
     assert "--top-k" in capsys.readouterr().err
-    assert txray.main(base + ["--features", "token", "--layer", "2"]) == 2
+    assert sg_txray.main(base + ["--features", "token", "--layer", "2"]) == 2
     assert "layer" in capsys.readouterr().err
     pos = ["--pos-mapping", str(setup / "pos.txt")]
     for extra, message in ((["--separate", "NN"], "two or more different"),
@@ -353,6 +354,6 @@ def test_cli_user_errors(setup, tmp_path, capsys):
                            (["--separate", "NN,VB", "--max-delay", "0"], "--max-delay must be >= 1"),
                            (["--separate", "NN,VB"], "has no max_delay: pass --max-delay"),
                            (["--separate", "NN,VB", "--features", "token"], "--separate needs POS features")):
-        assert txray.main(base + pos + extra) == 2, extra
+        assert sg_txray.main(base + pos + extra) == 2, extra
         assert message in capsys.readouterr().err, extra
     assert not list(tmp_path.iterdir())
