@@ -11,7 +11,7 @@ The command lines (sg-*, main.py, aux_scripts/*.py) are thin layers over the sam
 the files they exchange keep their documented formats, so a profile can be saved and loaded
 from either side. Everything here is importable without a display or a GPU.
 """
-from aux_scripts.interpret_state import SigmaOptions, SigmaResult
+from aux_scripts.measures.interpret_state import SigmaOptions, SigmaResult
 from aux_scripts.report import Fit
 from aux_scripts.measures.txray import TxrayOptions, TxrayResult
 from aux_scripts.measures.verdicts import Comparison

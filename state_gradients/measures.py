@@ -5,10 +5,10 @@ import os
 
 import numpy as np
 
-from aux_scripts import interpret_state
+from aux_scripts.measures import interpret_state
 from aux_scripts.measures import txray as txray_tool
 from aux_scripts.measures import analysis
-from aux_scripts.interpret_state import SigmaOptions, SigmaResult
+from aux_scripts.measures.interpret_state import SigmaOptions, SigmaResult
 from aux_scripts.measures.txray import TxrayOptions, TxrayResult
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from aux_scripts import interpret_state as its
+from aux_scripts import interpret_state as sg_interpret_state
+from aux_scripts.measures import interpret_state as its
 from tf_scripts import lm_data
 from tf_scripts.configuration import config_from_dict
 from tf_scripts.lm import LanguageModel
@@ -127,11 +128,11 @@ def test_cli_end_to_end(tiny, capsys):
     common = ["--config", str(config_path), "--windows", "6", "--steps", "60", "--samples", "4",
               "--time-step", "6", "--pos-mapping", str(tmp / "pos_mapping.txt"),
               "--pos-classes", f"{tmp / 'nouns'},{tmp / 'verbs'}"]
-    assert its.main(common + ["--out", str(out)]) == 2
+    assert sg_interpret_state.main(common + ["--out", str(out)]) == 2
     assert "train first or run main.py" in capsys.readouterr().err
     SavedModel(tmp / "model").write_weights(model, corpus.word_to_id)
 
-    assert its.main(common + ["--out", str(out), "--chunk", "4"]) == 0
+    assert sg_interpret_state.main(common + ["--out", str(out), "--chunk", "4"]) == 0
     assert "delay: 4\tmean sigma:" in capsys.readouterr().out
     for suffix in ("_windows.csv", ".csv", ".png"):
         assert os.path.getsize(f"{out}{suffix}") > 0
@@ -158,7 +159,7 @@ def test_cli_end_to_end(tiny, capsys):
     assert seen == set(classes)
 
     # chunking does not change the result: each window's noise comes from (seed, window, step)
-    assert its.main(common + ["--out", str(tmp / "again"), "--chunk", "6"]) == 0
+    assert sg_interpret_state.main(common + ["--out", str(tmp / "again"), "--chunk", "6"]) == 0
     again = np.array([float(r["sigma"]) for r in _read_csv(f"{tmp / 'again'}_windows.csv")])
     np.testing.assert_allclose(again, sigma, rtol=1e-9)
 
@@ -172,9 +173,9 @@ def test_cli_user_errors(tiny, capsys):
              (["--pos-classes", str(tmp / "nouns")], "needs a POS mapping"),
              (["--init-sigma", "5", "--max-sigma", "1"], "exceeds --max-sigma")]
     for extra, message in cases:
-        assert its.main(base + extra) == 2
+        assert sg_interpret_state.main(base + extra) == 2
         assert message in capsys.readouterr().err
-    assert its.main(["--config", str(config_path), "--out", str(tmp / "tiny"), "--steps", "2",
+    assert sg_interpret_state.main(["--config", str(config_path), "--out", str(tmp / "tiny"), "--steps", "2",
                      "--windows", "1", "--pos-mapping", str(tmp / "tiny_windows.csv"),
                      "--pos-classes", str(tmp / "nouns")]) == 2
     assert "refusing to overwrite input file" in capsys.readouterr().err
