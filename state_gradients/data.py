@@ -2,7 +2,7 @@
 # Shape letters: C classes (row 0: all words), V vocabulary, n tokens.
 import os
 
-from aux_scripts import freq_classes
+from aux_scripts.classes import freq_classes
 from state_gradients.models import _as_config
 from tf_scripts import formats, lm_data
 

@@ -1,7 +1,8 @@
 """freq_classes.py: frequency bins of a hand-made corpus, merging of thin bins, class files and the mapping."""
 import pytest
 
-from aux_scripts import freq_classes
+from aux_scripts.classes import freq_classes
+from aux_scripts import freq_classes as sg_freq_classes
 from aux_scripts.measures import analysis
 from tf_scripts.errors import UserError
 
@@ -52,7 +53,7 @@ def test_quantile_bins_split_the_training_tokens(corpus):
 
 def test_cli_writes_class_files_and_merged_mapping(corpus, capsys):
     out = corpus / "freq"
-    assert freq_classes.main([str(corpus / "m.config"), str(corpus / "dict"), str(out), "--pos-mapping",
+    assert sg_freq_classes.main([str(corpus / "m.config"), str(corpus / "dict"), str(out), "--pos-mapping",
                               str(corpus / "pos.txt"), "--out-mapping", str(corpus / "mapping.txt"),
                               "--min-valid-tokens", "0"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["freq_1-9.txt", "freq_10-99.txt", "freq_100+.txt",
@@ -66,12 +67,12 @@ def test_cli_writes_class_files_and_merged_mapping(corpus, capsys):
 
 def test_cli_errors(corpus, capsys):
     args = [str(corpus / "m.config"), str(corpus / "dict"), str(corpus / "freq")]
-    assert freq_classes.main(args + ["--out-mapping", str(corpus / "freq" / "m.txt")]) == 2
+    assert sg_freq_classes.main(args + ["--out-mapping", str(corpus / "freq" / "m.txt")]) == 2
     assert "inside OUTDIR" in capsys.readouterr().err
-    assert freq_classes.main(args + ["--out-mapping", str(corpus / "m.txt"), "--n-bins", "0"]) == 2
+    assert sg_freq_classes.main(args + ["--out-mapping", str(corpus / "m.txt"), "--n-bins", "0"]) == 2
     assert "--n-bins" in capsys.readouterr().err
     (corpus / "data" / "valid.txt").unlink()
-    assert freq_classes.main(args + ["--out-mapping", str(corpus / "m.txt")]) == 2
+    assert sg_freq_classes.main(args + ["--out-mapping", str(corpus / "m.txt")]) == 2
     assert "valid file" in capsys.readouterr().err
     with pytest.raises(UserError, match="no vocabulary word"):
         freq_classes.make_bins({}, {}, [1], 0)
