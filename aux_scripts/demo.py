@@ -20,7 +20,8 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts import normalize_equal_variance, plot_svs, report  # noqa: E402
+from aux_scripts import normalize_equal_variance, plot_svs  # noqa: E402
+from aux_scripts.pipeline import report  # noqa: E402
 from aux_scripts.measures import interpret_state  # noqa: E402
 from aux_scripts.measures import txray  # noqa: E402
 from aux_scripts.measures import analysis, intervals, verdicts  # noqa: E402

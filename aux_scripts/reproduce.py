@@ -28,7 +28,7 @@ import time
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts import token_classes  # noqa: E402
+from aux_scripts.classes import token_classes  # noqa: E402
 from aux_scripts.measures import analysis  # noqa: E402
 from tf_scripts import configuration, lm_data, saved_model  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402

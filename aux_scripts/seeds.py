@@ -29,7 +29,8 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts import report, token_classes  # noqa: E402
+from aux_scripts.classes import token_classes  # noqa: E402
+from aux_scripts.pipeline import report  # noqa: E402
 from aux_scripts.measures import intervals  # noqa: E402
 from aux_scripts.measures import analysis, verdicts  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402

@@ -12,7 +12,7 @@ the files they exchange keep their documented formats, so a profile can be saved
 from either side. Everything here is importable without a display or a GPU.
 """
 from aux_scripts.measures.interpret_state import SigmaOptions, SigmaResult
-from aux_scripts.report import Fit
+from aux_scripts.pipeline.report import Fit
 from aux_scripts.measures.txray import TxrayOptions, TxrayResult
 from aux_scripts.measures.verdicts import Comparison
 from state_gradients.data import (class_masks, frequency_bins, read_corpus, read_pos_class, read_pos_mapping,

@@ -2,7 +2,7 @@
 # Shape letters: C classes, D delays.
 import numpy as np
 
-from aux_scripts import report
+from aux_scripts.pipeline import report
 from aux_scripts.measures import interpret_state
 from aux_scripts.measures import txray as txray_tool
 

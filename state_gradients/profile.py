@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from aux_scripts import report
+from aux_scripts.pipeline import report
 from aux_scripts.measures import analysis, intervals, uncertainty, verdicts
 from state_gradients.models import _as_config, model_for_config
 from tf_scripts import formats, gradient_files

@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from aux_scripts import report
+from aux_scripts.pipeline import report
+from aux_scripts import report as sg_report
 from tf_scripts import results
 from tf_scripts.errors import UserError
 
@@ -105,12 +106,12 @@ def test_report_files_from_a_minimal_folder(tmp_path):
 
 
 def test_report_cli_errors(tmp_path, capsys):
-    assert report.main([str(tmp_path)]) == 2
+    assert sg_report.main([str(tmp_path)]) == 2
     assert "svs.csv not found" in capsys.readouterr().err
     (tmp_path / "svs.csv").write_text("model,class,delay,sum\nm,nouns,x,1\n")
-    assert report.main([str(tmp_path)]) == 2
+    assert sg_report.main([str(tmp_path)]) == 2
     assert "line 2" in capsys.readouterr().err
-    assert report.main([os.path.join(str(tmp_path), "nowhere")]) == 2
+    assert sg_report.main([os.path.join(str(tmp_path), "nowhere")]) == 2
 
 
 def test_result_files_are_checked(tmp_path):

@@ -1,5 +1,5 @@
 """sg-token-classes: the pos_tokens fields and class files of classes in context, <unk> and frequency bins."""
-from aux_scripts import token_classes
+from aux_scripts import token_classes as sg_token_classes
 from tf_scripts import formats
 
 
@@ -14,7 +14,7 @@ def test_fields_and_class_files_by_hand(tmp_path):
     argv = [str(text), str(tags), str(tmp_path / "map.txt"), "--classes", str(tmp_path / "nouns.txt"),
             str(tmp_path / "verbs.txt"), "--with-unk", "nouns", "--by-frequency", "nouns", "verbs",
             "--out", str(tmp_path / "out")]
-    assert token_classes.main(argv) == 0
+    assert sg_token_classes.main(argv) == 0
     # <unk> has no bin; its tag is marked so that the plain class holds known words only
     assert (tmp_path / "out" / "valid.tags").read_text() == \
         "DT|DT+FREQ_1000+ NN|NN+FREQ_10-99 UNK_NN VBD|VBD+FREQ_10-99 <eos>\n"
@@ -37,9 +37,9 @@ def test_refusals(tmp_path, capsys):
     formats.write_pos_mapping({"a": {"NN"}}, str(tmp_path / "m.txt"))
     base = [str(tmp_path / "t.txt"), str(tmp_path / "t.tags"), str(tmp_path / "m.txt"), "--classes",
             str(tmp_path / "c.txt"), "--out", str(tmp_path / "o")]
-    assert token_classes.main(base) == 2
+    assert sg_token_classes.main(base) == 2
     assert "t.tags line 1: 2 tags for 2 words and <eos>" in capsys.readouterr().err
-    assert token_classes.main(base + ["--with-unk", "verbs"]) == 2
+    assert sg_token_classes.main(base + ["--with-unk", "verbs"]) == 2
     assert "class 'verbs' is not one of --classes" in capsys.readouterr().err
 
 
@@ -57,7 +57,7 @@ def test_bins_and_size_matched_subsets(tmp_path):
     argv = [str(text), str(tags), str(tmp_path / "map.txt"), "--classes", str(tmp_path / "nouns.txt"),
             str(tmp_path / "verbs.txt"), "--bins", "rarest", "commonest", "--size-matched", "nouns:verbs",
             "commonest:rarest", "--draws", "2", "--out", str(tmp_path / "out")]
-    assert token_classes.main(argv) == 0
+    assert sg_token_classes.main(argv) == 0
     out = tmp_path / "out" / "classes"
     files = sorted(p.name for p in out.iterdir())
     assert {"freq_1-9.txt", "freq_10+.txt", "nouns-as-verbs-1.txt", "nouns-as-verbs-2.txt"} <= set(files)

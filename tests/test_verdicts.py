@@ -1,7 +1,7 @@
 """The findings' rules with intervals, on hand-made replicates whose differences are clearly signed or clearly not."""
 import numpy as np
 
-from aux_scripts import report
+from aux_scripts.pipeline import report
 from aux_scripts.measures import verdicts
 
 BLOCKS = 20

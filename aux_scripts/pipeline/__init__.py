@@ -1,0 +1,1 @@
+"""The pipeline of a reproduction: the report built from result files (later: seeds, the run table)."""

@@ -1,0 +1,763 @@
+"""The reproduction report: decay fits, class rankings, findings, figures and tables from a reproduce folder."""
+# Shape letters: K delays, C classes.
+#
+# Reads (paths relative to DIR, the layout of sg-reproduce; missing optional parts are named
+# in the report as not computed):
+#   svs.csv                          plot_svs.py's table: model,class,delay,sum,sv1..sv5 (required)
+#   gradients/grad_progress.json     the gradient pass: validation perplexity, batches
+#   test_perplexity.json             main.py --result: the test perplexity
+#   classes/freq/freq_bins.csv       freq_classes.py's bins
+#   classifier/pos.json              sg-pos-classifier --result: examples, scores, baselines
+#   diff/{NAME}_relative_memory.json, diff/{NAME}_cos_subspace.json   their --result files
+#   pos_mapping.json                 sg-build-pos-mapping --result: the coverage
+# Result files (JSON, tf_scripts/results.py's schema) and CSV only: no printed output is parsed.
+#   intervals/intervals.csv, intervals/replicates.csv   sg-intervals' output: with them, every
+#                                    SV sum, fit and finding gets its interval (aux_scripts/verdicts.py);
+#                                    its ctx_* classes are the classes in context (--pos-data)
+#   tagger/tagger.json               sg-pos-tagger's held-out accuracy (with --pos-data)
+# Writes into DIR: report.md, report.html (figures embedded), figures report_*.png and the
+# tables behind them, report_*.csv.
+import base64
+import csv
+import dataclasses
+import glob
+import html
+import io
+import json
+import math
+import os
+import re
+
+import numpy as np
+
+from aux_scripts.classes import token_classes
+from aux_scripts.measures import analysis, intervals, uncertainty, verdicts
+from tf_scripts import results
+from tf_scripts.errors import UserError
+
+OVERALL = "overall"
+FREQ_PREFIX = "freq_"
+RANK_DELAYS = (1, 5, 10, 20, 40)
+REMEMBERED_POS = "nouns"
+
+
+# --------------------------------------------------------------------------------------------
+# Decay fits
+# --------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Fit:
+    """y ≈ a·exp(−k/tau) ("exponential") or y ≈ a·k^(−b) ("power law"), fitted on log y."""
+    model: str
+    a: float
+    rate: float          # tau for the exponential, b for the power law
+    rmse_log: float      # root mean square of the residuals of log y (natural log)
+    delays: tuple
+
+    def predict(self, k):
+        k = np.asarray(k, dtype=np.float64)
+        if self.model == "exponential":
+            return self.a * np.exp(-k / self.rate)
+        return self.a * k ** (-self.rate)
+
+
+def fit_decay(delays, values, first_delay=1):
+    """(exponential Fit, power-law Fit) of values against delays >= first_delay (least squares on log).
+
+    Both use the same points, so their errors compare. delay 0 is left out by default: the
+    power law is undefined there, and delay 0 (the word itself) is not memory.
+    """
+    delays = np.asarray(delays, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    keep = (delays >= max(first_delay, 1e-12)) & (values > 0)
+    k, y = delays[keep], np.log(values[keep])
+    if len(k) < 3:
+        raise UserError(f"fitting the decay needs at least 3 delays >= {first_delay} with a positive value, "
+                        f"got {len(k)}")
+    fits = []
+    for model, x in (("exponential", k), ("power law", np.log(k))):
+        slope, intercept = np.polyfit(x, y, 1)
+        rmse = float(np.sqrt(np.mean((intercept + slope * x - y) ** 2)))
+        rate = -1.0 / slope if model == "exponential" else -slope
+        if model == "exponential" and slope == 0:
+            rate = math.inf
+        fits.append(Fit(model, float(np.exp(intercept)), float(rate), rmse, tuple(int(d) for d in k)))
+    return fits[0], fits[1]
+
+
+# --------------------------------------------------------------------------------------------
+# Tables read from the reproduce folder
+# --------------------------------------------------------------------------------------------
+
+def read_svs(path):
+    """{class: {delay: sum}} from plot_svs.py's CSV (one model), classes in file order."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path} not found: run plot_svs.py (sg-reproduce's svs step) first")
+    table = {}
+    with open(path, encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"class", "delay", "sum"} - set(reader.fieldnames or [])
+        if missing:
+            raise UserError(f"{path}: missing column(s) {', '.join(sorted(missing))} (expected plot_svs.py's CSV)")
+        for lineno, row in enumerate(reader, start=2):
+            try:
+                table.setdefault(row["class"], {})[int(row["delay"])] = float(row["sum"])
+            except ValueError:
+                raise UserError(f"{path} line {lineno}: delay {row['delay']!r} or sum {row['sum']!r} "
+                                "is not a number") from None
+    if OVERALL not in table:
+        raise UserError(f"{path} has no '{OVERALL}' rows")
+    return table
+
+
+def ranking(table, classes, delays):
+    """{delay: [(class, sum)] sorted by decreasing sum} for the delays that every class has."""
+    out = {}
+    for k in delays:
+        if all(k in table[c] for c in classes):
+            out[k] = sorted(((c, table[c][k]) for c in classes), key=lambda item: -item[1])
+    return out
+
+
+def read_text_if(path):
+    return open(path, encoding="utf-8").read() if os.path.isfile(path) else None
+
+
+def class_groups(table):
+    """(POS classes in file order, frequency bins rarest first) of an svs table ({class: {delay: sum}})."""
+    pos = [c for c in table if c != OVERALL and not c.startswith(FREQ_PREFIX)]
+    return pos, sorted((c for c in table if c.startswith(FREQ_PREFIX)), key=freq_sort_key)
+
+
+def read_progress(directory):
+    """DIR/gradients/grad_progress.json as a dict ({} when the pass did not write it)."""
+    text = read_text_if(os.path.join(directory, "gradients", "grad_progress.json"))
+    return json.loads(text) if text else {}
+
+
+def read_test_perplexity(directory):
+    """The test perplexity of DIR/test_perplexity.json (main.py --result), or None when not computed."""
+    result = results.read_result_if(os.path.join(directory, "test_perplexity.json"), "main.py")
+    return None if result is None else result["test_perplexity"]
+
+
+def read_delay_series(path, tool, field):
+    """{delay: value} of one field of a per-delay result file (sg-relative-memory, sg-cos-subspace-diff-vector),
+    NaN for null; None when the file does not exist."""
+    result = results.read_result_if(path, tool)
+    if result is None:
+        return None
+    return {int(k): math.nan if v is None else float(v) for k, v in zip(result["delays"], result[field])}
+
+
+def freq_sort_key(name):
+    match = re.match(rf"^{FREQ_PREFIX}(\d+)", name)
+    return int(match.group(1)) if match else math.inf
+
+
+# --------------------------------------------------------------------------------------------
+# Findings: the papers' claims, judged by fixed rules (stated in the report)
+# --------------------------------------------------------------------------------------------
+
+def finding_shrink(overall):
+    delays = sorted(overall)
+    drops = sum(overall[b] < overall[a] for a, b in zip(delays, delays[1:]))
+    pairs = len(delays) - 1
+    last = overall[delays[-1]] / overall[delays[0]]
+    verdict = "holds" if drops == pairs else ("partly" if last < 1 else "does not hold")
+    return verdict, (f"the sum falls from delay {delays[0]} to {delays[-1]} at {drops} of {pairs} steps; "
+                     f"at delay {delays[-1]} it is {last:.3g} of its delay-{delays[0]} value")
+
+
+def finding_decay(exp_fit, pow_fit):
+    better = "power law" if pow_fit.rmse_log < exp_fit.rmse_log else "exponential"
+    verdict = "holds" if better == "power law" else "does not hold"
+    return verdict, (f"on log scale over delays {exp_fit.delays[0]}-{exp_fit.delays[-1]} the power law "
+                     f"(b = {pow_fit.rate:.3g}) leaves an RMS error of {pow_fit.rmse_log:.3g}, the exponential "
+                     f"(tau = {exp_fit.rate:.3g}) {exp_fit.rmse_log:.3g}: the {better} fits better")
+
+
+def finding_nouns(ranks):
+    if not ranks:
+        return "not computed", "no POS classes"
+    firsts = [k for k, order in ranks.items() if order[0][0] == REMEMBERED_POS]
+    places = ", ".join(f"{k}: {[c for c, _ in order].index(REMEMBERED_POS) + 1} of {len(order)}"
+                       for k, order in ranks.items())
+    verdict = "holds" if len(firsts) == len(ranks) else ("partly" if firsts else "does not hold")
+    return verdict, f"rank of {REMEMBERED_POS} among the POS classes at delay {places}"
+
+
+def finding_frequency(table, freq_classes, delays):
+    if len(freq_classes) < 2:
+        return "not computed", "fewer than two frequency bins"
+    rare, frequent = freq_classes[0], freq_classes[-1]
+    usable = [k for k in delays if all(k in table[c] for c in freq_classes)]
+    above = [k for k in usable if table[rare][k] > table[frequent][k]]
+    ordered = [k for k in usable if all(table[a][k] > table[b][k] for a, b in zip(freq_classes, freq_classes[1:]))]
+    start = 1 if all(1 in table[c] for c in (rare, frequent)) else min(table[rare])
+    far = max(k for k in usable) if usable else None
+    longer = None
+    if far is not None and table[rare][start] > 0 and table[frequent][start] > 0:
+        keep_rare = table[rare][far] / table[rare][start]
+        keep_freq = table[frequent][far] / table[frequent][start]
+        longer = (keep_rare, keep_freq)
+    better = len(above) == len(usable) and usable
+    kept_longer = longer is not None and longer[0] > longer[1]
+    if better and kept_longer:
+        verdict = "holds"
+    elif above or kept_longer:
+        verdict = "partly"
+    else:
+        verdict = "does not hold"
+    text = (f"{rare} above {frequent} at {len(above)} of {len(usable)} ranking delays; all bins in frequency "
+            f"order at {len(ordered)} of {len(usable)}")
+    if longer is not None:
+        text += (f"; share of the delay-{start} value left at delay {far}: {rare} {longer[0]:.3g}, "
+                 f"{frequent} {longer[1]:.3g}")
+    return verdict, text
+
+
+# --------------------------------------------------------------------------------------------
+# Figures (matplotlib object API, no display needed)
+# --------------------------------------------------------------------------------------------
+
+def _figure():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.2, 4.6))
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
+
+
+def _png(fig):
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def plot_classes(table, classes, title, log_y=True):
+    fig, ax = _figure()
+    for cls in [OVERALL] + classes:
+        delays = sorted(table[cls])
+        ax.plot(delays, [table[cls][k] for k in delays], marker=".", markersize=3, label=cls,
+                color="black" if cls == OVERALL else None, linewidth=2 if cls == OVERALL else 1)
+    ax.set_xlabel("delay k")
+    ax.set_ylabel("sum of singular values of G·D")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_title(title, fontsize="medium")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", ncol=2)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_fits(overall, exp_fit, pow_fit):
+    return _png(fits_figure(overall, exp_fit, pow_fit))
+
+
+def fits_figure(values, exp_fit, pow_fit, label="overall (measured)"):
+    """The Figure of a class's SV sums ({delay: sum}) with its exponential and power-law fits (log y)."""
+    fig, ax = _figure()
+    delays = np.array(sorted(values))
+    ax.plot(delays, [values[k] for k in delays], "k.", label=label)
+    k = np.array(exp_fit.delays, dtype=np.float64)
+    ax.plot(k, exp_fit.predict(k), label=f"exponential, tau = {exp_fit.rate:.3g} (RMS log error {exp_fit.rmse_log:.3g})")
+    ax.plot(k, pow_fit.predict(k), label=f"power law, b = {pow_fit.rate:.3g} (RMS log error {pow_fit.rmse_log:.3g})")
+    ax.set_xlabel("delay k")
+    ax.set_ylabel("sum of singular values of G·D")
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_series(series, ylabel):
+    fig, ax = _figure()
+    for name, values in series.items():
+        delays = sorted(values)
+        ax.plot(delays, [values[k] for k in delays], marker=".", markersize=3, label=name)
+    ax.set_xlabel("delay k")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.05)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return _png(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------
+
+def table_csv(rows, header):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _fmt(x):
+    return "n/a" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))
+
+
+class Document:
+    """One report written twice: Markdown (figures as files) and self-contained HTML (figures inline)."""
+
+    def __init__(self, title):
+        self.md = [f"# {title}", ""]
+        self.html = [f"<h1>{html.escape(title)}</h1>"]
+        self.figures = {}   # file name -> PNG bytes, written beside report.md
+
+    def heading(self, text):
+        self.md += [f"## {text}", ""]
+        self.html.append(f"<h2>{html.escape(text)}</h2>")
+
+    def para(self, text):
+        self.md += [text, ""]
+        self.html.append(f"<p>{html.escape(text)}</p>")
+
+    def table(self, header, rows):
+        self.md.append("| " + " | ".join(header) + " |")
+        self.md.append("|" + "---|" * len(header))
+        self.md += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+        self.md.append("")
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
+        self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+    def figure(self, name, png, caption, table_name=None):
+        self.figures[name] = png
+        link = f" (data: [{table_name}]({table_name}))" if table_name else ""
+        self.md += [f"![{caption}]({name})", "", f"*{caption}*{link}", ""]
+        data = base64.b64encode(png).decode("ascii")
+        note = f" (data: {html.escape(table_name)})" if table_name else ""
+        self.html.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+                         f"<figcaption>{html.escape(caption)}{note}</figcaption></figure>")
+
+    def markdown(self):
+        return "\n".join(self.md).rstrip() + "\n"
+
+    def html_page(self, title):
+        style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;line-height:1.4}"
+                 "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:.2em .6em;"
+                 "text-align:left}img{max-width:100%}figcaption{font-style:italic}")
+        return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}"
+                f"</title><style>{style}</style></head><body>\n" + "\n".join(self.html) + "\n</body></html>\n")
+
+
+def read_replicates(directory):
+    """(type-level, in context) from DIR/intervals/: each (interval rows, verdicts.Replicates), or None when sg-intervals
+    did not run or the pass had no classes in context. The classes in context are those whose names begin with
+    sg-token-classes's CONTEXT_PREFIX; they are named here without it (beside the overall rows)."""
+    folder = os.path.join(directory, "intervals")
+    if not os.path.isfile(os.path.join(folder, intervals.INTERVALS_CSV)):
+        return None, None
+    rows = intervals.read_csv(os.path.join(folder, intervals.INTERVALS_CSV), intervals.INTERVAL_COLUMNS)
+    reps = intervals.read_csv(os.path.join(folder, intervals.REPLICATES_CSV), intervals.REPLICATE_COLUMNS)
+    prefix = token_classes.CONTEXT_PREFIX
+
+    def part(in_context):
+        """(interval rows, Replicates) of one family, the overall rows in both."""
+        def name(r):
+            return r["class"][len(prefix):] if in_context and r["class"] != OVERALL else r["class"]
+        keep = [[{**r, "class": name(r)} for r in items
+                 if r["class"] == OVERALL or r["class"].startswith(prefix) == in_context] for items in (rows, reps)]
+        return keep[0], verdicts.Replicates(*keep)
+
+    has_context = any(r["class"].startswith(prefix) for r in rows)
+    return part(False), part(True) if has_context else None
+
+
+def _size_free(r):
+    """[coherence, RMS magnitude, the ratio of their squares with its interval] of an intervals row (None when absent)."""
+    coherence = math.sqrt(r["coherence_sq"]) if r["coherence_sq"] > 0 else 0.0
+    if not math.isfinite(r.get("magnitude_sq", math.nan)):
+        return [coherence, None, None]
+    ratio = (f"{r['coherence_ratio']:.3g} [{r['coherence_ratio_lo']:.3g}, {r['coherence_ratio_hi']:.3g}]"
+             if math.isfinite(r["coherence_ratio_se"]) else None)
+    return [coherence, math.sqrt(r["magnitude_sq"]), ratio]
+
+
+def _interval(x):
+    return f"{x['estimate']:.4g} [{x['lo']:.4g}, {x['hi']:.4g}]"
+
+
+def _interval_sections(doc, loaded, pos_classes, freq_classes, overall):
+    """The intervals and size controls, the fits and the comparisons; returns ({finding: verdict}, comparison rows)."""
+    rows, reps = loaded
+    by_key = {(r["class"], r["delay"]): r for r in rows}
+    doc.heading("Intervals and class-size controls")
+    doc.para(f"Estimand: for a class c and delay k, ‖E[G·D | c, k]‖_*, the SV sum of the expected state gradient of "
+             f"this model on this text distribution. The validation text is cut into {reps.blocks} contiguous blocks; "
+             "the SV sum of the validation average overestimates the estimand by the noise of the average (about "
+             "n^(-1/2)), so the estimate is bias-corrected by a generalised delete-one-block jackknife, with its "
+             f"standard error and a 95% t interval ({reps.blocks - 1} degrees of freedom; aux_scripts/uncertainty.py "
+             "gives the formulas and references). Noise floor: the SV sum that the average's noise alone gives at "
+             "the class's count (random-sign combinations of its centred block sums): a class with no memory shows "
+             "about this value. Coherence: ‖E[G·D]‖_F, from an unbiased cross-block estimate of its square, which "
+             "does not grow with the noise of a small class. Magnitude: the root mean square over the class's "
+             "occurrences of ‖G·D‖_F, how strongly one occurrence's state depends on its input. Their squared ratio "
+             "(in [0, 1]) is the share of that magnitude that survives averaging: a size-free measure of how "
+             "consistently the class's occurrences point the same way; its interval is the jackknife's.")
+    table_rows = []
+    for cls in [OVERALL] + pos_classes + freq_classes:
+        for k in RANK_DELAYS:
+            r = by_key.get((cls, k))
+            if r is None:
+                continue
+            table_rows.append([cls, k, r["count"], r["sv_sum"], _interval(r), r["noise_floor"], *_size_free(r)])
+    doc.table(["class", "k", "occurrences", "SV sum of the average", "bias-corrected [95% interval]", "noise floor",
+               "coherence ‖E[G·D]‖_F", "magnitude (E‖G·D‖_F²)^½", "coherence² / magnitude² [95%]"], table_rows)
+
+    findings, comparison_rows = {}, []
+    fit_delays = [k for k in sorted(overall) if k >= 1 and reps.has([(OVERALL, k)])]
+    if len(fit_delays) >= 3:
+        keys = [(OVERALL, k) for k in fit_delays]
+        fit_rows = []
+        for model, index in (("exponential", 0), ("power law", 1)):
+            for label, attr in (("a", "a"), ("τ or b", "rate"), ("RMS error of ln", "rmse_log")):
+                out = reps.statistic(lambda v, i=index, a=attr: getattr(
+                    fit_decay(fit_delays, [v[key] for key in keys])[i], a), keys)
+                fit_rows.append([model, label, out["value"], _interval(out)])
+        doc.para("Fits of the overall curve with jackknife intervals (each replicate's curve refitted):")
+        doc.table(["model", "parameter", "on the average", "bias-corrected [95% interval]"], fit_rows)
+    families = type_level_families(reps, pos_classes, freq_classes, overall)
+    doc.heading("Comparisons behind the findings")
+    doc.para("Each row: a bias-corrected difference with its 95% interval (not corrected for multiplicity), its p "
+             "(t test) and the Holm-adjusted p within its finding.")
+    for name, (verdict, family) in families.items():
+        findings[name] = verdict
+        doc.para(f"{name}: {verdict}")
+        doc.table(["comparison", "estimate [95% interval]", "p", "Holm p"],
+                  [[c.name, _interval(dataclasses.asdict(c)), c.p, c.p_holm] for c in family])
+        comparison_rows += [[name, c.name, c.estimate, c.se, c.lo, c.hi, c.p, c.p_holm, c.sign] for c in family]
+    return findings, comparison_rows
+
+
+CONTEXT_FINDINGS = {"nouns": "nouns are remembered best among POS classes (tags in context)",
+                    "matched": "nouns above verbs within frequency bins (tags in context)"}
+
+
+def type_level_families(reps, pos_classes, freq_classes, overall_delays):
+    """{finding: (verdict, family of verdicts.Comparison)} of the type-level classes, judged on reps.
+
+    reps: verdicts.Replicates of one run, or verdicts.Pooled of several seeds; overall_delays:
+    the delays of the overall curve (those >= 1 with replicates are fitted).
+    """
+    fit_delays = [k for k in sorted(overall_delays) if k >= 1 and reps.has([(OVERALL, k)])]
+    families = {}
+    if len(fit_delays) >= 3:
+        families["the decay is fast but not exponential"] = verdicts.finding_decay(reps, OVERALL, fit_delays, fit_decay)
+    families["singular values shrink with delay"] = verdicts.finding_shrink(reps, OVERALL, list(RANK_DELAYS))
+    if REMEMBERED_POS in pos_classes and len(pos_classes) > 1:
+        others = [c for c in pos_classes if c != REMEMBERED_POS]
+        families["nouns are remembered best among POS classes"] = verdicts.finding_best(
+            reps, REMEMBERED_POS, others, list(RANK_DELAYS))
+    if len(freq_classes) >= 2:
+        families["infrequent words are remembered better and longer"] = verdicts.finding_rare(
+            reps, freq_classes[0], freq_classes[-1], list(RANK_DELAYS), RANK_DELAYS[-1])
+    return families
+
+
+def common_bin_weights(reps):
+    """{bin: weight} of the frequency bins where nouns and verbs (in context) both occur: the bins' share of the
+    two classes together at k = 1 (empty when there are no such classes)."""
+    names = {cls for cls, _ in reps.value}
+    bins = sorted((n.split("-", 1)[1] for n in names if n.startswith("nouns-freq_")), key=freq_sort_key)
+    # a bin without nouns or verbs has nothing to compare
+    counts = {b: [reps.count.get((f"{c}-{b}", 1)) for c in ("nouns", "verbs")] for b in bins}
+    counts = {b: sum(pair) for b, pair in counts.items() if all(pair)}
+    total = sum(counts.values())
+    return {b: n / total for b, n in counts.items()}
+
+
+def context_families(reps, pos_classes):
+    """{finding: (verdict, family)} of the classes in context (named without the ctx_ prefix), judged on reps."""
+    names = {cls for cls, _ in reps.value}
+    plain = [c for c in pos_classes if c in names]
+    families = {}
+    if REMEMBERED_POS in plain and len(plain) > 1:
+        families[CONTEXT_FINDINGS["nouns"]] = verdicts.finding_best(
+            reps, REMEMBERED_POS, [c for c in plain if c != REMEMBERED_POS], list(RANK_DELAYS))
+    weights = common_bin_weights(reps)
+    if weights:
+        families[CONTEXT_FINDINGS["matched"]] = verdicts.frequency_matched(
+            reps, "nouns", "verbs", list(weights), list(RANK_DELAYS), weights)
+    return families
+
+
+def _context_section(doc, directory, context, type_level, pos_classes):
+    """Tagger, type-level vs in-context classes, <unk>, frequency-matched nouns vs verbs; ({finding: verdict}, rows)."""
+    rows, reps = context
+    by_key = {(r["class"], r["delay"]): r for r in rows}
+    names = sorted({r["class"] for r in rows})
+    doc.heading("Word classes in context")
+    tagger = read_text_if(os.path.join(directory, "tagger", "tagger.json"))
+    if tagger:
+        t = json.loads(tagger)
+        low, high = t["accuracy_wilson95"]
+        doc.para(f"The type-level mapping gives a word every tag it can have, so its classes overlap. Here every "
+                 f"validation token has one tag in context, from an averaged-perceptron tagger trained on "
+                 f"{t['train_sentences']} normalised sentences (CoNLL-2000 train, the treebank sample) and tested on "
+                 f"{t['held_out_sentences']} held-out sentences (CoNLL-2000 test): accuracy {t['accuracy']:.4f} "
+                 f"[{low:.4f}, {high:.4f}] (Wilson 95%), against {t['majority_baseline']:.4f} for always "
+                 f"{t['majority_tag']}. <unk> tokens get tags too; the plain classes hold known words only, "
+                 "NAME+unk adds the <unk> tokens.")
+        doc.table(["tag", "precision", "recall", "held-out tokens"],
+                  [[tag, v["precision"], v["recall"], v["support"]] for tag, v in sorted(t["per_tag"].items())
+                   if v["support"] >= 200])
+    type_rows = {} if type_level is None else {(r["class"], r["delay"]): r for r in type_level[0]}
+    table_rows = []
+    for cls in pos_classes:
+        for k in RANK_DELAYS:
+            if (cls, k) not in by_key:
+                continue
+            typed = type_rows.get((cls, k))
+            unk = by_key.get((f"{cls}+unk", k))
+            table_rows.append([cls, k, typed["count"] if typed else None, _interval(typed) if typed else None,
+                               by_key[(cls, k)]["count"], _interval(by_key[(cls, k)]), _interval(unk) if unk else None,
+                               _size_free(typed)[2] if typed else None, _size_free(by_key[(cls, k)])[2]])
+    doc.table(["class", "k", "occurrences (types)", "types: bias-corrected [95%]", "occurrences (in context)",
+               "in context [95%]", "in context with <unk> [95%]", "coherence² / magnitude², types [95%]",
+               "the same in context [95%]"], table_rows)
+    findings, out_rows = {}, []
+    families = context_families(reps, pos_classes)
+    for name, (verdict, family) in families.items():
+        findings[name] = verdict
+        out_rows += [[name, c.name, c.estimate, c.se, c.lo, c.hi, c.p, c.p_holm, c.sign] for c in family]
+    if CONTEXT_FINDINGS["nouns"] in families:
+        doc.para(f"{CONTEXT_FINDINGS['nouns']}: {findings[CONTEXT_FINDINGS['nouns']]} (comparisons in "
+                 "report_comparisons.csv)")
+    if CONTEXT_FINDINGS["matched"] in families:
+        verdict, family = families[CONTEXT_FINDINGS["matched"]]
+        weights = common_bin_weights(reps)
+        doc.para("Frequency-matched: nouns minus verbs (in context, known words) within each training-frequency bin, "
+                 "and the per-bin differences averaged with common weights (the bins' share of the nouns and verbs "
+                 f"together at k = 1: {', '.join(f'{b} {w:.3f}' for b, w in weights.items())}), one Holm family: "
+                 f"{verdict}.")
+        doc.table(["comparison", "estimate [95% interval]", "p", "Holm p"],
+                  [[c.name, _interval(dataclasses.asdict(c)), c.p, c.p_holm] for c in family])
+    sizes = sorted({n.rsplit("-", 1)[0] for n in names if "-as-" in n})
+    if sizes:
+        doc.para("Class-size control: the larger class of a pair subsampled (seeded, by token) to the smaller one's "
+                 "count, accumulated in the same pass; the difference smaller − larger at full size and at matched "
+                 "size (the mean over the draws) shows how much of it is size.")
+        size_rows = []
+        for pair in sizes:
+            large, small = pair.split("-as-")
+            draws = sorted(n for n in names if n.rsplit("-", 1)[0] == pair)
+            family = []
+            for k in RANK_DELAYS:
+                if not reps.has([(large, k), (small, k)] + [(d, k) for d in draws]):
+                    continue
+                full = verdicts.difference(reps, small, large, k)
+                matched = verdicts.compare(reps, f"{small} − {large} at {small}'s count, k = {k}",
+                                           lambda v, k=k: v[(small, k)] - np.mean([v[(d, k)] for d in draws]),
+                                           [(small, k)] + [(d, k) for d in draws])
+                family.append(matched)
+                size_rows.append([pair, k, by_key[(large, k)]["count"], by_key[(small, k)]["count"],
+                                  _interval(dataclasses.asdict(full)), _interval(dataclasses.asdict(matched))])
+            verdicts.holm_family(family)
+            out_rows += [[f"size control {pair}", c.name, c.estimate, c.se, c.lo, c.hi, c.p, c.p_holm, c.sign]
+                         for c in family]
+        doc.table(["pair", "k", "larger: occurrences", "smaller: occurrences", "smaller − larger [95%]",
+                   "smaller − larger at matched size [95%]"], size_rows)
+    return findings, out_rows
+
+
+def build_report(directory, title="State-gradient reproduction report"):
+    """Write DIR/report.md, report.html, report_*.png and report_*.csv; returns {name: finding verdict}."""
+    analysis.check_dir(directory, "reproduce folder")
+    path = lambda *parts: os.path.join(directory, *parts)  # noqa: E731
+    table = read_svs(path("svs.csv"))
+    pos_classes, freq_classes = class_groups(table)
+    overall = table[OVERALL]
+    exp_fit, pow_fit = fit_decay(list(overall), list(overall.values()))
+    doc = Document(title)
+
+    # -- model and data
+    doc.heading("Model and data")
+    progress = read_progress(directory)
+    test_ppl = read_test_perplexity(directory)
+    mapping = results.read_result_if(path("pos_mapping.json"), "sg-build-pos-mapping")
+    coverage = mapping and mapping["coverage"]
+    ppl = lambda x: None if x is None else f"{x:.2f}"  # noqa: E731
+    doc.table(["quantity", "value"], [
+        ["validation perplexity (gradient pass: B 1, the config's T)", ppl(progress.get("perplexity"))],
+        ["validation windows in the gradient pass", progress.get("batches")],
+        ["test perplexity (B 1, T 1)", ppl(test_ppl)],
+        ["time steps x delays", f"{len(progress.get('time_steps', []))} x {len(progress.get('delays', []))}"
+         if progress else None],
+        ["validation tokens with a POS tag", f"{coverage['percent']:.2f}%" if coverage else None],
+    ])
+
+    # -- the papers' figure
+    doc.heading("Sum of singular values of G·D against delay")
+    doc.para("G is the average state gradient d c_t / d x_{t-k} over all time steps t and validation windows "
+             "(per class: over the occurrences whose word at t-k is in the class), D the Cholesky factor of "
+             "the embedding covariance (C = D Dᵀ), so that every embedding direction counts by its spread.")
+    if pos_classes:
+        doc.figure("report_svs_pos.png", plot_classes(table, pos_classes, "per POS class"),
+                   "Sum of singular values of G·D per POS class of the word at t-k (log scale)", "svs.csv")
+    if freq_classes:
+        bins = read_text_if(path("classes", "freq", "freq_bins.csv"))
+        doc.figure("report_svs_freq.png", plot_classes(table, freq_classes, "per training-frequency bin"),
+                   "Sum of singular values of G·D per training-frequency bin of the word at t-k (log scale)",
+                   "svs.csv")
+        if bins:
+            rows = list(csv.DictReader(io.StringIO(bins)))
+            doc.para("Frequency bins (training counts; <eos> and <unk> have no bin):")
+            doc.table(["class", "training count", "words", "training tokens", "validation tokens"],
+                      [[r["class"], f"{r['lo']}-{r['hi']}" if r["hi"] else f"{r['lo']}+", r["words"],
+                        r["train_tokens"], r["valid_tokens"]] for r in rows])
+
+    # -- fits
+    doc.heading("Decay of the overall curve: exponential or power law")
+    fits_csv = table_csv([[f.model, f.a, f.rate, f.rmse_log, f.delays[0], f.delays[-1]] for f in (exp_fit, pow_fit)],
+                         ["model", "a", "tau_or_b", "rmse_log", "first_delay", "last_delay"])
+    doc.para("Least squares on log scale over delays ≥ 1: exponential a·exp(−k/τ), power law a·k^(−b). "
+             "The error is the root mean square of the residuals of ln(sum).")
+    doc.table(["model", "a", "τ or b", "RMS error of ln", "delays"],
+              [[f.model, f.a, f.rate, f.rmse_log, f"{f.delays[0]}-{f.delays[-1]}"] for f in (exp_fit, pow_fit)])
+    better = "power law" if pow_fit.rmse_log < exp_fit.rmse_log else "exponential"
+    doc.para(f"The {better} fits better.")
+    doc.figure("report_fits.png", plot_fits(overall, exp_fit, pow_fit),
+               "Overall sum of singular values with the two fits (log scale)", "report_fits.csv")
+
+    # -- rankings
+    doc.heading("Class ranking by sum of singular values")
+    rank_rows = []
+    rank_tables = {}
+    for group, classes in (("POS", pos_classes), ("frequency", freq_classes)):
+        if not classes:
+            continue
+        ranks = ranking(table, classes, RANK_DELAYS)
+        rank_tables[group] = ranks
+        if ranks:
+            doc.para(f"{group} classes, highest first:")
+            doc.table(["delay"] + [f"{i + 1}." for i in range(len(classes))],
+                      [[k] + [f"{c} ({s:.3g})" for c, s in order] for k, order in ranks.items()])
+        rank_rows += [[group, k, i + 1, c, s] for k, order in ranks.items() for i, (c, s) in enumerate(order)]
+    ranking_csv = table_csv(rank_rows, ["group", "delay", "rank", "class", "sum"])
+
+    # -- relative memory
+    doc.heading("Relative memory of difference vectors")
+    series, cosines = {}, {}
+    for file in sorted(glob.glob(path("diff", "*_relative_memory.json"))):
+        name = os.path.basename(file)[:-len("_relative_memory.json")]
+        series[name] = read_delay_series(file, "sg-relative-memory", "relative_memory")
+        cos = read_delay_series(path("diff", f"{name}_cos_subspace.json"), "sg-cos-subspace-diff-vector", "cosine")
+        if cos:
+            cosines[name] = cos
+    memory_rows = [[name, k, values[k], cosines.get(name, {}).get(k)] for name, values in series.items()
+                   for k in sorted(values)]
+    if series:
+        doc.para("For a difference vector d between the mean embeddings of two tags (e.g. NNS − NN), "
+                 "relative memory = ‖(G·D) d̂‖ / σ_max(G·D) with d̂ = Z d/‖Z d‖: how much of the largest "
+                 "gain at delay k goes to that direction (1: fully; about sqrt(1/E) for a random "
+                 "direction in a gain of equal singular values). Subspace cosine: the share of d̂ in the "
+                 "span of the top right singular vectors (cos_subspace_diff_vector.py).")
+        doc.figure("report_relative_memory.png", plot_series(series, "relative memory"),
+                   "Relative memory of the difference vectors against delay", "report_relative_memory.csv")
+        doc.table(["difference", "k = 0", "1", "5", "10", "20", "40"],
+                  [[name] + [values.get(k) for k in (0,) + RANK_DELAYS] for name, values in series.items()])
+    else:
+        doc.para("Not computed (no diff/*_relative_memory.json).")
+
+    # -- classifier
+    doc.heading("POS classifier on the embeddings")
+    classifier = results.read_result_if(path("classifier", "pos.json"), "sg-pos-classifier")
+    if classifier:
+        rows = [["examples (word, tag)", classifier["examples"], None, None],
+                ["best cross-validation accuracy", classifier["best_cv_score"], None, None]]
+        for part in ("valid", "test"):
+            score, size = classifier["scores"].get(part), classifier[part]
+            baseline = classifier["baselines"].get(part)
+            interval = None
+            if score is not None and size:
+                low, high = uncertainty.wilson(round(score * size), size)
+                interval = f"[{low:.4f}, {high:.4f}] of {size}"
+            rows.append([f"{'validation' if part == 'valid' else 'test'} accuracy", score, interval,
+                         f"{baseline['accuracy']:.4f} (always {baseline['tag']})" if baseline else None])
+        doc.para("Accuracy of predicting a word's tag from its embedding, with the Wilson 95% interval of a binomial "
+                 "proportion over the part's examples and the accuracy of always predicting the commonest training "
+                 "tag (the majority baseline).")
+        doc.table(["quantity", "value", "95% interval", "majority baseline"], rows)
+    else:
+        doc.para("Not computed (no classifier/pos.json).")
+
+    # -- intervals, controls and the findings judged with them
+    reps, context = read_replicates(directory)
+    interval_findings, comparison_rows = {}, []
+    if reps is not None:
+        interval_findings, comparison_rows = _interval_sections(doc, reps, pos_classes, freq_classes, overall)
+
+    # -- classes in context
+    if context is not None:
+        more, rows = _context_section(doc, directory, context, reps, pos_classes)
+        interval_findings.update(more)
+        comparison_rows += rows
+
+    # -- findings
+    doc.heading("The papers' findings on this model")
+    point = {
+        "singular values shrink with delay": finding_shrink(overall),
+        "the decay is fast but not exponential": finding_decay(exp_fit, pow_fit),
+        "nouns are remembered best among POS classes": finding_nouns(rank_tables.get("POS", {})),
+        "infrequent words are remembered better and longer": finding_frequency(
+            table, freq_classes, RANK_DELAYS),
+    }
+    if interval_findings:
+        doc.para("Rules with intervals (each finding is one family of comparisons, Holm-corrected; a comparison is "
+                 f"'above' or 'below' when its adjusted p < {verdicts.ALPHA}): 'singular values shrink' holds when "
+                 f"the overall sum falls between every two consecutive delays of {RANK_DELAYS}, does not hold when it "
+                 "rises between any; 'fast but not exponential' holds when the power law's RMS log error is below "
+                 "the exponential's, does not hold when above; 'nouns best' holds when nouns are above every other "
+                 "POS class at every ranking delay, does not hold when some class is above nouns at every ranking "
+                 "delay, partly when nouns are above all others at some delay; 'infrequent words better and longer' "
+                 "holds when the rarest bin is above the most frequent at every ranking delay and keeps a larger "
+                 "share of its delay-1 value at the last, does not hold when none is above and some below, partly "
+                 "when some are above. Otherwise: inconclusive. The point-estimate verdicts (the rules below the table, without "
+                 "intervals) are shown beside them.")
+    doc.para("Rules from point estimates: 'singular values shrink' holds when the overall sum falls at every delay "
+             "step; 'fast but not exponential' holds when the power law fits ln(sum) better; 'nouns best' holds "
+             f"when {REMEMBERED_POS} rank first among the POS classes at every delay of {RANK_DELAYS}, partly "
+             "at some; 'infrequent words better and longer' holds when the rarest bin is above the most "
+             "frequent at every ranking delay and keeps a larger share of its delay-1 value at the last "
+             "ranking delay, partly when one of the two is true.")
+    findings = {}
+    for name, (verdict, text) in point.items():
+        if name in interval_findings:
+            findings[name] = (interval_findings[name], verdict, text)
+        else:
+            findings[name] = (verdict, None, text) if interval_findings else (verdict, verdict, text)
+    for name in CONTEXT_FINDINGS.values():
+        if name in interval_findings:
+            findings[name] = (interval_findings[name], None, "see 'Word classes in context'")
+    if interval_findings:
+        doc.table(["finding", "verdict (intervals)", "verdict (point estimates)", "numbers"],
+                  [[name, v, pv, text] for name, (v, pv, text) in findings.items()])
+    else:
+        doc.table(["finding", "verdict", "numbers"], [[name, v, text] for name, (v, _, text) in findings.items()])
+
+    files = {
+        "report_fits.csv": fits_csv.encode(),
+        "report_ranking.csv": ranking_csv.encode(),
+        "report_relative_memory.csv": table_csv(memory_rows, ["difference", "delay", "relative_memory",
+                                                              "subspace_cosine"]).encode(),
+        "report_findings.csv": table_csv([[n, v, pv, t] for n, (v, pv, t) in findings.items()],
+                                         ["finding", "verdict", "point_verdict", "numbers"]).encode(),
+    }
+    if comparison_rows:
+        files["report_comparisons.csv"] = table_csv(comparison_rows, ["finding", "comparison", "estimate", "se", "lo",
+                                                                      "hi", "p", "p_holm", "sign"]).encode()
+    files.update(doc.figures)
+    files["report.md"] = doc.markdown().encode()
+    files["report.html"] = doc.html_page(title).encode()
+    for name, data in files.items():
+        analysis.atomic_write(path(name), lambda tmp, data=data: open(tmp, "wb").write(data))
+    return {name: verdict for name, (verdict, _, _) in findings.items()}
