@@ -1,79 +1,16 @@
 """sg-launch-shards: run the N shards of a gradient pass on a Dask cluster, retry failed shards, then merge."""
-# Each shard is an independent job: `main.py --config C --notrain --notest --shard i/N` in a
-# fresh process on some worker (a fresh TensorFlow per shard; the worker only waits for it).
-# The shards write into GRAD_DIR/shards/i-of-N/, so GRAD_DIR must be on storage that every
-# worker and this process see (NFS, Lustre, ...). A shard that fails is resubmitted by Dask
-# (--retries); a rerun resumes from the shard's own progress record. When all N are complete
-# the shards are merged here (sg-merge-gradients), which writes what one pass writes.
-#
-# Dask distributed rather than Ray: pure-Python wheels, no daemon of its own, the same Client
-# for a LocalCluster (tests, one big machine) and for an existing cluster by its scheduler
-# address (dask-jobqueue starts one on Slurm/PBS/SGE, dask-kubernetes on Kubernetes), and
-# per-task retries.
 import argparse
 import os
-import shlex
-import subprocess
 import sys
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf_scripts import configuration, gradient_files  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
-
-PROG = "sg-launch-shards"
-DEFAULT_MAIN = f"{shlex.quote(sys.executable)} -m tf_scripts.main"
+from aux_scripts.pipeline import launch_shards  # noqa: E402
 
 
-class ShardFailed(Exception):
-    """A shard's process exited with a non-zero status (Dask retries the task)."""
-
-
-def run_shard(main_command, config_path, index, count, cwd):
-    """Run one shard as its own process; returns its last output lines, raises ShardFailed on failure."""
-    argv = shlex.split(main_command) + ["--config", config_path, "--notrain", "--notest", "--shard",
-                                        f"{index}/{count}"]
-    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
-    tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
-    if done.returncode != 0:
-        raise ShardFailed(f"shard {index}/{count} exited with {done.returncode}: {' | '.join(tail)}")
-    return tail
-
-
-def launch(config_path, count, *, scheduler=None, local_workers=2, retries=2, main_command=DEFAULT_MAIN, log=print):
-    """Run shards 1..count of config_path's gradient pass on a Dask cluster, then merge; returns the perplexity."""
-    from distributed import Client, LocalCluster
-
-    config = configuration.load_config(config_path, train=False, valid=True, test=False, warn=lambda m: None)
-    if not config.grad_interm:
-        raise UserError(f"{config_path} has no grad_interm: it is not a gradient config")
-    config_path, cwd = os.path.abspath(config_path), os.getcwd()
-    cluster = None
-    if scheduler is None:
-        cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-    try:
-        with Client(scheduler or cluster) as client:
-            log(f"{count} shard(s) of {config_path} on {client.scheduler.address} "
-                f"({len(client.scheduler_info()['workers'])} worker(s), up to {retries} retries each)")
-            futures = {i: client.submit(run_shard, main_command, config_path, i, count, cwd, retries=retries,
-                                        pure=False, key=f"sg-shard-{i}-of-{count}-{os.getpid()}")
-                       for i in range(1, count + 1)}
-            failed = []
-            for i, future in futures.items():
-                try:
-                    future.result()
-                    log(f"shard {i}/{count} complete")
-                except ShardFailed as err:
-                    failed.append(str(err))
-    finally:
-        if cluster is not None:
-            cluster.close()
-    if failed:
-        raise UserError(f"{len(failed)} shard(s) failed after {retries} retries, nothing merged: "
-                        + "; ".join(failed) + f"; rerun {PROG} (complete shards are not recomputed)")
-    return gradient_files.merge_shards(config.grad_dir, log=log)
+PROG = launch_shards.PROG
 
 
 def _main(argv):
@@ -86,12 +23,12 @@ def _main(argv):
     where.add_argument("--local-workers", type=int, default=2,
                        help="without --scheduler: start a local cluster with this many worker processes (default 2)")
     parser.add_argument("--retries", type=int, default=2, help="times a failed shard is resubmitted (default 2)")
-    parser.add_argument("--main", default=DEFAULT_MAIN,
+    parser.add_argument("--main", default=launch_shards.DEFAULT_MAIN,
                         help="command that runs main.py on the workers (default: this Python's -m tf_scripts.main)")
     args = parser.parse_args(argv)
     if args.shards < 1 or args.retries < 0 or args.local_workers < 1:
         raise UserError("--shards and --local-workers must be >= 1, --retries >= 0")
-    perplexity = launch(args.config, args.shards, scheduler=args.scheduler, local_workers=args.local_workers,
+    perplexity = launch_shards.launch(args.config, args.shards, scheduler=args.scheduler, local_workers=args.local_workers,
                         retries=args.retries, main_command=args.main)
     if perplexity is not None:
         print(f"Valid Perplexity: {perplexity!r}")

@@ -9,9 +9,6 @@ if __package__ in (None, ""):
 from aux_scripts.measures import analysis  # noqa: E402
 from tf_scripts.errors import run_cli  # noqa: E402
 
-OUTPUTS = ("mean", "covar", "D_norm_grad", "Z_norm_emb")
-
-
 def _main(argv):
     parser = argparse.ArgumentParser(
         prog="normalize_equal_variance.py",
@@ -22,15 +19,9 @@ def _main(argv):
     parser.add_argument("emb", metavar="EMB.npy", help="embedding matrix, rows = words (e.g. from save_embedding)")
     parser.add_argument("--no-sanity", action="store_true", help="skip the sanity checks")
     args = parser.parse_args(argv)
-    emb = analysis.load_array(args.emb, "embedding matrix", ndim=2)
-    base = args.emb[:-4] if args.emb.endswith(".npy") else args.emb
-    paths = {name: f"{base}_{name}.npy" for name in OUTPUTS}
+    emb, paths, (mean, cov, d_factor, z_inv) = analysis.write_normalisation(args.emb)
     for path in paths.values():
-        analysis.check_not_input(path, [args.emb])
-    mean, cov, d_factor, z_inv = analysis.normalisation(emb, args.emb)
-    for name, array in zip(OUTPUTS, (mean, cov, d_factor, z_inv)):
-        analysis.atomic_save_npy(paths[name], array)
-        print(f"wrote {paths[name]}")
+        print(f"wrote {path}")
     if not args.no_sanity:
         checks = analysis.sanity_checks(emb, mean, cov, d_factor, z_inv)
         fmt = analysis.format_number

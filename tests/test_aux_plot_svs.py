@@ -4,7 +4,8 @@ import csv
 import numpy as np
 import pytest
 
-from aux_scripts import plot_svs
+from aux_scripts.measures import plot_svs
+from aux_scripts import plot_svs as sg_plot_svs
 
 
 def make_root(path, scale, delays=(0, 1, 2, 10), classes=("nouns",)):
@@ -26,7 +27,7 @@ def test_csv_and_png(tmp_path, capsys):
     out = tmp_path / "fig.png"
     argv = [str(one), str(two), "--classes", "overall,nouns", "--grad-norm", str(tmp_path / "D.npy"),
             "--top-k", "2", "--out", str(out)]
-    assert plot_svs.main(argv) == 0
+    assert sg_plot_svs.main(argv) == 0
     assert capsys.readouterr().out == f"wrote {out} and {tmp_path / 'fig.csv'}\n"
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with open(tmp_path / "fig.csv", newline="") as handle:
@@ -63,7 +64,7 @@ def test_errors(tmp_path, capsys):
     out = str(tmp_path / "f.png")
 
     def error(argv):
-        assert plot_svs.main(argv) == 2
+        assert sg_plot_svs.main(argv) == 2
         return capsys.readouterr().err
 
     assert "--relative needs delay 0" in error([str(root), "--relative", "--out", out])
@@ -87,8 +88,8 @@ def test_errors(tmp_path, capsys):
 def test_classes_all_lists_every_class_of_the_first_folder(tmp_path):
     root = make_root(tmp_path / "m", 1.0, classes=("verbs", "nouns"))
     out = tmp_path / "fig.png"
-    assert plot_svs.main([str(root), "--classes", "all", "--out", str(out)]) == 0
+    assert sg_plot_svs.main([str(root), "--classes", "all", "--out", str(out)]) == 0
     with open(tmp_path / "fig.csv", newline="") as handle:
         classes = list(dict.fromkeys(r["class"] for r in csv.DictReader(handle)))
     assert classes == ["overall", "nouns", "verbs"]
-    assert plot_svs.main([str(tmp_path / "none"), "--classes", "all", "--out", str(out)]) == 2
+    assert sg_plot_svs.main([str(tmp_path / "none"), "--classes", "all", "--out", str(out)]) == 2

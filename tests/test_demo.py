@@ -4,7 +4,8 @@ import csv
 import numpy as np
 import pytest
 
-from aux_scripts import demo
+from aux_scripts.pipeline import demo
+from aux_scripts import demo as sg_demo
 
 
 def test_demo_shows_planted_memory(demo_run):
@@ -56,4 +57,4 @@ def test_demo_seed_goes_into_the_training_config(tmp_path):
     for seed, want in ((None, 1), (3, 3)):
         _, path = demo._demo_config(demo.TRAIN_CONFIG, str(tmp_path / str(seed)), data, seed=seed)
         assert configuration.load_config(path).seed == want
-    assert demo.main(["--seed", "-1", "--out", str(tmp_path / "bad")]) == 2
+    assert sg_demo.main(["--seed", "-1", "--out", str(tmp_path / "bad")]) == 2

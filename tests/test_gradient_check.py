@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from aux_scripts import gradient_check
+from aux_scripts.measures import gradient_check
+from aux_scripts import gradient_check as sg_gradient_check
 from aux_scripts.measures.numpy_rnn import NumpyRNN
 from tests import numpy_reference as ref
 from tf_scripts import lm_data
@@ -106,7 +107,7 @@ def test_cli_passes_and_plots(tiny, tmp_path, capsys):
     config_path, _, _ = tiny
     png = tmp_path / "out" / "loss.png"
     png.parent.mkdir()
-    assert gradient_check.main(["--config", config_path, "--windows", "3", "--seed", "1", "--layer", "0",
+    assert sg_gradient_check.main(["--config", config_path, "--windows", "3", "--seed", "1", "--layer", "0",
                                 "--weight", "layer0/kernel[2,7]", "--span", "0.2", "--points", "5",
                                 "--plot", str(png)]) == 0
     out = _report(capsys)
@@ -127,12 +128,12 @@ def test_cli_fails_on_a_noisy_engine_and_on_a_tight_tolerance(tiny, capsys, monk
         return {k: g + (1e-3 if k == 2 else 0.0) for k, g in out.items()}
 
     monkeypatch.setattr(gradient_check, "engine_state_gradients", noisy)
-    assert gradient_check.main(["--config", config_path, "--interm", "hidden", "--time-step", "4"]) == 1
+    assert sg_gradient_check.main(["--config", config_path, "--interm", "hidden", "--time-step", "4"]) == 1
     out = _report(capsys)
     failed = [line for line in out.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 1 and "TF engine" in failed[0]
     monkeypatch.setattr(gradient_check, "engine_state_gradients", real)
-    assert gradient_check.main(["--config", config_path, "--time-step", "4", "--tolerance", "1e-30"]) == 1
+    assert sg_gradient_check.main(["--config", config_path, "--time-step", "4", "--tolerance", "1e-30"]) == 1
     failed = [line for line in _report(capsys).splitlines() if line.startswith("FAILED")]
     assert any("finite differences" in line for line in failed) and any("weight" in line for line in failed)
 
@@ -147,21 +148,21 @@ def test_cli_user_errors_exit_2(tiny, tmp_path, capsys):
              (["--plot", str(tmp_path / "x.pdf")], "must end in .png"),
              (["--tolerance", "0"], "--tolerance must be a positive number")]
     for extra, message in cases:
-        assert gradient_check.main(["--config", config_path] + extra) == 2
+        assert sg_gradient_check.main(["--config", config_path] + extra) == 2
         assert message in capsys.readouterr().err
     other = tmp_path / "other.config"
     other.write_text(open(config_path).read().replace("size 4", "size 5"))
-    assert gradient_check.main(["--config", str(other)]) == 2
+    assert sg_gradient_check.main(["--config", str(other)]) == 2
     assert "but " + str(other) + " says 2-layer LSTM with H 5, E 3" in capsys.readouterr().err
     no_delay = tmp_path / "no_delay.config"
     no_delay.write_text(open(config_path).read().replace("grad_interm cell\ntime_step all\nmax_delay 4\n", ""))
-    assert gradient_check.main(["--config", str(no_delay)]) == 2
+    assert sg_gradient_check.main(["--config", str(no_delay)]) == 2
     assert "has no max_delay: pass --max-delay D" in capsys.readouterr().err
     dict_path = tmp_path / "model" / "dict"
     words = [line.split("\t")[0] for line in dict_path.read_text().splitlines()]
     dict_path.write_text("".join(f"{w}\t{i}\n" for i, w in enumerate(words[:-1])))   # one row short
-    assert gradient_check.main(["--config", config_path]) == 2
+    assert sg_gradient_check.main(["--config", config_path]) == 2
     assert "embedding rows" in capsys.readouterr().err
     (tmp_path / "model" / "weights.npz").unlink()
-    assert gradient_check.main(["--config", config_path]) == 2
+    assert sg_gradient_check.main(["--config", config_path]) == 2
     assert "train first or run main.py --notrain --export_weights" in capsys.readouterr().err

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from aux_scripts import gradient_check, import_model
+from aux_scripts import import_model
+from aux_scripts import gradient_check as sg_gradient_check
 from aux_scripts.importing import convert
 from tests import numpy_reference as ref
 from tests import source_models as sm
@@ -528,7 +529,7 @@ def test_no_head_import_gives_gradients_and_refuses_perplexity(tmp_path, capsys)
     assert "no output layer" in capsys.readouterr().out
     assert (tmp_path / "grads" / "delay_2_avg.npy").exists()
     # the measures work on it too: gradient_check's state-gradient part (there is no loss to check)
-    assert gradient_check.main(["--config", str(grads), "--windows", "1", "--time-step", "4"]) == 0
+    assert sg_gradient_check.main(["--config", str(grads), "--windows", "1", "--time-step", "4"]) == 0
     out = capsys.readouterr().out
     assert "(a) state gradients" in out and "(b) skipped: the model has no output layer" in out
 

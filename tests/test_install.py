@@ -36,11 +36,11 @@ def test_wheel_holds_demo_data_and_configs(wheel):
 def test_installed_demo_finds_its_files_in_the_package(wheel, tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    script = ("from aux_scripts import demo\n"
+    script = ("from aux_scripts.pipeline import demo\n"
               "print(demo.resource_dir(demo.DATA_PACKAGE, demo.DATA_SOURCE))\n"
               "print(demo.resource_dir(demo.CONFIG_PACKAGE, demo.CONFIG_SOURCE))\n"
               "print(demo.__file__)\n"
-              "import state_gradients, aux_scripts.reproduce as r\n"
+              "import state_gradients, aux_scripts.pipeline.reproduce as r\n"
               "print(state_gradients.__file__, len(r.console_scripts()))\n")
     env = dict(os.environ, PYTHONPATH=str(site), TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from aux_scripts import launch_shards
+from aux_scripts.pipeline import launch_shards
 from tests.pass_files import assert_same_pass, pass_files
 from tf_scripts import lm_data
 from tf_scripts import main as main_script

@@ -11,7 +11,8 @@ import shutil
 import numpy as np
 import pytest
 
-from aux_scripts import avg_gradient_matrix, calculate_svs, cos_subspace_diff_vector, diff_vector, normalize_equal_variance, np2npz, plot_svs, pos_classifier_sklearn, relative_memory
+from aux_scripts import avg_gradient_matrix, calculate_svs, cos_subspace_diff_vector, diff_vector, normalize_equal_variance, np2npz, pos_classifier_sklearn, relative_memory
+from aux_scripts import plot_svs as sg_plot_svs
 from tf_scripts import main as sg_main
 
 LEXICON = {"NN": [f"noun{i}" for i in range(10)], "VBD": [f"verb{i}" for i in range(10)],
@@ -153,7 +154,7 @@ def test_normalisation_svs_classifier_memory_and_plot(pipeline, capsys, tmp_path
         assert pct[k] == pytest.approx(100 * s[:2].sum() / s.sum(), rel=1e-5)
 
     fig = str(tmp_path / "svs.png")
-    assert plot_svs.main([stream, "--grad-norm", stem + "_D_norm_grad.npy", "--classes", "overall,nouns",
+    assert sg_plot_svs.main([stream, "--grad-norm", stem + "_D_norm_grad.npy", "--classes", "overall,nouns",
                           "--out", fig]) == 0
     assert open(fig, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     rows = [line.split(",") for line in open(fig[:-4] + ".csv").read().splitlines()[1:]]

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from aux_scripts.measures import analysis
-from aux_scripts import pos_classifier_sklearn as clf
+from aux_scripts import pos_classifier_sklearn as sg_clf
+from aux_scripts.classes import pos_classifier as clf
 from tf_scripts.errors import UserError
 
 TAGS = ["JJ", "NN", "RB", "VB"]
@@ -54,7 +55,7 @@ def scores(out):
 def test_separable_tags_give_perfect_accuracy(tmp_path, capsys):
     emb, dic, pos, *_ = make_data(tmp_path)
     name = str(tmp_path / "model")
-    assert clf.main([emb, dic, pos, name, "--grid", "small", "--grid_search"]) == 0
+    assert sg_clf.main([emb, dic, pos, name, "--grid", "small", "--grid_search"]) == 0
     out = capsys.readouterr().out
     assert scores(out) == {"Validation": 1.0, "Test": 1.0}
     assert "48 examples (collapsed): train 38, valid 4, test 6" in out
@@ -72,16 +73,16 @@ def test_no_train_reloads_the_estimator(tmp_path, capsys):
     # Noisy embeddings, so the scores are not trivially 1.0.
     emb, dic, pos, *_ = make_data(tmp_path, noise=3.0)
     name = str(tmp_path / "m")
-    assert clf.main([emb, dic, pos, name, "--grid", "small", "--seed", "3"]) == 0
+    assert sg_clf.main([emb, dic, pos, name, "--grid", "small", "--seed", "3"]) == 0
     first = scores(capsys.readouterr().out)
     assert 0.0 < first["Test"] < 1.0 or 0.0 < first["Validation"] < 1.0
     saved = (tmp_path / "m.estimator").read_bytes()
-    assert clf.main([emb, dic, pos, name, "--no_train", "--seed", "3"]) == 0
+    assert sg_clf.main([emb, dic, pos, name, "--no_train", "--seed", "3"]) == 0
     out = capsys.readouterr().out
     assert "Train classifier" not in out
     assert scores(out) == first
     assert (tmp_path / "m.estimator").read_bytes() == saved
-    assert clf.main([emb, dic, pos, str(tmp_path / "missing"), "--no_train"]) == 2
+    assert sg_clf.main([emb, dic, pos, str(tmp_path / "missing"), "--no_train"]) == 2
     assert "missing.estimator does not exist" in capsys.readouterr().err
 
 
@@ -158,7 +159,7 @@ def test_avg_emb_over_all_examples_with_multi_tag_words(tmp_path, capsys):
     extra = {"w000": {"JJ", "NN"}, "w013": {"NN", "VB"}}  # w000 is otherwise JJ, w013 NN
     emb, dic, pos, array, word_to_id, mapping = make_data(tmp_path, extra_mapping=extra)
     name = str(tmp_path / "m")
-    assert clf.main([emb, dic, pos, name, "--grid", "small", "--avg_emb", "--no_valid", "--no_test"]) == 0
+    assert sg_clf.main([emb, dic, pos, name, "--grid", "small", "--avg_emb", "--no_valid", "--no_test"]) == 0
     assert "50 examples" in capsys.readouterr().out
     pairs = [(w, t) for w, tags in mapping.items() for t in tags]
     for tag, mean in expected_means(array, word_to_id, pairs).items():
@@ -171,7 +172,7 @@ def test_pos_classes_formats_end_to_end(tmp_path, capsys):
     tagged = [(w, t) for w, tags in mapping.items() for t in tags]
 
     plain = write(tmp_path / "plain.txt", "NN\nVB\nPRP\n")
-    assert clf.main([emb, dic, pos, str(tmp_path / "p"), "--grid", "small", "--pos_classes", plain,
+    assert sg_clf.main([emb, dic, pos, str(tmp_path / "p"), "--grid", "small", "--pos_classes", plain,
                      "--avg_emb"]) == 0
     out = capsys.readouterr().out
     assert "no examples for PRP; skipped" in out and "24 examples" in out
@@ -179,7 +180,7 @@ def test_pos_classes_formats_end_to_end(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.glob("p_avg_*")) == ["p_avg_NN.npy", "p_avg_VB.npy"]
 
     grouped = write(tmp_path / "grouped.txt", "nominal\tNN JJ\nverbal\tVB RB\n")
-    assert clf.main([emb, dic, pos, str(tmp_path / "g"), "--grid", "small", "--pos_classes", grouped,
+    assert sg_clf.main([emb, dic, pos, str(tmp_path / "g"), "--grid", "small", "--pos_classes", grouped,
                      "--avg_emb"]) == 0
     assert scores(capsys.readouterr().out) == {"Validation": 1.0, "Test": 1.0}
     group_of = {"NN": "nominal", "JJ": "nominal", "VB": "verbal", "RB": "verbal"}
@@ -189,7 +190,7 @@ def test_pos_classes_formats_end_to_end(tmp_path, capsys):
     low = [f"w{i:03d}" for i in range(0, 10)]
     high = [f"w{i:03d}" for i in range(30, 40)]
     token = write(tmp_path / "token.txt", f"token\nlow\t{' '.join(low)}\nhigh\t{' '.join(high)}\n")
-    assert clf.main([emb, dic, pos, str(tmp_path / "t"), "--grid", "small", "--pos_classes", token,
+    assert sg_clf.main([emb, dic, pos, str(tmp_path / "t"), "--grid", "small", "--pos_classes", token,
                      "--avg_emb"]) == 0
     assert "20 examples" in capsys.readouterr().out
     np.testing.assert_allclose(np.load(tmp_path / "t_avg_low.npy"),
@@ -198,7 +199,7 @@ def test_pos_classes_formats_end_to_end(tmp_path, capsys):
                                array[[word_to_id[w] for w in high]].mean(axis=0), rtol=1e-6)
 
     unknown = write(tmp_path / "unknown.txt", "token\nlow\tw000 zebra\nhigh\tw047\n")
-    assert clf.main([emb, dic, pos, str(tmp_path / "u"), "--pos_classes", unknown]) == 2
+    assert sg_clf.main([emb, dic, pos, str(tmp_path / "u"), "--pos_classes", unknown]) == 2
     err = capsys.readouterr().err
     assert "word(s) not in the dictionary" in err and "zebra" in err
 
@@ -206,13 +207,13 @@ def test_pos_classes_formats_end_to_end(tmp_path, capsys):
 def test_plots_are_written(tmp_path, capsys):
     emb, dic, pos, *_ = make_data(tmp_path)
     name = str(tmp_path / "m")
-    assert clf.main([emb, dic, pos, name, "--grid", "small", "--confusion_matrix", "--pca", "--tsne", "--lda",
+    assert sg_clf.main([emb, dic, pos, name, "--grid", "small", "--confusion_matrix", "--pca", "--tsne", "--lda",
                      "--plot_coef", "--results_dataset", "full"]) == 0
     for suffix in ("confusion_matrix_norm_all", "pca", "tsne", "lda", "coef"):
         assert (tmp_path / f"m_{suffix}.png").read_bytes()[:8] == PNG
     # two labels: LDA has a single component, the binary model a single weight row
     two = write(tmp_path / "two.txt", "NN\nVB\n")
-    assert clf.main([emb, dic, pos, str(tmp_path / "b"), "--grid", "small", "--pos_classes", two, "--lda",
+    assert sg_clf.main([emb, dic, pos, str(tmp_path / "b"), "--grid", "small", "--pos_classes", two, "--lda",
                      "--plot_coef", "--confusion_matrix"]) == 0
     for suffix in ("lda", "coef", "confusion_matrix_norm_all"):
         assert (tmp_path / f"b_{suffix}.png").read_bytes()[:8] == PNG
@@ -225,7 +226,7 @@ def test_running_text(tmp_path, capsys):
     text = write(tmp_path / "text.txt", "".join(f"{w} {t} B-NP\n" for w, t in tokens) + "\n")
     pairs = clf.read_running_text(text, word_to_id)
     assert pairs == tokens
-    assert clf.main([emb, dic, text, str(tmp_path / "r"), "--type_data", "running_text", "--grid", "small",
+    assert sg_clf.main([emb, dic, text, str(tmp_path / "r"), "--type_data", "running_text", "--grid", "small",
                      "--avg_emb", "--no_valid", "--no_test"]) == 0
     assert "10 examples (running_text)" in capsys.readouterr().out
     for label, mean in expected_means(array, word_to_id, tokens).items():
@@ -243,25 +244,25 @@ def test_user_errors(tmp_path, capsys):
     name = str(tmp_path / "m")
 
     np.save(tmp_path / "short.npy", array[:-1])
-    assert clf.main([str(tmp_path / "short.npy"), dic, pos, name]) == 2
+    assert sg_clf.main([str(tmp_path / "short.npy"), dic, pos, name]) == 2
     assert "has 49 rows but dictionary" in capsys.readouterr().err
 
     rare = dict(mapping, w000={"UH"})
     analysis.write_pos_mapping(rare, tmp_path / "rare.txt")
     rare_pos = str(tmp_path / "rare.txt")
-    assert clf.main([emb, dic, rare_pos, name, "--grid", "small"]) == 2
+    assert sg_clf.main([emb, dic, rare_pos, name, "--grid", "small"]) == 2
     assert "UH have only 1 example" in capsys.readouterr().err
-    assert clf.main([emb, dic, rare_pos, name, "--grid", "small", "--freq_cutoff", "2", "--no_valid"]) == 0
+    assert sg_clf.main([emb, dic, rare_pos, name, "--grid", "small", "--freq_cutoff", "2", "--no_valid"]) == 0
     out = capsys.readouterr().out
     assert "fewer than 2 examples dropped: UH" in out and "47 examples" in out
 
     one = write(tmp_path / "one.txt", "NN\n")
-    assert clf.main([emb, dic, pos, name, "--pos_classes", one]) == 2
+    assert sg_clf.main([emb, dic, pos, name, "--pos_classes", one]) == 2
     assert "at least 2 labels" in capsys.readouterr().err
 
     clash = write(tmp_path / "m.score", (tmp_path / "pos.txt").read_text())
-    assert clf.main([emb, dic, clash, name]) == 2
+    assert sg_clf.main([emb, dic, clash, name]) == 2
     assert "refusing to overwrite input file" in capsys.readouterr().err
-    assert clf.main([emb, dic, str(tmp_path / "nothere.txt"), name]) == 2
+    assert sg_clf.main([emb, dic, str(tmp_path / "nothere.txt"), name]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "nothere.txt.estimator").exists()

@@ -8,7 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from aux_scripts import reproduce
+from aux_scripts.pipeline import reproduce
+from aux_scripts import reproduce as sg_reproduce
 from tf_scripts import gradient_pass
 from tf_scripts import main as sg_main
 from tf_scripts.state_gradients import StateGradients
@@ -67,7 +68,7 @@ def _cwd(path):
 def _run(project, argv):
     out = io.StringIO()
     with _cwd(project), contextlib.redirect_stdout(out):
-        status = reproduce.main(argv)
+        status = sg_reproduce.main(argv)
     return status, out.getvalue()
 
 

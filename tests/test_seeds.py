@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from aux_scripts import seeds
+from aux_scripts.pipeline import seeds
+from aux_scripts import seeds as sg_seeds
 from aux_scripts.measures import intervals
 from aux_scripts.measures import uncertainty, verdicts
 
@@ -111,7 +112,7 @@ def test_seeds_files_keep_each_seed_and_the_average_apart(tmp_path):
     a = _run_folder(tmp_path / "a", _curves(2.0), 0)
     b = _run_folder(tmp_path / "b", _curves(0.8), 1)
     out = tmp_path / "out"
-    assert seeds.main([a, b, "--out", str(out)]) == 0
+    assert sg_seeds.main([a, b, "--out", str(out)]) == 0
     with open(out / seeds.FINDINGS_CSV) as handle:
         found = {r["finding"]: r for r in csv.DictReader(handle)}
     best = found["nouns are remembered best among POS classes"]
@@ -139,14 +140,14 @@ def test_seeds_files_keep_each_seed_and_the_average_apart(tmp_path):
 
 def test_seeds_refusals(tmp_path, capsys):
     a = _run_folder(tmp_path / "a", _curves(2.0), 0)
-    assert seeds.main([a, "--out", str(tmp_path / "out")]) == 2
+    assert sg_seeds.main([a, "--out", str(tmp_path / "out")]) == 2
     assert "at least two run folders" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert seeds.main([a, str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert sg_seeds.main([a, str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
     assert f"{tmp_path / 'empty'}: no intervals/intervals.csv" in capsys.readouterr().err
     fewer = _run_folder(tmp_path / "fewer", _curves(2.0), 1, blocks=BLOCKS - 1)
-    assert seeds.main([a, fewer, "--out", str(tmp_path / "out")]) == 2
+    assert sg_seeds.main([a, fewer, "--out", str(tmp_path / "out")]) == 2
     assert f"run 2 has {BLOCKS - 1} blocks, run 1 has {BLOCKS}" in capsys.readouterr().err
-    assert seeds.main([a, a, "--out", str(tmp_path / "out")]) == 2
+    assert sg_seeds.main([a, a, "--out", str(tmp_path / "out")]) == 2
     assert "labels are not unique" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -1,5 +1,6 @@
 """Tagged corpora normalised as the PTB LM text (checked against its lines), and the POS tagger in context."""
-from aux_scripts import pos_tagger
+from aux_scripts.classes import pos_tagger
+from aux_scripts import pos_tagger as sg_pos_tagger
 from aux_scripts.classes import tagged_corpora
 
 VOCAB = {"u.s.", "n.j", "n.j.", "p.m", "the", "in", "sold", "<unk>", "$", "N", "mrs."}
@@ -56,6 +57,6 @@ class _Everything:
 
 
 def test_cli_writes_the_report_and_refuses_a_missing_corpus(tmp_path, capsys):
-    assert pos_tagger.main(["--pos-data", str(tmp_path), "--vocab-text", __file__, "--out", str(tmp_path / "o")]) == 2
+    assert sg_pos_tagger.main(["--pos-data", str(tmp_path), "--vocab-text", __file__, "--out", str(tmp_path / "o")]) == 2
     assert "not found: fill" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

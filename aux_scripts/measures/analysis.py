@@ -347,6 +347,25 @@ def normalisation(emb, source):
     return mean, cov, d_factor, z_inv
 
 
+NORMALISATION_FILES = ("mean", "covar", "D_norm_grad", "Z_norm_emb")
+
+
+def write_normalisation(emb_path):
+    """normalize_equal_variance.py's job: EMB_{mean,covar,D_norm_grad,Z_norm_emb}.npy beside EMB.npy [V, E].
+
+    Returns (emb [V, E], {name: path}, (mean, cov, d_factor, z_inv)).
+    """
+    emb = load_array(emb_path, "embedding matrix", ndim=2)
+    base = emb_path[:-4] if emb_path.endswith(".npy") else emb_path
+    paths = {name: f"{base}_{name}.npy" for name in NORMALISATION_FILES}
+    for path in paths.values():
+        check_not_input(path, [emb_path])
+    arrays = normalisation(emb, emb_path)
+    for name, array in zip(NORMALISATION_FILES, arrays):
+        atomic_save_npy(paths[name], array)
+    return emb, paths, arrays
+
+
 def sanity_checks(emb, mean, cov, d_factor, z_inv):
     """Numbers that should be small (or, for the condition number, below about 100).
 
