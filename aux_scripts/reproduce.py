@@ -7,6 +7,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts.measures import analysis  # noqa: E402
+from tf_scripts import configuration  # noqa: E402
 from tf_scripts.errors import UserError, run_cli  # noqa: E402
 from aux_scripts.pipeline import reproduce  # noqa: E402
 
@@ -55,6 +56,7 @@ def _parse_args(argv):
 
 def _main(argv):
     args = _parse_args(argv)
+    configuration.read_config_lines(args.config)   # a missing or unreadable config is named before the POS data
     conll, treebank = list(args.conll), list(args.treebank)
     if args.pos_data:
         analysis.check_dir(args.pos_data, "--pos-data folder")

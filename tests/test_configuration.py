@@ -201,6 +201,16 @@ def test_always_required_keys(tmp_path, key):
     assert key in message
 
 
+def test_a_misspelt_required_key_is_pointed_at(tmp_path):
+    # the gradient keys with max_delay misspelt on the config's line BASE_LINES + 3
+    grad = GRAD.replace("max_delay 4", "max_dealy 4")
+    message = error(tmp_path, grad, train=False, valid=True)
+    assert "missing required key(s): max_delay" in message
+    assert message.endswith(f"x.config line {BASE_LINES + 3} has 'max_dealy': did you mean 'max_delay'?")
+    # an unknown key that resembles no missing key adds nothing
+    assert "did you mean" not in error(tmp_path, "colour blue\n", base=drop("size"), train=False)
+
+
 TRAIN_KEYS = ["dropout", "learning_rate", "max_grad_norm", "optimizer", "max_max_epoch", "trainer"]
 
 

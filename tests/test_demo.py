@@ -58,3 +58,12 @@ def test_demo_seed_goes_into_the_training_config(tmp_path):
         _, path = demo._demo_config(demo.TRAIN_CONFIG, str(tmp_path / str(seed)), data, seed=seed)
         assert configuration.load_config(path).seed == want
     assert sg_demo.main(["--seed", "-1", "--out", str(tmp_path / "bad")]) == 2
+
+
+def test_demo_out_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file\n")
+    assert sg_demo.main(["--out", str(tmp_path / "taken")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"sg-demo: error: --out {tmp_path / 'taken'}: {tmp_path / 'taken'} is a file, not a folder\n"
+    assert sg_demo.main(["--out", str(tmp_path / "taken" / "below")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err

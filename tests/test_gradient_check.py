@@ -145,6 +145,7 @@ def test_cli_user_errors_exit_2(tiny, tmp_path, capsys):
              (["--weight", "kernel[1,1]"], "no weight 'kernel'"),
              (["--layer", "2"], "--layer must lie in 0..1"),
              (["--max-delay", "0"], "--max-delay must be >= 1 (the number of delays)"),
+             (["--time-step", "2", "--max-delay", "9"], "--max-delay 9: position t = 2 has only 3 inputs"),
              (["--plot", str(tmp_path / "x.pdf")], "must end in .png"),
              (["--tolerance", "0"], "--tolerance must be a positive number")]
     for extra, message in cases:

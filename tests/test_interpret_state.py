@@ -171,7 +171,9 @@ def test_cli_user_errors(tiny, capsys):
     cases = [(["--windows", "1000"], "the validation data has only"),
              (["--time-step", "8"], "--time-step must lie in 0..7"),
              (["--pos-classes", str(tmp / "nouns")], "needs a POS mapping"),
-             (["--init-sigma", "5", "--max-sigma", "1"], "exceeds --max-sigma")]
+             (["--init-sigma", "5", "--max-sigma", "1"], "exceeds --max-sigma"),
+             # 500 delays at t = 3 (4 inputs up to it): refused, not silently cut to 4
+             (["--time-step", "3", "--max-delay", "500"], "--max-delay 500: position t = 3 has only 4 inputs")]
     for extra, message in cases:
         assert sg_interpret_state.main(base + extra) == 2
         assert message in capsys.readouterr().err

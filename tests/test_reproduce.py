@@ -220,6 +220,10 @@ def test_errors_name_the_options(project, capsys):
     assert _run(project, ["--config", "train.config", "--out", "E", "--pos-mapping", "pos_mapping.txt",
                           "--conll", "pos_mapping.txt"])[0] == 2
     assert "not both" in capsys.readouterr().err
+    # a missing config is named first, before the missing POS data
+    assert _run(project, ["--config", "nope.config", "--out", "E"])[0] == 2
+    err = capsys.readouterr().err
+    assert "config file nope.config does not exist" in err and "--pos-data" not in err
     assert _run(project, ["--help"])[0] == 0
 
 

@@ -346,12 +346,13 @@ def _build(entries, path, train, valid, warn):
     """Typed, defaulted and cross-checked Config from (line, key, raw value) entries."""
     warn = warn or _default_warn
     values = dict.fromkeys(KEYS)
-    lines = {}
+    lines, unknown = {}, []
     for line, name, raw in entries:
         key = KEYS.get(name)
         if key is None:
             closest = difflib.get_close_matches(name, KEYS, n=1, cutoff=0)[0]
             warn(f"{_where(path, line)}: unknown key '{name}' ignored (closest known key: '{closest}')")
+            unknown.append((line, name))
             continue
         value = _check(name, key, raw)
         if value is None:
@@ -364,7 +365,14 @@ def _build(entries, path, train, valid, warn):
     missing = [f"{name} ({_REQUIRED_WHEN[key.required][0]})" for name, key in KEYS.items()
                if key.required and values[name] is None and _REQUIRED_WHEN[key.required][1](values, train)]
     if missing:
-        raise UserError(f"{path}: missing required key(s): {', '.join(missing)}")
+        # a required key that is missing because it is misspelt: point at the line that holds it
+        hints = []
+        for line, name in unknown:
+            near = difflib.get_close_matches(name, [m.split(" ")[0] for m in missing], n=1)
+            if near:
+                hints.append(f"{_where(path, line)} has '{name}': did you mean '{near[0]}'?")
+        raise UserError(f"{path}: missing required key(s): {', '.join(missing)}"
+                        + "".join(f"; {h}" for h in hints))
 
     for name, key in KEYS.items():
         if values[name] is None and key.default is not None:

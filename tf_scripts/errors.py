@@ -18,6 +18,13 @@ def run_cli(main_body, argv, prog):
     except UserError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        # the file system refused (a file where a folder belongs, no permission, a full disk):
+        # the user's environment, not a bug, when the error names a path
+        if err.filename is None:
+            raise
+        print(f"{prog}: error: {err.filename}: {err.strerror}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

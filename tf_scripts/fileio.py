@@ -34,6 +34,16 @@ def read_lines(path, what="file"):
     return read_text(path, what).splitlines()
 
 
+def make_dirs(path, what="output folder"):
+    """os.makedirs(path, exist_ok=True); UserError when path, or a folder above it, is a file."""
+    head = path
+    while head and not os.path.exists(head):
+        head = os.path.dirname(head)
+    if head and not os.path.isdir(head):
+        raise UserError(f"{what} {path}: {head} is a file, not a folder")
+    os.makedirs(path, exist_ok=True)
+
+
 def atomic_write(path, write):
     """Call write(tmp_path) on a temporary name beside path, then rename it to path.
 

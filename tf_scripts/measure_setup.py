@@ -41,6 +41,19 @@ def resolve_max_delay(flag, config, name="--max-delay"):
     return value
 
 
+def delays_at(max_delay, t, flag=None, name="--max-delay"):
+    """D = min(max_delay, t + 1): the delays k = 0..D-1 that position t has inputs for.
+
+    A flag that asks for more than t + 1 delays is an error (the config's max_delay is cut, as the
+    gradient pass cuts it: k = 0 .. min(max_delay - 1, t)), so that a user never gets fewer delays
+    than typed.
+    """
+    if flag is not None and flag > t + 1:
+        raise UserError(f"{name} {flag}: position t = {t} has only {t + 1} inputs up to it (k = 0..{t}); "
+                        f"give {name} {t + 1} or less, or a later --time-step")
+    return min(max_delay, t + 1)
+
+
 def resolve_layer(flag, config, num_layers):
     """--layer, else the config's grad_layer; checked against the model's layers."""
     layer = config.grad_layer if flag is None else flag

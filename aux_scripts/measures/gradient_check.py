@@ -173,12 +173,13 @@ def plot_weight_check(result, label, path):
     analysis.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
 
 
-# ------------------------------------------------------------------------------------ command line
+# ------------------------------------------------------------------------------------ settings
 
 def _settings(args, config):
     """(t, max_delay, layer, component) from the flags, defaulting to the config; checked."""
     t = measure_setup.resolve_time_step(args.time_step, config)
     max_delay = measure_setup.resolve_max_delay(args.max_delay, config)
+    measure_setup.delays_at(max_delay, t, args.max_delay)   # more delays asked for than t has: an error
     layer = measure_setup.resolve_layer(args.layer, config, config.num_layers)
     interm = measure_setup.resolve_interm(args.interm, config)
     return t, max_delay, layer, measure_setup.state_component(config.basic_cell, interm), interm

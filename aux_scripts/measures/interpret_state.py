@@ -356,7 +356,7 @@ def _settings(options, config, model):
                    if options.pos_classes is not None else config.pos_class_files())
     if class_files and not pos_mapping:
         raise UserError("--pos-classes needs a POS mapping: pass --pos-mapping or set pos_mapping in the config")
-    return dict(t=t, delays=min(max_delay, t + 1), layer=layer, interm=interm, max_sigma=max_sigma,
+    return dict(t=t, delays=measure_setup.delays_at(max_delay, t, options.max_delay), layer=layer, interm=interm, max_sigma=max_sigma,
                 init_sigma=init_sigma, pos_mapping=pos_mapping, class_files=class_files)
 
 

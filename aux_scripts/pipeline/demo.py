@@ -17,7 +17,7 @@ import numpy as np
 
 from aux_scripts.measures import analysis, interpret_state, intervals, plot_svs, txray, verdicts
 from aux_scripts.pipeline import report
-from tf_scripts import configuration
+from tf_scripts import configuration, fileio
 from tf_scripts.saved_model import SavedModel
 from tf_scripts import main as lm_main
 from tf_scripts.errors import UserError
@@ -130,7 +130,7 @@ def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print, seed=N
     data_dir = resource_dir(DATA_PACKAGE, DATA_SOURCE)
     if fresh and os.path.isdir(out_dir):
         shutil.rmtree(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+    fileio.make_dirs(out_dir, "--out")
     train, train_path = _demo_config(TRAIN_CONFIG, out_dir, data_dir, seed=seed)
     grads, grad_path = _demo_config(GRAD_CONFIG, out_dir, data_dir, train=False, test=False)
     steps = [
