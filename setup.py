@@ -1,5 +1,9 @@
 """Installs state-gradients: the LM toolkit (tf_scripts) and the analysis command lines (aux_scripts)."""
+import re
+
 from setuptools import find_packages, setup
+
+VERSION = re.search(r'__version__ = "(.+)"', open("tf_scripts/version.py", encoding="utf-8").read()).group(1)
 
 SCRIPTS = {
     # console command: module (each has main(argv=None) -> exit status)
@@ -34,7 +38,7 @@ SCRIPTS = {
 
 setup(
     name="state-gradients",
-    version="0.1.0",
+    version=VERSION,
     description="Train RNN language models from config files and measure what their state remembers "
                 "(state gradients; TensorFlow 2 port of Verwimp et al.'s toolkit)",
     long_description=open("README.md", encoding="utf-8").read(),

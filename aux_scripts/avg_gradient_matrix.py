@@ -1,5 +1,4 @@
 """Average the gradient matrices of one delay over all windows and time steps, overall or per POS class."""
-import argparse
 import os
 import sys
 
@@ -7,13 +6,15 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts.measures import analysis  # noqa: E402
-from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
+from tf_scripts.errors import UserError  # noqa: E402
 
 USAGE = "%(prog)s GRADROOT k [npz]\n       %(prog)s GRADROOT k POS_CLASSES POS_MAPPING [npz]"
 
 
-def _parser(prog):
-    parser = argparse.ArgumentParser(
+def build_parser(prog="avg_gradient_matrix.py"):
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
         prog=prog, usage=USAGE,
         description="Mean of all matrices in GRADROOT/timestep_*/delay_{k}/ -> GRADROOT/delay_{k}_avg.npy "
                     "(float32) and delay_{k}_count.txt. With POS_CLASSES and POS_MAPPING: mean over the "
@@ -31,7 +32,7 @@ def _parser(prog):
 
 def run(argv, prog):
     """Body shared with the avg_gradient_matrix_pos.py alias."""
-    args = _parser(prog).parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     rest = list(args.rest)
     use_npz = None
     if rest and rest[-1] == "npz":

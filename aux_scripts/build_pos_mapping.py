@@ -1,5 +1,4 @@
 """Build a word -> POS tags mapping for an LM vocabulary from CoNLL-2000 and Penn Treebank tagged files."""
-import argparse
 import os
 import sys
 
@@ -9,11 +8,13 @@ if __package__ in (None, ""):
 from aux_scripts.classes import pos_mapping  # noqa: E402
 from aux_scripts.measures import analysis  # noqa: E402
 from tf_scripts import lm_data, results  # noqa: E402
-from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
+from tf_scripts.errors import UserError  # noqa: E402
 
 
-def _parse_args(argv):
-    parser = argparse.ArgumentParser(
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
         prog="build_pos_mapping.py",
         description="Collect, for every word of an LM vocabulary, the POS tags it has in tagged corpora "
                     "(words normalised like the PTB LM data: lower case, numbers -> N) and write a POS mapping.")
@@ -27,11 +28,11 @@ def _parse_args(argv):
                         help="also print the share of the tokens of TEXT (<eos> excluded) whose word got a tag")
     parser.add_argument("--result", metavar="FILE.json",
                         help="also write the numbers as JSON to FILE (tf_scripts/results.py gives the schema)")
-    return parser.parse_args(argv)
+    return parser
 
 
 def _main(argv):
-    args = _parse_args(argv)
+    args = build_parser().parse_args(argv)
     if not args.conll and not args.treebank:
         raise UserError("no tagged corpus given: use --conll FILE and/or --treebank FILE")
     analysis.check_not_input(args.out, [args.dict, *args.conll, *args.treebank, args.coverage])

@@ -1,5 +1,4 @@
 """Top-5 singular values and their sum of every normalised average gradient matrix G D, per delay."""
-import argparse
 import os
 import sys
 
@@ -7,7 +6,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts.measures import analysis  # noqa: E402
-from tf_scripts.errors import run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
 
 
 def format_line(delay, svs):
@@ -16,8 +15,9 @@ def format_line(delay, svs):
     return "\t".join(fields + [f"sum: {analysis.format_number(svs.sum())}"])
 
 
-def _main(argv):
-    parser = argparse.ArgumentParser(
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
         prog="calculate_svs.py",
         description="For every GRADROOT/delay_{k}_avg.npy (or delay_{k}_avg_{CLASS}.npy), in increasing k, "
                     "print the 5 largest singular values of G D and the sum of all of them, one line per "
@@ -26,7 +26,11 @@ def _main(argv):
     parser.add_argument("grad_norm", metavar="D.npy", help="gradient normalisation D (EMB_D_norm_grad.npy)")
     parser.add_argument("cls", metavar="CLASS", nargs="?", default=None,
                         help="POS class name: use delay_{k}_avg_{CLASS}.npy (default: the overall averages)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
     grad_norm = analysis.load_square(args.grad_norm, "gradient normalisation D")
     for delay, grad in analysis.load_averages(args.gradroot, args.cls, grad_norm, args.grad_norm):
         print(format_line(delay, analysis.singular_values(grad, grad_norm)))

@@ -1,5 +1,4 @@
 """Convert word2vec text vectors of the words in a dictionary to OUTDIR/all.npy plus a word<TAB>row dictionary."""
-import argparse
 import os
 import sys
 
@@ -7,11 +6,13 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts.measures import analysis  # noqa: E402
-from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
+from tf_scripts.errors import UserError  # noqa: E402
 
 
-def _main(argv):
-    parser = argparse.ArgumentParser(
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
         prog="convert_word2vec2tf.py",
         description="Keep the word2vec vectors (text format) of the words in DICT, in word2vec file order: "
                     "write OUTDIR/all.npy (float32, one row per word) and OUTDICT (word<TAB>row), the "
@@ -20,7 +21,11 @@ def _main(argv):
     parser.add_argument("dict", metavar="DICT", help="dictionary: the first field of each line is a word")
     parser.add_argument("outdir", metavar="OUTDIR", help="output folder for all.npy (created if missing)")
     parser.add_argument("outdict", metavar="OUTDICT", help="output dictionary word<TAB>row")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
     out_npy = os.path.join(args.outdir, "all.npy")
     for out in (out_npy, args.outdict):
         analysis.check_not_input(out, [args.w2v, args.dict])

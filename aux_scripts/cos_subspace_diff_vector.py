@@ -1,5 +1,4 @@
 """Cosine between a normalised difference vector and the span of the top THR right singular vectors of G D."""
-import argparse
 import os
 import sys
 
@@ -8,11 +7,13 @@ if __package__ in (None, ""):
 
 from aux_scripts.measures import analysis  # noqa: E402
 from tf_scripts import results  # noqa: E402
-from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
+from tf_scripts.errors import UserError  # noqa: E402
 
 
-def _main(argv):
-    parser = argparse.ArgumentParser(
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
         prog="cos_subspace_diff_vector.py",
         description="d = Z DIFF / ||Z DIFF||; for every GRADROOT/delay_{k}_avg.npy (or "
                     "delay_{k}_avg_{CLASS}.npy), in increasing k, with G D = U S V^T print "
@@ -28,7 +29,11 @@ def _main(argv):
                         help="POS class name: use delay_{k}_avg_{CLASS}.npy (default: the overall averages)")
     parser.add_argument("--result", metavar="FILE.json",
                         help="also write the numbers as JSON to FILE (tf_scripts/results.py gives the schema)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
     if args.thr < 1:
         raise UserError(f"THR must be >= 1, got {args.thr}")
     direction, _ = analysis.load_direction(args.diff, args.z_inv)

@@ -1,17 +1,17 @@
 """The main job on the bundled demo corpus: train, state gradients per POS class, SVD table and plot."""
-import argparse
 import os
 import sys
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf_scripts.errors import run_cli  # noqa: E402
+from tf_scripts.cli import import_tensorflow, make_parser, output_line, run_cli  # noqa: E402
 from aux_scripts.pipeline import demo  # noqa: E402
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__)
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser("sg-demo", __doc__, tensorflow=True)
     parser.add_argument("--out", default="demo_output",
                         help="folder for everything the demo writes (default: demo_output)")
     parser.add_argument("--fresh", action="store_true",
@@ -25,14 +25,16 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=None,
                         help="training seed (config key seed; default: demo.config's, 1); another seed is another "
                              "sample of the model: use a fresh --out for it")
-    return parser.parse_args(argv)
+    return parser
 
 
 def _main(argv):
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
+    import_tensorflow(args.verbose)
     demo.run_demo(args.out, fresh=args.fresh, long_delay=args.long_delay, seed=args.seed)
     if args.measures:
         demo.run_other_measures(args.out, long_delay=args.long_delay)
+    print(output_line("report", os.path.join(args.out, "report.html")))
     return 0
 
 

@@ -1,5 +1,4 @@
 """Difference of two vectors (e.g. average embeddings of two POS tags): OUT = A - B."""
-import argparse
 import os
 import sys
 
@@ -7,11 +6,13 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts.measures import analysis  # noqa: E402
-from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
+from tf_scripts.errors import UserError  # noqa: E402
 
 
-def _main(argv):
-    parser = argparse.ArgumentParser(
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
         prog="diff_vector.py",
         description="Write OUT.npy = A.npy - B.npy, e.g. the difference of two NAME_avg_TAG.npy files of "
                     "pos_classifier_sklearn.py --avg_emb: the DIFF.npy input of relative_memory.py and "
@@ -19,7 +20,11 @@ def _main(argv):
     parser.add_argument("a", metavar="A.npy", help="first vector")
     parser.add_argument("b", metavar="B.npy", help="vector subtracted from A")
     parser.add_argument("out", metavar="OUT.npy", help="output file (not A or B)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
     analysis.check_not_input(args.out, [args.a, args.b])
     first = analysis.load_array(args.a, "vector", ndim=1)
     second = analysis.load_array(args.b, "vector", ndim=1)

@@ -1,5 +1,4 @@
 """Bin an LM vocabulary by training-set frequency into classes that one gradient pass averages beside the POS classes."""
-import argparse
 import os
 import sys
 
@@ -7,12 +6,14 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts.measures import analysis  # noqa: E402
-from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
+from tf_scripts.errors import UserError  # noqa: E402
 from aux_scripts.classes import freq_classes  # noqa: E402
 
 
-def _main(argv):
-    parser = argparse.ArgumentParser(
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
         prog="freq_classes.py",
         description="Bin the vocabulary by training-set frequency. Writes one class file OUTDIR/freq_LO-HI.txt "
                     "per bin (holding its tag FREQ_LO-HI), OUTDIR/freq_bins.csv (class, tag, count range "
@@ -36,7 +37,11 @@ def _main(argv):
     parser.add_argument("--min-valid-tokens", type=int, default=1000,
                         help="a bin with fewer validation tokens is merged into its more frequent "
                              "neighbour (default 1000)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
     if args.n_bins < 1:
         raise UserError(f"--n-bins must be >= 1, got {args.n_bins}")
     if args.min_valid_tokens < 0:

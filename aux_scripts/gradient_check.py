@@ -1,6 +1,5 @@
 """Check state gradients and weight gradients of a trained model against numpy BPTT and finite differences."""
 # How: aux_scripts/measures/gradient_check.py.
-import argparse
 import os
 import sys
 
@@ -8,14 +7,15 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts.measures import gradient_check  # noqa: E402
-from tf_scripts.errors import run_cli  # noqa: E402
+from tf_scripts.cli import import_tensorflow, make_parser, run_cli  # noqa: E402
 
 PROG = "gradient_check.py"
 
 
-def _parser():
-    parser = argparse.ArgumentParser(
-        prog=PROG,
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
+        prog=PROG, tensorflow=True,
         description="Recompute state gradients G[t, k] = d s_t / d x_{t-k} of a trained model for sampled "
                     "validation windows with an independent numpy implementation (float64, hand-written "
                     "backpropagation through time) and compare them with the TF engine (float64 copy of the "
@@ -64,7 +64,9 @@ def _parser():
 
 
 def _main(argv):
-    failures = gradient_check.run_check(_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    import_tensorflow(args.verbose)
+    failures = gradient_check.run_check(args)
     for line in failures:
         print(f"FAILED: {line}")
     return 1 if failures else 0

@@ -1,5 +1,4 @@
 """sg-import: convert a PyTorch, Keras or TF1 RNN language model into this project's weights.npz, dict, checkpoint and config."""
-import argparse
 import os
 import sys
 
@@ -7,14 +6,15 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts.importing import convert, sources  # noqa: E402
-from tf_scripts.errors import run_cli  # noqa: E402
+from tf_scripts.cli import import_tensorflow, make_parser, run_cli  # noqa: E402
 
 PROG = "sg-import"
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__,
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
+        prog=PROG, description=__doc__, tensorflow=True,
         epilog="Exit status: 0 imported and checked; 1 the model cannot be imported (the reason is printed) or a "
                "check failed (see DIR/import_report.json); 2 a bad flag or file.")
     parser.add_argument("--from", dest="framework", required=True, choices=convert.FRAMEWORKS,
@@ -47,13 +47,15 @@ def parse_args(argv):
     tf1.add_argument("--config", help="the original run's config file (forget_bias, and a check of basic_cell, "
                      "num_layers and size)")
     tf1.add_argument("--forget-bias", type=float, help="the LSTM forget bias when there is no --config")
-    return parser.parse_args(argv)
+    return parser
 
 
 def _main(argv):
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
+    import_tensorflow(args.verbose)   # the checks run the imported model
     try:
         options = vars(args)
+        options.pop("verbose")
         _, passed = sources.run_import(options.pop("framework"), options.pop("source"), options.pop("vocab"),
                                              options.pop("out"), **options)
     except convert.Refused as err:

@@ -1,5 +1,4 @@
 """Perturbation-based memory (Guan et al., ICML 2019): learned noise scales sigma per input position of a state."""
-import argparse
 import dataclasses
 import os
 import sys
@@ -8,16 +7,17 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts.measures import analysis  # noqa: E402
-from tf_scripts.errors import run_cli  # noqa: E402
+from tf_scripts.cli import import_tensorflow, make_parser, run_cli  # noqa: E402
 from aux_scripts.measures import interpret_state  # noqa: E402
 
 
 PROG = "interpret_state.py"
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog=PROG,
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
+        prog=PROG, tensorflow=True,
         description="Learn, for sampled validation windows, the noise scale sigma that each of the last D "
                     "input embeddings can take before the state s_t changes much (Guan et al. 2019; small "
                     "sigma = s_t depends strongly on that word). Writes OUT_windows.csv (window,t,delay,"
@@ -62,11 +62,12 @@ def parse_args(argv):
     parser.add_argument("--pos-classes",
                         help="comma-separated POS class files; the class of a row is that of the word at t-k "
                              "(default: the config's pos_classes)")
-    return parser.parse_args(argv)
+    return parser
 
 
 def _main(argv):
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
+    import_tensorflow(args.verbose)
     options = interpret_state.SigmaOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(interpret_state.SigmaOptions)})
     given = [args.config, args.pos_mapping] + (args.pos_classes or "").split(",")
     for path in interpret_state.output_paths(args.out):    # before the computation, as far as the flags tell

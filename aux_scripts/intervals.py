@@ -1,5 +1,4 @@
 """sg-intervals: bias-corrected SV sums of G·D with jackknife intervals, noise floors and coherence, from a pass's blocks."""
-import argparse
 import os
 import sys
 
@@ -7,15 +6,17 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts.measures import analysis  # noqa: E402
-from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
+from tf_scripts.errors import UserError  # noqa: E402
 from aux_scripts.measures import intervals  # noqa: E402
 
 
 PROG = "sg-intervals"
 
 
-def _main(argv):
-    parser = argparse.ArgumentParser(
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
         prog=PROG, description=__doc__ + " Reads GRAD_DIR/blocks/ (main.py with grad_blocks N) and writes "
         f"OUT/{intervals.INTERVALS_CSV} (per class and delay: the SV sum of the average G·D, a bias-corrected estimate with "
         "its delete-one-block jackknife standard error and 95% interval, the noise floor, the unbiased squared "
@@ -26,7 +27,11 @@ def _main(argv):
     parser.add_argument("--out", default=None, help="folder for the CSV files (default: GRAD_DIR)")
     parser.add_argument("--draws", type=int, default=50, help="random-sign draws of the noise floor (default 50)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise floor's signs (default 0)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
     if args.draws < 1:
         raise UserError(f"--draws must be >= 1, got {args.draws}")
     grad_norm = analysis.load_square(args.grad_norm, "gradient normalisation D")

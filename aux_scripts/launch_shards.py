@@ -1,20 +1,21 @@
 """sg-launch-shards: run the N shards of a gradient pass on a Dask cluster, retry failed shards, then merge."""
-import argparse
 import os
 import sys
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
+from tf_scripts.errors import UserError  # noqa: E402
 from aux_scripts.pipeline import launch_shards  # noqa: E402
 
 
 PROG = launch_shards.PROG
 
 
-def _main(argv):
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(prog=PROG, description=__doc__)
     parser.add_argument("--config", required=True, help="the gradient config (grad_interm, time_step, grad_dir, ...)")
     parser.add_argument("--shards", type=int, required=True, help="N: number of shards (jobs)")
     where = parser.add_mutually_exclusive_group()
@@ -25,7 +26,11 @@ def _main(argv):
     parser.add_argument("--retries", type=int, default=2, help="times a failed shard is resubmitted (default 2)")
     parser.add_argument("--main", default=launch_shards.DEFAULT_MAIN,
                         help="command that runs main.py on the workers (default: this Python's -m tf_scripts.main)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
     if args.shards < 1 or args.retries < 0 or args.local_workers < 1:
         raise UserError("--shards and --local-workers must be >= 1, --retries >= 0")
     perplexity = launch_shards.launch(args.config, args.shards, scheduler=args.scheduler, local_workers=args.local_workers,

@@ -1,5 +1,4 @@
 """Whitening of an embedding space: mean, covariance, its Cholesky factor D and Z = D^-1."""
-import argparse
 import os
 import sys
 
@@ -7,10 +6,11 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts.measures import analysis  # noqa: E402
-from tf_scripts.errors import run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
 
-def _main(argv):
-    parser = argparse.ArgumentParser(
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
         prog="normalize_equal_variance.py",
         description="From EMB.npy (one row per word) write EMB_mean.npy (mean m), EMB_covar.npy "
                     "(covariance C), EMB_D_norm_grad.npy (lower Cholesky factor D, C = D D^T; "
@@ -18,7 +18,11 @@ def _main(argv):
                     "embeddings as Z x), all float64, then print sanity checks.")
     parser.add_argument("emb", metavar="EMB.npy", help="embedding matrix, rows = words (e.g. from save_embedding)")
     parser.add_argument("--no-sanity", action="store_true", help="skip the sanity checks")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
     emb, paths, (mean, cov, d_factor, z_inv) = analysis.write_normalisation(args.emb)
     for path in paths.values():
         print(f"wrote {path}")

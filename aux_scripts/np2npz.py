@@ -1,5 +1,4 @@
 """Stack the {n}.npy gradient matrices of a folder, in numeric order, into DIR/all.npz."""
-import argparse
 import os
 import sys
 
@@ -7,16 +6,21 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts.measures import analysis  # noqa: E402
-from tf_scripts.errors import run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
 
 
-def _main(argv):
-    parser = argparse.ArgumentParser(
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
         prog="np2npz.py",
         description="Stack all {n}.npy files of DIR in increasing n into DIR/all.npz "
                     "(one compressed array arr_0 of shape N x H x E). The .npy files are kept.")
     parser.add_argument("dir", metavar="DIR", help="folder with {n}.npy matrices, e.g. GRADROOT/timestep_5/delay_0")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
     count, shape = analysis.stack_to_npz(args.dir)
     print(f"wrote {os.path.join(args.dir, analysis.NPZ_NAME)}: {count} matrices of shape {shape}")
     return 0

@@ -1,5 +1,4 @@
 """Plot the sum (and optionally the top K) of the singular values of G D against delay, per model and class."""
-import argparse
 import os
 import sys
 
@@ -7,12 +6,14 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts.measures import analysis  # noqa: E402
-from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
+from tf_scripts.errors import UserError  # noqa: E402
 from aux_scripts.measures import plot_svs  # noqa: E402
 
 
-def _main(argv):
-    parser = argparse.ArgumentParser(
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
         prog="plot_svs.py",
         description="Plot, against delay, the sum of the singular values of the average gradient matrices "
                     "G D (GRADROOT/delay_{k}_avg[_{class}].npy) of one or more models in one PNG, and write "
@@ -33,7 +34,11 @@ def _main(argv):
                         help="also plot the K largest singular values (second panel)")
     parser.add_argument("--relative", action="store_true", help="divide every curve by its delay-0 value")
     parser.add_argument("--out", metavar="FIG.png", required=True, help="output PNG; the CSV is FIG.csv")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
 
     labels = plot_svs.split_names(args.labels) if args.labels else [
         os.path.basename(os.path.normpath(root)) for root in args.gradroots]

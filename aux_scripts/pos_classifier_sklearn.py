@@ -1,5 +1,4 @@
 """Predict POS tags (or classes of tags) from word embeddings with grid-searched logistic regression."""
-import argparse
 import os
 import sys
 
@@ -7,11 +6,12 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts.classes import pos_classifier  # noqa: E402
-from tf_scripts.errors import run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
 
 
-def _parse_args(argv):
-    parser = argparse.ArgumentParser(
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
         prog="pos_classifier_sklearn.py",
         description="Train (grid search, 3-fold CV) and evaluate a logistic-regression classifier that "
                     "predicts the POS tag of a word from its embedding; 80/10/10 split after a seeded shuffle.")
@@ -52,6 +52,11 @@ def _parse_args(argv):
     parser.add_argument("--plot_coef", action="store_true", help="plot the classifier's weights (NAME_coef.png)")
     parser.add_argument("--avg_emb", action="store_true",
                         help="write NAME_avg_{LABEL}.npy: the mean embedding of all examples of each label")
+    return parser
+
+
+def parse_args(argv):
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.freq_cutoff is not None and args.freq_cutoff < 1:
         parser.error(f"--freq_cutoff must be >= 1, got {args.freq_cutoff}")
@@ -59,7 +64,7 @@ def _parse_args(argv):
 
 
 def _main(argv):
-    pos_classifier.run_classifier(_parse_args(argv))
+    pos_classifier.run_classifier(parse_args(argv))
     return 0
 
 

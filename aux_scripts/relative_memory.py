@@ -1,5 +1,4 @@
 """Relative memory of a direction per delay: ||(G D) d|| / sigma_max(G D), d = Z diff normalised."""
-import argparse
 import os
 import sys
 
@@ -8,11 +7,12 @@ if __package__ in (None, ""):
 
 from aux_scripts.measures import analysis  # noqa: E402
 from tf_scripts import results  # noqa: E402
-from tf_scripts.errors import run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
 
 
-def _main(argv):
-    parser = argparse.ArgumentParser(
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
         prog="relative_memory.py",
         description="d = Z DIFF / ||Z DIFF||; for every GRADROOT/delay_{k}_avg.npy (or "
                     "delay_{k}_avg_{CLASS}.npy), in increasing k, print "
@@ -26,7 +26,11 @@ def _main(argv):
                         help="gradient normalisation D (EMB_D_norm_grad.npy); required")
     parser.add_argument("--result", metavar="FILE.json",
                         help="also write the numbers as JSON to FILE (tf_scripts/results.py gives the schema)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
     direction, _ = analysis.load_direction(args.diff, args.z_inv)
     grad_norm = analysis.load_square(args.grad_norm, "gradient normalisation D")
     analysis.check_square(grad_norm, args.grad_norm, len(direction), args.diff)

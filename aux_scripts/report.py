@@ -1,17 +1,17 @@
 """The reproduction report: decay fits, class rankings, findings, figures and tables from a reproduce folder."""
-import argparse
 import os
 import sys
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf_scripts.errors import run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
 from aux_scripts.pipeline import report  # noqa: E402
 
 
-def _main(argv):
-    parser = argparse.ArgumentParser(
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
         prog="report.py",
         description="Write DIR/report.md and a self-contained DIR/report.html (figures embedded) from the "
                     "outputs of sg-reproduce in DIR: the sum of singular values per POS class and frequency "
@@ -20,7 +20,11 @@ def _main(argv):
                     "papers' findings judged by fixed rules. Tables behind every figure: DIR/report_*.csv.")
     parser.add_argument("dir", metavar="DIR", help="the sg-reproduce output folder (needs DIR/svs.csv)")
     parser.add_argument("--title", default="State-gradient reproduction report", help="report title")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
     findings = report.build_report(args.dir, args.title)
     for name, verdict in findings.items():
         print(f"{name}: {verdict}")

@@ -1,5 +1,4 @@
 """sg-reproduce: the papers' workflow in one command, from a training config (or a trained model) to report.md/.html."""
-import argparse
 import os
 import sys
 
@@ -8,16 +7,18 @@ if __package__ in (None, ""):
 
 from aux_scripts.measures import analysis  # noqa: E402
 from tf_scripts import configuration  # noqa: E402
-from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.cli import import_tensorflow, make_parser, output_line, run_cli  # noqa: E402
+from tf_scripts.errors import UserError  # noqa: E402
 from aux_scripts.pipeline import reproduce  # noqa: E402
 
 
 PROG = reproduce.PROG
 
 
-def _parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog=PROG,
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
+        prog=PROG, tensorflow=True,
         description="Run the papers' whole workflow: data check, training (resuming), model copy, test "
                     "perplexity, POS mapping, frequency classes, state gradients of the cell state (all time "
                     f"steps, {reproduce.MAX_DELAY} delays, streaming averages overall, per POS class and per frequency "
@@ -51,11 +52,13 @@ def _parse_args(argv):
     parser.add_argument("--dry-run", action="store_true",
                         help="write the derived configs to DIR/configs and print every step as plain commands "
                              "(console scripts of this package, test/cp/mkdir/rm) instead of running them")
-    return parser.parse_args(argv)
+    return parser
 
 
 def _main(argv):
-    args = _parse_args(argv)
+    args = build_parser().parse_args(argv)
+    if args.verbose:      # else each step's command loads TensorFlow quietly, when it needs it
+        import_tensorflow(verbose=True)
     configuration.read_config_lines(args.config)   # a missing or unreadable config is named before the POS data
     conll, treebank = list(args.conll), list(args.treebank)
     if args.pos_data:
@@ -80,6 +83,8 @@ def _main(argv):
                    treebank=tuple(treebank), classifier_grid=args.classifier_grid,
                    min_valid_tokens=args.min_valid_tokens, blocks=args.blocks, pos_data=args.pos_data)
     reproduce.reproduce(opts, dry_run=args.dry_run)
+    if not args.dry_run:
+        print(output_line("report", os.path.join(opts.out, "report.html")))
     return 0
 
 

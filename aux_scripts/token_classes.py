@@ -1,6 +1,5 @@
 """sg-token-classes: the token tags and class files of a gradient pass with classes in context, and frequency-matched ones."""
 # What the files hold: aux_scripts/classes/token_classes.py.
-import argparse
 import os
 import sys
 
@@ -8,13 +7,15 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts.classes import token_classes  # noqa: E402
-from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
+from tf_scripts.errors import UserError  # noqa: E402
 
 PROG = "sg-token-classes"
 
 
-def _main(argv):
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0] + " Writes OUT/NAME.tags (the "
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(prog=PROG, description=__doc__.split("\n")[0] + " Writes OUT/NAME.tags (the "
                                      "pos_tokens file) and OUT/classes/*.txt (the pos_token_classes files).")
     parser.add_argument("text", metavar="TEXT", help="the LM text that was tagged (e.g. valid.txt)")
     parser.add_argument("tags", metavar="TAGS", help="its tags (sg-pos-tagger's NAME.tags)")
@@ -37,7 +38,11 @@ def _main(argv):
                              f"(pos_token_classes) with type-level classes of the same names (sg-reproduce: "
                              f"{token_classes.CONTEXT_PREFIX}; default: none)")
     parser.add_argument("--out", required=True, metavar="DIR")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
     pairs = []
     for pair in args.size_matched:
         if pair.count(":") != 1:

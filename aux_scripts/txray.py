@@ -1,5 +1,4 @@
 """TX-Ray neuron-feature distributions: which tokens and POS tags make each unit most active, compared across models."""
-import argparse
 import dataclasses
 import os
 import sys
@@ -8,13 +7,14 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts.measures import analysis  # noqa: E402
-from tf_scripts.errors import run_cli  # noqa: E402
+from tf_scripts.cli import import_tensorflow, make_parser, run_cli  # noqa: E402
 from aux_scripts.measures import txray  # noqa: E402
 
 
-def _parse(argv):
-    parser = argparse.ArgumentParser(
-        prog="txray.py",
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(
+        prog="txray.py", tensorflow=True,
         description="TX-Ray (Rethmeier et al., UAI 2020): run model A (and B) over a corpus; for every token the "
                     "top-k units of the chosen state (by signed value, counted when > 0) add their activation "
                     "to the token's features (token, POS tags); per unit, the normalised mass is its "
@@ -56,11 +56,12 @@ def _parse(argv):
                         help="pair the units of A and B by the Hungarian algorithm on the token-distribution "
                              "distances (POS when only pos is asked for) instead of by index (for "
                              "independently trained models)")
-    return parser.parse_args(argv)
+    return parser
 
 
 def _main(argv):
-    args = _parse(argv)
+    args = build_parser().parse_args(argv)
+    import_tensorflow(args.verbose)
     options = txray.TxrayOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(txray.TxrayOptions)})
     given = [args.config, args.config_b, args.pos_mapping]
     for name in txray.OUTPUTS:               # before the computation, as far as the flags tell

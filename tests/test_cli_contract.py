@@ -1,14 +1,12 @@
 """Every command line returns an exit status from main(argv): 0 for --help, 2 for a usage error, never SystemExit."""
 import importlib
 import importlib.util
-import re
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SETUP = (REPO / "setup.py").read_text()
-MODULES = sorted(set(re.findall(r'"sg-[a-z0-9-]+": "([a-z0-9_.]+)"', SETUP)))
+from tests.commands import MODULES, REPO
+
 SCRIPTS = [REPO / "data" / "get_ptb.py", REPO / "data" / "get_pos_data.py", REPO / "data" / "make_demo.py"]
 
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from aux_scripts import interpret_state as sg_interpret_state
-from aux_scripts.measures import interpret_state as its
+from aux_scripts.measures import sigma_learner
 from tf_scripts import lm_data
 from tf_scripts.configuration import config_from_dict
 from tf_scripts.lm import LanguageModel
@@ -30,14 +30,14 @@ def _paper_x(e):
 @pytest.mark.parametrize("e, per_dim", [(1, False), (4, False), (4, True)])
 def test_linear_phi_matches_the_closed_form_and_ranks_by_weight(e, per_dim):
     scale, s2 = 0.5, 2.0
-    sigma, losses = its.learn_sigmas(_linear_phi(PAPER_W), _paper_x(e), s2, scale=scale, steps=300, lr=0.05,
+    sigma, losses = sigma_learner.learn_sigmas(_linear_phi(PAPER_W), _paper_x(e), s2, scale=scale, steps=300, lr=0.05,
                                      samples=32, seed=4, init_sigma=1e-3, per_dim=per_dim, return_losses=True)
     # d/dsigma_i [E w_i^2 sigma_i^2 / s2 - scale log sigma_i] = 0 (per_dim: each of the E dims, weight scale/E)
     optimum = np.sqrt(scale * s2 / (2 * e * PAPER_W ** 2))
     if per_dim:
         assert sigma.shape == (5, e)
         np.testing.assert_allclose(sigma, np.repeat(optimum[:, None], e, 1), rtol=0.15)
-        sigma = its.sigma_per_position(sigma[None])[0]
+        sigma = sigma_learner.sigma_per_position(sigma[None])[0]
     assert sigma.shape == (5,)
     np.testing.assert_allclose(sigma, optimum, rtol=0.1)
     order = np.argsort(sigma)
@@ -48,7 +48,7 @@ def test_linear_phi_matches_the_closed_form_and_ranks_by_weight(e, per_dim):
 
 
 def test_seed_determines_the_result():
-    run = [its.learn_sigmas(_linear_phi(PAPER_W), _paper_x(2), 1.0, scale=1.0, steps=40, lr=0.05, samples=4,
+    run = [sigma_learner.learn_sigmas(_linear_phi(PAPER_W), _paper_x(2), 1.0, scale=1.0, steps=40, lr=0.05, samples=4,
                             seed=seed) for seed in (7, 7, 8)]
     np.testing.assert_array_equal(run[0], run[1])
     assert not np.allclose(run[0], run[2])
@@ -56,7 +56,7 @@ def test_seed_determines_the_result():
 
 def test_max_sigma_caps_inputs_phi_ignores():
     w = np.array([3.0, 0.0])
-    sigma = its.learn_sigmas(_linear_phi(w), _paper_x(1)[:2], 1.0, scale=1.0, steps=200, lr=0.1, samples=8,
+    sigma = sigma_learner.learn_sigmas(_linear_phi(w), _paper_x(1)[:2], 1.0, scale=1.0, steps=200, lr=0.1, samples=8,
                              seed=0, max_sigma=0.5)
     assert sigma[1] == pytest.approx(0.5)
     assert sigma[0] == pytest.approx(np.sqrt(0.5) / 3, rel=0.15)
@@ -64,7 +64,7 @@ def test_max_sigma_caps_inputs_phi_ignores():
 
 def test_phi_variance_is_the_summed_unit_variance():
     out = np.array([[1.0, 0.0], [3.0, 0.0], [2.0, 6.0]])
-    assert its.phi_variance(out) == pytest.approx(1.0 + 12.0)
+    assert sigma_learner.phi_variance(out) == pytest.approx(1.0 + 12.0)
 
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
@@ -76,7 +76,7 @@ def test_small_noise_sigma_is_the_reciprocal_state_gradient_norm(cell):
     grads = state_gradients(model, inputs, state, layer=1, component=0, time_steps=[5], max_delay=6)
     norms = np.array([np.linalg.norm(grads[k][1][0, 0]) for k in range(6)])
     scale = 1e-4
-    learner = its.SigmaLearner(its.state_phi(model, 1, 0), scale=scale, lr=0.05, samples=16)
+    learner = sigma_learner.SigmaLearner(sigma_learner.state_phi(model, 1, 0), scale=scale, lr=0.05, samples=16)
     sigma, _ = learner.fit(tf.gather(model.embedding, inputs), 1.0, steps=120, seed=0, init_sigma=1e-2, args=state)
     assert norms.max() / norms.min() > 2   # so that a wrong delay order or layer would fail
     np.testing.assert_allclose(sigma[0, ::-1], np.sqrt(scale / 2) / norms, rtol=0.15)
@@ -111,11 +111,11 @@ def test_prefix_state_reproduces_the_pass_state(tiny):
     _, _, config, corpus, model = tiny
     windows, _ = lm_data.make_windows(corpus.valid, 2, 8)
     t, first = 6, 3
-    targets, enter = its.pass_states(model, windows, 0, 0, t, first)
+    targets, enter = sigma_learner.pass_states(model, windows, 0, 0, t, first)
     flat = windows.reshape(-1, 8)
     x = tf.gather(model.embedding, flat[:, first:t + 1])[:, None]
     state = tuple(tuple(tf.constant(s) for s in layer) for layer in enter)
-    np.testing.assert_allclose(its.state_phi(model, 0, 0)(x, state)[:, 0].numpy(), targets, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(sigma_learner.state_phi(model, 0, 0)(x, state)[:, 0].numpy(), targets, rtol=1e-12, atol=1e-14)
     # window n = i * B + r continues window n - B: its entering state is the state after that window
     joined = np.concatenate([flat[0], flat[2]])[None]
     all_states = model.run_layers(model.embed(joined), model.zero_state(1))

@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from tf_scripts.errors import UserError, run_cli
+from tf_scripts.cli import run_cli
+from tf_scripts.errors import UserError
 
 
 def test_user_error_is_one_line(capsys):

@@ -36,7 +36,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_scripts import cells, formats, lm_data, measure_setup, run_epoch
-from tf_scripts.errors import UserError, progress_bar
+from tf_scripts.cli import progress_bar
+from tf_scripts.errors import UserError
 from tf_scripts.fileio import atomic_write_text
 from tf_scripts.gradient_files import (MAGNITUDE_DELAYS, PROGRESS_FILE, SHARD_SUMS_FILE, SHARDS,  # noqa: F401
                                        STATES_FILE, SUMS_FILE, GradientAverages, GradientBlocks, GradientDump,

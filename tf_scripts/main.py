@@ -1,6 +1,5 @@
 """Train, evaluate, export or compute state gradients of a word-level RNN language model from a config file."""
 # Shape letters: V vocabulary, E embedding size.
-import argparse
 import io
 import os
 import secrets
@@ -10,12 +9,12 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-from tf_scripts import (configuration, distribute, fileio, gradient_files, lm, lm_data, results, run_epoch,  # noqa: E402
-                        trainer)
+# TensorFlow and the modules that build models load after the arguments are parsed (import_tensorflow)
+from tf_scripts import configuration, fileio, gradient_files, lm_data, results  # noqa: E402
 from tf_scripts.saved_model import SavedModel  # noqa: E402
-from tf_scripts.errors import UserError, run_cli  # noqa: E402
+from tf_scripts.cli import import_tensorflow, make_parser, output_line, run_cli  # noqa: E402
+from tf_scripts.errors import UserError  # noqa: E402
 
 PROG = "main.py"
 
@@ -27,8 +26,9 @@ def _add_bool(parser, name, on_help, off_help):
     group.add_argument(f"--no{name}", dest=name, action="store_false", help=off_help)
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(PROG, __doc__, tensorflow=True)
     parser.add_argument("--config", required=True, help="configuration file (key value lines, see config/README.md)")
     _add_bool(parser, "train", "train (resuming from save_path's latest checkpoint), validating every epoch",
               "do not train: restore the latest checkpoint and evaluate it")
@@ -54,11 +54,13 @@ def parse_args(argv):
     parser.add_argument("--result", metavar="FILE.json",
                         help="also write the validation and test perplexities as JSON to FILE (tf_scripts/results.py "
                              "gives the schema); the printed lines stay as they are")
-    return parser.parse_args(argv)
+    return parser
 
 
 def hide_gpus():
     """--device cpu: hide every GPU from TensorFlow (before any op runs)."""
+    import tensorflow as tf
+
     if not tf.config.list_physical_devices("GPU"):
         return
     try:
@@ -83,13 +85,34 @@ class Log:
                 path = os.path.join(config.log_dir, f"{name}_{secrets.token_hex(3)}.log")
         self.path = path
 
-    def __call__(self, message):
-        print(message, flush=True)
+    def __call__(self, message, terminal=True):
+        """terminal=False: the log file only (the terminal gets a summary)."""
+        if terminal:
+            print(message, flush=True)
         self.file.write(f"{message}\n")
         self.file.flush()
 
     def close(self):
         self.file.close()
+
+
+def config_summary(config):
+    """One line for the terminal: the model's shape, the data and where the model lives."""
+    layers = f"{config.num_layers} layer{'s' if config.num_layers > 1 else ''}"
+    return (f"{config.path}: {config.basic_cell}, {layers} of {config.size} (embedding {config.embedding_size}), "
+            f"num_steps {config.num_steps}, batch_size {config.batch_size}; data {config.data_path}; "
+            f"model {config.save_path}")
+
+
+def main_output(args, config):
+    """(what, path) of a run's main output, for its last line."""
+    if args.export_weights:
+        return "weights", SavedModel.from_config(config).weights_path
+    if config.save_embedding:
+        return "embedding", config.save_embedding
+    if config.grad_interm and args.valid and not args.train:
+        return "gradients", config.grad_dir
+    return "model", config.save_path
 
 
 def save_embedding(model, path):
@@ -100,7 +123,8 @@ def save_embedding(model, path):
 
 
 def _main(argv):
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
+    import_tensorflow(args.verbose)
     if args.device == "cpu":
         hide_gpus()
     if args.export_weights:
@@ -127,13 +151,15 @@ def _main(argv):
     os.makedirs(config.save_path, exist_ok=True)
     log = Log(config)
     try:
-        log("configuration:")
+        log("configuration:", terminal=False)
         for key, value in config.items():
-            log(f"{key}\t{value}")
+            log(f"{key}\t{value}", terminal=False)
+        log(f"TensorFlow version: {import_tensorflow().__version__}", terminal=False)
+        log(f"{config_summary(config)}; the full configuration is in {log.path}")
         for message in warnings:
             log(f"Warning: {message}")
-        log(f"TensorFlow version: {tf.__version__}; log file {log.path}")
         perplexities = _run(args, config, log, passes, shard)
+        log(output_line(*main_output(args, config)))
     finally:
         log.close()
     if args.result:
@@ -144,6 +170,8 @@ def _main(argv):
 
 def _run(args, config, log, passes, shard=None):
     """Run what the flags ask for; returns {valid_perplexity, test_perplexity} (None where not computed)."""
+    from tf_scripts import distribute, lm, run_epoch, trainer
+
     perplexities = {"valid_perplexity": None, "test_perplexity": None}
     corpus = lm_data.load_corpus(config, need_train=args.train, need_valid=args.valid and passes,
                                  need_test=args.test and passes)

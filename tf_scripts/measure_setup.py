@@ -10,7 +10,6 @@
 #   --layer      the config's grad_layer (default: the top layer)
 #   --time-step  the config's time_step when it is one integer, else num_steps - 1
 # TensorFlow is imported only when a model is built, so bad flags and configs fail fast.
-from tf_scripts import cells
 from tf_scripts.errors import UserError
 
 DEFAULT_INTERM = "cell"
@@ -64,6 +63,8 @@ def resolve_layer(flag, config, num_layers):
 
 def state_component(cell_type, interm):
     """Index of the state that --interm names (LSTM cell -> c, hidden -> h; GRU/RNN -> h)."""
+    from tf_scripts import cells  # builds TensorFlow cells: imported when a model is built
+
     return cells.state_index(cell_type, interm)
 
 

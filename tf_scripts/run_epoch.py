@@ -15,7 +15,7 @@ import sys
 import tensorflow as tf
 
 from tf_scripts import lm_data, sampled_softmax
-from tf_scripts.errors import progress_bar
+from tf_scripts.cli import progress_bar
 
 TEST_CHUNK = 2000    # tokens per call when a B=1, T=1 pass is fed as one sequence
 XLA_MIN_VOCAB = 1000  # below this the softmax is cheap and XLA's compile time is not worth it

@@ -20,7 +20,8 @@ from aux_scripts.measures import analysis
 from aux_scripts.measures.numpy_rnn import (NumpyRNN, finite_difference_state_gradients,
                                    finite_difference_weight)
 from tf_scripts import configuration, lm_data, measure_setup
-from tf_scripts.errors import UserError, progress_bar
+from tf_scripts.cli import progress_bar
+from tf_scripts.errors import UserError
 from tf_scripts.saved_model import SavedModel
 
 _WEIGHT_SPEC = re.compile(r"^([A-Za-z0-9_/]+)\[\s*(\d+)\s*(?:,\s*(\d+)\s*)?\]$")

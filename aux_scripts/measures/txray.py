@@ -26,7 +26,8 @@ import numpy as np
 
 from aux_scripts.measures import analysis
 from tf_scripts import measure_setup  # TensorFlow only once a model is built
-from tf_scripts.errors import UserError, progress_bar
+from tf_scripts.cli import progress_bar
+from tf_scripts.errors import UserError
 from tf_scripts.saved_model import SavedModel
 
 UNTAGGED = "UNTAGGED"
