@@ -67,6 +67,8 @@ setup(
         "threadpoolctl>=3",    # one BLAS thread for the many small SVDs of sg-intervals
     ],
     # cluster: the Dask engine of sg-launch-shards (Slurm, or any scheduler, needs nothing extra)
-    extras_require={"test": ["pytest>=8"], "cluster": ["dask[distributed]>=2024.1"]},
+    extras_require={"test": ["pytest>=8"], "cluster": ["dask[distributed]>=2024.1"],
+                    # docs: the site of docs/ (mkdocs.yml), built by the test suite with warnings as errors
+                    "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"]},
     entry_points={"console_scripts": [f"{name}={module}:main" for name, module in SCRIPTS.items()]},
 )

@@ -25,7 +25,7 @@ def build_parser():
                     "validation pass carries into it (the pass runs every window before it from zeros, as "
                     "main.py's validation and gradient passes do), so the check sees realistic non-zero "
                     "states. Differences are relative: max abs difference / max abs entry of the window's "
-                    "matrices at any delay (SPEC 6); for the weight, |analytic - numeric| / max(|analytic|, "
+                    "matrices at any delay (docs/spec.md §6); for the weight, |analytic - numeric| / max(|analytic|, "
                     "|numeric|). Exit status 0: all within --tolerance; 1: some difference exceeds it; "
                     "2: bad input.")
     parser.add_argument("--config", required=True, metavar="FILE",

@@ -7,7 +7,7 @@
 #
 # Sources: NLTK's data packages conll2000.zip and treebank.zip (downloaded, or found in --from
 # DIR), an nltk_data folder (--from DIR with corpora/conll2000/ and corpora/treebank/tagged/),
-# or a folder in the layout above (--from ../shared/data/pos_tagged). Every file is checked
+# or a folder in the layout above (--from /data/pos_tagged). Every file is checked
 # against the md5 below before anything is written.
 import argparse
 import io
@@ -111,7 +111,7 @@ def _main(argv):
     parser = argparse.ArgumentParser(prog="get_pos_data.py", description=__doc__)
     parser.add_argument("--from", dest="source", metavar="DIR",
                         help="use a local copy instead of downloading NLTK's conll2000.zip and treebank.zip: a "
-                             "folder in this layout (e.g. ../shared/data/pos_tagged), a folder holding the two "
+                             "folder in this layout (e.g. /data/pos_tagged), a folder holding the two "
                              "zips, or an nltk_data folder")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help="output directory (default: the pos_tagged/ directory beside this script)")

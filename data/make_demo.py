@@ -170,7 +170,7 @@ Example: `the dogs quickly old um bark` / `no teacher tired sees the cats`.
 |---|---|---|
 {sizes}
 
-- `pos_mapping.txt`: every word of the language with its tags in the format of SPEC section 7
+- `pos_mapping.txt`: every word of the language with its tags in the format of docs/spec.md §7
   (`dogs ['NNS']`), sorted. Only `well` has two tags (`['RB', 'UH']`, as in the Penn Treebank).
   `<eos>` and `<unk>` are in the model's vocabulary but have no tag (`<eos> not in list`), so no
   class average counts them and no script reports them as missing.

@@ -24,6 +24,7 @@ from tf_scripts.errors import UserError
 from tf_scripts.fileio import atomic_save_npy, atomic_write_text
 
 OVERALL = intervals.OVERALL
+"""The name of the class of all tokens, first in every profile's classes."""
 
 
 @dataclasses.dataclass

@@ -1,6 +1,6 @@
-"""Plain-numpy model of SPEC sections 3-4 and 6, the independent oracle the tests compare against."""
+"""Plain-numpy model of docs/spec.md §3-4 and 6, the independent oracle the tests compare against."""
 # Shape letters: T time, E embedding, H state, V vocabulary, D delay.
-# Written from the SPEC's formulas only (no TensorFlow, no project code), in float64.
+# Written from docs/spec.md's formulas only (no TensorFlow, no project code), in float64.
 import numpy as np
 
 
@@ -71,7 +71,7 @@ def log_softmax(z):
 
 
 def perplexity(w, ids, batch_size, num_steps):
-    """SPEC 3 perplexity of one pass: batching, state carried between windows, cost summed / B."""
+    """docs/spec.md §3 perplexity of one pass: batching, state carried between windows, cost summed / B."""
     ids = np.asarray(ids)
     batch_len = len(ids) // batch_size
     data = ids[: batch_size * batch_len].reshape(batch_size, batch_len)

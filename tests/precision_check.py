@@ -4,7 +4,7 @@
 # The measure is the gradient pass's: the state entering every window carried in float64
 # (gradient_pass.entering_states), the engine in float32 against the engine in float64 on the
 # same entering states; per window, max over delays and entries of |G32 - G64|, divided by the
-# window's largest |G64| at any delay (SPEC 6's scale).
+# window's largest |G64| at any delay (docs/spec.md §6's scale).
 from pathlib import Path
 
 import numpy as np

@@ -143,7 +143,7 @@ def test_coverage_counts_tokens_without_eos(tmp_path):
 
 
 def test_real_data_coverage(tmp_path, pos_tagged_dir, ptb_dir):
-    # PTB vocabulary as SPEC section 3 builds it: count desc, word asc, <unk> if absent, <bos> last.
+    # PTB vocabulary as docs/spec.md §3 builds it: count desc, word asc, <unk> if absent, <bos> last.
     text = (ptb_dir / "train.txt").read_text(encoding="utf-8").replace("\n", " <eos> ")
     counts = collections.Counter(text.split())
     words = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]

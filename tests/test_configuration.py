@@ -343,11 +343,6 @@ def test_derive_changes_given_keys_and_rederives_defaults():
         configuration.derive(config, sizes=3)
 
 
-def test_config_readme_holds_the_generated_key_table():
-    readme = (REPO / "config" / "README.md").read_text(encoding="utf-8")
-    assert configuration.markdown_table() in readme
-
-
 def test_module_does_not_import_tensorflow():
     code = ("import sys; import tf_scripts.configuration; "
             "sys.exit('tensorflow' in sys.modules)")

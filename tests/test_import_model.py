@@ -428,7 +428,7 @@ def test_tf1_checkpoint_of_the_original_toolkit(cell, tmp_path):
     config = _original_config(tmp_path / "orig.config", cell)
     assert _import(["--from", "tf1", tmp_path / "ckpt", "--vocab", sm.write_vocab_lines(tmp_path / "v", _words()),
                     "--out", out, "--config", config]) == 0
-    # the SPEC's TF1 cell maths (tests/numpy_reference) on the checkpoint's own arrays
+    # docs/spec.md's TF1 cell maths (tests/numpy_reference) on the checkpoint's own arrays
     scope = "Model/get_output/lstm/rnn/multi_rnn_cell/cell_{}/"
     w = {"cell_type": np.array(cell), "forget_bias": np.float32(0.3 if cell == "LSTM" else 0.0),
          "num_layers": np.int64(2)}
@@ -556,7 +556,7 @@ ENGLISH = ("It was the best of times, it was the worst of times, it was the age 
 
 
 def _lstm(x, kernel, bias):
-    """This project's LSTM layer (SPEC 4) in numpy from a zero state: x [T, I] -> h [T, H]."""
+    """This project's LSTM layer (docs/spec.md §4) in numpy from a zero state: x [T, I] -> h [T, H]."""
     size = kernel.shape[1] // 4
     c, h, out = np.zeros(size), np.zeros(size), []
     for xt in x:

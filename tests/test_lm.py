@@ -1,4 +1,4 @@
-"""LanguageModel against the plain-numpy model of SPEC section 4 (all cells, 1 and 2 layers)."""
+"""LanguageModel against the plain-numpy model of docs/spec.md §4 (all cells, 1 and 2 layers)."""
 import numpy as np
 import pytest
 import tensorflow as tf

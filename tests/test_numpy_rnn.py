@@ -30,7 +30,7 @@ def _tf_state(state):
 
 
 def _rel(a, b, scale):
-    """Largest difference over delays relative to the window's scale (SPEC 6)."""
+    """Largest difference over delays relative to the window's scale (docs/spec.md §6)."""
     return max(np.abs(a[k] - b[k]).max() for k in a) / scale
 
 

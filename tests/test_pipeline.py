@@ -1,7 +1,7 @@
 """End to end: train a tiny LM, dump all time steps, and run every analysis script on the result.
 
 Each script's printed numbers and written arrays are checked against an independent numpy
-computation of the formulas in SPEC section 7.
+computation of the formulas in docs/spec.md §7.
 """
 import glob
 import os

@@ -68,7 +68,7 @@ def test_engine_equals_numpy_finite_differences(cell, comp, layers):
     np_state = [tuple(s[0].numpy() for s in layer) for layer in state]
     out = state_gradients(model, inputs, state, layer=layers - 1, component=comp, time_steps=[6], max_delay=5)
     fd = ref.tangent_gradients(w, xs, np_state, layers - 1, comp, 6, max_delay=5)
-    scale = max(np.abs(g).max() for g in fd.values())   # SPEC 6: the window's largest entry, any delay
+    scale = max(np.abs(g).max() for g in fd.values())   # docs/spec.md §6: the window's largest entry, any delay
     for k, (ts, g) in out.items():
         assert ts[0] == 6
         assert np.abs(g[0, 0] - fd[k]).max() <= 1e-5 * scale, k

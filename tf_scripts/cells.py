@@ -3,7 +3,7 @@
 # H above), H state size, M tangent directions per row (E for forward-mode state gradients).
 #
 # A cell is used in three ways, all on a dict of parameters `p` laid out as TF1 stored them
-# (see SPEC section 4 and weights.npz):
+# (see docs/spec.md §4 and weights.npz):
 #
 #   xw = project_input(p, x)                  x [N, I] -> xw [N, P]   (x part of the pre-activation + bias)
 #   w_h = recurrent_weights(p, H)             the kernel rows that multiply the previous state

@@ -130,7 +130,7 @@ class LanguageModel(tf.Module):
         return named
 
     def weights_numpy(self):
-        """The arrays of weights.npz (SPEC section 4): weights as float32, plus the cell description."""
+        """The arrays of weights.npz (docs/spec.md §4): weights as float32, plus the cell description."""
         arrays = {"cell_type": np.array(self.cell_type),
                   "forget_bias": np.array(self.forget_bias, dtype=np.float32),
                   "num_layers": np.array(self.num_layers, dtype=np.int64)}

@@ -3,7 +3,7 @@
 # E embedding, H state, V vocabulary.
 #
 # A pass feeds (inputs [B, T], targets [B, T]) pairs in order; the final state of one is the
-# initial state of the next and the pass starts from zeros (SPEC 3). The cost of a pair is the
+# initial state of the next and the pass starts from zeros (docs/spec.md §3). The cost of a pair is the
 # sum of its token cross entropies / B, so perplexity = exp(sum of costs / sum of T).
 #
 # With B = 1 and T = 1 (the test set) the windows are single tokens; feeding the same token
@@ -22,7 +22,7 @@ XLA_MIN_VOCAB = 1000  # below this the softmax is cheap and XLA's compile time i
 
 
 def perplexity(total_cost, positions):
-    """exp(sum of per-window costs / number of time positions): SPEC 3."""
+    """exp(sum of per-window costs / number of time positions): docs/spec.md §3."""
     return math.exp(total_cost / positions)
 
 

@@ -7,7 +7,7 @@
 #                                 slots, counters, trainer history, dropout generator); the
 #                                 `checkpoint` index names the latest
 #   <basename>.N.*               early-stopping saves (trainer earlyStopping)
-#   weights.npz + dict           the exported weights (SPEC section 4) and the word->id map
+#   weights.npz + dict           the exported weights (docs/spec.md §4) and the word->id map
 #   train/                       TensorBoard summaries of training
 #   labels.tsv                   the words in id order (TensorBoard's projector)
 #   config.resolved              every key of the config that trained it

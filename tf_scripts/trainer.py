@@ -1,5 +1,5 @@
 """The epoch loop: learning-rate schedule, the trainer table (fixed epochs, early stopping), checkpoints, resuming."""
-# Per epoch (SPEC 5): set and print the learning rate, one training pass, one validation pass,
+# Per epoch (docs/spec.md §5): set and print the learning rate, one training pass, one validation pass,
 # ask the trainer whether to stop, then write the checkpoint save_path/epoch-N (N = epochs
 # done; it holds the weights, optimizer slots, learning rate, epoch and step counters, the
 # trainer's history and the dropout/sampling generator) and save_path/weights.npz + dict.
@@ -61,7 +61,7 @@ class FixedEpochs:
 
 
 class EarlyStopping(FixedEpochs):
-    """trainer `earlyStopping` (SPEC 5): from epoch early_stop on (0-based), compare the current
+    """trainer `earlyStopping` (docs/spec.md §5): from epoch early_stop on (0-based), compare the current
     validation perplexity with each of the previous early_stop ones; every comparison where it is
     not lower adds one to a counter that is never reset; stop when the counter reaches early_stop.
     Epochs that do not stop also save the model as save_path/<basename>.<epoch>."""

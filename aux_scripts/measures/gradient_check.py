@@ -8,7 +8,7 @@
 #        |                                     numpy BPTT  vs  float64 central differences
 #        +-- (b) d loss / d w for one weight:  numpy BPTT  vs  central difference; loss curve + tangent (PNG)
 #
-# The relative difference of a window is max_k max|G_a - G_b| / max_k max|G_a| (SPEC 6): the
+# The relative difference of a window is max_k max|G_a - G_b| / max_k max|G_a| (docs/spec.md §6): the
 # largest entry of the window's matrices at any delay, so near-zero matrices at long delays are
 # judged on the window's scale (the delay-0 matrix alone is not a safe scale: with a saturated
 # GRU update gate it can be 1000x smaller than a later delay's).
@@ -90,7 +90,7 @@ def weight_label(name, index):
 # ------------------------------------------------------------------------------------ (a) state gradients
 
 def relative_differences(reference, other):
-    """Per window [N]: max_k max|reference[k] - other[k]| / max_k max|reference[k]| (SPEC 6).
+    """Per window [N]: max_k max|reference[k] - other[k]| / max_k max|reference[k]| (docs/spec.md §6).
 
     reference, other: {k: [N, H, E]}. A window whose matrices are all zero is judged on the
     absolute difference.

@@ -3,7 +3,7 @@
 # of a layer (E for layer 0, H above), P pre-activation size, M cotangent directions per row
 # (1 for the loss, H for state gradients), D delays, L layers.
 #
-# Built from the arrays of weights.npz (SPEC section 4) and written from its formulas alone, so
+# Built from the arrays of weights.npz (docs/spec.md §4) and written from its formulas alone, so
 # that it can check the TensorFlow model and the state-gradient engine independently:
 #
 #   forward:  x_t --layer 0--> s^0_t --layer 1--> ... s^{L-1}_t --softmax--> loss
@@ -16,7 +16,7 @@
 # broadcast over M. With M = H and the identity as the seed at s_t, one sweep gives the whole
 # Jacobian d s_t / d x_j for every earlier j (reverse mode, one pass per target step).
 #
-# The state entering a window is a constant (truncated BPTT), as in training and in SPEC 6.
+# The state entering a window is a constant (truncated BPTT), as in training and in docs/spec.md §6.
 import numpy as np
 
 from tf_scripts.errors import UserError
@@ -316,7 +316,7 @@ class NumpyRNN:
         return state
 
     def _softmax(self, trace, targets):
-        """(token cross entropies [B, T], d loss / d logits [B, T, V]) for loss = their sum / B (SPEC 4)."""
+        """(token cross entropies [B, T], d loss / d logits [B, T, V]) for loss = their sum / B (docs/spec.md §4)."""
         rows = trace.x.shape[0]
         if not self.has_output_layer:
             raise UserError("the model has no output layer (imported with --no-head): it has no loss")
@@ -333,7 +333,7 @@ class NumpyRNN:
         return self._softmax(self.forward(self.embed(inputs), state), targets)[0]
 
     def loss(self, inputs, targets, state):
-        """Window loss: sum of the token cross entropies / B (the training loss of SPEC 4)."""
+        """Window loss: sum of the token cross entropies / B (the training loss of docs/spec.md §4)."""
         return self.token_losses(inputs, targets, state).sum() / np.shape(inputs)[0]
 
     # ---------------------------------------------------------------- backward
@@ -390,7 +390,7 @@ class NumpyRNN:
         return loss, grads
 
     def state_gradients(self, x, state, layer, component, t, max_delay):
-        """{k: G [B, H, E]}, G = d s_t / d x_{t-k} for k = 0 .. min(max_delay-1, t) (SPEC 6).
+        """{k: G [B, H, E]}, G = d s_t / d x_{t-k} for k = 0 .. min(max_delay-1, t) (docs/spec.md §6).
 
         x [B, T, E] window embeddings; s_t = component `component` (LSTM 0 = c, 1 = h) of layer
         `layer` after step t. One reverse sweep with the H x H identity as the seed at s_t.

@@ -1,0 +1,95 @@
+"""MkDocs hooks: the command and config-key references, generated from the parsers and the key table at build time."""
+# A page asks for a generated part with a marker line, replaced before the page is rendered:
+#     <!-- generated: commands -->     every console command: its script path, description and --help
+#     <!-- generated: config-keys -->  the table of every config key (tf_scripts/configuration.py KEYS)
+#     <!-- generated: tutorial -->     docs/tutorial.py as text and code blocks (the suite runs the script)
+# Both import only what --help imports (no TensorFlow), so the docs build in seconds.
+import importlib
+import os
+import re
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", re.M)
+HELP_WIDTH = "100"   # argparse wraps --help to $COLUMNS: one width for every build
+
+
+def console_scripts():
+    """{console command: module}, setup.py's SCRIPTS table (the one list of commands)."""
+    from aux_scripts.pipeline.reproduce import console_scripts as table
+
+    return table()
+
+
+def command_help(name, module_name):
+    """The --help text of one console command, with the command's installed name in its usage."""
+    module = importlib.import_module(module_name)
+    parser = module.build_parser()
+    parser.prog = name
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = HELP_WIDTH
+    try:
+        return parser.format_help()
+    finally:
+        if saved is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = saved
+
+
+def script_path(module_name):
+    """The script a command also runs as, e.g. aux_scripts/report.py."""
+    return module_name.replace(".", "/") + ".py"
+
+
+def command_reference():
+    """Markdown: one section per console command, in setup.py's order."""
+    parts = []
+    for name, module_name in console_scripts().items():
+        module = importlib.import_module(module_name)
+        summary = (module.__doc__ or "").strip().split("\n")[0]
+        parts.append(f"## `{name}`\n\n{summary}\n\nAlso `python {script_path(module_name)}`.\n\n"
+                     f"```text\n{command_help(name, module_name)}```\n")
+    return "\n".join(parts)
+
+
+def config_reference():
+    """Markdown: the table of every config key."""
+    from tf_scripts import configuration
+
+    return configuration.markdown_table()
+
+
+def tutorial_page():
+    """Markdown of docs/tutorial.py: its `# %% [markdown]` cells as text, its code cells as Python blocks."""
+    with open(os.path.join(REPO, "docs", "tutorial.py"), encoding="utf-8") as handle:
+        parts = re.split(r"^# %%(.*)\n", handle.read(), flags=re.M)
+    blocks = []
+    for tag, body in zip(parts[1::2], parts[2::2]):
+        body = body.strip("\n")
+        if not body:
+            continue
+        if tag.strip() == "[markdown]":
+            blocks.append("\n".join(re.sub(r"^# ?", "", line) for line in body.split("\n")))
+        else:
+            blocks.append(f"```python\n{body}\n```")
+    return "\n\n".join(blocks) + "\n"
+
+
+GENERATORS = {"commands": command_reference, "config-keys": config_reference, "tutorial": tutorial_page}
+
+
+def render(markdown):
+    """The page with every marker replaced by its generated part (ValueError for an unknown one)."""
+    def replace(match):
+        if match.group(1) not in GENERATORS:
+            raise ValueError(f"unknown generated part {match.group(1)!r} (known: {', '.join(GENERATORS)})")
+        return GENERATORS[match.group(1)]()
+    return MARKER.sub(replace, markdown)
+
+
+def on_page_markdown(markdown, page, config, files):
+    return render(markdown)

@@ -1,0 +1,68 @@
+"""The figures the README and the docs quote are those of the committed result files, rounded as quoted."""
+# Each quote is rebuilt from docs/results/ (the files sg-reproduce and the demo benchmark wrote)
+# and must appear verbatim in its page: a rerun that changes a result file fails here until the
+# text follows. Timings are not result files: the pages state them with their date and machine.
+import csv
+
+import pytest
+
+from tests.commands import REPO
+
+RESULTS = REPO / "docs" / "results"
+
+
+def _rows(path):
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _svs():
+    return {(r["class"], int(r["delay"])): float(r["sum"]) for r in _rows(RESULTS / "ptb-64e-256h" / "svs.csv")}
+
+
+def _fits():
+    return {r["model"]: r for r in _rows(RESULTS / "ptb-64e-256h" / "report_fits.csv")}
+
+
+def _g(x):
+    return f"{x:.3g}"
+
+
+def _paper_quotes():
+    s, fits = _svs(), _fits()
+    power, expo = fits["power law"], fits["exponential"]
+    b, rms_power, rms_expo = float(power["tau_or_b"]), float(power["rmse_log"]), float(expo["rmse_log"])
+    readme = [
+        f"the overall sum falls at every step from delay 0 to 49: {_g(s['overall', 0])} → {_g(s['overall', 49])}",
+        f"power law a·k^(−b), b = {b:.2f}, RMS error {rms_power:.2g}; exponential {rms_expo:.2g}",
+    ]
+    results = [
+        f"{_g(s['overall', 0])} → {s['overall', 1]:.2f} (k = 1) → {_g(s['overall', 10])} (k = 10) → "
+        f"{_g(s['overall', 49])} (k = 49), {100 * s['overall', 49] / s['overall', 0]:.2f}% of its delay-0 value",
+        f"b = {b:.2f} leaves an RMS error of {rms_power:.2g}",
+        f"τ = {float(expo['tau_or_b']):.1f} leaves {rms_expo:.2g}",
+        f"(k = 1: verbs {_g(s['verbs', 1])}, nouns {_g(s['nouns', 1])}; k = 10: {_g(s['verbs', 10])} vs "
+        f"{_g(s['nouns', 10])})",
+        f"(k = 40: nouns {_g(s['nouns', 40])}, verbs {_g(s['verbs', 40])}, pronouns {_g(s['pronouns', 40])})",
+    ]
+    return [("README.md", q) for q in readme] + [("docs/results.md", q) for q in results]
+
+
+def _demo_quotes():
+    rows = _rows(RESULTS / "demo" / "seeds.csv")
+
+    def span(column, fmt="{:.2f}"):
+        values = sorted(float(r[column]) for r in rows)
+        return f"{fmt.format(values[0])} - {fmt.format(values[-1])}"
+    intervals = ", ".join(f"{float(r['sv_ratio_estimate']):.2f} [{float(r['sv_ratio_lo']):.2f}, "
+                          f"{float(r['sv_ratio_hi']):.2f}]" for r in rows)
+    return [("docs/getting-started.md", q) for q in (
+        span("sv_ratio"), f"95% intervals over 10 text blocks: {intervals}", span("sigma_ratio"),
+        span("txray_noun_span", "{:.0f}"), span("txray_filler_span", "{:.0f}"))]
+
+
+@pytest.mark.parametrize("page, quote", _paper_quotes() + _demo_quotes(), ids=lambda x: x[:60])
+def test_quoted_figure_matches_the_result_files(page, quote):
+    text = (REPO / page).read_text(encoding="utf-8")
+    assert quote in " ".join(text.split()), f"{page} does not quote {quote!r}"
+
