@@ -35,7 +35,7 @@ def build_parser():
                              "missing output layers): gradient passes work, perplexities do not")
     parser.add_argument("--reference", metavar="REF.npz",
                         help="outputs of the source framework to check against (ids plus logits and/or hidden "
-                             "states, from a zero state; see README), within 1e-4 relative")
+                             "states, from a zero state; see docs/own-model.md), within 1e-4 relative")
     torch = parser.add_argument_group("torch")
     torch.add_argument("--embedding-key", help="the state dict key of the embedding (default: found by name/shape)")
     torch.add_argument("--rnn-prefix", help="only recurrent weights whose key starts with this (e.g. 'rnn.')")

@@ -23,6 +23,8 @@ def build_parser():
                        "(GRAD_DIR must be on storage every worker sees)")
     where.add_argument("--local-workers", type=int, default=2,
                        help="without --scheduler: start a local cluster with this many worker processes (default 2)")
+    parser.add_argument("--connect-timeout", type=float, default=launch_shards.CONNECT_TIMEOUT, metavar="S",
+                        help=f"seconds to wait for the --scheduler to answer (default {launch_shards.CONNECT_TIMEOUT})")
     parser.add_argument("--retries", type=int, default=2, help="times a failed shard is resubmitted (default 2)")
     parser.add_argument("--main", default=launch_shards.DEFAULT_MAIN,
                         help="command that runs main.py on the workers (default: this Python's -m tf_scripts.main)")
@@ -31,10 +33,10 @@ def build_parser():
 
 def _main(argv):
     args = build_parser().parse_args(argv)
-    if args.shards < 1 or args.retries < 0 or args.local_workers < 1:
-        raise UserError("--shards and --local-workers must be >= 1, --retries >= 0")
+    if args.shards < 1 or args.retries < 0 or args.local_workers < 1 or args.connect_timeout <= 0:
+        raise UserError("--shards and --local-workers must be >= 1, --retries >= 0, --connect-timeout > 0")
     perplexity = launch_shards.launch(args.config, args.shards, scheduler=args.scheduler, local_workers=args.local_workers,
-                        retries=args.retries, main_command=args.main)
+                        retries=args.retries, main_command=args.main, connect_timeout=args.connect_timeout)
     if perplexity is not None:
         print(f"Valid Perplexity: {perplexity!r}")
     return 0

@@ -5,7 +5,7 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf_scripts import gradient_files  # noqa: E402
+from tf_scripts import formats, gradient_files  # noqa: E402
 from tf_scripts.cli import make_parser, run_cli  # noqa: E402
 
 PROG = "sg-merge-gradients"
@@ -24,6 +24,7 @@ def build_parser():
 
 def _main(argv):
     args = build_parser().parse_args(argv)
+    formats.check_dir(args.grad_dir, "GRAD_DIR")
     perplexity = gradient_files.merge_shards(args.grad_dir)
     if perplexity is not None:
         print(f"Valid Perplexity: {perplexity!r}")

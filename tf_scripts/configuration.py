@@ -21,7 +21,7 @@ class Key:
     kind: str                    # str | int | float | bool | choice | vocab | time_step
     help: str
     default: object = None       # a value, or a callable(values dict) for derived defaults
-    default_text: str = ""       # how README shows a derived default
+    default_text: str = ""       # how the docs show a derived default
     minimum: float | None = None
     maximum: float | None = None
     min_open: bool = False       # True: minimum itself is not allowed
@@ -30,7 +30,7 @@ class Key:
     new: bool = False            # not a key of the original toolkit
 
     def expect(self):
-        """The allowed values in words, as used in error messages and config/README.md."""
+        """The allowed values in words, as used in error messages and the docs' key table."""
         if self.kind == "bool":
             return "True or False"
         if self.kind == "str":
@@ -54,7 +54,7 @@ def _derived(text, func):
     return {"default": func, "default_text": text}
 
 
-# Every known key. The order is the order of config/README.md.
+# Every known key, in the order of the docs' key table (docs/reference/config.md).
 KEYS = {
     "save_path": Key("str", "Directory for checkpoints; the latest checkpoint there is restored at "
                      "start-up. Every run also writes save_path/labels.tsv.", required="always"),
@@ -180,7 +180,7 @@ KEYS = {
                       minimum=1, new=True),
 }
 
-# Condition name -> (words for README and errors, predicate(values, train)).
+# Condition name -> (words for the docs and errors, predicate(values, train)).
 _REQUIRED_WHEN = {
     "always": ("always", lambda v, train: True),
     "train": ("when training", lambda v, train: train),
@@ -465,7 +465,7 @@ def derive(config, *, path=None, train=False, valid=True, warn=None, **changes):
     """
     unknown = sorted(name for name in changes if name not in KEYS)
     if unknown:
-        raise UserError(f"derive: unknown key(s) {', '.join(unknown)} (see config/README.md)")
+        raise UserError(f"derive: unknown key(s) {', '.join(unknown)} (see docs/reference/config.md)")
     path = path or f"{config.path} (with {', '.join(f'{k} {v}' for k, v in changes.items())})"
     entries = [(None, name, _format_value(getattr(config, name)))
                for name in KEYS if config.given(name) and name not in changes]
@@ -475,7 +475,7 @@ def derive(config, *, path=None, train=False, valid=True, warn=None, **changes):
 
 
 def markdown_table():
-    """The key table of config/README.md, generated from KEYS."""
+    """The key table of docs/reference/config.md (generated from KEYS when the docs are built)."""
     rows = ["| key | type | default | required | meaning |", "|---|---|---|---|---|"]
     for name, key in KEYS.items():
         default = key.default_text or ("" if key.default is None else _format_value(key.default))

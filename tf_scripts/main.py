@@ -29,7 +29,7 @@ def _add_bool(parser, name, on_help, off_help):
 def build_parser():
     """The command line's arguments (also read by the docs' command reference)."""
     parser = make_parser(PROG, __doc__, tensorflow=True)
-    parser.add_argument("--config", required=True, help="configuration file (key value lines, see config/README.md)")
+    parser.add_argument("--config", required=True, help="configuration file (key value lines; every key: docs/reference/config.md)")
     _add_bool(parser, "train", "train (resuming from save_path's latest checkpoint), validating every epoch",
               "do not train: restore the latest checkpoint and evaluate it")
     _add_bool(parser, "valid", "validation perplexity (with --notrain and grad_interm in the config: "

@@ -5,7 +5,6 @@ import re
 import zipfile
 
 import numpy as np
-import scipy.linalg
 
 from tf_scripts.errors import UserError
 # The file formats shared with the gradient pass live in tf_scripts.formats and the atomic
@@ -343,6 +342,8 @@ def normalisation(emb, source):
     mean = emb.mean(axis=0)
     cov = np.atleast_2d(np.cov(emb, rowvar=False))
     d_factor = covariance_factor(cov, source)
+    import scipy.linalg  # here: only the normalisation needs it
+
     z_inv = scipy.linalg.solve_triangular(d_factor, np.eye(len(d_factor)), lower=True)
     return mean, cov, d_factor, z_inv
 

@@ -31,7 +31,6 @@ import math
 import os
 
 import numpy as np
-import scipy.stats
 
 SV_EXPONENT = 0.5      # bias order n^(-1/2) of statistics built from singular values
 SMOOTH_EXPONENT = 1.0  # bias order n^(-1) of smooth statistics (the ordinary jackknife)
@@ -76,6 +75,8 @@ def jackknife(full, loo, sizes, exponent=SV_EXPONENT, level=LEVEL):
     [N, ...]: the blocks' sizes m_j. Returns a dict of arrays [...]: value (= full), estimate,
     bias, se, lo, hi, and df (N - 1).
     """
+    import scipy.stats  # here: half a second to import, and --help needs none of it
+
     full = np.asarray(full, np.float64)
     loo = np.asarray(loo, np.float64)
     sizes = np.asarray(sizes, np.float64)
@@ -96,6 +97,8 @@ def jackknife(full, loo, sizes, exponent=SV_EXPONENT, level=LEVEL):
 
 def t_pvalue(estimate, se, df):
     """Two-sided p-value of estimate / se against a t distribution with df degrees of freedom (NaN where se is 0)."""
+    import scipy.stats  # here: half a second to import, and --help needs none of it
+
     estimate, se = np.asarray(estimate, np.float64), np.asarray(se, np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         t = np.where(se > 0, np.abs(estimate) / se, np.nan)
@@ -180,5 +183,7 @@ def magnitude_squared(grams, counts, grad_norm=None):
 
 def wilson(successes, trials, level=LEVEL):
     """(low, high) Wilson score interval of a binomial proportion (scipy's binomtest)."""
+    import scipy.stats  # here: half a second to import, and --help needs none of it
+
     ci = scipy.stats.binomtest(int(successes), int(trials)).proportion_ci(confidence_level=level, method="wilson")
     return float(ci.low), float(ci.high)

@@ -169,7 +169,7 @@ def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print, seed=N
     log(f"Planted memory: at delays {long[0]}..{long[-1]} the {REMEMBERED}' singular-value sum is "
         f"{ratio:.2f}x that of the fillers ({' and '.join(FILLERS)}); bias-corrected {interval['estimate']:.2f}x, "
         f"95% interval [{interval['lo']:.2f}, {interval['hi']:.2f}] over {grads.grad_blocks} blocks of the text "
-        "(the spread over training seeds is larger: README)")
+        "(the spread over training seeds is larger: docs/getting-started.md)")
     return ratio
 
 

@@ -20,6 +20,7 @@ from tf_scripts.errors import UserError
 
 PROG = "sg-launch-shards"
 DEFAULT_MAIN = f"{shlex.quote(sys.executable)} -m tf_scripts.main"
+CONNECT_TIMEOUT = 30   # seconds to wait for a --scheduler (Dask's own default)
 
 
 class ShardFailed(Exception):
@@ -37,9 +38,17 @@ def run_shard(main_command, config_path, index, count, cwd):
     return tail
 
 
-def launch(config_path, count, *, scheduler=None, local_workers=2, retries=2, main_command=DEFAULT_MAIN, log=print):
-    """Run shards 1..count of config_path's gradient pass on a Dask cluster, then merge; returns the perplexity."""
-    from distributed import Client, LocalCluster
+def launch(config_path, count, *, scheduler=None, local_workers=2, retries=2, main_command=DEFAULT_MAIN, log=print,
+           connect_timeout=CONNECT_TIMEOUT):
+    """Run shards 1..count of config_path's gradient pass on a Dask cluster, then merge; returns the perplexity.
+
+    connect_timeout: seconds to wait for the scheduler at `scheduler` before giving up (UserError).
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise UserError("the Dask engine is not installed: pip install 'state-gradients[cluster]' "
+                        "(or pip install 'dask[distributed]')") from None
 
     config = configuration.load_config(config_path, train=False, valid=True, test=False, warn=lambda m: None)
     if not config.grad_interm:
@@ -50,7 +59,12 @@ def launch(config_path, count, *, scheduler=None, local_workers=2, retries=2, ma
         cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True,
                                dashboard_address=None)
     try:
-        with Client(scheduler or cluster) as client:
+        try:
+            client = Client(scheduler or cluster, timeout=connect_timeout)
+        except (OSError, TimeoutError) as err:
+            raise UserError(f"no Dask scheduler answered at {scheduler} within {connect_timeout:g} s ({err}); is it "
+                            "running, and is the address (tcp://HOST:PORT) reachable from here?") from None
+        with client:
             log(f"{count} shard(s) of {config_path} on {client.scheduler.address} "
                 f"({len(client.scheduler_info()['workers'])} worker(s), up to {retries} retries each)")
             futures = {i: client.submit(run_shard, main_command, config_path, i, count, cwd, retries=retries,
