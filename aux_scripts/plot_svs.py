@@ -33,6 +33,8 @@ def build_parser():
     parser.add_argument("--top-k", metavar="K", type=int,
                         help="also plot the K largest singular values (second panel)")
     parser.add_argument("--relative", action="store_true", help="divide every curve by its delay-0 value")
+    parser.add_argument("--linear", action="store_true",
+                        help="a linear value axis (default: log, as the sums fall by decades over the delays)")
     parser.add_argument("--out", metavar="FIG.png", required=True, help="output PNG; the CSV is FIG.csv")
     return parser
 
@@ -53,7 +55,8 @@ def _main(argv):
     classes = plot_svs.select_classes(classes, available, args.exclude)
     if not classes:
         raise UserError("--classes is empty")
-    csv_path = plot_svs.write_plot(args.gradroots, labels, classes, args.grad_norm, args.out, args.top_k, args.relative)
+    csv_path = plot_svs.write_plot(args.gradroots, labels, classes, args.grad_norm, args.out, args.top_k, args.relative,
+                                   log_y=not args.linear)
     print(f"wrote {args.out} and {csv_path}")
     return 0
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from aux_scripts.pipeline import report
-from aux_scripts.measures import interpret_state
+from aux_scripts.measures import interpret_state, palette
 from aux_scripts.measures import txray as txray_tool
 
 
@@ -32,12 +32,12 @@ def plot_sv_sums(profile, grad_norm=None, classes=None, intervals=True, log_y=Tr
             keep = np.isfinite(row["estimate"])
             y = row["estimate"][keep]
             ax.errorbar(np.array(est.delays)[keep], y, yerr=[y - row["lo"][keep], row["hi"][keep] - y], marker=".",
-                        capsize=2, label=cls)
+                        capsize=2, label=cls, **palette.style(cls))
         what = "bias-corrected SV sum of G·D (95% interval)"
     else:
         sums = profile.sv_sums(grad_norm)
         for cls in classes:
-            ax.plot(profile.delays, sums[profile.classes.index(cls)], marker=".", label=cls)
+            ax.plot(profile.delays, sums[profile.classes.index(cls)], marker=".", label=cls, **palette.style(cls))
         what = "sum of singular values of " + ("G·D" if grad_norm is not None else "G (not normalised)")
     if log_y:
         ax.set_yscale("log")

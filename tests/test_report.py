@@ -90,8 +90,18 @@ def test_report_files_from_a_minimal_folder(tmp_path):
     assert verdicts["the decay is fast but not exponential"] == "does not hold"
     assert verdicts["nouns are remembered best among POS classes"] == "holds"
     md = (tmp_path / "report.md").read_text()
-    assert "| test perplexity (B 1, T 1) | 123.46 |" in md
-    assert "Not computed (no classifier/pos.json)" in md
+    assert "| test perplexity (batch 1, one token at a time) | 123.46 |" in md
+    assert "| epochs trained | 1 |" in md
+    # a missing part names the command that computes it
+    assert "POS classifier on the embeddings\n\nNot computed: sg-pos-classifier EMB DICT POSFILE" in md
+    assert "Not computed: main.py with grad_blocks N, then sg-intervals" in md
+    # provenance first, then the contents, then the findings, before any figure
+    headings = [line[3:] for line in md.splitlines() if line.startswith("## ")]
+    assert headings[:3] == ["Provenance", "Findings", "Sum of singular values of G·D against delay"]
+    contents = next(line for line in md.splitlines() if line.startswith("Contents: "))
+    assert all(f"[{h}](#{report.slug(h)})" in contents for h in headings)
+    assert md.index("## Findings") < md.index("![")
+    assert "| model | a | τ or b | RMS error of ln | delays |\n|---|---:|---:|---:|---|" in md   # numbers right-aligned
     html = (tmp_path / "report.html").read_text()
     for figure in ("report_svs_pos.png", "report_svs_freq.png", "report_fits.png", "report_relative_memory.png"):
         assert (tmp_path / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -12,11 +12,15 @@
 #   sg-build-pos-mapping   mapping (the file written), words, tagged (vocabulary words with tags),
 #                      coverage (null, or {text, tokens, covered, percent}: the share of TEXT's
 #                      tokens, <eos> excluded, whose word got a tag)
-#   sg-pos-classifier  examples, train, valid, test (counts), best_cv_score (float), scores
+#   sg-pos-classifier  examples, train, valid, test (counts), labels (distinct tags), best_cv_score (float), scores
 #                      {set: accuracy} and baselines {set: {accuracy, tag}} (the majority tag),
 #                      for the sets valid and test
 #   sg-relative-memory      class (null: all words), delays [K], relative_memory [K]
 #   sg-cos-subspace-diff-vector  class, columns (THR), delays [K], cosine [K], percent [K]
+#   provenance         (DIR/provenance.json of sg-reproduce and sg-demo) command (the command line as
+#                      typed, or null), date (UTC, ISO 8601), version (state-gradients), commit (git
+#                      short hash of the source checkout, `+dirty` with changes; null when installed),
+#                      python, and what the writer adds: epochs_done (the model's epochs)
 import json
 import math
 
@@ -24,6 +28,7 @@ from tf_scripts.errors import UserError
 from tf_scripts.fileio import atomic_write_text
 
 SCHEMA, VERSION = "state-gradients result", 1
+PROVENANCE = "provenance.json"
 
 
 def _clean(value):
@@ -43,6 +48,19 @@ def write_result(path, tool, **fields):
     """Write the result file of one run of `tool` (atomic; parent folders created)."""
     record = {"schema": SCHEMA, "version": VERSION, "tool": tool, **_clean(fields)}
     atomic_write_text(path, json.dumps(record, indent=1, allow_nan=False) + "\n")
+
+
+def write_provenance(directory, command, **fields):
+    """DIR/provenance.json: how and with what a run was made (the report's header reads it)."""
+    import datetime
+    import os
+    import platform
+
+    from tf_scripts import version
+
+    write_result(os.path.join(directory, PROVENANCE), "provenance", command=command, version=version.__version__,
+                 commit=version.commit(), python=platform.python_version(),
+                 date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **fields)
 
 
 def read_result(path, tool):

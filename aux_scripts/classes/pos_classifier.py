@@ -404,7 +404,7 @@ def run_classifier(args, log=print):
     log(f"{len(data.y)} examples ({args.type_data}): train {len(data.train)}, valid {len(data.valid)}, "
           f"test {len(data.test)}")
     result = {"examples": len(data.y), "train": len(data.train), "valid": len(data.valid), "test": len(data.test),
-              "best_cv_score": None, "scores": {}, "baselines": {}}
+              "labels": int(len(np.unique(data.y))), "best_cv_score": None, "scores": {}, "baselines": {}}
 
     if args.no_train:
         estimator = None

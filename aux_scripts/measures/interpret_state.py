@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from aux_scripts.measures import analysis
+from aux_scripts.measures import analysis, palette
 from tf_scripts import configuration, lm_data, measure_setup
 from tf_scripts.cli import progress_bar
 from tf_scripts.errors import UserError
@@ -65,14 +65,19 @@ def draw(rows, names, max_sigma, title):
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     for name in names:
-        points = [(k, mean) for cls, k, _, mean, _ in rows if cls == name]
+        points = [(k, mean, std) for cls, k, _, mean, std in rows if cls == name]
         if points:
-            ax.plot([k for k, _ in points], [m for _, m in points], marker=".", label=name)
+            k, mean, std = (np.array(column, dtype=np.float64) for column in zip(*points))
+            ax.plot(k, mean, marker=".", label=name, **palette.style(name))
+            # the spread of the windows' sigmas (mean / exp(sd of log) .. mean * exp(sd of log) would need
+            # the logs; mean - sd can go below 0 on a log axis, so the band is clipped at a tenth of the mean)
+            ax.fill_between(k, np.maximum(mean - std, mean / 10), mean + std, color=palette.color(name), alpha=0.12,
+                            linewidth=0)
     if max_sigma is not None:
         ax.axhline(max_sigma, color="gray", linestyle="--", linewidth=0.8, label="max sigma")
     ax.set_yscale("log")   # sigma tends to grow geometrically with the delay
     ax.set_xlabel("delay")
-    ax.set_ylabel("mean learned sigma (small = state depends on the word)")
+    ax.set_ylabel("learned sigma, mean ± sd over windows (small = state depends on the word)")
     ax.set_title(title, fontsize="small")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)

@@ -5,7 +5,7 @@ import io
 
 import numpy as np
 
-from aux_scripts.measures import analysis
+from aux_scripts.measures import analysis, palette
 from tf_scripts.errors import UserError
 
 OVERALL = "overall"
@@ -88,8 +88,12 @@ def curves(rows, top_k, relative):
     return result
 
 
-def draw(data, classes, normalised, top_k, relative):
-    """Figure with the sums (and the top-k singular values in a second panel) of the curves of data."""
+def draw(data, classes, normalised, top_k, relative, log_y=True):
+    """Figure with the sums (and the top-k singular values in a second panel) of the curves of data.
+
+    log_y: a log delay axis's counterpart for the values, which fall by decades over the delays (a
+    linear axis squashes everything after the first few delays onto zero).
+    """
     # The object API with an explicit Agg canvas: no display needed, no global pyplot state.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -101,9 +105,14 @@ def draw(data, classes, normalised, top_k, relative):
     fig = Figure(figsize=(6.4 * panels, 4.8))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, panels, squeeze=False)
+    models = list(dict.fromkeys(label for label, _ in data))
     for (label, cls), (delays, sums, top) in data.items():
         name = label if classes == [OVERALL] else f"{label} ({cls})"
-        line, = axes[0, 0].plot(delays, sums, marker=".", label=name)
+        # one colour per class (palette), one line style per model; one class only: a colour per model
+        options = palette.style(cls) if classes != [OVERALL] else {"color": palette.color(label)}
+        if classes != [OVERALL] and len(models) > 1:
+            options["linestyle"] = STYLES[models.index(label) % len(STYLES)]
+        line, = axes[0, 0].plot(delays, sums, marker=".", label=name, **options)
         if top is not None:
             for i in range(top.shape[1]):
                 axes[0, 1].plot(delays, top[:, i], color=line.get_color(), linestyle=STYLES[i % len(STYLES)],
@@ -112,6 +121,8 @@ def draw(data, classes, normalised, top_k, relative):
     if top_k:
         axes[0, 1].set_ylabel(f"top {top_k} singular values of {matrix}{scale}")
     for ax in axes[0]:
+        if log_y:
+            ax.set_yscale("log")
         ax.set_xlabel("delay")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
@@ -120,7 +131,7 @@ def draw(data, classes, normalised, top_k, relative):
     return fig
 
 
-def write_plot(gradroots, labels, classes, grad_norms, out, top_k=None, relative=False):
+def write_plot(gradroots, labels, classes, grad_norms, out, top_k=None, relative=False, log_y=True):
     """Write the figure OUT (.png) and its numbers OUT[:-4].csv (see csv_text); returns the CSV's path.
 
     grad_norms: None, one D.npy path shared by every gradroot, or one per gradroot.
@@ -141,7 +152,7 @@ def write_plot(gradroots, labels, classes, grad_norms, out, top_k=None, relative
         analysis.check_not_input(path, inputs)
     rows = collect(gradroots, labels, classes, norms)
     data = curves(rows, top_k, relative)
-    fig = draw(data, classes, normalised=bool(grad_norms), top_k=top_k, relative=relative)
+    fig = draw(data, classes, normalised=bool(grad_norms), top_k=top_k, relative=relative, log_y=log_y)
 
     def save_png(tmp):
         fig.savefig(tmp, format="png", dpi=120)

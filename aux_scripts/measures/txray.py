@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from aux_scripts.measures import analysis
+from aux_scripts.measures import analysis, palette
 from tf_scripts import measure_setup  # TensorFlow only once a model is built
 from tf_scripts.cli import progress_bar
 from tf_scripts.errors import UserError
@@ -402,8 +402,9 @@ def plot_separation(result, path=None):
                 continue
             rows = [r for r in side.separation if r["tags"] == tags]
             delays = [r["delay"] for r in rows]
-            line, = ax.plot(delays, [r["separation"] for r in rows], style, marker="o", label=f"model {label}")
-            ax.plot(delays, [r["chance"] for r in rows], ":", color=line.get_color(), label=f"model {label}, chance")
+            colour = palette.color(tags)     # the tag set's colour, as in every figure
+            ax.plot(delays, [r["separation"] for r in rows], style, color=colour, marker="o", label=f"model {label}")
+            ax.plot(delays, [r["chance"] for r in rows], ":", color=colour, alpha=0.7, label=f"model {label}, chance")
         ax.set_xlabel("delay k (word at t - k)")
         ax.set_ylabel("I(unit; tag) / H(tag)")
         ax.set_ylim(-0.02, 1.02)

@@ -17,7 +17,7 @@ import numpy as np
 
 from aux_scripts.measures import analysis, interpret_state, intervals, plot_svs, txray, verdicts
 from aux_scripts.pipeline import report
-from tf_scripts import configuration, fileio
+from tf_scripts import configuration, fileio, results
 from tf_scripts.saved_model import SavedModel
 from tf_scripts import main as lm_main
 from tf_scripts.errors import UserError
@@ -32,6 +32,8 @@ REMEMBERED = "nouns"                      # the class whose number the verb must
 FILLERS = ("adjectives", "adverbs")       # i.i.d. filler words: nothing later depends on them
 NUMBER_TAGS, FILLER_TAGS = "NN,NNS", "JJ,RB"   # TX-Ray: the subject's number vs the fillers' kind
 TXRAY_MAX_DELAY = 12                       # delays 0..11, as max_delay 12 of demo_grad.config
+PLANTED_MEMORY = "planted_memory.json"     # the demo's answer, read by the report
+REPORT_TITLE = "State-gradient report: the demo LSTM"
 
 
 def svd_table(grad_dir, d_factor, classes):
@@ -122,10 +124,11 @@ def _demo_config(name, out_dir, data_dir, seed=None, **mode):
     return config, path
 
 
-def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print, seed=None):
+def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print, seed=None, command=None):
     """Run every step of the demo; returns the remembered/filler ratio of singular-value sums.
 
     seed: the training seed (None: demo.config's); resuming a model of another seed is refused.
+    command: the command line as typed, for the report's provenance (OUT/provenance.json).
     """
     data_dir = resource_dir(DATA_PACKAGE, DATA_SOURCE)
     if fresh and os.path.isdir(out_dir):
@@ -163,7 +166,9 @@ def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print, seed=N
     log(f"== intervals over {grads.grad_blocks} blocks of the validation text: sg-intervals")
     intervals.write(os.path.join(out_dir, "intervals"), *intervals.from_pass(grads.grad_dir, d_factor)[:2])
     interval = memory_ratio_interval(out_dir, long)
-    report.build_report(out_dir, title="State-gradient report: the demo LSTM")
+    results.write_provenance(out_dir, command, epochs_done=SavedModel.from_config(train).epochs_done())
+    write_planted_memory(out_dir, ratio, interval, long, grads.grad_blocks)
+    report.build_report(out_dir, title=REPORT_TITLE)
     log(f"== report: {os.path.join(out_dir, 'report.md')} and {os.path.join(out_dir, 'report.html')} "
         "(the same report as sg-reproduce's)")
     log(f"Planted memory: at delays {long[0]}..{long[-1]} the {REMEMBERED}' singular-value sum is "
@@ -171,6 +176,13 @@ def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print, seed=N
         f"95% interval [{interval['lo']:.2f}, {interval['hi']:.2f}] over {grads.grad_blocks} blocks of the text "
         "(the spread over training seeds is larger: docs/getting-started.md)")
     return ratio
+
+
+def write_planted_memory(out_dir, ratio, interval, long, blocks):
+    """OUT/planted_memory.json: the demo's answer, for the report (schema: report.read_planted_memory)."""
+    results.write_result(os.path.join(out_dir, PLANTED_MEMORY), "sg-demo", remembered=REMEMBERED, fillers=list(FILLERS),
+                         delays=[int(k) for k in long], ratio=float(ratio), estimate=float(interval["estimate"]),
+                         lo=float(interval["lo"]), hi=float(interval["hi"]), blocks=int(blocks))
 
 
 def sigma_ratio(result, long_delay):
@@ -205,6 +217,7 @@ def run_other_measures(out_dir, long_delay=4, log=print):
         log(f"TX-Ray: the units separate {tags} of the word k back up to k = {a['span']} in the trained model, "
             f"k = {b['span']} untrained (p < {txray.SPAN_ALPHA} at every delay up to k); over chance at delays "
             f">= {long_delay}: {a['excess']:.4f} trained, {b['excess']:.4f} untrained")
+    report.build_report(out_dir, title=REPORT_TITLE)   # again, now with the figures of these measures
     return ratio, separation
 
 

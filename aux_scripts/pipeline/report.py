@@ -31,7 +31,7 @@ import re
 import numpy as np
 
 from aux_scripts.classes import token_classes
-from aux_scripts.measures import analysis, intervals, uncertainty, verdicts
+from aux_scripts.measures import analysis, intervals, palette, uncertainty, verdicts
 from tf_scripts import results
 from tf_scripts.errors import UserError
 
@@ -240,8 +240,7 @@ def plot_classes(table, classes, title, log_y=True):
     fig, ax = _figure()
     for cls in [OVERALL] + classes:
         delays = sorted(table[cls])
-        ax.plot(delays, [table[cls][k] for k in delays], marker=".", markersize=3, label=cls,
-                color="black" if cls == OVERALL else None, linewidth=2 if cls == OVERALL else 1)
+        ax.plot(delays, [table[cls][k] for k in delays], marker=".", markersize=3, label=cls, **palette.style(cls))
     ax.set_xlabel("delay k")
     ax.set_ylabel("sum of singular values of G·D")
     if log_y:
@@ -274,16 +273,38 @@ def fits_figure(values, exp_fit, pow_fit, label="overall (measured)"):
     return fig
 
 
-def plot_series(series, ylabel):
-    fig, ax = _figure()
+def plot_relative_memory(series, cosines, baselines):
+    """Relative memory (left) and subspace cosine (right) of each difference vector, its random direction dotted."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10.5, 4.4))
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
     for name, values in series.items():
+        colour = palette.color(name)
         delays = sorted(values)
-        ax.plot(delays, [values[k] for k in delays], marker=".", markersize=3, label=name)
-    ax.set_xlabel("delay k")
-    ax.set_ylabel(ylabel)
-    ax.set_ylim(0, 1.05)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+        left.plot(delays, [values[k] for k in delays], marker=".", markersize=3, color=colour, label=name)
+        rel, cos = baselines.get(name, ({}, {}))
+        if rel:
+            ks = sorted(rel)
+            left.plot(ks, [rel[k] for k in ks], ":", color=colour, label=f"{name}: random direction")
+        if name in cosines:
+            ks = sorted(cosines[name])
+            right.plot(ks, [cosines[name][k] for k in ks], marker=".", markersize=3, color=colour, label=name)
+        if cos:
+            ks = sorted(cos)
+            right.plot(ks, [cos[k] for k in ks], ":", color=colour, label=f"{name}: random direction")
+    left.set_ylabel("relative memory ‖(G·D) d̂‖ / σ_max")
+    right.set_ylabel("cosine of d̂ with the top right singular vectors")
+    for ax in (left, right):
+        ax.set_xlabel("delay k")
+        ax.set_ylim(0, 1.05)
+        ax.grid(True, alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize="small")
+    if not cosines:
+        right.text(0.5, 0.5, "subspace cosine not computed", ha="center", va="center", transform=right.transAxes)
     fig.tight_layout()
     return _png(fig)
 
@@ -301,52 +322,119 @@ def table_csv(rows, header):
 
 
 def _fmt(x):
-    return "n/a" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))
+    """A cell: floats to 4 significant digits, integers with thousands separators, None as n/a."""
+    if x is None:
+        return "n/a"
+    if isinstance(x, (bool, np.bool_)):
+        return str(bool(x))
+    if isinstance(x, (int, np.integer)):
+        return f"{int(x):,}"
+    if isinstance(x, (float, np.floating)):
+        return "n/a" if not math.isfinite(x) else f"{float(x):.4g}"
+    return str(x)
+
+
+def _numeric(x):
+    return x is None or (isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_)))
+
+
+def slug(text):
+    """The anchor of a heading, as GitHub and the HTML report spell it."""
+    text = re.sub(r"[^\w\- ]", "", text.strip().lower())
+    return text.replace(" ", "-")
 
 
 class Document:
-    """One report written twice: Markdown (figures as files) and self-contained HTML (figures inline)."""
+    """One report written twice: Markdown (figures as files) and self-contained HTML (figures inline).
 
-    def __init__(self, title):
-        self.md = [f"# {title}", ""]
-        self.html = [f"<h1>{html.escape(title)}</h1>"]
+    Parts are added in reading order; `slot(name)` keeps a place that `fill(name, other)` fills later
+    (the findings, which lead the report but are judged from the sections after them). The table of
+    contents is made from the headings when the report is rendered.
+    """
+
+    def __init__(self, title=None):
+        self.title = title
+        self.parts = []     # ("heading", text) | ("slot", name) | ("toc", None) | (markdown, html)
         self.figures = {}   # file name -> PNG bytes, written beside report.md
 
     def heading(self, text):
-        self.md += [f"## {text}", ""]
-        self.html.append(f"<h2>{html.escape(text)}</h2>")
+        self.parts.append(("heading", text))
+
+    def slot(self, name):
+        self.parts.append(("slot", name))
+
+    def contents(self):
+        self.parts.append(("toc", None))
+
+    def fill(self, name, other):
+        index = self.parts.index(("slot", name))
+        self.parts[index:index + 1] = other.parts
+        self.figures.update(other.figures)
 
     def para(self, text):
-        self.md += [text, ""]
-        self.html.append(f"<p>{html.escape(text)}</p>")
+        self.parts.append((text, f"<p>{html.escape(text)}</p>"))
 
-    def table(self, header, rows):
-        self.md.append("| " + " | ".join(header) + " |")
-        self.md.append("|" + "---|" * len(header))
-        self.md += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
-        self.md.append("")
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
-        self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    def table(self, header, rows, caption=None):
+        """A table; columns whose cells are all numbers (or n/a) are right-aligned."""
+        right = [all(_numeric(row[i]) for row in rows) and any(row[i] is not None for row in rows)
+                 for i in range(len(header))]
+        md = ["| " + " | ".join(header) + " |", "|" + "".join("---:|" if r else "---|" for r in right)]
+        md += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+        num = ' class="num"'
+        head = "".join(f"<th{num if r else ''}>{html.escape(h)}</th>" for h, r in zip(header, right))
+        body = "".join("<tr>" + "".join(f"<td{num if r else ''}>{html.escape(_fmt(c))}</td>"
+                                        for c, r in zip(row, right)) + "</tr>" for row in rows)
+        note = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+        self.parts.append(("\n".join(md + ([f"*{caption}*"] if caption else [])),
+                           f'<div class="scroll"><table>{note}<thead><tr>{head}</tr></thead><tbody>{body}'
+                           "</tbody></table></div>"))
 
     def figure(self, name, png, caption, table_name=None):
         self.figures[name] = png
         link = f" (data: [{table_name}]({table_name}))" if table_name else ""
-        self.md += [f"![{caption}]({name})", "", f"*{caption}*{link}", ""]
         data = base64.b64encode(png).decode("ascii")
         note = f" (data: {html.escape(table_name)})" if table_name else ""
-        self.html.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-                         f"<figcaption>{html.escape(caption)}{note}</figcaption></figure>")
+        self.parts.append((f"![{caption}]({name})\n\n*{caption}*{link}",
+                           f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+                           f"<figcaption>{html.escape(caption)}{note}</figcaption></figure>"))
+
+    def _headings(self):
+        return [text for kind, text in self.parts if kind == "heading"]
 
     def markdown(self):
-        return "\n".join(self.md).rstrip() + "\n"
+        out = [f"# {self.title}", ""]
+        for kind, value in self.parts:
+            if kind == "heading":
+                out += [f"## {value}", ""]
+            elif kind == "toc":
+                out += ["Contents: " + " · ".join(f"[{h}](#{slug(h)})" for h in self._headings()), ""]
+            elif kind != "slot":
+                out += [kind, ""]
+        return "\n".join(out).rstrip() + "\n"
 
-    def html_page(self, title):
-        style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;line-height:1.4}"
-                 "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:.2em .6em;"
-                 "text-align:left}img{max-width:100%}figcaption{font-style:italic}")
-        return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}"
-                f"</title><style>{style}</style></head><body>\n" + "\n".join(self.html) + "\n</body></html>\n")
+    def html_page(self, title=None):
+        title = title or self.title
+        style = ("body{font-family:system-ui,sans-serif;max-width:62em;margin:2em auto;padding:0 1em;line-height:1.45;"
+                 "color:#222}h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}"
+                 "nav{background:#f6f6f6;padding:.6em 1em;border-radius:4px}nav ol{margin:.2em 0;columns:2}"
+                 ".scroll{overflow-x:auto;max-width:100%}table{border-collapse:collapse;margin:1em 0;font-size:.92em}"
+                 "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}"
+                 "td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+                 "caption{caption-side:bottom;font-style:italic;text-align:left}"
+                 "img{max-width:100%;height:auto}figure{margin:1em 0}figcaption{font-style:italic}"
+                 "p{overflow-wrap:anywhere}")
+        body = [f"<h1>{html.escape(title)}</h1>"]
+        for kind, value in self.parts:
+            if kind == "heading":
+                body.append(f'<h2 id="{slug(value)}">{html.escape(value)}</h2>')
+            elif kind == "toc":
+                items = "".join(f'<li><a href="#{slug(h)}">{html.escape(h)}</a></li>' for h in self._headings())
+                body.append(f"<nav><strong>Contents</strong><ol>{items}</ol></nav>")
+            elif kind != "slot":
+                body.append(value)
+        return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{html.escape(title)}"
+                f"</title><style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
 def read_replicates(directory):
@@ -569,6 +657,156 @@ def _context_section(doc, directory, context, type_level, pos_classes):
     return findings, out_rows
 
 
+CONFIG_CANDIDATES = (os.path.join("configs", "gradients.config"), os.path.join("configs", "demo_grad.config"))
+PLANTED_MEMORY = "planted_memory.json"
+MISSING = {   # a part of the report -> the command that computes it
+    "classifier": "sg-pos-classifier EMB DICT POSFILE DIR/classifier/pos --result DIR/classifier/pos.json "
+                  "(sg-reproduce's classifier step)",
+    "diff": "sg-diff-vector, then sg-relative-memory and sg-cos-subspace-diff-vector with --result "
+            "DIR/diff/NAME_relative_memory.json and DIR/diff/NAME_cos_subspace.json (sg-reproduce's diff steps)",
+    "intervals": "main.py with grad_blocks N, then sg-intervals GRAD_DIR D.npy --out DIR/intervals "
+                 "(sg-reproduce does both)",
+    "sigma": "sg-interpret-state --config GRAD.config --out DIR/sigma (sg-demo --measures does)",
+    "txray": "sg-txray --config GRAD.config --separate NN,NNS --out DIR/txray (sg-demo --measures does)",
+}
+
+
+def read_config_values(directory):
+    """(path, {key: raw value}) of the run's gradient config in DIR/configs/, or (None, {})."""
+    for relative in CONFIG_CANDIDATES + tuple(sorted(glob.glob(os.path.join(directory, "configs", "*.config")))):
+        path = relative if os.path.isabs(relative) else os.path.join(directory, relative)
+        if os.path.isfile(path):
+            from tf_scripts import configuration
+
+            return path, {key: value for _, key, value in configuration.read_config_lines(path)}
+    return None, {}
+
+
+def _provenance(doc, directory, progress, test, mapping):
+    """The header: how the run was made and what it ran on."""
+    from tf_scripts import version
+
+    prov = results.read_result_if(os.path.join(directory, results.PROVENANCE), "provenance") or {}
+    config_path, cfg = read_config_values(directory)
+    ppl = lambda x: None if x is None else f"{x:.2f}"  # noqa: E731
+    epochs = (test or {}).get("epochs_done") or prov.get("epochs_done")
+    model = None
+    if cfg:
+        layers = int(cfg.get("num_layers", 1))
+        model = (f"{cfg.get('basic_cell', '?')}, {layers} layer{'s' if layers > 1 else ''}, embedding E "
+                 f"{cfg.get('embedding_size', cfg.get('size', '?'))}, state H {cfg.get('size', '?')}; gradient pass: "
+                 f"num_steps {cfg.get('num_steps', '?')}, batch_size {cfg.get('batch_size', '?')}, "
+                 f"{cfg.get('grad_interm', '?')} state")
+    coverage = mapping and mapping["coverage"]
+    made_by = (f"state-gradients {prov['version']}" + (f", commit {prov['commit']}" if prov.get("commit") else "")
+               if prov else None)
+    doc.heading("Provenance")
+    doc.table(["", ""], [
+        ["command", prov.get("command") or ("not recorded: this folder has no provenance.json (sg-reproduce and "
+                                            "sg-demo write one)" if not prov else "called from Python")],
+        ["date of the run (UTC)", prov.get("date")],
+        ["made with", made_by],
+        ["report built with", f"state-gradients {version.__version__}"
+                              + (f", commit {version.commit()}" if version.commit() else "")],
+        ["config", config_path and os.path.relpath(config_path, directory)],
+        ["model", model],
+        ["epochs trained", epochs],
+        ["validation perplexity (gradient pass: batch 1, its num_steps)", ppl(progress.get("perplexity"))],
+        ["test perplexity (batch 1, one token at a time)", ppl(test and test.get("test_perplexity"))],
+        ["validation windows in the gradient pass", progress.get("batches")],
+        ["time steps x delays", f"{len(progress.get('time_steps', []))} x {len(progress.get('delays', []))}"
+         if progress else None],
+        ["validation tokens with a POS tag", f"{coverage['percent']:.2f}%" if coverage else None],
+    ])
+
+
+def read_planted_memory(directory):
+    """The demo's answer (sg-demo's planted_memory.json: remembered, fillers, delays, ratio, estimate, lo, hi,
+    blocks), or None."""
+    return results.read_result_if(os.path.join(directory, PLANTED_MEMORY), "sg-demo")
+
+
+def planted_memory_text(planted):
+    return (f"Planted memory (the demo language's verb agrees with the subject noun 1-8 words back): at delays "
+            f"{planted['delays'][0]}..{planted['delays'][-1]} the {planted['remembered']}' SV sum of G·D is "
+            f"{planted['ratio']:.2f}x that of the fillers ({' and '.join(planted['fillers'])}); bias-corrected "
+            f"{planted['estimate']:.2f}x, 95% interval [{planted['lo']:.2f}, {planted['hi']:.2f}] over "
+            f"{planted['blocks']} blocks of the validation text. Above 1: the state keeps the noun longer than the "
+            "fillers. The interval is about the text; another training run is another sample of the model "
+            "(sg-demo --seed N).")
+
+
+def random_direction_baselines(directory, series, cos_columns):
+    """{name: ({delay: relative memory of a random direction}, {delay: its subspace cosine})} where the pass's
+    averages and D are in DIR, else {}.
+
+    A uniformly random unit direction u in E dimensions has E‖(G·D) u‖² = ‖G·D‖_F² / E, so its relative
+    memory is about sqrt(‖G·D‖_F² / E) / σ_max(G·D); its share in the span of the top x right singular
+    vectors has E‖V_xᵀ u‖² = x / E, a cosine of about sqrt(x / E).
+    """
+    d_path = os.path.join(directory, "embedding_D_norm_grad.npy")
+    if not os.path.isfile(d_path):
+        return {}
+    d_factor = np.load(d_path, allow_pickle=False).astype(np.float64)
+    size = d_factor.shape[0]
+    out = {}
+    for name, values in series.items():
+        rel, cos = {}, {}
+        for k in values:
+            grad_path = os.path.join(directory, "gradients", f"delay_{k}_avg.npy")
+            if not os.path.isfile(grad_path):
+                continue
+            matrix = np.load(grad_path, allow_pickle=False).astype(np.float64) @ d_factor
+            top = np.linalg.norm(matrix, 2)
+            rel[k] = math.sqrt(np.sum(matrix ** 2) / size) / top if top > 0 else math.nan
+            if name in cos_columns:
+                cos[k] = math.sqrt(cos_columns[name] / size)
+        out[name] = (rel, cos)
+    return out
+
+
+def _other_measures(doc, directory):
+    """σ (sg-interpret-state) and TX-Ray (sg-txray) where the run has them (sg-demo --measures)."""
+    sigma_csv, sigma_png = os.path.join(directory, "sigma.csv"), os.path.join(directory, "sigma.png")
+    separation = os.path.join(directory, "txray_separation.csv")
+    doc.heading("Other memory measures: σ and TX-Ray")
+    if not (os.path.isfile(sigma_csv) or os.path.isfile(separation)):
+        doc.para(f"Not computed. σ: {MISSING['sigma']}. TX-Ray: {MISSING['txray']}.")
+        return
+    if os.path.isfile(sigma_csv):
+        with open(sigma_csv, encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        doc.para("Perturbation memory (Guan et al. 2019): the noise scale σ that the embedding of the word k back "
+                 "can take before the state changes much; a small σ means the state depends strongly on that "
+                 "word. Mean and standard deviation over the sampled windows, per class of that word.")
+        if os.path.isfile(sigma_png):
+            with open(sigma_png, "rb") as handle:
+                doc.figure("report_sigma.png", handle.read(), "Learned σ against delay per class, mean ± sd over "
+                           "windows (log scale)", "sigma.csv")
+        delays = sorted({int(r["delay"]) for r in rows})
+        shown = [k for k in delays if k in (0, 1, 2, 4, 8, 11, 16, 24)] or delays[:6]
+        by = {(r["class"], int(r["delay"])): r for r in rows}
+        doc.table(["class"] + [f"k = {k}: σ (sd)" for k in shown],
+                  [[cls] + [f"{float(by[cls, k]['mean_sigma']):.3g} ({float(by[cls, k]['std_sigma']):.2g})"
+                            if (cls, k) in by else None for k in shown]
+                   for cls in dict.fromkeys(r["class"] for r in rows)])
+    else:
+        doc.para(f"σ not computed: {MISSING['sigma']}.")
+    if os.path.isfile(separation):
+        with open(separation, encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        doc.para("TX-Ray (Rethmeier et al. 2020): how much the identity of the most active unit at t tells about the "
+                 "tag of the word k back, as a share of that tag's entropy, beside its chance level (model A: the "
+                 "trained model, B: its initial weights, when compared).")
+        png = os.path.join(directory, "txray_separation.png")
+        if os.path.isfile(png):
+            with open(png, "rb") as handle:
+                doc.figure("report_txray_separation.png", handle.read(),
+                           "TX-Ray separation of tags of the word k back, with its chance level", "txray_separation.csv")
+    else:
+        doc.para(f"TX-Ray not computed: {MISSING['txray']}.")
+
+
 def build_report(directory, title="State-gradient reproduction report"):
     """Write DIR/report.md, report.html, report_*.png and report_*.csv; returns {name: finding verdict}."""
     analysis.check_dir(directory, "reproduce folder")
@@ -579,21 +817,13 @@ def build_report(directory, title="State-gradient reproduction report"):
     exp_fit, pow_fit = fit_decay(list(overall), list(overall.values()))
     doc = Document(title)
 
-    # -- model and data
-    doc.heading("Model and data")
+    # -- provenance, contents, then the findings (filled in at the end, judged from the sections below)
     progress = read_progress(directory)
-    test_ppl = read_test_perplexity(directory)
+    test = results.read_result_if(path("test_perplexity.json"), "main.py")
     mapping = results.read_result_if(path("pos_mapping.json"), "sg-build-pos-mapping")
-    coverage = mapping and mapping["coverage"]
-    ppl = lambda x: None if x is None else f"{x:.2f}"  # noqa: E731
-    doc.table(["quantity", "value"], [
-        ["validation perplexity (gradient pass: B 1, the config's T)", ppl(progress.get("perplexity"))],
-        ["validation windows in the gradient pass", progress.get("batches")],
-        ["test perplexity (B 1, T 1)", ppl(test_ppl)],
-        ["time steps x delays", f"{len(progress.get('time_steps', []))} x {len(progress.get('delays', []))}"
-         if progress else None],
-        ["validation tokens with a POS tag", f"{coverage['percent']:.2f}%" if coverage else None],
-    ])
+    _provenance(doc, directory, progress, test, mapping)
+    doc.contents()
+    doc.slot("findings")
 
     # -- the papers' figure
     doc.heading("Sum of singular values of G·D against delay")
@@ -612,8 +842,12 @@ def build_report(directory, title="State-gradient reproduction report"):
             rows = list(csv.DictReader(io.StringIO(bins)))
             doc.para("Frequency bins (training counts; <eos> and <unk> have no bin):")
             doc.table(["class", "training count", "words", "training tokens", "validation tokens"],
-                      [[r["class"], f"{r['lo']}-{r['hi']}" if r["hi"] else f"{r['lo']}+", r["words"],
-                        r["train_tokens"], r["valid_tokens"]] for r in rows])
+                      [[r["class"], f"{r['lo']}-{r['hi']}" if r["hi"] else f"{r['lo']}+", int(r["words"]),
+                        int(r["train_tokens"]), int(r["valid_tokens"])] for r in rows])
+    others = [c for c in table if c != OVERALL and c not in pos_classes and c not in freq_classes]
+    if others:
+        doc.figure("report_svs_other.png", plot_classes(table, others, "per class"),
+                   "Sum of singular values of G·D per class of the word at t-k (log scale)", "svs.csv")
 
     # -- fits
     doc.heading("Decay of the overall curve: exponential or power law")
@@ -646,27 +880,35 @@ def build_report(directory, title="State-gradient reproduction report"):
 
     # -- relative memory
     doc.heading("Relative memory of difference vectors")
-    series, cosines = {}, {}
+    series, cosines, columns = {}, {}, {}
     for file in sorted(glob.glob(path("diff", "*_relative_memory.json"))):
         name = os.path.basename(file)[:-len("_relative_memory.json")]
         series[name] = read_delay_series(file, "sg-relative-memory", "relative_memory")
-        cos = read_delay_series(path("diff", f"{name}_cos_subspace.json"), "sg-cos-subspace-diff-vector", "cosine")
+        cos_path = path("diff", f"{name}_cos_subspace.json")
+        cos = read_delay_series(cos_path, "sg-cos-subspace-diff-vector", "cosine")
         if cos:
             cosines[name] = cos
-    memory_rows = [[name, k, values[k], cosines.get(name, {}).get(k)] for name, values in series.items()
-                   for k in sorted(values)]
+            columns[name] = results.read_result(cos_path, "sg-cos-subspace-diff-vector")["columns"]
+    baselines = random_direction_baselines(directory, series, columns)
+    memory_rows = [[name, k, values[k], cosines.get(name, {}).get(k), baselines.get(name, ({}, {}))[0].get(k),
+                    baselines.get(name, ({}, {}))[1].get(k)] for name, values in series.items() for k in sorted(values)]
     if series:
         doc.para("For a difference vector d between the mean embeddings of two tags (e.g. NNS − NN), "
                  "relative memory = ‖(G·D) d̂‖ / σ_max(G·D) with d̂ = Z d/‖Z d‖: how much of the largest "
-                 "gain at delay k goes to that direction (1: fully; about sqrt(1/E) for a random "
-                 "direction in a gain of equal singular values). Subspace cosine: the share of d̂ in the "
-                 "span of the top right singular vectors (cos_subspace_diff_vector.py).")
-        doc.figure("report_relative_memory.png", plot_series(series, "relative memory"),
-                   "Relative memory of the difference vectors against delay", "report_relative_memory.csv")
+                 "gain at delay k goes to that direction (1: fully). Subspace cosine: the share of d̂ in the "
+                 "span of the top x right singular vectors of G·D (cos_subspace_diff_vector.py). The dotted "
+                 "lines are a random direction's values (the control): relative memory about "
+                 "sqrt(‖G·D‖_F² / E) / σ_max(G·D), cosine about sqrt(x / E); a difference vector above them is "
+                 "remembered more than an arbitrary direction.")
+        doc.figure("report_relative_memory.png", plot_relative_memory(series, cosines, baselines),
+                   "Relative memory and subspace cosine of the difference vectors against delay, with a random "
+                   "direction's (dotted)", "report_relative_memory.csv")
         doc.table(["difference", "k = 0", "1", "5", "10", "20", "40"],
-                  [[name] + [values.get(k) for k in (0,) + RANK_DELAYS] for name, values in series.items()])
+                  [[name] + [values.get(k) for k in (0,) + RANK_DELAYS] for name, values in series.items()]
+                  + [[f"{name}: random direction"] + [baselines[name][0].get(k) for k in (0,) + RANK_DELAYS]
+                     for name in series if baselines.get(name, ({}, {}))[0]])
     else:
-        doc.para("Not computed (no diff/*_relative_memory.json).")
+        doc.para(f"Not computed: {MISSING['diff']}.")
 
     # -- classifier
     doc.heading("POS classifier on the embeddings")
@@ -682,13 +924,15 @@ def build_report(directory, title="State-gradient reproduction report"):
                 low, high = uncertainty.wilson(round(score * size), size)
                 interval = f"[{low:.4f}, {high:.4f}] of {size}"
             rows.append([f"{'validation' if part == 'valid' else 'test'} accuracy", score, interval,
-                         f"{baseline['accuracy']:.4f} (always {baseline['tag']})" if baseline else None])
+                         f"{baseline['accuracy']:.4f} (always {baseline['tag']})" if baseline else None,
+                         f"{1 / classifier['labels']:.4f} (1 / {classifier['labels']} tags)"
+                         if classifier.get("labels") else None])
         doc.para("Accuracy of predicting a word's tag from its embedding, with the Wilson 95% interval of a binomial "
-                 "proportion over the part's examples and the accuracy of always predicting the commonest training "
-                 "tag (the majority baseline).")
-        doc.table(["quantity", "value", "95% interval", "majority baseline"], rows)
+                 "proportion over the part's examples, beside its two controls: the accuracy of always predicting "
+                 "the commonest training tag (majority) and of a uniform guess among the tags (chance).")
+        doc.table(["quantity", "value", "95% interval", "majority baseline", "chance"], rows)
     else:
-        doc.para("Not computed (no classifier/pos.json).")
+        doc.para(f"Not computed: {MISSING['classifier']}.")
 
     # -- intervals, controls and the findings judged with them
     reps, context = read_replicates(directory)
@@ -702,8 +946,18 @@ def build_report(directory, title="State-gradient reproduction report"):
         interval_findings.update(more)
         comparison_rows += rows
 
-    # -- findings
-    doc.heading("The papers' findings on this model")
+    if reps is None:
+        doc.heading("Intervals and class-size controls")
+        doc.para(f"Not computed: {MISSING['intervals']}. Without them the findings below are point estimates.")
+
+    _other_measures(doc, directory)
+
+    # -- findings, placed at the top
+    lead = Document()
+    lead.heading("Findings")
+    planted = read_planted_memory(directory)
+    if planted:
+        lead.para(planted_memory_text(planted))
     point = {
         "singular values shrink with delay": finding_shrink(overall),
         "the decay is fast but not exponential": finding_decay(exp_fit, pow_fit),
@@ -711,24 +965,6 @@ def build_report(directory, title="State-gradient reproduction report"):
         "infrequent words are remembered better and longer": finding_frequency(
             table, freq_classes, RANK_DELAYS),
     }
-    if interval_findings:
-        doc.para("Rules with intervals (each finding is one family of comparisons, Holm-corrected; a comparison is "
-                 f"'above' or 'below' when its adjusted p < {verdicts.ALPHA}): 'singular values shrink' holds when "
-                 f"the overall sum falls between every two consecutive delays of {RANK_DELAYS}, does not hold when it "
-                 "rises between any; 'fast but not exponential' holds when the power law's RMS log error is below "
-                 "the exponential's, does not hold when above; 'nouns best' holds when nouns are above every other "
-                 "POS class at every ranking delay, does not hold when some class is above nouns at every ranking "
-                 "delay, partly when nouns are above all others at some delay; 'infrequent words better and longer' "
-                 "holds when the rarest bin is above the most frequent at every ranking delay and keeps a larger "
-                 "share of its delay-1 value at the last, does not hold when none is above and some below, partly "
-                 "when some are above. Otherwise: inconclusive. The point-estimate verdicts (the rules below the table, without "
-                 "intervals) are shown beside them.")
-    doc.para("Rules from point estimates: 'singular values shrink' holds when the overall sum falls at every delay "
-             "step; 'fast but not exponential' holds when the power law fits ln(sum) better; 'nouns best' holds "
-             f"when {REMEMBERED_POS} rank first among the POS classes at every delay of {RANK_DELAYS}, partly "
-             "at some; 'infrequent words better and longer' holds when the rarest bin is above the most "
-             "frequent at every ranking delay and keeps a larger share of its delay-1 value at the last "
-             "ranking delay, partly when one of the two is true.")
     findings = {}
     for name, (verdict, text) in point.items():
         if name in interval_findings:
@@ -739,16 +975,37 @@ def build_report(directory, title="State-gradient reproduction report"):
         if name in interval_findings:
             findings[name] = (interval_findings[name], None, "see 'Word classes in context'")
     if interval_findings:
-        doc.table(["finding", "verdict (intervals)", "verdict (point estimates)", "numbers"],
+        lead.table(["finding", "verdict (intervals)", "verdict (point estimates)", "numbers"],
                   [[name, v, pv, text] for name, (v, pv, text) in findings.items()])
     else:
-        doc.table(["finding", "verdict", "numbers"], [[name, v, text] for name, (v, _, text) in findings.items()])
+        lead.table(["finding", "verdict", "numbers"], [[name, v, text] for name, (v, _, text) in findings.items()])
+
+    if interval_findings:
+        lead.para("Rules with intervals (each finding is one family of comparisons, Holm-corrected; a comparison is "
+                 f"'above' or 'below' when its adjusted p < {verdicts.ALPHA}): 'singular values shrink' holds when "
+                 f"the overall sum falls between every two consecutive delays of {RANK_DELAYS}, does not hold when it "
+                 "rises between any; 'fast but not exponential' holds when the power law's RMS log error is below "
+                 "the exponential's, does not hold when above; 'nouns best' holds when nouns are above every other "
+                 "POS class at every ranking delay, does not hold when some class is above nouns at every ranking "
+                 "delay, partly when nouns are above all others at some delay; 'infrequent words better and longer' "
+                 "holds when the rarest bin is above the most frequent at every ranking delay and keeps a larger "
+                 "share of its delay-1 value at the last, does not hold when none is above and some below, partly "
+                 "when some are above. Otherwise: inconclusive. The point-estimate verdicts (the rules after these, without "
+                 "intervals) are shown beside them.")
+    lead.para("Rules from point estimates: 'singular values shrink' holds when the overall sum falls at every delay "
+             "step; 'fast but not exponential' holds when the power law fits ln(sum) better; 'nouns best' holds "
+             f"when {REMEMBERED_POS} rank first among the POS classes at every delay of {RANK_DELAYS}, partly "
+             "at some; 'infrequent words better and longer' holds when the rarest bin is above the most "
+             "frequent at every ranking delay and keeps a larger share of its delay-1 value at the last "
+             "ranking delay, partly when one of the two is true.")
+    doc.fill("findings", lead)
 
     files = {
         "report_fits.csv": fits_csv.encode(),
         "report_ranking.csv": ranking_csv.encode(),
         "report_relative_memory.csv": table_csv(memory_rows, ["difference", "delay", "relative_memory",
-                                                              "subspace_cosine"]).encode(),
+                                                              "subspace_cosine", "random_relative_memory",
+                                                              "random_subspace_cosine"]).encode(),
         "report_findings.csv": table_csv([[n, v, pv, t] for n, (v, pv, t) in findings.items()],
                                          ["finding", "verdict", "point_verdict", "numbers"]).encode(),
     }

@@ -26,7 +26,7 @@ import time
 
 from aux_scripts.classes import token_classes
 from aux_scripts.measures import analysis
-from tf_scripts import configuration, lm_data, saved_model
+from tf_scripts import configuration, lm_data, results, saved_model
 from tf_scripts.errors import UserError
 from tf_scripts.fileio import atomic_write
 from tf_scripts.saved_model import SavedModel
@@ -512,14 +512,19 @@ def dry_run_text(steps, out):
     return "\n".join(lines) + "\n"
 
 
-def reproduce(opts, dry_run=False, log=print):
-    """Plan, write the derived configs, then run (or print) the steps. Returns the plan's steps."""
+def reproduce(opts, dry_run=False, log=print, command=None):
+    """Plan, write the derived configs, then run (or print) the steps. Returns the plan's steps.
+
+    command: the command line as typed, recorded in OUT/provenance.json for the report's header.
+    """
     steps, configs = plan(opts)
     for path, derived in configs.items():
         derived.save(path)
     if dry_run:
         sys.stdout.write(dry_run_text(steps, opts.out))
         return steps
+    os.makedirs(opts.out, exist_ok=True)
+    results.write_provenance(opts.out, command)
     run_plan(steps, opts.out, log)
     log(f"Report: {os.path.join(opts.out, 'report.md')} and {os.path.join(opts.out, 'report.html')}")
     return steps
