@@ -32,8 +32,12 @@ def test_demo_shows_planted_memory(demo_run):
     assert interval["value"] == pytest.approx(ratio, rel=1e-5) and interval["lo"] < interval["estimate"] < interval["hi"]
     # the same report as sg-reproduce's, its figures inline in the HTML
     report_md = (out / "report.md").read_text()
-    assert "## The papers' findings on this model" in report_md and "(report_svs_pos.png)" in report_md
+    assert "## Findings" in report_md and "(report_svs_pos.png)" in report_md
+    # the report leads with the demo's answer, the same numbers as the logged line
+    assert f"at delays 4..11 the nouns' SV sum of G·D is {ratio:.2f}x that of the fillers" in report_md
+    assert report_md.index("Planted memory (the demo language's") < report_md.index("![")
     assert (out / "report.html").read_text().count("data:image/png;base64,") == 2   # classes, fits
+    assert "σ: sg-interpret-state --config GRAD.config" in report_md        # what --measures would add
 
     # the same memory by the perturbation measure: nouns get smaller noise scales than fillers
     sigma_ratio, separation = demo.run_other_measures(str(out), long_delay=4, log=logged.append)
@@ -48,6 +52,9 @@ def test_demo_shows_planted_memory(demo_run):
     assert nouns["span"] > separation["b", demo.NUMBER_TAGS]["span"], separation
     assert nouns["excess"] > 0 and nouns["excess"] > 3 * max(fillers["excess"], 0.0), separation
     assert any(line.startswith("TX-Ray: the units separate NN,NNS") for line in logged)
+    # the report now holds their figures too
+    report_md = (out / "report.md").read_text()
+    assert "(report_sigma.png)" in report_md and "(report_txray_separation.png)" in report_md
 
 
 def test_demo_seed_goes_into_the_training_config(tmp_path):

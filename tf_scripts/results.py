@@ -18,7 +18,7 @@
 #   sg-relative-memory      class (null: all words), delays [K], relative_memory [K]
 #   sg-cos-subspace-diff-vector  class, columns (THR), delays [K], cosine [K], percent [K]
 #   provenance         (DIR/provenance.json of sg-reproduce and sg-demo) command (the command line as
-#                      typed, or null), date (UTC, ISO 8601), version (state-gradients), commit (git
+#                      typed, or null), date (UTC, ISO 8601), tool_version (state-gradients), commit (git
 #                      short hash of the source checkout, `+dirty` with changes; null when installed),
 #                      python, and what the writer adds: epochs_done (the model's epochs)
 import json
@@ -58,7 +58,7 @@ def write_provenance(directory, command, **fields):
 
     from tf_scripts import version
 
-    write_result(os.path.join(directory, PROVENANCE), "provenance", command=command, version=version.__version__,
+    write_result(os.path.join(directory, PROVENANCE), "provenance", command=command, tool_version=version.__version__,
                  commit=version.commit(), python=platform.python_version(),
                  date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **fields)
 

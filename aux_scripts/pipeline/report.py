@@ -698,10 +698,10 @@ def _provenance(doc, directory, progress, test, mapping):
                  f"num_steps {cfg.get('num_steps', '?')}, batch_size {cfg.get('batch_size', '?')}, "
                  f"{cfg.get('grad_interm', '?')} state")
     coverage = mapping and mapping["coverage"]
-    made_by = (f"state-gradients {prov['version']}" + (f", commit {prov['commit']}" if prov.get("commit") else "")
+    made_by = (f"state-gradients {prov['tool_version']}" + (f", commit {prov['commit']}" if prov.get("commit") else "")
                if prov else None)
     doc.heading("Provenance")
-    doc.table(["", ""], [
+    doc.table(["item", "value"], [
         ["command", prov.get("command") or ("not recorded: this folder has no provenance.json (sg-reproduce and "
                                             "sg-demo write one)" if not prov else "called from Python")],
         ["date of the run (UTC)", prov.get("date")],
