@@ -273,6 +273,34 @@ def fits_figure(values, exp_fit, pow_fit, label="overall (measured)"):
     return fig
 
 
+def plot_intervals(by_key, classes, title):
+    """Bias-corrected SV sums with their 95% intervals per class, each class's noise floor dashed (log y)."""
+    fig, ax = _figure()
+    for cls in classes:
+        delays = sorted(k for c, k in by_key if c == cls)
+        rows = [by_key[cls, k] for k in delays]
+        keep = [i for i, r in enumerate(rows) if math.isfinite(r["estimate"]) and r["estimate"] > 0]
+        if not keep:
+            continue
+        k = np.array([delays[i] for i in keep], dtype=np.float64)
+        est = np.array([rows[i]["estimate"] for i in keep])
+        lo = np.array([max(rows[i]["lo"], est[j] / 1e3) for j, i in enumerate(keep)])   # log axis: no lo <= 0
+        hi = np.array([rows[i]["hi"] for i in keep])
+        style = palette.style(cls)
+        ax.errorbar(k, est, yerr=[est - lo, hi - est], marker=".", markersize=3, capsize=2, label=cls, **style)
+        floor = np.array([rows[i]["noise_floor"] for i in keep])
+        ax.plot(k, floor, ":", color=style["color"], linewidth=1)
+    ax.plot([], [], ":", color="grey", label="noise floor (dotted, per class)")
+    ax.set_xlabel("delay k")
+    ax.set_ylabel("bias-corrected SV sum of G·D, 95% interval")
+    ax.set_yscale("log")
+    ax.set_title(title, fontsize="medium")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", ncol=2)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def plot_relative_memory(series, cosines, baselines):
     """Relative memory (left) and subspace cosine (right) of each difference vector, its random direction dotted."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -500,6 +528,13 @@ def _interval_sections(doc, loaded, pos_classes, freq_classes, overall):
             table_rows.append([cls, k, r["count"], r["sv_sum"], _interval(r), r["noise_floor"], *_size_free(r)])
     doc.table(["class", "k", "occurrences", "SV sum of the average", "bias-corrected [95% interval]", "noise floor",
                "coherence ‖E[G·D]‖_F", "magnitude (E‖G·D‖_F²)^½", "coherence² / magnitude² [95%]"], table_rows)
+    for group, classes, name in (("POS class", pos_classes, "report_intervals_pos.png"),
+                                 ("training-frequency bin", freq_classes, "report_intervals_freq.png")):
+        if classes:
+            doc.figure(name, plot_intervals(by_key, [OVERALL] + classes, f"per {group}, with noise floors"),
+                       f"Bias-corrected SV sums of G·D per {group} with 95% intervals over the text blocks; dotted: "
+                       "each class's noise floor, what its count of occurrences gives without memory (log scale)",
+                       "intervals/intervals.csv")
 
     findings, comparison_rows = {}, []
     fit_delays = [k for k in sorted(overall) if k >= 1 and reps.has([(OVERALL, k)])]
@@ -765,6 +800,13 @@ def random_direction_baselines(directory, series, cos_columns):
     return out
 
 
+def _embed_png(doc, source, name, caption, table_name):
+    """A figure another tool drew (a PNG in DIR), copied into the report as NAME, if it exists."""
+    if os.path.isfile(source):
+        with open(source, "rb") as handle:
+            doc.figure(name, handle.read(), caption, table_name)
+
+
 def _other_measures(doc, directory):
     """σ (sg-interpret-state) and TX-Ray (sg-txray) where the run has them (sg-demo --measures)."""
     sigma_csv, sigma_png = os.path.join(directory, "sigma.csv"), os.path.join(directory, "sigma.png")
@@ -779,10 +821,8 @@ def _other_measures(doc, directory):
         doc.para("Perturbation memory (Guan et al. 2019): the noise scale σ that the embedding of the word k back "
                  "can take before the state changes much; a small σ means the state depends strongly on that "
                  "word. Mean and standard deviation over the sampled windows, per class of that word.")
-        if os.path.isfile(sigma_png):
-            with open(sigma_png, "rb") as handle:
-                doc.figure("report_sigma.png", handle.read(), "Learned σ against delay per class, mean ± sd over "
-                           "windows (log scale)", "sigma.csv")
+        _embed_png(doc, sigma_png, "report_sigma.png",
+                   "Learned σ against delay per class, mean ± sd over windows (log scale)", "sigma.csv")
         delays = sorted({int(r["delay"]) for r in rows})
         shown = [k for k in delays if k in (0, 1, 2, 4, 8, 11, 16, 24)] or delays[:6]
         by = {(r["class"], int(r["delay"])): r for r in rows}
@@ -793,16 +833,11 @@ def _other_measures(doc, directory):
     else:
         doc.para(f"σ not computed: {MISSING['sigma']}.")
     if os.path.isfile(separation):
-        with open(separation, encoding="utf-8", newline="") as handle:
-            rows = list(csv.DictReader(handle))
         doc.para("TX-Ray (Rethmeier et al. 2020): how much the identity of the most active unit at t tells about the "
                  "tag of the word k back, as a share of that tag's entropy, beside its chance level (model A: the "
                  "trained model, B: its initial weights, when compared).")
-        png = os.path.join(directory, "txray_separation.png")
-        if os.path.isfile(png):
-            with open(png, "rb") as handle:
-                doc.figure("report_txray_separation.png", handle.read(),
-                           "TX-Ray separation of tags of the word k back, with its chance level", "txray_separation.csv")
+        _embed_png(doc, os.path.join(directory, "txray_separation.png"), "report_txray_separation.png",
+                   "TX-Ray separation of tags of the word k back, with its chance level", "txray_separation.csv")
     else:
         doc.para(f"TX-Ray not computed: {MISSING['txray']}.")
 
