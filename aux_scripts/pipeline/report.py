@@ -949,8 +949,8 @@ def build_report(directory, title="State-gradient reproduction report"):
     doc.heading("POS classifier on the embeddings")
     classifier = results.read_result_if(path("classifier", "pos.json"), "sg-pos-classifier")
     if classifier:
-        rows = [["examples (word, tag)", classifier["examples"], None, None],
-                ["best cross-validation accuracy", classifier["best_cv_score"], None, None]]
+        rows = [["examples (word, tag)", classifier["examples"], None, None, None],
+                ["best cross-validation accuracy", classifier["best_cv_score"], None, None, None]]
         for part in ("valid", "test"):
             score, size = classifier["scores"].get(part), classifier[part]
             baseline = classifier["baselines"].get(part)
