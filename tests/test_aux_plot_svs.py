@@ -93,3 +93,18 @@ def test_classes_all_lists_every_class_of_the_first_folder(tmp_path):
         classes = list(dict.fromkeys(r["class"] for r in csv.DictReader(handle)))
     assert classes == ["overall", "nouns", "verbs"]
     assert sg_plot_svs.main([str(tmp_path / "none"), "--classes", "all", "--out", str(out)]) == 2
+
+
+def test_redraw_reads_back_the_csv_it_is_given(tmp_path):
+    # a committed result's figure can be drawn again from its CSV alone (docs/results/redraw_figures.py)
+    from aux_scripts.measures import plot_svs as library
+
+    csv_path = tmp_path / "svs.csv"
+    csv_path.write_text("model,class,delay,sum,sv1,sv2,sv3,sv4,sv5\n"
+                        "m,overall,0,2.5,1,,,,\nm,overall,1,0.25,0.2,,,,\nm,nouns,0,3.0,2,,,,\nm,nouns,1,0.5,0.4,,,,\n")
+    curves = library.read_csv(str(csv_path), classes=["nouns"])
+    assert list(curves) == [("m", "nouns")]
+    delays, sums, top = curves["m", "nouns"]
+    assert delays.tolist() == [0, 1] and sums.tolist() == [3.0, 0.5] and top is None
+    library.redraw(str(csv_path), str(tmp_path / "svs.png"))
+    assert (tmp_path / "svs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -131,6 +131,28 @@ def draw(data, classes, normalised, top_k, relative, log_y=True):
     return fig
 
 
+def read_csv(path, classes=None):
+    """The curves of a CSV that write_plot wrote: {(model, class): (delays, sums, None)}, classes in file order
+    (only `classes`, in their order, when given)."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    grouped = {}
+    for r in rows:
+        grouped.setdefault((r["model"], r["class"]), []).append((int(r["delay"]), float(r["sum"])))
+    if classes is not None:
+        grouped = {key: grouped[key] for cls in classes for key in grouped if key[1] == cls}
+    return {key: (np.array([d for d, _ in points]), np.array([v for _, v in points]), None)
+            for key, points in grouped.items()}
+
+
+def redraw(csv_path, out, classes=None, log_y=True):
+    """Draw the figure of a CSV that write_plot wrote (e.g. a committed result) into OUT (.png) again."""
+    data = read_csv(csv_path, classes)
+    names = list(dict.fromkeys(cls for _, cls in data))
+    fig = draw(data, names, normalised=True, top_k=None, relative=False, log_y=log_y)
+    analysis.atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+
+
 def write_plot(gradroots, labels, classes, grad_norms, out, top_k=None, relative=False, log_y=True):
     """Write the figure OUT (.png) and its numbers OUT[:-4].csv (see csv_text); returns the CSV's path.
 
