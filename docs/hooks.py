@@ -14,7 +14,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", re.M)
-HELP_WIDTH = "100"   # argparse wraps --help to $COLUMNS: one width for every build
+HELP_WIDTH = "80"   # argparse wraps --help to $COLUMNS: one width for every build, that of the page
 
 
 def console_scripts():
