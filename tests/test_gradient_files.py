@@ -101,6 +101,9 @@ def test_merge_refusals_and_merging_again(make, capsys):
     assert merge_gradients.main([str(root / "split")]) == 2
     assert "shards of 2, 3 shards" in capsys.readouterr().err
     assert merge_gradients.main([str(root / "nothing")]) == 2
+    assert f"GRAD_DIR {root / 'nothing'} does not exist" in capsys.readouterr().err
+    (root / "empty").mkdir()
+    assert merge_gradients.main([str(root / "empty")]) == 2
     assert "holds no shard folders" in capsys.readouterr().err
     # a good merge, then again: nothing changes
     config, corpus, model = build("good")
