@@ -9,7 +9,6 @@
 # DIR), an nltk_data folder (--from DIR with corpora/conll2000/ and corpora/treebank/tagged/),
 # or a folder in the layout above (--from /data/pos_tagged). Every file is checked
 # against the md5 below before anything is written.
-import argparse
 import io
 import os
 import re
@@ -21,7 +20,7 @@ import zipfile
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf_scripts.cli import run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
 from tf_scripts.errors import UserError  # noqa: E402
 from tf_scripts.fileio import install_checked  # noqa: E402
 
@@ -107,15 +106,20 @@ def fetch(out_dir, source_dir=None, log=print, fetch_url=None):
     return install_checked(out_dir, MD5, load, log)
 
 
-def _main(argv):
-    parser = argparse.ArgumentParser(prog="get_pos_data.py", description=__doc__)
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(prog="get_pos_data.py", description=__doc__)
     parser.add_argument("--from", dest="source", metavar="DIR",
                         help="use a local copy instead of downloading NLTK's conll2000.zip and treebank.zip: a "
                              "folder in this layout (e.g. /data/pos_tagged), a folder holding the two "
                              "zips, or an nltk_data folder")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help="output directory (default: the pos_tagged/ directory beside this script)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
     if args.source and not os.path.isdir(args.source):
         raise UserError(f"--from {args.source}: not a directory")
     fetch(args.out, args.source)

@@ -1,5 +1,4 @@
 """Put the Penn Treebank LM corpus (train/valid/test.txt, md5-checked) into data/ptb/, by download or --from a local copy."""
-import argparse
 import os
 import sys
 import urllib.error
@@ -8,7 +7,7 @@ import urllib.request
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf_scripts.cli import run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
 from tf_scripts.errors import UserError  # noqa: E402
 from tf_scripts.fileio import install_checked  # noqa: E402
 
@@ -49,14 +48,19 @@ def fetch(out_dir, source_dir=None, log=print):
     return install_checked(out_dir, {f"{split}.txt": md5 for split, md5 in MD5.items()}, load, log)
 
 
-def _main(argv):
-    parser = argparse.ArgumentParser(prog="get_ptb.py", description=__doc__)
+def build_parser():
+    """The command line's arguments (also read by the docs' command reference)."""
+    parser = make_parser(prog="get_ptb.py", description=__doc__)
     parser.add_argument("--from", dest="source", metavar="DIR",
                         help="copy train/valid/test.txt (or ptb.train.txt etc.) from this local directory "
                              "instead of downloading them from " + URL.format(split="{train,valid,test}"))
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help="output directory (default: the ptb/ directory beside this script, i.e. data/ptb)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
     if args.source and not os.path.isdir(args.source):
         raise UserError(f"--from {args.source}: not a directory")
     fetch(args.out, args.source)

@@ -1,5 +1,4 @@
 """Generate the demo corpus: a synthetic language whose verb agrees with a subject noun 1-8 words back."""
-import argparse
 import os
 import sys
 
@@ -9,7 +8,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts.measures.analysis import atomic_write_text, write_pos_mapping  # noqa: E402
-from tf_scripts.cli import run_cli  # noqa: E402
+from tf_scripts.cli import make_parser, run_cli  # noqa: E402
 from tf_scripts.errors import UserError  # noqa: E402
 
 DEFAULT_OUT = os.path.join("data", "demo")
@@ -215,7 +214,7 @@ def generate(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = make_parser(
         prog="make_demo.py",
         description="Write the demo corpus (train/valid/test.txt, pos_mapping.txt, classes/, "
                     "README.md): subject-verb number agreement across 1-8 random fillers.")

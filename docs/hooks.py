@@ -5,6 +5,7 @@
 #     <!-- generated: tutorial -->     docs/tutorial.py as text and code blocks (the suite runs the script)
 # Both import only what --help imports (no TensorFlow), so the docs build in seconds.
 import importlib
+import importlib.util
 import os
 import re
 import sys
@@ -24,11 +25,10 @@ def console_scripts():
     return table()
 
 
-def command_help(name, module_name):
-    """The --help text of one console command, with the command's installed name in its usage."""
-    module = importlib.import_module(module_name)
+def command_help(name, module):
+    """The --help text of a command module, with the name the command is run by in its usage."""
     parser = module.build_parser()
-    parser.prog = name
+    parser.prog = os.path.basename(name)
     saved = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = HELP_WIDTH
     try:
@@ -45,14 +45,27 @@ def script_path(module_name):
     return module_name.replace(".", "/") + ".py"
 
 
+DATA_SCRIPTS = ("data/get_ptb.py", "data/get_pos_data.py", "data/make_demo.py")   # scripts, not console commands
+
+
+def _script_module(relative):
+    spec = importlib.util.spec_from_file_location(os.path.basename(relative)[:-3], os.path.join(REPO, relative))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _section(name, module, also):
+    summary = (module.__doc__ or "").strip().split("\n")[0]
+    return f"## `{name}`\n\n{summary}\n\n{also}\n\n```text\n{command_help(name, module)}```\n"
+
+
 def command_reference():
-    """Markdown: one section per console command, in setup.py's order."""
-    parts = []
-    for name, module_name in console_scripts().items():
-        module = importlib.import_module(module_name)
-        summary = (module.__doc__ or "").strip().split("\n")[0]
-        parts.append(f"## `{name}`\n\n{summary}\n\nAlso `python {script_path(module_name)}`.\n\n"
-                     f"```text\n{command_help(name, module_name)}```\n")
+    """Markdown: one section per console command, in setup.py's order, then the data scripts."""
+    parts = [_section(name, importlib.import_module(module_name), f"Also `python {script_path(module_name)}`.")
+             for name, module_name in console_scripts().items()]
+    parts.append("## The data scripts\n\nRun from the repository root; they fetch or generate data into `data/`.\n")
+    parts += [_section(relative, _script_module(relative), f"`python {relative}`") for relative in DATA_SCRIPTS]
     return "\n".join(parts)
 
 

@@ -29,6 +29,13 @@ def test_command_reference_lists_every_console_command_and_flag():
                 assert option in section, (name, option)
 
 
+def test_command_reference_lists_the_data_scripts():
+    text = hooks.command_reference()
+    for relative in ("data/get_ptb.py", "data/get_pos_data.py", "data/make_demo.py"):
+        section = text.split(f"## `{relative}`\n", 1)[1].split("\n## `", 1)[0]
+        assert f"usage: {relative.split('/')[1]} " in section and "--version" in section
+
+
 def test_config_reference_lists_every_key():
     rows = {line.split(" | ")[0].lstrip("| ").removesuffix(" (NEW)") for line in hooks.config_reference().splitlines()
             if line.startswith("| ") and not line.startswith("| key |")}
