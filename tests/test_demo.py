@@ -36,8 +36,8 @@ def test_demo_shows_planted_memory(demo_run):
     # the report leads with the demo's answer, the same numbers as the logged line
     assert f"at delays 4..11 the nouns' SV sum of G·D is {ratio:.2f}x that of the fillers" in report_md
     assert report_md.index("Planted memory (the demo language's") < report_md.index("![")
-    # classes, fits, intervals with noise floors
-    assert (out / "report.html").read_text().count("data:image/png;base64,") == 3
+    # classes, fits, intervals with noise floors, the size-free control
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 4
     assert "σ: sg-interpret-state --config GRAD.config" in report_md        # what --measures would add
 
     # the same memory by the perturbation measure: nouns get smaller noise scales than fillers

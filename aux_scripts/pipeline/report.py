@@ -301,6 +301,30 @@ def plot_intervals(by_key, classes, title):
     return _png(fig)
 
 
+def plot_coherence(by_key, classes, title):
+    """The size-free control per class: coherence² / magnitude² with its 95% interval, against delay."""
+    fig, ax = _figure()
+    for cls in classes:
+        rows = sorted((k, r) for (c, k), r in by_key.items() if c == cls and math.isfinite(r["coherence_ratio_se"]))
+        if not rows:
+            continue
+        k = np.array([k for k, _ in rows], dtype=np.float64)
+        y = np.array([r["coherence_ratio"] for _, r in rows])
+        lo = np.array([r["coherence_ratio_lo"] for _, r in rows])
+        hi = np.array([r["coherence_ratio_hi"] for _, r in rows])
+        ax.errorbar(k, y, yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)], marker=".", markersize=3, capsize=2,
+                    label=cls, **palette.style(cls))
+    ax.set_xlabel("delay k")
+    ax.set_ylabel("coherence² / magnitude², 95% interval")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title, fontsize="medium")
+    ax.grid(True, alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize="small", ncol=2)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def plot_relative_memory(series, cosines, baselines):
     """Relative memory (left) and subspace cosine (right) of each difference vector, its random direction dotted."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -535,6 +559,11 @@ def _interval_sections(doc, loaded, pos_classes, freq_classes, overall):
                        f"Bias-corrected SV sums of G·D per {group} with 95% intervals over the text blocks; dotted: "
                        "each class's noise floor, what its count of occurrences gives without memory (log scale)",
                        "intervals/intervals.csv")
+    if any(math.isfinite(r["coherence_ratio_se"]) for r in rows if r["class"] in pos_classes):
+        doc.figure("report_coherence_pos.png", plot_coherence(by_key, [OVERALL] + pos_classes, "per POS class"),
+                   "The size-free control: the share of a class's gradient magnitude that survives averaging "
+                   "(coherence² / magnitude²) per POS class, with 95% intervals; it does not grow with the "
+                   "noise of a small class", "intervals/intervals.csv")
 
     findings, comparison_rows = {}, []
     fit_delays = [k for k in sorted(overall) if k >= 1 and reps.has([(OVERALL, k)])]
