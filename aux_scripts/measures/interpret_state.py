@@ -71,13 +71,15 @@ def draw(rows, names, max_sigma, title):
             ax.plot(k, mean, marker=".", label=name, **palette.style(name))
             # the spread of the windows' sigmas (mean / exp(sd of log) .. mean * exp(sd of log) would need
             # the logs; mean - sd can go below 0 on a log axis, so the band is clipped at a tenth of the mean)
-            ax.fill_between(k, np.maximum(mean - std, mean / 10), mean + std, color=palette.color(name), alpha=0.12,
+            ax.fill_between(k, np.maximum(mean - std, mean / 10), mean + std, color=palette.color(name), alpha=0.08,
                             linewidth=0)
     if max_sigma is not None:
         ax.axhline(max_sigma, color="gray", linestyle="--", linewidth=0.8, label="max sigma")
     ax.set_yscale("log")   # sigma tends to grow geometrically with the delay
     ax.set_xlabel("delay")
-    ax.set_ylabel("learned sigma, mean ± sd over windows (small = state depends on the word)")
+    ax.set_ylabel("learned sigma, mean ± sd over windows")
+    ax.text(0.99, 0.01, "small sigma: the state depends strongly on that word", transform=ax.transAxes,
+            ha="right", va="bottom", fontsize="x-small", color="dimgray")
     ax.set_title(title, fontsize="small")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
