@@ -75,3 +75,11 @@ def test_demo_out_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
     assert err == f"sg-demo: error: --out {tmp_path / 'taken'}: {tmp_path / 'taken'} is a file, not a folder\n"
     assert sg_demo.main(["--out", str(tmp_path / "taken" / "below")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_terminal_table_rounds_and_aligns():
+    # the terminal gets 3 significant digits in right-aligned columns; svs_table.csv keeps 6
+    table = {"overall": {0: 5.123456, 1: 2.5, 10: 0.0712345}, "nouns": {0: 7.1, 1: 3.33333, 10: 0.14}}
+    lines = demo.terminal_table(table)
+    assert lines == ["delay  overall  nouns", "    0     5.12    7.1", "    1      2.5   3.33",
+                     "   10   0.0712   0.14"]

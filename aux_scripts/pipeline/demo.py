@@ -54,6 +54,15 @@ def write_table(table, path):
     return lines
 
 
+def terminal_table(table):
+    """The SV-sum table for the terminal: 3 significant digits, right-aligned (the CSV keeps 6)."""
+    classes = list(table)
+    delays = sorted(table["overall"])
+    cells = [["delay"] + classes] + [[str(k)] + [f"{table[c].get(k, float('nan')):.3g}" for c in classes] for k in delays]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    return ["  ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in cells]
+
+
 def memory_ratio(table, long_delay):
     """Mean over long delays of the remembered class's SV sum divided by the fillers' mean."""
     long = [k for k in table[REMEMBERED] if k >= long_delay and all(k in table[f] for f in FILLERS)]
@@ -157,8 +166,9 @@ def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print, seed=N
     table = svd_table(grads.grad_dir, d_factor, classes)
     table_path = os.path.join(out_dir, "svs_table.csv")
     log("== sum of singular values of G.D per delay and class (" + table_path + ")")
-    for line in write_table(table, table_path):
-        log("   " + "\t".join(line.split(",")))
+    write_table(table, table_path)
+    for line in terminal_table(table):
+        log("   " + line)
     figure = os.path.join(out_dir, "svs.png")
     plot_svs.write_plot([grads.grad_dir], ["demo LSTM"], ["overall"] + classes, [d_path], figure)
     ratio, long = memory_ratio(table, long_delay)
