@@ -524,7 +524,9 @@ def reproduce(opts, dry_run=False, log=print, command=None):
         sys.stdout.write(dry_run_text(steps, opts.out))
         return steps
     os.makedirs(opts.out, exist_ok=True)
-    results.write_provenance(opts.out, command)
+    # a model given as --model is copied as weights.npz + dict: its epochs are those of its checkpoint
+    epochs = SavedModel(opts.model).epochs_done() if opts.model else None
+    results.write_provenance(opts.out, command, **({"epochs_done": epochs} if epochs else {}))
     run_plan(steps, opts.out, log)
     log(f"Report: {os.path.join(opts.out, 'report.md')} and {os.path.join(opts.out, 'report.html')}")
     return steps
