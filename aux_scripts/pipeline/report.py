@@ -840,7 +840,7 @@ def _other_measures(doc, directory):
     """σ (sg-interpret-state) and TX-Ray (sg-txray) where the run has them (sg-demo --measures)."""
     sigma_csv, sigma_png = os.path.join(directory, "sigma.csv"), os.path.join(directory, "sigma.png")
     separation = os.path.join(directory, "txray_separation.csv")
-    doc.heading("Other memory measures: σ and TX-Ray")
+    doc.heading("Other memory measures: sigma and TX-Ray")
     if not (os.path.isfile(sigma_csv) or os.path.isfile(separation)):
         doc.para(f"Not computed. σ: {MISSING['sigma']}. TX-Ray: {MISSING['txray']}.")
         return
