@@ -1,12 +1,11 @@
 """The main job on the bundled demo corpus: train, state gradients per POS class, SVD table and plot."""
 import os
-import shlex
 import sys
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf_scripts.cli import import_tensorflow, make_parser, output_line, run_cli, typed_name  # noqa: E402
+from tf_scripts.cli import import_tensorflow, make_parser, output_line, run_cli, typed_command  # noqa: E402
 from aux_scripts.pipeline import demo  # noqa: E402
 
 
@@ -32,7 +31,7 @@ def build_parser():
 def _main(argv):
     args = build_parser().parse_args(argv)
     import_tensorflow(args.verbose)
-    typed = shlex.join([typed_name("sg-demo"), *(sys.argv[1:] if argv is None else argv)])
+    typed = typed_command("sg-demo", argv)
     demo.run_demo(args.out, fresh=args.fresh, long_delay=args.long_delay, seed=args.seed, command=typed)
     if args.measures:
         demo.run_other_measures(args.out, long_delay=args.long_delay)

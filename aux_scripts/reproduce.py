@@ -1,6 +1,5 @@
 """sg-reproduce: the papers' workflow in one command, from a training config (or a trained model) to report.md/.html."""
 import os
-import shlex
 import sys
 
 if __package__ in (None, ""):
@@ -8,7 +7,7 @@ if __package__ in (None, ""):
 
 from aux_scripts.measures import analysis  # noqa: E402
 from tf_scripts import configuration  # noqa: E402
-from tf_scripts.cli import import_tensorflow, make_parser, output_line, run_cli, typed_name  # noqa: E402
+from tf_scripts.cli import import_tensorflow, make_parser, output_line, run_cli, typed_command  # noqa: E402
 from tf_scripts.errors import UserError  # noqa: E402
 from aux_scripts.pipeline import reproduce  # noqa: E402
 
@@ -83,7 +82,7 @@ def _main(argv):
                    valid_windows=args.valid_windows, pos_mapping=args.pos_mapping, conll=tuple(conll),
                    treebank=tuple(treebank), classifier_grid=args.classifier_grid,
                    min_valid_tokens=args.min_valid_tokens, blocks=args.blocks, pos_data=args.pos_data)
-    typed = shlex.join([typed_name(PROG), *(sys.argv[1:] if argv is None else argv)])
+    typed = typed_command(PROG, argv)
     reproduce.reproduce(opts, dry_run=args.dry_run, command=typed)
     if not args.dry_run:
         print(output_line("report", os.path.join(opts.out, "report.html")))

@@ -18,6 +18,13 @@ def typed_name(default):
     return _typed[-1] if _typed else default
 
 
+def typed_command(prog, argv):
+    """The command line as the user typed it (for provenance): its name, then argv (sys.argv's when None)."""
+    import shlex
+
+    return shlex.join([typed_name(prog), *(sys.argv[1:] if argv is None else argv)])
+
+
 def make_parser(prog, description=None, *, tensorflow=False, **options):
     """An ArgumentParser named as the command was typed (else prog), with --version.
 

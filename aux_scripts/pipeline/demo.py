@@ -32,7 +32,6 @@ REMEMBERED = "nouns"                      # the class whose number the verb must
 FILLERS = ("adjectives", "adverbs")       # i.i.d. filler words: nothing later depends on them
 NUMBER_TAGS, FILLER_TAGS = "NN,NNS", "JJ,RB"   # TX-Ray: the subject's number vs the fillers' kind
 TXRAY_MAX_DELAY = 12                       # delays 0..11, as max_delay 12 of demo_grad.config
-PLANTED_MEMORY = "planted_memory.json"     # the demo's answer, read by the report
 REPORT_TITLE = "State-gradient report: the demo LSTM"
 
 
@@ -190,7 +189,7 @@ def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print, seed=N
 
 def write_planted_memory(out_dir, ratio, interval, long, blocks):
     """OUT/planted_memory.json: the demo's answer, for the report (schema: report.read_planted_memory)."""
-    results.write_result(os.path.join(out_dir, PLANTED_MEMORY), "sg-demo", remembered=REMEMBERED, fillers=list(FILLERS),
+    results.write_result(os.path.join(out_dir, report.PLANTED_MEMORY), "sg-demo", remembered=REMEMBERED, fillers=list(FILLERS),
                          delays=[int(k) for k in long], ratio=float(ratio), estimate=float(interval["estimate"]),
                          lo=float(interval["lo"]), hi=float(interval["hi"]), blocks=int(blocks))
 

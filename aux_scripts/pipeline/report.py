@@ -751,6 +751,7 @@ def _provenance(doc, directory, progress, test, mapping):
     from tf_scripts import version
 
     prov = results.read_result_if(os.path.join(directory, results.PROVENANCE), "provenance") or {}
+    commit = version.commit()      # one git call
     config_path, cfg = read_config_values(directory)
     ppl = lambda x: None if x is None else f"{x:.2f}"  # noqa: E731
     epochs = (test or {}).get("epochs_done") or prov.get("epochs_done")
@@ -770,8 +771,7 @@ def _provenance(doc, directory, progress, test, mapping):
                                             "sg-demo write one)" if not prov else "called from Python")],
         ["date of the run (UTC)", prov.get("date")],
         ["made with", made_by],
-        ["report built with", f"state-gradients {version.__version__}"
-                              + (f", commit {version.commit()}" if version.commit() else "")],
+        ["report built with", f"state-gradients {version.__version__}" + (f", commit {commit}" if commit else "")],
         ["config", config_path and os.path.relpath(config_path, directory)],
         ["model", model],
         ["epochs trained", epochs],
