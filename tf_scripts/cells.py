@@ -268,7 +268,10 @@ def make_cell(cell_type, forget_bias=0.0):
 
 
 def state_index(cell_type, grad_interm):
-    """Which state component `grad_interm` names: LSTM cell -> c, hidden -> h; GRU/RNN -> h."""
+    """Which state component `grad_interm` names: LSTM cell -> c, hidden -> h; GRU/RNN -> h; Transformer
+    residual -> 0 (the residual stream), final -> 1 (after the final LayerNorm)."""
+    if cell_type == "Transformer":
+        return ("residual", "final").index(grad_interm)
     if cell_type == "LSTM" and grad_interm == "cell":
         return 0
     return len(make_cell(cell_type).state_names) - 1

@@ -69,12 +69,28 @@ KEYS = {
     "vocab_size": Key("int", "Informational only: the real size is taken from the data.", minimum=1),
     "basic_cell": Key("choice", "Recurrent cell (TF1 BasicLSTMCell, GRUCell, BasicRNNCell maths). NEW: "
                       "GRU_RESET_AFTER, the GRU of PyTorch, cuDNN and Keras reset_after=True (the reset "
-                      "gate multiplies h @ C_h + cand_recurrent_bias), for imported models.",
-                      choices=("LSTM", "GRU", "RNN", "GRU_RESET_AFTER"), required="always"),
-    "num_layers": Key("int", "Number of stacked recurrent layers.", minimum=1, required="always"),
+                      "gate multiplies h @ C_h + cand_recurrent_bias), for imported models. NEW: Transformer, a "
+                      "decoder-only, causal, pre-LayerNorm (GPT-2-style) Transformer: num_layers blocks of width "
+                      "size, num_heads heads, ffn_size, learned positions up to num_steps, GELU (tanh form); "
+                      "windows carry no state (docs/transformer.md).",
+                      choices=("LSTM", "GRU", "RNN", "GRU_RESET_AFTER", "Transformer"), required="always"),
+    "num_layers": Key("int", "Number of stacked recurrent layers (Transformer: blocks).", minimum=1, required="always"),
     "embedding_size": Key("int", "E, size of the input embeddings.", minimum=1,
                           **_derived("size", lambda v: v["size"])),
-    "size": Key("int", "H, size of the recurrent state.", minimum=1, required="always"),
+    "size": Key("int", "H, size of the recurrent state (Transformer: d_model, the width of the residual stream; "
+                "embedding_size E may differ, with a linear input projection E -> size).", minimum=1, required="always"),
+    "num_heads": Key("int", "Transformer: attention heads (size must be a multiple of it).", minimum=1,
+                     required="transformer", new=True),
+    "ffn_size": Key("int", "Transformer: width of each block's feed-forward layer.", minimum=1, new=True,
+                    **_derived("4 * size (Transformer only)",
+                               lambda v: 4 * v["size"] if v["basic_cell"] == "Transformer" else None)),
+    "eval_stride": Key("int", "Transformer: perplexities are computed on num_steps-token windows that carry no "
+                       "state; eval_stride S < num_steps slides them by S tokens over one stream, every token "
+                       "scored once with up to num_steps - 1 tokens of context (the first window scores all of its "
+                       "tokens). The default, num_steps, uses the batch_size x num_steps windows of the validation "
+                       "pass, for validation and test alike.", minimum=1, new=True,
+                       **_derived("num_steps (Transformer only)",
+                                  lambda v: v["num_steps"] if v["basic_cell"] == "Transformer" else None)),
     "num_steps": Key("int", "T, length of the truncated-BPTT window.", minimum=1, required="always"),
     "init_scale": Key("float", "Variables are initialised uniform in [-init_scale, init_scale] "
                       "(always seeded), except the biases of the cells.", minimum=0, min_open=True,
@@ -95,6 +111,17 @@ KEYS = {
     "lr_decay": Key("float", "lr of epoch i (0-based) = learning_rate * lr_decay ** "
                     "max(i + 1 - max_epoch, 0); without it the learning rate is constant.",
                     minimum=0, min_open=True),
+    "lr_schedule": Key("choice", "epochs: the original's schedule (lr_decay per epoch for sgd, adam and "
+                       "adagrad constant); warmup_cosine: for every optimizer, the learning rate rises linearly over "
+                       "the first warmup_steps training windows to learning_rate, then follows a cosine down to "
+                       "min_learning_rate at the end of max_max_epoch epochs (set per window, resumed exactly).",
+                       default="epochs", choices=("epochs", "warmup_cosine"), new=True),
+    "warmup_steps": Key("int", "Training windows of linear warm-up (lr_schedule warmup_cosine).", minimum=0,
+                        required="warmup", new=True),
+    "min_learning_rate": Key("float", "Where the cosine of lr_schedule warmup_cosine ends.", minimum=0, new=True,
+                             **_derived("learning_rate / 10 (with warmup_cosine)",
+                                        lambda v: v["learning_rate"] / 10 if v["lr_schedule"] == "warmup_cosine"
+                                        and v["learning_rate"] is not None else None)),
     "optimizer": Key("choice", "sgd (decayed lr), adam or adagrad (constant learning_rate).",
                      choices=("sgd", "adam", "adagrad"), required="train"),
     "trainer": Key("choice", "trainer: fixed number of epochs; earlyStopping: stop on the "
@@ -141,8 +168,10 @@ KEYS = {
                          "gradients), e.g. for a quick run; default: the whole validation set.", minimum=1,
                          new=True),
     "grad_interm": Key("choice", "Compute state gradients of this state during the validation pass "
-                       "(only with --notrain): cell (LSTM c; h for GRU/RNN) or hidden (h).",
-                       choices=("cell", "hidden")),
+                       "(only with --notrain): cell (LSTM c; h for GRU/RNN) or hidden (h). NEW, for basic_cell "
+                       "Transformer: residual (the residual stream after block grad_layer) or final (after the "
+                       "final LayerNorm, what the output layer reads; top block only).",
+                       choices=("cell", "hidden", "residual", "final")),
     "time_step": Key("time_step", "Position t (0-based, < num_steps) whose state is differentiated. "
                      "NEW: 'all' or 'a-b' (inclusive) computes several in one pass, written to "
                      "grad_dir/timestep_{t}/.", required="grad_interm"),
@@ -186,6 +215,9 @@ _REQUIRED_WHEN = {
     "train": ("when training", lambda v, train: train),
     "lstm": ("when basic_cell is LSTM", lambda v, train: v["basic_cell"] == "LSTM"),
     "lr_decay": ("when training with lr_decay", lambda v, train: train and v["lr_decay"] is not None),
+    "transformer": ("when basic_cell is Transformer", lambda v, train: v["basic_cell"] == "Transformer"),
+    "warmup": ("when training with lr_schedule warmup_cosine",
+               lambda v, train: train and v["lr_schedule"] == "warmup_cosine"),
     "early_stopping": ("when training with trainer earlyStopping",
                        lambda v, train: train and v["trainer"] == "earlyStopping"),
     "grad_interm": ("with grad_interm", lambda v, train: v["grad_interm"] is not None),
@@ -405,6 +437,7 @@ def _cross_check(c, train, valid):
         too_big = [t for t in c.time_steps() if t >= c.num_steps]
         if too_big:
             fail("time_step", f"time_step must be < num_steps ({c.num_steps}), got '{c.time_step}'")
+    _check_model_keys(c, fail)
     if c.fixed_vocab and c.read_vocab_from_file is None:
         fail("fixed_vocab", "fixed_vocab True needs read_vocab_from_file (the vocabulary to use as it is)")
     if not c.output_layer and train:
@@ -438,6 +471,41 @@ def _cross_check(c, train, valid):
             fail("grad_blocks", "grad_blocks needs grad_average True (blocks keep sums of what is averaged)")
         if not c.grad_dump and not c.grad_average:
             fail("grad_dump", "grad_dump False and grad_average False: nothing would be written")
+
+
+TRANSFORMER_ONLY = ("num_heads", "ffn_size", "eval_stride")
+RECURRENT_INTERMS, TRANSFORMER_INTERMS = ("cell", "hidden"), ("residual", "final")
+
+
+def _check_model_keys(c, fail):
+    """The keys that depend on basic_cell (Transformer or recurrent) and on lr_schedule."""
+    if c.basic_cell != "Transformer":
+        for name in TRANSFORMER_ONLY:
+            if c.given(name):
+                fail(name, f"{name} is a key of basic_cell Transformer; this config's basic_cell is {c.basic_cell}")
+        if c.grad_interm in TRANSFORMER_INTERMS:
+            fail("grad_interm", f"grad_interm {c.grad_interm} is a state of basic_cell Transformer; a "
+                 f"{c.basic_cell} has {' and '.join(RECURRENT_INTERMS)}")
+    else:
+        if c.size % c.num_heads:
+            fail("num_heads", f"size ({c.size}) must be a multiple of num_heads ({c.num_heads})")
+        if c.eval_stride > c.num_steps:
+            fail("eval_stride", f"eval_stride must be <= num_steps ({c.num_steps}), got {c.eval_stride}")
+        if c.grad_interm in RECURRENT_INTERMS:
+            fail("grad_interm", f"a Transformer has no recurrent {c.grad_interm} state: grad_interm must be "
+                 f"{' or '.join(TRANSFORMER_INTERMS)} (docs/transformer.md)")
+        if c.grad_interm == "final" and c.grad_layer != c.num_layers - 1:
+            fail("grad_layer", f"grad_interm final is the output of the final LayerNorm, after the top block: "
+                 f"grad_layer must be {c.num_layers - 1} (or absent), got {c.grad_layer}")
+        if c.softmax == "sampled":
+            fail("softmax", "softmax sampled is not available for basic_cell Transformer (use full)")
+    if c.lr_schedule == "warmup_cosine":
+        if c.lr_decay is not None:
+            fail("lr_decay", "lr_decay and lr_schedule warmup_cosine exclude each other (the cosine sets the decay)")
+    else:
+        for name in ("warmup_steps", "min_learning_rate"):
+            if c.given(name):
+                fail(name, f"{name} belongs to lr_schedule warmup_cosine (this config's lr_schedule is epochs)")
 
 
 def load_config(path, *, train=True, valid=True, test=True, warn=None):

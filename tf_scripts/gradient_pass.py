@@ -35,7 +35,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tf_scripts import cells, formats, lm_data, measure_setup, run_epoch
+from tf_scripts import cells, formats, lm, lm_data, measure_setup, run_epoch
 from tf_scripts.cli import progress_bar
 from tf_scripts.errors import UserError
 from tf_scripts.fileio import atomic_write_text
@@ -158,7 +158,7 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
     if start and shard is not None and os.path.exists(states_path):
         state = _read_entering_state(states_path, fingerprint, start, state_model)
         log(f"Entering state of batch {start + 1} from {states_path}")
-    else:
+    elif tf.nest.flatten(state):   # (a Transformer's windows carry no state: nothing to replay)
         began = time.perf_counter()
         for i in range(start):  # replay the cheap forward pass to recover the state entering `start`
             _, state = eval_step(inputs[i], targets[i], state)
@@ -237,9 +237,8 @@ def _prepare(config, model, corpus):
         model = model.copy(dtype)
     inputs, targets = lm_data.make_windows(corpus.valid, config.batch_size, config.num_steps,
                                            what=corpus.describe("valid"), max_windows=config.valid_batches)
-    engine = StateGradients(model, layer=config.grad_layer,
-                            component=cells.state_index(model.cell_type, config.grad_interm),
-                            time_steps=config.time_steps(), max_delay=config.max_delay, num_steps=config.num_steps)
+    engine = make_engine(model, layer=config.grad_layer, interm=config.grad_interm, time_steps=config.time_steps(),
+                         max_delay=config.max_delay, num_steps=config.num_steps)
     type_files = config.pos_class_files() if config.grad_average else []
     token_files = config.pos_class_files("pos_token_classes") if config.grad_average else []
     class_names = [formats.class_name(p) for p in type_files + token_files]
@@ -273,6 +272,15 @@ def _prepare(config, model, corpus):
     fingerprint = _fingerprint(config, model, corpus.valid, np.concatenate([type_table.ravel(), token_table.ravel()]),
                                config.time_steps(), engine.delays, token_files)
     return model, inputs, targets, engine, class_names, masks_of, fingerprint
+
+
+def make_engine(model, *, layer, interm, time_steps, max_delay, num_steps):
+    """The state-gradient engine of a model: StateGradients (recurrent) or TransformerStateGradients."""
+    engine = StateGradients
+    if lm.is_transformer(model):
+        from tf_scripts.transformer_gradients import TransformerStateGradients as engine
+    return engine(model, layer=layer, component=cells.state_index(model.cell_type, interm), time_steps=time_steps,
+                  max_delay=max_delay, num_steps=num_steps)
 
 
 def entering_states(model, inputs, targets):

@@ -13,7 +13,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tf_scripts import cells, lm_data
+from tf_scripts import cells, lm_data, transformer
 from tf_scripts.errors import UserError
 
 NO_OUTPUT_LAYER = ("the model has no output layer (imported with --no-head; output_layer False): it gives "
@@ -177,11 +177,25 @@ class LanguageModel(tf.Module):
         return model
 
 
+def model_class(cell_type):
+    """The model class of a `basic_cell` value: TransformerLM for Transformer, else LanguageModel."""
+    return transformer.TransformerLM if cell_type == transformer.CELL_TYPE else LanguageModel
+
+
+def from_arrays(arrays, dtype=tf.float32, origin="weights file"):
+    """The model of a weights.npz's arrays, recurrent or Transformer (by its cell_type)."""
+    return model_class(str(arrays.get("cell_type"))).from_arrays(arrays, dtype, origin=origin)
+
+
+def is_transformer(model):
+    return model.cell_type == transformer.CELL_TYPE
+
+
 def build_model(config, corpus, log, strategy=None):
     """The LanguageModel of a config for corpus's vocabulary (under strategy's scope when given), with the
     config's pretrained embeddings copied in; its weights are the seeded initial ones until restored or trained."""
     with (strategy.scope() if strategy else contextlib.nullcontext()):
-        model = LanguageModel.from_config(config, corpus.vocab_size)
+        model = model_class(config.basic_cell).from_config(config, corpus.vocab_size)
     if config.pretrained_embeddings:
         _apply_pretrained_embeddings(config, model, corpus, log)
     return model

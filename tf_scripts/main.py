@@ -34,7 +34,8 @@ def build_parser():
               "do not train: restore the latest checkpoint and evaluate it")
     _add_bool(parser, "valid", "validation perplexity (with --notrain and grad_interm in the config: "
               "compute the state gradients during this pass)", "no validation pass (needs --notrain)")
-    _add_bool(parser, "test", "test perplexity at the end (batch 1, one token at a time)", "no test pass")
+    _add_bool(parser, "test", "test perplexity at the end (batch 1, one token at a time; a Transformer: on windows, "
+              "see eval_stride)", "no test pass")
     parser.add_argument("--device", choices=["cpu"], default=None,
                         help="'cpu': hide all GPUs (otherwise a GPU is used when present)")
     parser.add_argument("--fresh_weights", action="store_true",
@@ -147,6 +148,9 @@ def _main(argv):
     if (shard is not None or args.states_only) and not config.grad_interm:
         raise UserError(f"{'--shard' if shard else '--states-only'} needs a gradient config: {config.path} has no "
                         "grad_interm")
+    if args.states_only and config.basic_cell == "Transformer":
+        raise UserError(f"--states-only: {config.path} is a Transformer, whose windows carry no state; its shards "
+                        "start at their first batch without it")
     passes = not (args.export_weights or config.save_embedding)
     os.makedirs(config.save_path, exist_ok=True)
     log = Log(config)
@@ -211,14 +215,14 @@ def _run(args, config, log, passes, shard=None):
                                                                                        shard=shard)
             else:
                 log("Start validating...")
-                ppl = run_epoch.evaluate(model, corpus.valid, config.batch_size, config.num_steps,
-                                         step=eval_step, what=corpus.describe("valid"),
-                                         max_windows=config.valid_batches)
+                ppl = run_epoch.evaluate_pass(model, corpus.valid, config, step=eval_step, what=corpus.describe("valid"),
+                                              max_windows=config.valid_batches)
                 log(f"Valid Perplexity: {ppl!r}")
                 perplexities["valid_perplexity"] = ppl
     if args.test:
         log("Start testing...")
-        ppl = run_epoch.evaluate(model, corpus.test, 1, 1, step=eval_step, what=corpus.describe("test"))
+        ppl = run_epoch.evaluate_pass(model, corpus.test, config, test=True, step=eval_step,
+                                      what=corpus.describe("test"))
         log(f"Test Perplexity: {ppl!r}")
         perplexities["test_perplexity"] = ppl
     return perplexities

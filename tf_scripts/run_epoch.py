@@ -12,10 +12,12 @@
 import math
 import sys
 
+import numpy as np
 import tensorflow as tf
 
 from tf_scripts import lm_data, sampled_softmax
 from tf_scripts.cli import progress_bar
+from tf_scripts.errors import UserError
 
 TEST_CHUNK = 2000    # tokens per call when a B=1, T=1 pass is fed as one sequence
 XLA_MIN_VOCAB = 1000  # below this the softmax is cheap and XLA's compile time is not worth it
@@ -29,9 +31,9 @@ def perplexity(total_cost, positions):
 # ------------------------------------------------------------------------------ compiled steps
 
 def state_spec(model, batch_size=None):
-    """TensorSpecs of a model state (per layer, per component [B, H])."""
-    spec = tf.TensorSpec([batch_size, model.size], model.dtype)
-    return tuple(tuple(spec for _ in model.cell.state_names) for _ in range(model.num_layers))
+    """TensorSpecs of a model state (per layer, per component [B, H]; a Transformer's is the empty tuple)."""
+    return tf.nest.map_structure(lambda s: tf.TensorSpec([batch_size] + list(s.shape[1:]), s.dtype),
+                                 model.zero_state(1))
 
 
 def use_xla(model, jit_compile=None):
@@ -156,6 +158,86 @@ def evaluate(model, ids, batch_size, num_steps, *, step=None, chunk=TEST_CHUNK, 
     step = step or make_eval_step(model)
     batches = evaluation_batches(ids, batch_size, num_steps, chunk=chunk, what=what, max_windows=max_windows)
     return run_pass(step, batches, model.zero_state(batches[0][0].shape[0]), desc=what)
+
+
+# ------------------------------------------------------------------------------ stateless windows
+
+def sliding_windows(ids, num_steps, stride):
+    """(inputs, targets, scored) [W, T] of one stream cut into T-token windows every `stride` tokens.
+
+    Every target is scored exactly once: the first window scores all of its T positions, each later one
+    the positions not scored before (its last `stride`, fewer for the final window, which ends at
+    the data's end). A stride of T gives non-overlapping windows.
+    """
+    ids = np.asarray(ids, dtype=np.int32)
+    n_targets = len(ids) - 1
+    if n_targets < 1:
+        raise UserError(f"{len(ids)} ids: nothing to score")
+    steps = min(num_steps, n_targets)
+    inputs, targets, scored, done, start = [], [], [], 0, 0
+    while done < n_targets:
+        first = min(start, n_targets - steps)
+        positions = first + np.arange(steps)
+        inputs.append(ids[positions])
+        targets.append(ids[positions + 1])
+        scored.append(positions >= done)
+        done, start = first + steps, start + stride
+    return np.stack(inputs), np.stack(targets), np.stack(scored)
+
+
+def make_token_loss_step(model):
+    """Compiled (inputs [B, T]) and targets -> float64 token losses [B, T] from the zero (entering) state."""
+    ids = tf.TensorSpec([None, None], tf.int32)
+
+    @tf.function(input_signature=[ids, ids], jit_compile=use_xla(model))
+    def step(inputs, targets):
+        all_states = model.run_layers(model.embed(inputs), model.zero_state(tf.shape(inputs)[0]))
+        return tf.cast(model.token_losses(all_states[-1][-1], targets), tf.float64)
+
+    return step
+
+
+def window_perplexity(model, ids, num_steps, stride, *, batch_size=20, step=None, what="data", max_windows=None):
+    """Perplexity on windows that carry no state (sliding_windows), any model: a Transformer, or a recurrent
+    model with its state reset to zeros at every window. Windows are fed batch_size at a time.
+
+    max_windows: only the first max_windows windows.
+    """
+    step = step or make_token_loss_step(model)
+    inputs, targets, scored = sliding_windows(ids, num_steps, stride)
+    if max_windows is not None:
+        inputs, targets, scored = inputs[:max_windows], targets[:max_windows], scored[:max_windows]
+    total = 0.0
+    bar = progress_bar(total=int(scored.sum()), desc=what, unit="word", unit_scale=True, leave=False,
+                       stream=sys.stdout)
+    try:
+        for i in range(0, len(inputs), batch_size):
+            losses = step(inputs[i:i + batch_size], targets[i:i + batch_size]).numpy()
+            total += float(losses[scored[i:i + batch_size]].sum())
+            bar.update(int(scored[i:i + batch_size].sum()))
+    finally:
+        bar.close()
+    return perplexity(total, int(scored.sum()))
+
+
+def evaluate_pass(model, ids, config, *, test=False, step=None, what="data", max_windows=None):
+    """The perplexity main.py prints for a validation (test False) or test pass of a config's model.
+
+    Recurrent models: the batch_size x num_steps windows with the state carried (test: B = T = 1).
+    A Transformer (eval_stride): stride num_steps -> the batch_size x num_steps windows, validation and
+    test alike (one token at a time would give it no context); a smaller stride -> window_perplexity.
+    """
+    if config.eval_stride is None:      # a recurrent model
+        if test:
+            return evaluate(model, ids, 1, 1, step=step, what=what)
+        return evaluate(model, ids, config.batch_size, config.num_steps, step=step, what=what,
+                        max_windows=max_windows)
+    if config.eval_stride == config.num_steps:
+        return evaluate(model, ids, config.batch_size, config.num_steps, step=step, what=what,
+                        max_windows=max_windows)
+    windows = None if max_windows is None else max_windows * config.batch_size
+    return window_perplexity(model, ids, config.num_steps, config.eval_stride, batch_size=config.batch_size,
+                             what=what, max_windows=windows)
 
 
 def train_epoch(train_step, model, ids, batch_size, num_steps, *, on_batch=None, what="training data",

@@ -184,9 +184,9 @@ class SavedModel:
         """The LanguageModel of weights.npz (float32 unless dtype says otherwise)."""
         import tensorflow as tf
 
-        from tf_scripts.lm import LanguageModel
+        from tf_scripts import lm
 
-        return LanguageModel.from_arrays(self.read_weights(), dtype or tf.float32, origin=self.weights_path)
+        return lm.from_arrays(self.read_weights(), dtype or tf.float32, origin=self.weights_path)
 
     def write_weights(self, model, word_to_id):
         """Write weights.npz and dict atomically (the folder is created); returns the weights path."""

@@ -6,13 +6,14 @@
 # A later run restores the latest checkpoint and continues up to max_max_epoch epochs in all.
 import contextlib
 import json
+import math
 import shutil
 import tempfile
 
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from tf_scripts import configuration, distribute, optimizers, run_epoch, sampled_softmax
+from tf_scripts import configuration, distribute, lm_data, optimizers, run_epoch, sampled_softmax
 from tf_scripts.errors import UserError
 from tf_scripts.saved_model import Checkpointer, SavedModel
 
@@ -31,8 +32,21 @@ def scheduled_learning_rate(epoch, learning_rate, lr_decay=None, max_epoch=None)
     return learning_rate * lr_decay ** max(epoch + 1 - max_epoch, 0)
 
 
-def epoch_learning_rate(config, epoch):
-    """The learning rate the optimizer uses in 0-based epoch i (adam and adagrad: constant)."""
+def warmup_cosine_rate(step, learning_rate, warmup_steps, total_steps, min_learning_rate):
+    """lr of 0-based training window `step`: linear to learning_rate over warmup_steps windows, then a cosine
+    from learning_rate down to min_learning_rate at total_steps (and min_learning_rate after)."""
+    if step < warmup_steps:
+        return learning_rate * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_learning_rate + 0.5 * (learning_rate - min_learning_rate) * (1.0 + math.cos(math.pi * progress))
+
+
+def epoch_learning_rate(config, epoch, windows_per_epoch=None):
+    """The learning rate the optimizer uses in 0-based epoch i (adam and adagrad: constant; warmup_cosine:
+    the rate of the epoch's first window, which needs windows_per_epoch)."""
+    if config.lr_schedule == "warmup_cosine":
+        return warmup_cosine_rate(epoch * windows_per_epoch, config.learning_rate, config.warmup_steps,
+                                  config.max_max_epoch * windows_per_epoch, config.min_learning_rate)
     if config.optimizer != "sgd":
         return float(config.learning_rate)
     return scheduled_learning_rate(epoch, config.learning_rate, config.lr_decay, config.max_epoch)
@@ -160,8 +174,9 @@ def train(config, model, corpus, log, *, eval_step=None, jit_compile=None, strat
     if config.softmax == "sampled":
         sampled_softmax.check_sampled_softmax(model.vocab_size)
     variables = model.trainable_variables
+    windows = lm_data.num_batches(len(corpus.train), config.batch_size, config.num_steps)
     with (strategy.scope() if strategy else contextlib.nullcontext()):
-        optimizer = optimizers.Optimizer(config.optimizer, variables, epoch_learning_rate(config, 0))
+        optimizer = optimizers.Optimizer(config.optimizer, variables, epoch_learning_rate(config, 0, windows))
     generator = make_generator(config)   # outside the scope: one stream, drawn in cross-replica context
     chief = distribute.is_chief(strategy)
     state = TrainingState()
@@ -204,6 +219,14 @@ def train(config, model, corpus, log, *, eval_step=None, jit_compile=None, strat
         initial_state = lambda: distribute.zero_state(strategy, model, config.batch_size)  # noqa: E731
         log(f"Data-parallel training ({config.distribute}): {strategy.num_replicas_in_sync} replicas of "
             f"{config.batch_size // strategy.num_replicas_in_sync} rows{'' if chief else '; this worker is not the chief'}")
+    if config.lr_schedule == "warmup_cosine":
+        per_epoch_step, total = train_step, config.max_max_epoch * windows
+
+        def train_step(inputs, targets, state):
+            # `step` (the windows done, checkpointed) picks this window's rate, so a resumed run continues exactly
+            optimizer.lr.assign(warmup_cosine_rate(step, config.learning_rate, config.warmup_steps, total,
+                                                   config.min_learning_rate))
+            return per_epoch_step(inputs, targets, state)
     eval_step = eval_step or run_epoch.make_eval_step(model, jit_compile)
     # only the chief writes into save_path, summaries included
     writer = (tf.summary.create_file_writer(model_dir.summaries_path) if chief
@@ -218,7 +241,7 @@ def train(config, model, corpus, log, *, eval_step=None, jit_compile=None, strat
 
     try:
         for epoch in range(done, config.max_max_epoch):
-            lr = epoch_learning_rate(config, epoch)
+            lr = epoch_learning_rate(config, epoch, windows)
             log(f"Learning rate: {lr!r}")
             optimizer.lr.assign(lr)
             log("Start training epoch...")
@@ -227,9 +250,8 @@ def train(config, model, corpus, log, *, eval_step=None, jit_compile=None, strat
                                               initial_state=initial_state() if initial_state else None)
             log(f"Epoch: {epoch + 1} Train Perplexity: {train_ppl!r}")
             log("Start validating...")
-            valid_ppl = run_epoch.evaluate(model, corpus.valid, config.batch_size, config.num_steps,
-                                           step=eval_step, what=corpus.describe("valid"),
-                                           max_windows=config.valid_batches)
+            valid_ppl = run_epoch.evaluate_pass(model, corpus.valid, config, step=eval_step,
+                                                what=corpus.describe("valid"), max_windows=config.valid_batches)
             log(f"Epoch: {epoch + 1} Valid Perplexity: {valid_ppl!r}")
             stop = trainer.decide(epoch, valid_ppl, log)
 

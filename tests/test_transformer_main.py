@@ -1,0 +1,155 @@
+"""main.py with basic_cell Transformer end to end: training, resuming, window perplexities, gradient passes, shards, refusals."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from aux_scripts.measures.numpy_transformer import NumpyTransformer
+from tests.test_main import number, run, write_config
+from tf_scripts import configuration, gradient_files, lm_data, run_epoch
+from tf_scripts.errors import UserError
+from tf_scripts.saved_model import SavedModel
+
+KEYS = dict(basic_cell="Transformer", num_layers=2, num_heads=2, embedding_size=6, size=8, forget_bias=None,
+            lr_decay=None, max_epoch=None, optimizer="adam", learning_rate=0.01, lr_schedule="warmup_cosine",
+            warmup_steps=5, max_grad_norm=1, dropout=0.9, max_max_epoch=2)
+GRADS = dict(grad_interm="residual", time_step="all", max_delay=3, grad_average="True", grad_dump="False")
+
+
+def numpy_window_perplexity(save_path, data, split, batch_size, num_steps):
+    """The perplexity of the B x T windows of `split`, each read from its first token, in numpy from weights.npz."""
+    net = NumpyTransformer.from_npz(os.path.join(save_path, "weights.npz"))
+    word_to_id = lm_data.read_vocab_file(os.path.join(save_path, "dict"))
+    ids = lm_data.words_to_ids(lm_data.read_words(os.path.join(data, f"{split}.txt")), word_to_id)
+    inputs, targets = lm_data.make_windows(ids, batch_size, num_steps)
+    total = sum(net.loss(x, y) * batch_size for x, y in zip(inputs, targets))
+    return float(np.exp(total / inputs[..., 0].size / num_steps))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny Transformer trained 2 epochs, and the same config killed during epoch 2's validation (after
+    epoch 1's checkpoint) and rerun: a resume with the same max_max_epoch, hence the same schedule."""
+    root = tmp_path_factory.mktemp("transformer")
+    outputs = {}
+    for name in ("whole", "resumed"):
+        config = write_config(root, name, **KEYS)
+        if name == "resumed":
+            calls, real = [], run_epoch.evaluate_pass
+
+            def killed_in_epoch_2(*args, **kwargs):
+                calls.append(1)
+                if len(calls) == 2:
+                    raise KeyboardInterrupt
+                return real(*args, **kwargs)
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(run_epoch, "evaluate_pass", killed_in_epoch_2)
+                assert main_run(config) != 0
+        outputs[name] = main_run(config, capture=True)
+    return root, outputs
+
+
+def main_run(config, *extra, capture=False):
+    from tf_scripts.main import main
+
+    if not capture:
+        return main(["--config", str(config), *extra])
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main(["--config", str(config), *extra])
+    return code, buffer.getvalue()
+
+
+def test_training_prints_window_perplexities_of_the_saved_model(trained):
+    """Valid and test perplexities are those of the B x T windows without state, recomputed in numpy from the
+    saved weights.npz (float32 weights, float64 sums: rel 1e-5)."""
+    root, outputs = trained
+    code, out = outputs["whole"]
+    assert code == 0
+    save = root / "models" / "whole"
+    assert "Learning rate: 0.002" in out                 # the warm-up's first window: 0.01 * 1 / 5
+    valid, test = number(out, "Epoch: 2 Valid Perplexity:"), number(out, "Test Perplexity:")
+    assert valid == pytest.approx(numpy_window_perplexity(save, root / "data", "valid", 3, 4), rel=1e-5)
+    assert test == pytest.approx(numpy_window_perplexity(save, root / "data", "test", 3, 4), rel=1e-5)
+
+
+def test_resumed_training_continues_like_an_uninterrupted_run(trained):
+    """The warm-up/cosine rate is set per window from the checkpointed window count: same weights either way."""
+    root, outputs = trained
+    assert outputs["resumed"][0] == 0 and "(1 epoch(s) done)" in outputs["resumed"][1]
+    whole = SavedModel(str(root / "models" / "whole")).read_weights()
+    resumed = SavedModel(str(root / "models" / "resumed")).read_weights()
+    for name, value in whole.items():
+        np.testing.assert_array_equal(resumed[name], value, err_msg=name)
+
+
+def test_sliding_evaluation_scores_every_token_with_context(trained, capsys):
+    """eval_stride 2 < num_steps: the printed perplexity is window_perplexity's over one stream."""
+    root, _ = trained
+    config = write_config(root, "whole", **KEYS, eval_stride=2)
+    code, out, err = run(capsys, "--config", config, "--notrain", "--notest")
+    assert code == 0, err
+    model = SavedModel(str(root / "models" / "whole")).load()
+    ids = lm_data.words_to_ids(lm_data.read_words(str(root / "data" / "valid.txt")),
+                               lm_data.read_vocab_file(str(root / "models" / "whole" / "dict")))
+    assert number(out, "Valid Perplexity:") == pytest.approx(run_epoch.window_perplexity(model, ids, 4, 2), rel=1e-6)
+
+
+def test_gradient_pass_and_its_shards(trained, capsys):
+    """A gradient pass of the residual stream writes the averages; two shards (no state to replay) merge into
+    the same files; --states-only is refused with one line."""
+    root, _ = trained
+    common = dict(KEYS, **GRADS, grad_blocks=2)
+    one = write_config(root, "whole", **common, grad_dir=root / "grads_one")
+    code, out, err = run(capsys, "--config", one, "--notrain", "--notest")
+    assert code == 0, err
+    assert "Valid Perplexity:" in out
+    split = write_config(root, "whole", **common, grad_dir=root / "grads_split")
+    for i in (1, 2):
+        code, out, err = run(capsys, "--config", split, "--notrain", "--notest", "--shard", f"{i}/2")
+        assert code == 0, err
+        assert "Forward pass over" not in out
+    merged = gradient_files.merge_shards(str(root / "grads_split"), log=lambda s: None)
+    with open(root / "grads_one" / "grad_progress.json", encoding="utf-8") as handle:
+        assert merged == pytest.approx(json.load(handle)["perplexity"], rel=1e-12)
+    for k in range(3):
+        a = np.load(root / "grads_one" / f"delay_{k}_avg.npy")
+        b = np.load(root / "grads_split" / f"delay_{k}_avg.npy")
+        assert a.shape == (8, 6)
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6 * np.abs(a).max())
+    code, _, err = run(capsys, "--config", split, "--notrain", "--notest", "--states-only")
+    assert code != 0 and "carry no state" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("keys,message", [
+    (dict(grad_interm="hidden"), "grad_interm must be residual or final"),
+    (dict(grad_interm="final", grad_layer=0), "grad_layer must be 1"),
+    (dict(num_heads=3), "multiple of num_heads"),
+    (dict(eval_stride=5), "eval_stride must be <= num_steps"),
+    (dict(softmax="sampled"), "softmax sampled is not available"),
+    (dict(num_heads=None), "missing required key(s): num_heads"),
+    (dict(lr_decay=0.5, max_epoch=1), "lr_decay and lr_schedule warmup_cosine exclude each other"),
+])
+def test_config_mistakes_name_the_key(tmp_path, keys, message):
+    values = dict(KEYS, save_path="m", log_dir="l", data_path="d", vocab=False, num_steps=4, init_scale=0.1,
+                  batch_size=3, trainer="trainer", softmax="full", time_step="all", max_delay=2, grad_dir="g")
+    values.update(keys)
+    train = "grad_interm" not in keys
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        configuration.config_from_dict({k: v for k, v in values.items() if v is not None}, train=train)
+
+
+@pytest.mark.parametrize("key,value", [("num_heads", 2), ("ffn_size", 16), ("eval_stride", 2),
+                                       ("grad_interm", "residual")])
+def test_transformer_keys_are_refused_for_recurrent_models(key, value):
+    values = dict(save_path="m", log_dir="l", data_path="d", vocab=False, basic_cell="LSTM", num_layers=1, size=4,
+                  num_steps=4, init_scale=0.1, batch_size=3, softmax="full", forget_bias=0, **{key: value})
+    if key == "grad_interm":
+        values.update(time_step=0, max_delay=1, grad_dir="g")
+    with pytest.raises(UserError, match=key if key != "grad_interm" else "state of basic_cell Transformer"):
+        configuration.config_from_dict(values, train=False)
