@@ -40,13 +40,15 @@ def build_parser():
     parser.add_argument("--max-delay", type=int, metavar="D",
                         help="number of delays: k = 0 .. min(D-1, t) (default: the config's max_delay; an error without)")
     parser.add_argument("--layer", type=int, help="0-based layer of the state (default: the config's grad_layer)")
-    parser.add_argument("--interm", choices=("cell", "hidden"),
-                        help="state kind: cell (LSTM c; GRU/RNN h) or hidden (h) (default: the config's "
-                             "grad_interm, else cell)")
+    parser.add_argument("--interm", choices=("cell", "hidden", "residual", "final"),
+                        help="state kind: cell (LSTM c; GRU/RNN h) or hidden (h); a Transformer's residual (the "
+                             "residual stream after --layer) or final (after the final LayerNorm) (default: the "
+                             "config's grad_interm, else cell; residual for a Transformer)")
     parser.add_argument("--weight", metavar="NAME[ROW,COL]",
                         help="weight entry of the loss check, a weights.npz array name with an index, e.g. "
                              "layer0/kernel[3,5], embedding[12,0], softmax_b[7] (default: the entry of the chosen "
-                             "layer's kernel (GRU: gate_kernel) with the largest analytic gradient)")
+                             "layer's kernel (GRU: gate_kernel; Transformer: qkv_kernel) with the largest analytic "
+                             "gradient)")
     parser.add_argument("--span", type=float, default=0.5, metavar="S",
                         help="the loss curve covers [w - S, w + S] (default 0.5)")
     parser.add_argument("--points", type=int, default=41, metavar="P",

@@ -153,3 +153,28 @@ def test_transformer_keys_are_refused_for_recurrent_models(key, value):
         values.update(time_step=0, max_delay=1, grad_dir="g")
     with pytest.raises(UserError, match=key if key != "grad_interm" else "state of basic_cell Transformer"):
         configuration.config_from_dict(values, train=False)
+
+
+def test_gradient_check_of_a_transformer(trained, capsys):
+    """sg-gradient-check on a Transformer: engine and autodiff vs the numpy twin's central differences, and the
+    loss's weight derivative; exit 0 within the default tolerance 1e-5 (float64 throughout: ~1e-9 seen)."""
+    from aux_scripts.gradient_check import main as check
+
+    root, _ = trained
+    config = write_config(root, "whole", **KEYS, **GRADS, grad_dir=root / "unused")
+    assert check(["--config", str(config), "--windows", "2", "--time-step", "3", "--interm", "final"]) == 0
+    out = capsys.readouterr().out
+    assert "2-block Transformer" in out and "carry no state" in out
+    assert out.count(" ok") == 3 and "FAIL" not in out
+
+
+def test_sigma_and_txray_refuse_a_transformer(trained):
+    """The two measures defined on a carried recurrent state say so, naming the model, instead of failing later."""
+    from aux_scripts.measures import interpret_state, txray
+
+    root, _ = trained
+    config = write_config(root, "whole", **KEYS, **GRADS, grad_dir=root / "unused")
+    with pytest.raises(UserError, match=r"sigma \(sg-interpret-state\) is defined for recurrent models"):
+        interpret_state.measure_sigma(str(config))
+    with pytest.raises(UserError, match=r"TX-Ray \(sg-txray\) is defined for recurrent models.*weights.npz"):
+        txray.run_txray(str(config), txray.TxrayOptions(features="token"))

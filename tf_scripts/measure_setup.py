@@ -83,3 +83,11 @@ def make_forward_step(model):
         return all_states, model.final_state(all_states)
 
     return step
+
+
+def refuse_transformer(cell_type, measure, source):
+    """UserError for the measures defined on a recurrent state (sigma, TX-Ray) when given a Transformer."""
+    if cell_type == "Transformer":
+        raise UserError(f"{measure} is defined for recurrent models (a state carried from window to window) and is "
+                        f"not available for basic_cell Transformer ({source}); its state gradients are "
+                        "(grad_interm residual or final, docs/transformer.md)")

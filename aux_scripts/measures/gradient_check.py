@@ -8,6 +8,11 @@
 #        |                                     numpy BPTT  vs  float64 central differences
 #        +-- (b) d loss / d w for one weight:  numpy BPTT  vs  central difference; loss curve + tangent (PNG)
 #
+# A Transformer's windows carry no state, and its reference is its numpy twin
+# (numpy_transformer.py, written from the block's definition): (a) TF engine and TF autodiff
+# (GradientTape.jacobian) vs the twin's float64 central differences; (b) TF autodiff vs the
+# twin's central difference of the loss.
+#
 # The relative difference of a window is max_k max|G_a - G_b| / max_k max|G_a| (docs/spec.md §6): the
 # largest entry of the window's matrices at any delay, so near-zero matrices at long delays are
 # judged on the window's scale (the delay-0 matrix alone is not a safe scale: with a saturated
@@ -200,6 +205,8 @@ def run_check(args, log=print):
             raise UserError(f"--plot {args.plot} must end in .png")
         analysis.check_not_input(args.plot, [args.config])
     config = configuration.load_config(args.config, train=False, valid=True, test=False)
+    if config.basic_cell == "Transformer":
+        return run_transformer_check(args, config, log)
     t, max_delay, layer, component, interm = _settings(args, config)
     net, weights_path, valid = load_trained(config)
     found = (net.num_layers, net.cell_type, net.size, net.embedding_size)
@@ -266,6 +273,112 @@ def run_check(args, log=print):
           f"{result['resolution']:.1e})")
     log(f"relative difference: {result['relative']:.3e} "
           f"{verdict(f'weight {label}, analytic vs central difference', result['relative'])}")
+    if args.plot:
+        plot_weight_check(result, label, args.plot)
+        log(f"wrote {args.plot}")
+    return failures
+
+
+# ------------------------------------------------------------------------------------ Transformers
+
+def tape_state_gradients(model, inputs, layer, component, t, max_delay):
+    """{k: [N, D, E]} of d s_t / d x_{t-k} by reverse-mode autodiff (GradientTape.jacobian of s_t), float64."""
+    import tensorflow as tf
+
+    x = model.embed(tf.constant(inputs))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        s = model.run_layers(x)[layer][0]
+        s = model.final_norm(s) if component == 1 else s
+        s_t = s[:, t]
+    full = tape.batch_jacobian(s_t, x).numpy()                                       # [N, D, T, E]
+    return {k: full[:, :, t - k] for k in range(min(max_delay, t + 1))}
+
+
+def tape_loss_gradients(model, inputs, targets):
+    """{weights.npz name: d loss / d w} of the mean window loss, by autodiff (float64)."""
+    import tensorflow as tf
+
+    named = model.named_variables()
+    with tf.GradientTape() as tape:
+        top = model.run_layers(model.embed(tf.constant(inputs)))[-1][0]
+        loss = tf.reduce_sum(model.token_losses(top, tf.constant(targets))) / inputs.shape[0]
+    return {name: tf.convert_to_tensor(g).numpy() for name, g in zip(named, tape.gradient(loss, list(named.values())))}
+
+
+def run_transformer_check(args, config, log):
+    """run_check for basic_cell Transformer (see the module comment); returns the failed checks."""
+    import tensorflow as tf
+
+    from aux_scripts.measures.numpy_transformer import NumpyTransformer, finite_difference_state_gradients
+    from tf_scripts.transformer_gradients import TransformerStateGradients
+
+    t = measure_setup.resolve_time_step(args.time_step, config)
+    max_delay = measure_setup.resolve_max_delay(args.max_delay, config)
+    measure_setup.delays_at(max_delay, t, args.max_delay)
+    layer = measure_setup.resolve_layer(args.layer, config, config.num_layers)
+    interm = args.interm or config.grad_interm or "residual"
+    if interm not in ("residual", "final"):
+        raise UserError(f"--interm {interm}: a Transformer's states are residual and final")
+    if interm == "final" and layer != config.num_layers - 1:
+        raise UserError(f"--interm final follows the top block: --layer must be {config.num_layers - 1}")
+    component = ("residual", "final").index(interm)
+    source = SavedModel.from_config(config)
+    source.word_to_id
+    corpus = lm_data.load_corpus(config, need_train=False, need_valid=True, need_test=False)
+    net = NumpyTransformer.from_npz(source.weights_path)
+    model = source.load(tf.float64)
+    batches, targets = lm_data.make_windows(source.ids(corpus, "valid"), config.batch_size, config.num_steps,
+                                            what=lm_data.describe_split(config, "valid"))
+    numbers = sample_windows(batches.shape[0] * batches.shape[1], args.windows, args.seed)
+    batch = config.batch_size
+    inputs = np.stack([batches[n // batch, n % batch] for n in numbers])
+    labels = np.stack([targets[n // batch, n % batch] for n in numbers])
+    log(f"model {source.weights_path}: {net.num_layers}-block Transformer, D {net.size}, E {net.embedding_size}, "
+        f"{net.num_heads} heads, V {net.vocab_size}")
+    log(f"validation windows {', '.join(str(n) for n in numbers)} of {batches.shape[0] * batch} "
+        f"(batch_size {batch}, num_steps {config.num_steps}); a Transformer's windows carry no state")
+    failures = []
+
+    def verdict(what, value):
+        if not value <= args.tolerance:
+            failures.append(f"{what}: {value:.3e} > tolerance {args.tolerance:g}")
+            return "FAIL"
+        return "ok"
+
+    numeric = finite_difference_state_gradients(net, net.embed(inputs), layer, component, t, max_delay, args.eps)
+    engine = TransformerStateGradients(model, layer=layer, component=component, time_steps=[t], max_delay=max_delay,
+                                       num_steps=inputs.shape[1])
+    out, _ = engine.jacobians(inputs, ())
+    to_engine = relative_differences(numeric, {k: g[:, 0] for k, (_, g) in out.items()})
+    to_tape = relative_differences(numeric, tape_state_gradients(model, inputs, layer, component, t, max_delay))
+    log(f"(a) state gradients d {interm}_t / d x_(t-k), layer {layer}, t {t}, delays 0..{min(max_delay - 1, t)}; "
+        "relative differences of the numpy twin's central differences to:")
+    log("window\tTF engine\tTF autodiff")
+    for n, a, b in zip(numbers, to_engine, to_tape):
+        log(f"{n}\t{a:.3e}\t{b:.3e}")
+    for what, values in (("TF engine", to_engine), ("TF autodiff", to_tape)):
+        largest = float(np.max(values))
+        log(f"largest relative difference finite differences vs {what}: {largest:.3e} "
+            f"{verdict(f'state gradients, finite differences vs {what}', largest)}")
+    if not net.has_output_layer:
+        log("(b) skipped: the model has no output layer, so there is no loss to differentiate")
+        return failures
+    grads = tape_loss_gradients(model, inputs, labels)
+    name_index = parse_weight(args.weight, net) if args.weight else None
+    if name_index is None:
+        kernel = f"layer{layer}/qkv_kernel"
+        name_index = (kernel, np.unravel_index(np.argmax(np.abs(grads[kernel])), grads[kernel].shape))
+    name, index = name_index[0], tuple(int(i) for i in name_index[1])
+    label = weight_label(name, index)
+    result = check_weight(net, name, index, inputs, labels, None, args.span, args.points if args.plot else 0,
+                          args.weight_eps, gradient=grads[name])
+    log(f"(b) weight {label} = {result['value']!r}, loss {result['loss']!r} (mean window loss)")
+    log(f"analytic d loss / d w (TF autodiff, float64): {result['analytic']!r}")
+    log(f"fourth-order central difference of the numpy twin (step {args.weight_eps:g}): {result['numeric']!r} "
+        f"(rounding resolution about {result['resolution']:.1e})")
+    log(f"relative difference: {result['relative']:.3e} "
+        f"{verdict(f'weight {label}, analytic vs central difference', result['relative'])}")
     if args.plot:
         plot_weight_check(result, label, args.plot)
         log(f"wrote {args.plot}")

@@ -56,7 +56,8 @@ SUBSPACE_COLUMNS = 5
 # The keys of the training config that the --notrain passes need; the training keys are left out,
 # so that changing one of those does not rerun the analysis of a given model.
 DATA_KEYS = ("data_path", "vocab", "encoding", "no_eos", "read_vocab_from_file")
-MODEL_KEYS = ("basic_cell", "num_layers", "embedding_size", "size", "forget_bias")
+MODEL_KEYS = ("basic_cell", "num_layers", "embedding_size", "size", "forget_bias", "num_heads", "ffn_size",
+              "eval_stride")
 # required by every config, but without effect on a restored model's passes: in the derived
 # configs, not in the fingerprints
 INERT_KEYS = ("init_scale", "softmax")
@@ -241,7 +242,8 @@ def plan(opts):
     data_files = [lm_data.data_file(config, s) for s in ("train", "valid", "test")]   # other_test included
     valid_file, test_file = data_files[1], data_files[2]
     data_keys = {k: getattr(config, k) for k in DATA_KEYS}
-    model_keys = {k: getattr(config, k) for k in MODEL_KEYS}
+    # (keys a model does not have, None, are left out: the Transformer's for an LSTM, so its fingerprints stay)
+    model_keys = {k: getattr(config, k) for k in MODEL_KEYS if getattr(config, k) is not None}
 
     # -- derived configs: the model for --notrain passes, the gradient pass, the embedding export
     base = [("save_path", model_dir), ("log_dir", logs), ("batch_size", 1), ("num_steps", config.num_steps)]
@@ -250,7 +252,9 @@ def plan(opts):
     in_context = p("in_context")
     tags_name = os.path.basename(valid_file)[:-4] + ".tags"      # sg-pos-tagger's name for the tags of valid_file
     tags = os.path.join(in_context, tags_name)
-    grad_keys = [("log", "gradients"), ("grad_interm", "cell"), ("time_step", "all"), ("max_delay", MAX_DELAY),
+    # the papers' cell state; a Transformer's residual stream after its top block
+    interm = "residual" if config.basic_cell == "Transformer" else "cell"
+    grad_keys = [("log", "gradients"), ("grad_interm", interm), ("time_step", "all"), ("max_delay", MAX_DELAY),
                  ("grad_dir", p("gradients")), ("grad_average", True), ("grad_dump", False),
                  ("pos_mapping", p("classes", "pos_mapping.txt")),
                  ("pos_classes", ",".join(pos_files + [p("classes", "freq")]))]
@@ -266,7 +270,7 @@ def plan(opts):
         p("configs", "model.config"): derived_config(config, base + [("log", "model")],
                                                      "the model for the --notrain passes"),
         p("configs", "gradients.config"): derived_config(config, base + grad_keys,
-                                                         "state gradients of the cell state, all time steps"),
+                                                         f"state gradients of the {interm} state, all time steps"),
         p("configs", "embedding.config"): derived_config(config, base + [("log", "embedding"),
                                                                          ("save_embedding", p("embedding.npy"))],
                                                          "export of the embedding matrix"),
@@ -311,7 +315,8 @@ def plan(opts):
                       [Command(["rm", "-rf", model_dir]), Command(["mkdir", "-p", model_dir])] + copy,
                       inputs=model_inputs + [model_cfg] * (len(copy) > 1), outputs=[m_weights, m_dict]))
 
-    steps.append(Step("test_perplexity", "test perplexity (B 1, T 1)",
+    test_windows = f"{config.num_steps}-token windows" if interm == "residual" else "B 1, T 1"
+    steps.append(Step("test_perplexity", f"test perplexity ({test_windows})",
                       [Command(["sg-main", "--notrain", "--novalid", "--config", model_cfg,
                                 "--result", p("test_perplexity.json")], p("test_perplexity.txt"))],
                       inputs=[m_weights, m_dict, data_files[0], test_file],
@@ -359,7 +364,7 @@ def plan(opts):
                           inputs=[valid_file, tagger_tags, p("classes", "pos_mapping.txt"), *pos_files],
                           outputs=[tags, os.path.join(in_context, "classes")]))
     # -- state gradients
-    steps.append(Step("gradients", f"state gradients of the cell state, all time steps, {MAX_DELAY} delays, "
+    steps.append(Step("gradients", f"state gradients of the {interm} state, all time steps, {MAX_DELAY} delays, "
                       "streaming averages overall, per POS class and per frequency bin (and per class in context with --pos-data)",
                       [Command(["sg-main", "--notrain", "--notest", "--config", grad_cfg], p("logs", "gradients.out"))],
                       inputs=[m_weights, m_dict, valid_file, data_files[0], p("classes"), *pos_files,
