@@ -156,7 +156,7 @@ def test_error_message_names_file_line_key_and_value(tmp_path):
     ("forget_bias nan", "a number"),                          # not finite
     ("dropout 0", "a number in (0, 1]"),                      # keep probability range
     ("dropout 1.5", "a number in (0, 1]"),
-    ("basic_cell lstm", "one of LSTM, GRU, RNN, GRU_RESET_AFTER"),           # choices are case-sensitive
+    ("basic_cell lstm", "one of LSTM, GRU, RNN, GRU_RESET_AFTER, Transformer"),           # choices are case-sensitive
     ("optimizer momentum", "one of sgd, adam, adagrad"),
     ("random yes", "True or False"),                          # presence-only key takes a bool
     ("no_eos true", "True or False"),
@@ -377,7 +377,7 @@ DEMO = {"demo": {"train": True, "valid": True, "test": True},
 
 
 def test_shipped_config_set():
-    assert {p.stem for p in (REPO / "config").glob("*.config")} == SHIPPED | set(DEMO)
+    assert {p.stem for p in (REPO / "config").glob("*.config")} == SHIPPED | set(DEMO) | {TRANSFORMER}
 
 
 @pytest.mark.parametrize("name", sorted(DEMO))
@@ -394,6 +394,19 @@ def test_shipped_config_parses_without_warning(name):
     assert config.save_path.startswith("models/") and config.log_dir == "logs/"
     assert "WikiText" in config.data_path if name.startswith("wiki") else config.data_path == "data/ptb"
     assert config.grad_dir is None or config.grad_dir.startswith("gradients/")
+
+
+TRANSFORMER = "ptb_transformer_64e_256d_2l_steps200"   # the LSTM comparison's Transformer (docs/transformer.md)
+
+
+def test_shipped_transformer_config_is_the_stated_recipe():
+    config = load_config(str(REPO / "config" / f"{TRANSFORMER}.config"), warn=pytest.fail)
+    assert (config.basic_cell, config.num_layers, config.num_heads, config.size, config.ffn_size) == (
+        "Transformer", 2, 4, 256, 1024)
+    assert (config.embedding_size, config.num_steps, config.batch_size, config.data_path) == (64, 200, 20, "data/ptb")
+    assert (config.optimizer, config.lr_schedule, config.learning_rate, config.min_learning_rate) == (
+        "adam", "warmup_cosine", 0.001, 0.0001)
+    assert (config.warmup_steps, config.max_max_epoch, config.dropout, config.eval_stride) == (231, 20, 0.9, 200)
 
 
 def test_shipped_paper_values():
