@@ -34,6 +34,7 @@ SCRIPTS = {
     "sg-pos-tagger": "aux_scripts.pos_tagger",
     "sg-token-classes": "aux_scripts.token_classes",
     "sg-seeds": "aux_scripts.seeds",
+    "sg-compare": "aux_scripts.compare_runs",
 }
 
 setup(

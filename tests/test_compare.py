@@ -1,0 +1,126 @@
+"""sg-compare: side-by-side tables equal the runs' own result files; parameter counts by hand; windowed perplexities."""
+import csv
+import math
+
+import numpy as np
+import pytest
+
+from aux_scripts.compare_runs import main as compare_main
+from aux_scripts.measures import intervals
+from aux_scripts.pipeline import compare
+from tf_scripts import lm_data, run_epoch
+from tf_scripts.errors import UserError
+from tf_scripts.lm import LanguageModel
+from tf_scripts.saved_model import SavedModel
+from tf_scripts.transformer import TransformerLM
+
+from tests.commands import REPO
+
+RUNS = [REPO / "docs" / "results" / "ptb-64e-256h", REPO / "docs" / "results" / "ptb-64e-256h-seed2"]
+
+
+def read(path):
+    with open(path, encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    paths = compare.compare([str(r) for r in RUNS], ["A", "B"], str(out))
+    return out, paths
+
+
+def test_svs_rows_are_the_runs_intervals_and_their_ratio_to_delay_0(compared):
+    out, _ = compared
+    rows = read(out / compare.SVS_CSV)
+    for label, run in zip("AB", RUNS):
+        source = intervals.read_csv(str(run / "intervals" / "intervals.csv"), intervals.INTERVAL_COLUMNS)
+        mine = {(r["class"], int(r["delay"])): r for r in rows if r["label"] == label}
+        assert len(mine) == len(source)
+        base = {r["class"]: r["estimate"] for r in source if r["delay"] == 0}
+        for r in source:
+            got = mine[(r["class"], r["delay"])]
+            for key in ("estimate", "lo", "hi", "noise_floor"):
+                assert float(got[key]) == r[key] or (math.isnan(r[key]) and math.isnan(float(got[key])))
+            assert float(got["normalised"]) == pytest.approx(r["estimate"] / base[r["class"]], rel=1e-15, nan_ok=True)
+
+
+def test_fits_equal_the_runs_own_report(compared):
+    """The fits come from each run's svs.csv as its report's do: the same parameters as report_fits.csv."""
+    out, _ = compared
+    rows = read(out / compare.FITS_CSV)
+    for label, run in zip("AB", RUNS):
+        theirs = {r["model"]: r for r in read(run / "report_fits.csv")}
+        for r in (r for r in rows if r["label"] == label):
+            for key in ("a", "tau_or_b", "rmse_log"):
+                assert float(r[key]) == pytest.approx(float(theirs[r["model"]][key]), rel=1e-12)
+
+
+def test_rankings_are_sorted_and_frequency_rows_have_their_size_control(compared):
+    out, paths = compared
+    ranking = read(out / compare.RANKING_CSV)
+    for label in "AB":
+        for group in ("POS", "frequency"):
+            for k in compare.RANK_DELAYS:
+                ranked = [float(r["estimate"]) for r in ranking if (r["label"], r["group"], int(r["delay"])) ==
+                          (label, group, k)]
+                assert ranked == sorted(ranked, reverse=True) and len(ranked) == (9 if group == "POS" else 5)
+    frequency = read(out / compare.FREQUENCY_CSV)
+    roles = {r["role"] for r in frequency}
+    assert roles == {"rare", "frequent", "frequent, size of rare"}
+    text = (out / compare.SUMMARY_MD).read_text(encoding="utf-8")
+    assert "# A vs B" in text and "frequent, size of rare" in text and "## Models" not in text
+    for name in (compare.OVERALL_PNG, compare.POS_PNG):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_parameter_counts_by_hand():
+    """LSTM V 10, E 3, H 4: embedding 30, kernel 7 x 16, bias 16, output 4 x 10 + 10 -> 208, 128 without embedding
+    and output. Transformer V 10, E 3, D 4, F 8, T 5, 1 block: input 12, positions 20, block 2*4 + 4*12 + 12 + 16 + 4
+    + 2*4 + 32 + 8 + 32 + 4 = 172, final 8, output 50, embedding 30 -> 292; without embedding, positions, output 192."""
+    lstm = LanguageModel(10, 3, 4, 1, "LSTM")
+    assert compare.parameter_counts(lstm.weights_numpy()) == (208, 128)
+    transformer = TransformerLM(10, 3, 4, 1, 2, 8, 5)
+    assert compare.parameter_counts(transformer.weights_numpy()) == (292, 192)
+
+
+def test_models_give_shapes_counts_and_the_same_windowed_perplexity(tmp_path, capsys):
+    """--models and --data: one row per model; the perplexity is run_epoch.window_perplexity's (an LSTM reset per
+    window, a Transformer), recomputed here."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(12)]
+    for split in ("train", "valid", "test"):
+        (data / f"{split}.txt").write_text("\n".join(" ".join(rng.choice(words, 9)) for _ in range(8)) + "\n")
+    word_to_id = {w: i for i, w in enumerate(["<eos>"] + words)}
+    models = {"lstm": LanguageModel(13, 3, 4, 1, "LSTM"), "tr": TransformerLM(13, 3, 4, 1, 2, 8, 6)}
+    for name, model in models.items():
+        SavedModel(str(tmp_path / name)).write_weights(model, word_to_id)
+    out = tmp_path / "out"
+    assert compare_main([str(RUNS[0]), str(RUNS[1]), "--labels", "lstm,tr", "--out", str(out), "--models",
+                         f"{tmp_path / 'lstm'},{tmp_path / 'tr'}", "--data", str(data), "--num-steps", "6",
+                         "--stride", "4"]) == 0
+    assert capsys.readouterr().out.strip().endswith("compare.md")
+    rows = {r["label"]: r for r in read(out / compare.MODELS_CSV)}
+    ids = lm_data.words_to_ids(lm_data.read_words(str(data / "valid.txt")), word_to_id)
+    for name, model in models.items():
+        assert rows[name]["cell"] == model.cell_type
+        saved = SavedModel(str(tmp_path / name)).load()
+        assert float(rows[name]["valid_ppl_windows"]) == pytest.approx(
+            run_epoch.window_perplexity(saved, ids, 6, 4), rel=1e-12)
+    assert "## Models" in (out / compare.SUMMARY_MD).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--out", "o"], "at least two RUN folders"),
+    (["--labels", "a,a", "--out", "o"], "distinct names"),
+    (["--models", "m", "--out", "o"], "one folder per run"),
+])
+def test_mistakes_are_one_line(tmp_path, args, message):
+    runs = [str(RUNS[0])] if "at least" in message else [str(r) for r in RUNS]
+    with pytest.raises(UserError, match=message):
+        opts = dict(zip(args[::2], args[1::2]))
+        compare.compare(runs, (opts.get("--labels") or "A,B").split(",")[:len(runs)], str(tmp_path / "o"),
+                        models=opts["--models"].split(",") if "--models" in opts else None)
