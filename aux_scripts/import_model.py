@@ -1,4 +1,4 @@
-"""sg-import: convert a PyTorch, Keras or TF1 RNN language model into this project's weights.npz, dict, checkpoint and config."""
+"""sg-import: convert a PyTorch, Keras or TF1 RNN language model, or a GPT-2 checkpoint, into this project's weights.npz, dict, checkpoint and config."""
 import os
 import sys
 
@@ -21,7 +21,9 @@ def build_parser():
                         help="the framework that wrote SOURCE")
     parser.add_argument("source", metavar="SOURCE",
                         help="torch: a state dict (.safetensors, .npz, or a zip-format .pt/.pth/.bin, read without "
-                             "torch); keras: .keras, .h5 or .weights.h5; tf1: a checkpoint prefix or its folder")
+                             "torch); keras: .keras, .h5 or .weights.h5; tf1: a checkpoint prefix or its folder; "
+                             "gpt2: a folder with config.json and model.safetensors in the GPT-2 layout (a "
+                             "Transformer, basic_cell Transformer; docs/transformer.md)")
     parser.add_argument("--vocab", required=True,
                         help="the model's vocabulary: one token per line (id = line number - 1), token<TAB>id "
                              "lines, or a .json object token -> id")
@@ -35,7 +37,8 @@ def build_parser():
                              "missing output layers): gradient passes work, perplexities do not")
     parser.add_argument("--reference", metavar="REF.npz",
                         help="outputs of the source framework to check against (ids plus logits and/or hidden "
-                             "states, from a zero state; see docs/own-model.md), within 1e-4 relative")
+                             "states, from a zero state; see docs/own-model.md; gpt2: logits and hidden_l{i}, "
+                             "transformers' hidden_states[i]), within 1e-4 relative")
     torch = parser.add_argument_group("torch")
     torch.add_argument("--embedding-key", help="the state dict key of the embedding (default: found by name/shape)")
     torch.add_argument("--rnn-prefix", help="only recurrent weights whose key starts with this (e.g. 'rnn.')")

@@ -84,6 +84,10 @@ KEYS = {
     "ffn_size": Key("int", "Transformer: width of each block's feed-forward layer.", minimum=1, new=True,
                     **_derived("4 * size (Transformer only)",
                                lambda v: 4 * v["size"] if v["basic_cell"] == "Transformer" else None)),
+    "max_positions": Key("int", "Transformer: length of the learned position table (windows of up to this many "
+                         "tokens; an imported GPT-2 checkpoint keeps its own); at least num_steps.", minimum=1,
+                         new=True, **_derived("num_steps (Transformer only)",
+                                              lambda v: v["num_steps"] if v["basic_cell"] == "Transformer" else None)),
     "eval_stride": Key("int", "Transformer: perplexities are computed on num_steps-token windows that carry no "
                        "state; eval_stride S < num_steps slides them by S tokens over one stream, every token "
                        "scored once with up to num_steps - 1 tokens of context (the first window scores all of its "
@@ -473,7 +477,7 @@ def _cross_check(c, train, valid):
             fail("grad_dump", "grad_dump False and grad_average False: nothing would be written")
 
 
-TRANSFORMER_ONLY = ("num_heads", "ffn_size", "eval_stride")
+TRANSFORMER_ONLY = ("num_heads", "ffn_size", "max_positions", "eval_stride")
 RECURRENT_INTERMS, TRANSFORMER_INTERMS = ("cell", "hidden"), ("residual", "final")
 
 
@@ -489,6 +493,8 @@ def _check_model_keys(c, fail):
     else:
         if c.size % c.num_heads:
             fail("num_heads", f"size ({c.size}) must be a multiple of num_heads ({c.num_heads})")
+        if c.max_positions < c.num_steps:
+            fail("max_positions", f"max_positions must be >= num_steps ({c.num_steps}), got {c.max_positions}")
         if c.eval_stride > c.num_steps:
             fail("eval_stride", f"eval_stride must be <= num_steps ({c.num_steps}), got {c.eval_stride}")
         if c.grad_interm in RECURRENT_INTERMS:

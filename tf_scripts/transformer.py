@@ -112,7 +112,7 @@ class TransformerLM(tf.Module):
             raise UserError(f"size ({size}) must be a multiple of num_heads ({num_heads})")
         self.vocab_size, self.embedding_size, self.size = vocab_size, embedding_size, size
         self.num_layers, self.num_heads, self.ffn_size = num_layers, num_heads, ffn_size
-        self.num_steps = num_steps            # the learned positions: windows of at most T tokens
+        self.num_steps = num_steps            # the learned positions (config max_positions): windows of at most this
         self.init_scale = init_scale
         self.dtype = tf.as_dtype(dtype)
         rng = np.random.default_rng(seed)     # numpy's generator in a fixed variable order, as lm.py
@@ -145,7 +145,7 @@ class TransformerLM(tf.Module):
     def from_config(cls, config, vocab_size, dtype=tf.float32):
         train_embedding = not (config.pretrained_embeddings and config.fixed_embeddings)
         return cls(vocab_size, config.embedding_size, config.size, config.num_layers, config.num_heads,
-                   config.ffn_size, config.num_steps, init_scale=config.init_scale, dtype=dtype, seed=config.seed,
+                   config.ffn_size, config.max_positions, init_scale=config.init_scale, dtype=dtype, seed=config.seed,
                    train_embedding=train_embedding, output_layer=config.output_layer)
 
     # ---------------------------------------------------------------- forward maths

@@ -26,7 +26,7 @@ from tf_scripts import fileio, lm_data
 from tf_scripts.errors import UserError
 from tf_scripts.saved_model import IMPORT_CONFIG, IMPORT_REPORT, Checkpointer, SavedModel
 
-FRAMEWORKS = ("torch", "keras", "tf1")
+FRAMEWORKS = ("torch", "keras", "tf1", "gpt2")   # gpt2: a Transformer checkpoint folder (importing/gpt2.py)
 SELF_CHECK_TOL = 1e-10        # float64 source equations vs this project's forward pass
 REFERENCE_TOL = 1e-4          # relative: the source framework's own float32 outputs
 

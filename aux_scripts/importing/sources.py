@@ -435,6 +435,8 @@ def find_model(framework, source, *, no_head=False, embedding_key=None, rnn_pref
              "nonlinearity": nonlinearity, "config": config, "forget_bias": forget_bias}
     if framework not in convert.FRAMEWORKS:
         raise UserError(f"framework must be one of {', '.join(convert.FRAMEWORKS)}, got {framework!r}")
+    if framework == "gpt2":
+        raise UserError("a GPT-2 checkpoint is a Transformer: run_import reads it with importing/gpt2.py")
     wrong = [name for name in TORCH_ONLY if given[name] is not None and framework != "torch"]
     wrong += [name for name in TF1_ONLY if given[name] is not None and framework != "tf1"]
     if wrong:
@@ -459,6 +461,14 @@ def run_import(framework, source, vocab, out, *, eos_token=None, unk_token=None,
     Writes weights.npz, dict, a checkpoint, import.config and import_report.json (only the report
     when a check fails); find_options go to find_model. Returns (report dict, whether every check passed).
     """
+    if framework == "gpt2":
+        given = sorted(name for name, value in find_options.items() if value not in (None, False))
+        if given:
+            raise UserError(f"--{given[0].replace('_', '-')} does not apply to --from gpt2")
+        from aux_scripts.importing import gpt2
+
+        return gpt2.run_import(source, vocab, out, eos_token=eos_token, unk_token=unk_token, reference=reference,
+                               log=log)
     model = find_model(framework, source, **find_options)
     names, vocab_report = convert.read_vocab(vocab, model.embedding.shape[0])
     eos = convert.resolve_token(eos_token, names, "--eos-token")

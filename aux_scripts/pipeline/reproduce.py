@@ -57,7 +57,7 @@ SUBSPACE_COLUMNS = 5
 # so that changing one of those does not rerun the analysis of a given model.
 DATA_KEYS = ("data_path", "vocab", "encoding", "no_eos", "read_vocab_from_file")
 MODEL_KEYS = ("basic_cell", "num_layers", "embedding_size", "size", "forget_bias", "num_heads", "ffn_size",
-              "eval_stride")
+              "max_positions", "eval_stride")
 # required by every config, but without effect on a restored model's passes: in the derived
 # configs, not in the fingerprints
 INERT_KEYS = ("init_scale", "softmax")
