@@ -20,7 +20,8 @@ def build_parser():
     parser = make_parser(
         prog=PROG, tensorflow=True,
         description="Run the papers' whole workflow: data check, training (resuming), model copy, test "
-                    "perplexity, POS mapping, frequency classes, state gradients of the cell state (all time "
+                    "perplexity, POS mapping, frequency classes, state gradients of the cell state (a "
+                    "Transformer's residual stream after its top block; all time "
                     f"steps, {reproduce.MAX_DELAY} delays, streaming averages overall, per POS class and per frequency "
                     "bin; B 1 and the config's T), embedding export and normalisation, POS classifier, "
                     "difference vectors (NNS-NN, VBZ-VBP) with relative memory and subspace cosine, the sum of "

@@ -57,16 +57,16 @@ def _token_abs_sum(model, options):
 
 def compare(config_path, out, dtype="float32"):
     from tf_scripts import configuration, distribute, lm_data, optimizers, run_epoch
-    from tf_scripts.lm import LanguageModel
+    from tf_scripts.lm import model_class
     from tf_scripts.trainer import epoch_learning_rate
 
     config = configuration.load_config(config_path, train=True, valid=True, test=False)
     corpus = lm_data.load_corpus(config, need_valid=False, need_test=False)
     inputs, targets = lm_data.make_windows(corpus.train, config.batch_size, config.num_steps)
     strategy = distribute.make_strategy(config)
-    single = LanguageModel.from_config(config, corpus.vocab_size, dtype)
+    single = model_class(config.basic_cell).from_config(config, corpus.vocab_size, dtype)
     with strategy.scope():
-        mirrored = LanguageModel.from_config(config, corpus.vocab_size, dtype)
+        mirrored = model_class(config.basic_cell).from_config(config, corpus.vocab_size, dtype)
         m_optimizer = optimizers.Optimizer(config.optimizer, mirrored.trainable_variables, epoch_learning_rate(config, 0))
     s_optimizer = optimizers.Optimizer(config.optimizer, single.trainable_variables, epoch_learning_rate(config, 0))
     options = dict(batch_size=config.batch_size, num_steps=config.num_steps, keep_prob=config.dropout,

@@ -163,9 +163,11 @@ def _adam_weight_tolerance(arrays, steps, names, tol, lr, max_grad_norm):
     return bound
 
 
-def test_mirrored_adam_with_clipping_equals_one_device_in_float64(tmp_path):
-    """Adam and clipping, in float64 (the same code in another dtype): the summed gradients, then per-element weights."""
-    keys = dict(optimizer="adam", learning_rate=0.05, max_grad_norm=0.5)
+@pytest.mark.parametrize("model", [dict(), dict(basic_cell="Transformer", num_heads=2)], ids=["LSTM", "Transformer"])
+def test_mirrored_adam_with_clipping_equals_one_device_in_float64(tmp_path, model):
+    """Adam and clipping, in float64 (the same code in another dtype): the summed gradients, then per-element weights;
+    for the LSTM and for a Transformer (whose windows carry no state)."""
+    keys = dict(optimizer="adam", learning_rate=0.05, max_grad_norm=0.5, **model)
     _corpus(tmp_path)
     arrays, steps, names = _compare(tmp_path, "compare", "float64", **keys)
     tol = _gradient_tolerances(arrays, steps, names)

@@ -115,18 +115,21 @@ KEYS = {
     "lr_decay": Key("float", "lr of epoch i (0-based) = learning_rate * lr_decay ** "
                     "max(i + 1 - max_epoch, 0); without it the learning rate is constant.",
                     minimum=0, min_open=True),
-    "lr_schedule": Key("choice", "epochs: the original's schedule (lr_decay per epoch for sgd, adam and "
-                       "adagrad constant); warmup_cosine: for every optimizer, the learning rate rises linearly over "
-                       "the first warmup_steps training windows to learning_rate, then follows a cosine down to "
-                       "min_learning_rate at the end of max_max_epoch epochs (set per window, resumed exactly).",
+    "lr_schedule": Key("choice", "epochs: the original's schedule (sgd decays by lr_decay per epoch; adam and "
+                       "adagrad keep learning_rate); warmup_cosine: for every optimizer, the learning rate rises "
+                       "linearly over the first warmup_steps training steps (one step = one batch_size x num_steps "
+                       "batch) to learning_rate, then follows a cosine down to min_learning_rate at the end of "
+                       "max_max_epoch epochs (set per step, resumed exactly).",
                        default="epochs", choices=("epochs", "warmup_cosine"), new=True),
-    "warmup_steps": Key("int", "Training windows of linear warm-up (lr_schedule warmup_cosine).", minimum=0,
+    "warmup_steps": Key("int", "Training steps (batch_size x num_steps batches) of linear warm-up (lr_schedule "
+                        "warmup_cosine).", minimum=0,
                         required="warmup", new=True),
     "min_learning_rate": Key("float", "Where the cosine of lr_schedule warmup_cosine ends.", minimum=0, new=True,
                              **_derived("learning_rate / 10 (with warmup_cosine)",
                                         lambda v: v["learning_rate"] / 10 if v["lr_schedule"] == "warmup_cosine"
                                         and v["learning_rate"] is not None else None)),
-    "optimizer": Key("choice", "sgd (decayed lr), adam or adagrad (constant learning_rate).",
+    "optimizer": Key("choice", "sgd, adam or adagrad (with lr_schedule epochs: sgd's rate decays by lr_decay, "
+                     "adam's and adagrad's stays learning_rate).",
                      choices=("sgd", "adam", "adagrad"), required="train"),
     "trainer": Key("choice", "trainer: fixed number of epochs; earlyStopping: stop on the "
                    "early_stop rule.", choices=("trainer", "earlyStopping"), required="train"),

@@ -758,10 +758,17 @@ def _provenance(doc, directory, progress, test, mapping):
     model = None
     if cfg:
         layers = int(cfg.get("num_layers", 1))
-        model = (f"{cfg.get('basic_cell', '?')}, {layers} layer{'s' if layers > 1 else ''}, embedding E "
-                 f"{cfg.get('embedding_size', cfg.get('size', '?'))}, state H {cfg.get('size', '?')}; gradient pass: "
+        transformer = cfg.get("basic_cell") == "Transformer"
+        width = (f"d_model {cfg.get('size', '?')}, {cfg.get('num_heads', '?')} heads" if transformer
+                 else f"state H {cfg.get('size', '?')}")
+        unit = "block" if transformer else "layer"
+        model = (f"{cfg.get('basic_cell', '?')}, {layers} {unit}{'s' if layers > 1 else ''}, embedding E "
+                 f"{cfg.get('embedding_size', cfg.get('size', '?'))}, {width}; gradient pass: "
                  f"num_steps {cfg.get('num_steps', '?')}, batch_size {cfg.get('batch_size', '?')}, "
                  f"{cfg.get('grad_interm', '?')} state")
+    # a Transformer's test pass reads windows (eval_stride), a recurrent model's one token at a time
+    test_how = ("windows that carry no state" if cfg and cfg.get("basic_cell") == "Transformer"
+                else "batch 1, one token at a time")
     coverage = mapping and mapping["coverage"]
     made_by = (f"state-gradients {prov['tool_version']}" + (f", commit {prov['commit']}" if prov.get("commit") else "")
                if prov else None)
@@ -776,7 +783,7 @@ def _provenance(doc, directory, progress, test, mapping):
         ["model", model],
         ["epochs trained", epochs],
         ["validation perplexity (gradient pass: batch 1, its num_steps)", ppl(progress.get("perplexity"))],
-        ["test perplexity (batch 1, one token at a time)", ppl(test and test.get("test_perplexity"))],
+        [f"test perplexity ({test_how})", ppl(test and test.get("test_perplexity"))],
         ["validation windows in the gradient pass", progress.get("batches")],
         ["time steps x delays", f"{len(progress.get('time_steps', []))} x {len(progress.get('delays', []))}"
          if progress else None],
