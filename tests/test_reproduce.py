@@ -360,3 +360,19 @@ def test_classes_in_context_with_pos_data(trained_run, project):
     assert "ctx_nouns" in in_context and in_context - {"overall"} <= {c[:-4] for c in classes}   # empty ones have no average
     blocks = __import__("json").loads((out / "gradients" / "grad_progress.json").read_text())["grad_blocks"]
     assert blocks == reproduce.BLOCKS_WITH_CONTEXT
+
+
+def test_a_transformer_goes_through_the_whole_workflow(project):
+    """sg-reproduce with basic_cell Transformer: trained, its residual stream differentiated, every step and the
+    report written; the report names the model, the state and the test pass's windows."""
+    _write_config(project / "transformer.config", save_path="transformer_model", basic_cell="Transformer",
+                  num_heads=2, forget_bias=None, optimizer="adam", learning_rate=0.01)
+    text = (project / "transformer.config").read_text().replace("forget_bias None\n", "")
+    (project / "transformer.config").write_text(text)
+    status, log = _run(project, ["--config", "transformer.config", "--out", "T"] + OPTIONS)
+    assert status == 0, log
+    report = (project / "T" / "report.md").read_text(encoding="utf-8")
+    assert "Transformer, 1 block, embedding E 5, d_model 8, 2 heads" in report and "residual state" in report
+    assert "test perplexity (windows that carry no state)" in report
+    assert (project / "T" / "gradients" / "delay_0_avg.npy").is_file()
+    assert "grad_interm\tresidual" in (project / "T" / "configs" / "gradients.config").read_text()
