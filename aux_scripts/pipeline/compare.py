@@ -319,11 +319,70 @@ def compare(runs, labels, out, *, models=None, data=None, num_steps=200, stride=
         RANKING_CSV: _csv_text(ranking, ["label", "group", "delay", "rank", "class", "estimate", "lo", "hi"]),
         FREQUENCY_CSV: _csv_text(frequency, ["label", "delay", "class", "role", "count", "estimate", "lo", "hi",
                                              "noise_floor"]),
-        SUMMARY_MD: markdown(labels, model_rows, svs, fits, ranking, frequency),
     }
-    paths = {name: os.path.join(out, name) for name in list(files) + [OVERALL_PNG, POS_PNG]}
+    paths = {name: os.path.join(out, name) for name in list(files) + [SUMMARY_MD, OVERALL_PNG, POS_PNG]}
     for name, text in files.items():
         fileio.atomic_write_text(paths[name], text)
+    body = markdown(labels, model_rows, svs, fits, ranking, frequency)
+    title, rest = body.split("\n", 1)
+    fileio.atomic_write_text(paths[SUMMARY_MD], f"{title}\n\n## At a glance\n\n{headline_table(out)}{rest}")
     fileio.write_bytes(paths[OVERALL_PNG], plot_overall(svs, labels))
     fileio.write_bytes(paths[POS_PNG], plot_pos(svs, labels, pos))
     return paths
+
+
+def _read(path):
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def headline_table(directory):
+    """The side-by-side table that the README and the results page quote, rebuilt from a comparison folder's CSVs
+    (so a test can check that the quoted table is the committed files')."""
+    svs = {(r["label"], r["class"], int(r["delay"])): r for r in _read(os.path.join(directory, SVS_CSV))}
+    labels = list(dict.fromkeys(r["label"] for r in _read(os.path.join(directory, FITS_CSV))))
+    fits = {(r["label"], r["model"]): r for r in _read(os.path.join(directory, FITS_CSV))}
+    ranking = _read(os.path.join(directory, RANKING_CSV))
+    models = {r["label"]: r for r in _read(os.path.join(directory, MODELS_CSV))}
+    freq = _read(os.path.join(directory, FREQUENCY_CSV))
+
+    def f(x, digits=3):
+        return _g(float(x), digits)
+
+    def cell(row, key="normalised"):
+        return f"{f(row[key])} [{f(row[key + '_lo'] if key == 'normalised' else row['lo'])}, " \
+               f"{f(row[key + '_hi'] if key == 'normalised' else row['hi'])}]"
+
+    rows = []
+    if models:
+        rows.append(["parameters (without embedding, positions and output layer)"] +
+                    [f"{int(models[lab]['parameters']):,} ({int(models[lab]['parameters_core']):,})" for lab in labels])
+        rows.append(["perplexity on 200-token windows without carried state, valid / test"] +
+                    [f"{float(models[lab]['valid_ppl_windows']):.1f} / {float(models[lab]['test_ppl_windows']):.1f}"
+                     for lab in labels])
+    rows.append(["overall SV sum at k = 0"] + [cell(svs[(lab, report.OVERALL, 0)], "estimate") for lab in labels])
+    for k in (1, 10, 40):
+        rows.append([f"relative to k = 0, at k = {k}"] + [cell(svs[(lab, report.OVERALL, k)]) for lab in labels])
+    rows.append(["power law a·k^(−b): b (RMS error of ln)"] +
+                [f"{f(fits[(lab, 'power law')]['tau_or_b'])} ({f(fits[(lab, 'power law')]['rmse_log'], 2)})"
+                 for lab in labels])
+    rows.append(["exponential a·exp(−k/τ): τ (RMS error of ln)"] +
+                [f"{f(fits[(lab, 'exponential')]['tau_or_b'])} ({f(fits[(lab, 'exponential')]['rmse_log'], 2)})"
+                 for lab in labels])
+    for k in (1, 40):
+        rows.append([f"POS classes at k = {k}, best first (top 3)"] +
+                    [", ".join(r["class"] for r in ranking if r["label"] == lab and r["group"] == "POS"
+                               and int(r["delay"]) == k and int(r["rank"]) <= 3) for lab in labels])
+    for k in (1, 10):
+        by = {}
+        for r in (r for r in freq if int(r["delay"]) == k):
+            by.setdefault((r["label"], r["role"]), r)          # the first size control of each run
+        if all((lab, role) in by for lab in labels for role in ("rare", "frequent", "frequent, size of rare")):
+            rows.append([f"in context at k = {k}, SV sums: rare words (freq 1-9) / frequent (10000+) / frequent "
+                         "subsampled to the rare count (size control)"] +
+                        [" / ".join(f(by[(lab, role)]["estimate"]) for role in ("rare", "frequent",
+                                                                                "frequent, size of rare"))
+                         for lab in labels])
+    lines = ["| | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
