@@ -178,3 +178,22 @@ def test_sigma_and_txray_refuse_a_transformer(trained):
         interpret_state.measure_sigma(str(config))
     with pytest.raises(UserError, match=r"TX-Ray \(sg-txray\) is defined for recurrent models.*weights.npz"):
         txray.run_txray(str(config), txray.TxrayOptions(features="token"))
+
+
+def test_the_library_computes_a_transformers_profile(trained, tmp_path):
+    """state_gradients in a notebook: load_model and MemoryProfile.compute work on a Transformer; the profile's
+    overall average at delay 0 is the mean of the engine's Jacobians over every (window, t)."""
+    import state_gradients as sg
+    from tf_scripts.transformer_gradients import TransformerStateGradients
+
+    root, _ = trained
+    config = write_config(root, "whole", **KEYS, **GRADS, grad_dir=tmp_path / "api")
+    model = sg.load_model(str(config), log=lambda s: None)
+    assert model.lm.cell_type == "Transformer"
+    profile = sg.MemoryProfile.compute(str(config), log=lambda s: None)
+    ids = lm_data.words_to_ids(lm_data.read_words(str(root / "data" / "valid.txt")), model.word_to_id)
+    inputs, _ = lm_data.make_windows(ids, 3, 4)
+    engine = TransformerStateGradients(model.lm, layer=1, component=0, time_steps=range(4), max_delay=3, num_steps=4)
+    g0 = np.concatenate([engine.jacobians(x, ())[0][0][1].reshape(-1, 8, 6) for x in inputs])
+    np.testing.assert_allclose(profile.averages[0, 0], g0.mean(axis=0), rtol=0, atol=1e-6 * np.abs(g0).max())
+    assert sg.normalisation(model).d_factor.shape == (6, 6)
