@@ -15,12 +15,13 @@ import tensorflow as tf
 
 from tf_scripts import cells, lm_data, transformer
 from tf_scripts.errors import UserError
+from tf_scripts.model_weights import NamedWeights
 
 NO_OUTPUT_LAYER = ("the model has no output layer (imported with --no-head; output_layer False): it gives "
                    "states and state gradients but no perplexity; run with --notest and grad_interm")
 
 
-class LanguageModel(tf.Module):
+class LanguageModel(NamedWeights, tf.Module):
     """Variables and maths of the LM; training, evaluation and gradients live elsewhere."""
 
     def __init__(self, vocab_size, embedding_size, size, num_layers, cell_type, forget_bias=0.0,
@@ -141,19 +142,7 @@ class LanguageModel(tf.Module):
         """The same model (exact weights, no float32 rounding) computing in another dtype."""
         twin = LanguageModel(self.vocab_size, self.embedding_size, self.size, self.num_layers, self.cell_type,
                              forget_bias=self.forget_bias, dtype=dtype, output_layer=self.has_output_layer)
-        for name, var in twin.named_variables().items():
-            var.assign(tf.cast(self.named_variables()[name], twin.dtype))
-        return twin
-
-    def assign_numpy(self, arrays):
-        """Load weights.npz arrays into this model's variables (shapes must match)."""
-        for name, var in self.named_variables().items():
-            if name not in arrays:
-                raise UserError(f"weights file has no array {name!r}")
-            value = np.asarray(arrays[name])
-            if tuple(value.shape) != tuple(var.shape):
-                raise UserError(f"weights file: {name} has shape {value.shape}, the model needs {tuple(var.shape)}")
-            var.assign(value.astype(self.dtype.as_numpy_dtype))
+        return twin.assign_from(self)
 
     @classmethod
     def from_arrays(cls, arrays, dtype=tf.float32, origin="weights file"):

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_scripts.errors import UserError
+from tf_scripts.model_weights import NamedWeights
 
 CELL_TYPE = "Transformer"
 LAYER_NORM_EPSILON = 1e-5          # GPT-2's, so that imported GPT-2 blocks compute the same
@@ -99,7 +100,7 @@ def layer_forward(p, h, heads):
     return out, {"h_mid": h, "q": q, "k": k, "v": v, "probs": probs, "o": o, "z": z}
 
 
-class TransformerLM(tf.Module):
+class TransformerLM(NamedWeights, tf.Module):
     """Variables and maths of the Transformer LM; training, evaluation and gradients live elsewhere."""
 
     cell_type = CELL_TYPE
@@ -223,19 +224,7 @@ class TransformerLM(tf.Module):
         twin = TransformerLM(self.vocab_size, self.embedding_size, self.size, self.num_layers, self.num_heads,
                              self.ffn_size, self.num_steps, init_scale=self.init_scale, dtype=dtype,
                              output_layer=self.has_output_layer)
-        for name, v in twin.named_variables().items():
-            v.assign(tf.cast(self.named_variables()[name], twin.dtype))
-        return twin
-
-    def assign_numpy(self, arrays):
-        """Load weights.npz arrays into this model's variables (shapes must match)."""
-        for name, v in self.named_variables().items():
-            if name not in arrays:
-                raise UserError(f"weights file has no array {name!r}")
-            value = np.asarray(arrays[name])
-            if tuple(value.shape) != tuple(v.shape):
-                raise UserError(f"weights file: {name} has shape {value.shape}, the model needs {tuple(v.shape)}")
-            v.assign(value.astype(self.dtype.as_numpy_dtype))
+        return twin.assign_from(self)
 
     @classmethod
     def from_arrays(cls, arrays, dtype=tf.float32, origin="weights file"):

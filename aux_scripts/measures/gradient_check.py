@@ -259,24 +259,32 @@ def run_check(args, log=print):
         log("(b) skipped: the model has no output layer, so there is no loss to differentiate")
         return failures
     grads = net.loss_and_gradients(inputs, labels, state)[1]
-    if name_index is None:
-        kernel = f"layer{layer}/{'gate_kernel' if net.cell_type.startswith('GRU') else 'kernel'}"
-        name_index = (kernel, np.unravel_index(np.argmax(np.abs(grads[kernel])), grads[kernel].shape))
-    name, index = name_index
-    index = tuple(int(i) for i in index)
+    kernel = f"layer{layer}/{'gate_kernel' if net.cell_type.startswith('GRU') else 'kernel'}"
+    weight_check(args, net, grads, name_index or _largest(grads, kernel), inputs, labels, state,
+                 ("numpy BPTT", "fourth-order central difference"), verdict, log)
+    return failures
+
+
+def _largest(grads, name):
+    """(name, index) of the array's entry with the largest gradient."""
+    return name, np.unravel_index(np.argmax(np.abs(grads[name])), grads[name].shape)
+
+
+def weight_check(args, net, grads, name_index, inputs, labels, state, sources, verdict, log):
+    """(b): check_weight of one entry, logged with its verdict; --plot drawn. sources: (analytic, numeric) in words."""
+    name, index = name_index[0], tuple(int(i) for i in name_index[1])
     label = weight_label(name, index)
     result = check_weight(net, name, index, inputs, labels, state, args.span, args.points if args.plot else 0,
                           args.weight_eps, gradient=grads[name])
     log(f"(b) weight {label} = {result['value']!r}, loss {result['loss']!r} (mean window loss)")
-    log(f"analytic d loss / d w (numpy BPTT): {result['analytic']!r}")
-    log(f"fourth-order central difference (step {args.weight_eps:g}): {result['numeric']!r} (rounding resolution about "
-          f"{result['resolution']:.1e})")
+    log(f"analytic d loss / d w ({sources[0]}): {result['analytic']!r}")
+    log(f"{sources[1]} (step {args.weight_eps:g}): {result['numeric']!r} (rounding resolution about "
+        f"{result['resolution']:.1e})")
     log(f"relative difference: {result['relative']:.3e} "
-          f"{verdict(f'weight {label}, analytic vs central difference', result['relative'])}")
+        f"{verdict(f'weight {label}, analytic vs central difference', result['relative'])}")
     if args.plot:
         plot_weight_check(result, label, args.plot)
         log(f"wrote {args.plot}")
-    return failures
 
 
 # ------------------------------------------------------------------------------------ Transformers
@@ -365,21 +373,7 @@ def run_transformer_check(args, config, log):
         log("(b) skipped: the model has no output layer, so there is no loss to differentiate")
         return failures
     grads = tape_loss_gradients(model, inputs, labels)
-    name_index = parse_weight(args.weight, net) if args.weight else None
-    if name_index is None:
-        kernel = f"layer{layer}/qkv_kernel"
-        name_index = (kernel, np.unravel_index(np.argmax(np.abs(grads[kernel])), grads[kernel].shape))
-    name, index = name_index[0], tuple(int(i) for i in name_index[1])
-    label = weight_label(name, index)
-    result = check_weight(net, name, index, inputs, labels, None, args.span, args.points if args.plot else 0,
-                          args.weight_eps, gradient=grads[name])
-    log(f"(b) weight {label} = {result['value']!r}, loss {result['loss']!r} (mean window loss)")
-    log(f"analytic d loss / d w (TF autodiff, float64): {result['analytic']!r}")
-    log(f"fourth-order central difference of the numpy twin (step {args.weight_eps:g}): {result['numeric']!r} "
-        f"(rounding resolution about {result['resolution']:.1e})")
-    log(f"relative difference: {result['relative']:.3e} "
-        f"{verdict(f'weight {label}, analytic vs central difference', result['relative'])}")
-    if args.plot:
-        plot_weight_check(result, label, args.plot)
-        log(f"wrote {args.plot}")
+    name_index = parse_weight(args.weight, net) if args.weight else _largest(grads, f"layer{layer}/qkv_kernel")
+    weight_check(args, net, grads, name_index, inputs, labels, None,
+                 ("TF autodiff, float64", "fourth-order central difference of the numpy twin"), verdict, log)
     return failures
