@@ -58,10 +58,6 @@ class LanguageModel(NamedWeights, tf.Module):
             self.softmax_w = tf.Variable(init((size, vocab_size), "uniform"), name="softmax_w")
             self.softmax_b = tf.Variable(init((vocab_size,), "uniform"), name="softmax_b")
 
-    @property
-    def has_output_layer(self):
-        return self.softmax_w is not None
-
     @classmethod
     def from_config(cls, config, vocab_size, dtype=tf.float32):
         train_embedding = not (config.pretrained_embeddings and config.fixed_embeddings)

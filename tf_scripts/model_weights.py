@@ -6,7 +6,12 @@ from tf_scripts.errors import UserError
 
 
 class NamedWeights:
-    """Mixin for a model with named_variables() (weights.npz name -> variable) and a dtype."""
+    """Mixin for a model with named_variables() (weights.npz name -> variable), a dtype and an optional output
+    layer softmax_w (None: imported without one)."""
+
+    @property
+    def has_output_layer(self):
+        return self.softmax_w is not None
 
     def assign_numpy(self, arrays):
         """Load weights.npz arrays into this model's variables (shapes must match)."""

@@ -138,10 +138,6 @@ class TransformerLM(NamedWeights, tf.Module):
             self.softmax_w = var("softmax_w", ("D", "V"), "uniform")
             self.softmax_b = var("softmax_b", ("V",), 0.0)
 
-    @property
-    def has_output_layer(self):
-        return self.softmax_w is not None
-
     @classmethod
     def from_config(cls, config, vocab_size, dtype=tf.float32):
         train_embedding = not (config.pretrained_embeddings and config.fixed_embeddings)
