@@ -7,7 +7,7 @@ from safetensors.numpy import save_file
 
 from aux_scripts.import_model import main as import_main
 from aux_scripts.importing import gpt2
-from tests.test_main import number, run
+from tests.main_runs import number, run
 from tf_scripts.saved_model import SavedModel
 
 V, D, L, A, P = 20, 8, 2, 2, 16

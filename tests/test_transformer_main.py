@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aux_scripts.measures.numpy_transformer import NumpyTransformer
-from tests.test_main import number, run, write_config
+from tests.main_runs import number, run, write_config
 from tf_scripts import configuration, gradient_files, lm_data, run_epoch
 from tf_scripts.errors import UserError
 from tf_scripts.saved_model import SavedModel
