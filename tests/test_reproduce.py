@@ -374,5 +374,6 @@ def test_a_transformer_goes_through_the_whole_workflow(project):
     report = (project / "T" / "report.md").read_text(encoding="utf-8")
     assert "Transformer, 1 block, embedding E 5, d_model 8, 2 heads" in report and "residual state" in report
     assert "test perplexity (windows that carry no state)" in report
+    assert "Not available for a Transformer: σ and TX-Ray" in report
     assert (project / "T" / "gradients" / "delay_0_avg.npy").is_file()
     assert "grad_interm\tresidual" in (project / "T" / "configs" / "gradients.config").read_text()

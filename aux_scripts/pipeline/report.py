@@ -848,6 +848,11 @@ def _other_measures(doc, directory):
     sigma_csv, sigma_png = os.path.join(directory, "sigma.csv"), os.path.join(directory, "sigma.png")
     separation = os.path.join(directory, "txray_separation.csv")
     doc.heading("Other memory measures: sigma and TX-Ray")
+    _, cfg = read_config_values(directory)
+    if cfg and cfg.get("basic_cell") == "Transformer":
+        doc.para("Not available for a Transformer: σ and TX-Ray are defined on a state carried from window to "
+                 "window, which a Transformer does not have (docs/transformer.md).")
+        return
     if not (os.path.isfile(sigma_csv) or os.path.isfile(separation)):
         doc.para(f"Not computed. σ: {MISSING['sigma']}. TX-Ray: {MISSING['txray']}.")
         return
