@@ -8,8 +8,8 @@
 #   grad_progress.json                             -> progress (delays, classes, perplexity, ...)
 #   blocks/block_NNN.npz (grad_blocks N)           -> blocks (one dict of arrays per block)
 # save() writes exactly these files and load() reads them (of a CLI pass, a merged sharded pass
-# or a save()). Statistics with intervals need blocks: the delete-one-block jackknife of
-# aux_scripts/uncertainty.py, exponent 1/2 for SV sums and 1 for the smooth ones.
+# or a save()). Statistics with intervals need blocks: the SV sums' simulated bias and the
+# ordinary delete-one-block jackknife of aux_scripts/measures/uncertainty.py.
 import dataclasses
 import json
 import os
@@ -183,7 +183,8 @@ class MemoryProfile:
         """sg-intervals' statistics of the blocks (bias-corrected SV sums with intervals, noise floors, coherence)."""
         self._require_blocks("intervals")
         sums, counts, delays, names, grams = intervals.block_arrays(self.blocks)
-        rows, replicates = intervals.compute(sums, counts, delays, names, grams, grad_norm, draws, seed)
+        rows, replicates = intervals.compute(sums, counts, delays, names, grams, grad_norm, draws, seed,
+                                             intervals.occurrence_arrays(self.blocks, grad_norm))
         return Intervals(rows, replicates)
 
     def sv_intervals(self, grad_norm, draws=50, seed=0):
@@ -197,8 +198,10 @@ class MemoryProfile:
     def statistic(self, f, classes=None, exponent=uncertainty.SMOOTH_EXPONENT):
         """Estimate [C', D] of f(mean G [H, E]) -> float for each class and delay, jackknifed over the blocks.
 
-        exponent: the order a of the statistic's bias n^(-a) (uncertainty.SV_EXPONENT for
-        singular-value sums, SMOOTH_EXPONENT for smooth functions of the mean).
+        exponent: the order a of the statistic's bias n^(-a) removed by the generalised jackknife
+        (SMOOTH_EXPONENT, 1, for smooth functions of the mean; None for no correction); the se is
+        the ordinary jackknife's whatever the order. For SV sums use sv_intervals, whose bias is
+        simulated (the order of an SV sum's bias depends on the regime: docs/intervals.md).
         """
         self._require_blocks("statistic")
         classes = list(classes or self.classes)

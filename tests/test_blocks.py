@@ -141,10 +141,12 @@ def test_an_interrupted_pass_writes_the_same_blocks(make, monkeypatch):
             np.testing.assert_array_equal(a[key], b[key])
 
 
-def test_grams_only_at_the_magnitude_delays():
+def test_grams_at_every_delay():
     blocks = gradient_files.GradientBlocks("unused", 10, 2, 0, 10, range(12), ["nouns"], (4, 3))
-    assert blocks.gram_delays == [k for k in gradient_files.MAGNITUDE_DELAYS if k < 12] == [0, 1, 2, 5, 10]
-    assert blocks.gram_shape == (5, 2, 3, 3)
+    assert blocks.gram_delays == list(range(12))
+    assert blocks.gram_shape == (12, 2, 3, 3) and blocks.occurrence_shape is None
+    with_norm = gradient_files.GradientBlocks("unused", 10, 2, 0, 10, range(12), ["nouns"], (4, 3), np.eye(3))
+    assert with_norm.occurrence_shape == (12, 2, 6)          # 3 scalars and an E-vector per delay and class
     packed = gradient_files.pack_grams(np.arange(9.0).reshape(3, 3) + np.arange(9.0).reshape(3, 3).T)
     assert packed.tolist() == [0, 4, 8, 8, 12, 16]   # the upper triangle, row by row
     np.testing.assert_array_equal(gradient_files.unpack_grams(packed), np.arange(9.0).reshape(3, 3)

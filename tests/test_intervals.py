@@ -24,14 +24,18 @@ def run(tmp_path_factory):
                   grad_dir=str(root / "grads"), grad_dtype="float32", grad_average=True, grad_dump=False,
                   grad_blocks=5, pos_mapping=str(root / "pos_mapping.txt"),
                   pos_classes=f"{root / 'nouns.txt'},{root / 'verbs.txt'}")
-    for grad_dir, dump in (("grads", False), ("dump", True)):   # the dump: every G, for the magnitude
-        config = config_from_dict({**values, "grad_dir": str(root / grad_dir), "grad_dump": dump}, train=False)
-        corpus = lm_data.load_corpus(config, need_train=True, need_valid=True, need_test=False)
-        gradient_pass.run_gradient_pass(config, LanguageModel.from_config(config, corpus.vocab_size), corpus,
-                                        log=lambda s: None)
     rng = np.random.default_rng(2)
     d = np.linalg.cholesky(np.cov(rng.normal(size=(50, 3)), rowvar=False))
     np.save(root / "D.npy", d)
+    # the dump: every G, for the magnitude and the per-occurrence nuclear norm; the averaged pass keeps the
+    # occurrence measures with D
+    for grad_dir, dump in (("grads", False), ("dump", True)):
+        extra = {} if dump else {"grad_norm_file": str(root / "D.npy")}
+        config = config_from_dict({**values, "grad_dir": str(root / grad_dir), "grad_dump": dump, **extra},
+                                  train=False)
+        corpus = lm_data.load_corpus(config, need_train=True, need_valid=True, need_test=False)
+        gradient_pass.run_gradient_pass(config, LanguageModel.from_config(config, corpus.vocab_size), corpus,
+                                        log=lambda s: None)
     assert sg_intervals.main([str(root / "grads"), str(root / "D.npy"), "--out", str(root / "out")]) == 0
     rows = intervals.read_csv(str(root / "out" / intervals.INTERVALS_CSV), intervals.INTERVAL_COLUMNS)
     reps = intervals.read_csv(str(root / "out" / intervals.REPLICATES_CSV), intervals.REPLICATE_COLUMNS)
@@ -71,11 +75,14 @@ def test_replicates_recomputed_from_the_block_files(run):
 
 
 def test_intervals_follow_from_the_replicates(run):
-    # the documented schema is enough: estimate, se and interval from replicates.csv alone
+    # the documented schema is enough: estimate = sv_sum - bias, se and interval from replicates.csv alone
     _, _, rows, reps = run
     for r in rows:
+        assert r["bias_method"] == intervals.BIAS_SIMULATED and 0 <= r["signal_rank"] <= 3
         mine = [x for x in reps if x["class"] == r["class"] and x["delay"] == r["delay"]]
-        out = uncertainty.jackknife(r["sv_sum"], [x["loo_sv_sum"] for x in mine], [x["block_positions"] for x in mine])
+        out = uncertainty.jackknife(r["sv_sum"], [x["loo_sv_sum"] for x in mine], [x["block_positions"] for x in mine],
+                                    bias=r["bias"])
+        assert r["estimate"] == pytest.approx(r["sv_sum"] - r["bias"], rel=1e-12, abs=1e-15)
         for key in ("estimate", "se", "lo", "hi"):
             assert r[key] == pytest.approx(float(out[key]), rel=1e-12, abs=1e-15), key
         assert r["lo"] <= r["estimate"] <= r["hi"] and r["noise_floor"] > 0
@@ -87,7 +94,7 @@ def test_magnitude_and_coherence_ratio_from_every_matrix(run):
     root, d, rows, reps = run
     members = {"overall": None, "nouns": {"NN"}, "verbs": {"VBD"}}
     for r in rows:
-        squares = []
+        squares, nuclear = [], []
         for t_dir in sorted((root / "dump").glob("timestep_*")):
             folder = t_dir / f"delay_{r['delay']}"
             if not folder.is_dir():
@@ -95,8 +102,18 @@ def test_magnitude_and_coherence_ratio_from_every_matrix(run):
             for line in open(folder / "mapping.txt", encoding="utf-8"):
                 n, word = line.split("\t")[:2]
                 if members[r["class"]] is None or TAGS.get(word) in members[r["class"]]:
-                    squares.append(np.sum((np.load(folder / f"{n}.npy").astype(np.float64) @ d) ** 2))
+                    g = np.load(folder / f"{n}.npy").astype(np.float64) @ d
+                    squares.append(np.sum(g ** 2))
+                    nuclear.append(np.linalg.svd(g, compute_uv=False).sum())
         assert len(squares) == r["count"]
+        # the engine's float32 G: its Gram matrix and eigenvalues in float32 (a square root of rounding for
+        # the smallest singular value, about sqrt(u)·|G·D| = 2.4e-4 relative), the dump's G rounded once
+        assert r["occ_nuclear"] == pytest.approx(np.mean(nuclear), rel=5e-4)
+        mine = [x for x in reps if x["class"] == r["class"] and x["delay"] == r["delay"]]
+        occ = uncertainty.jackknife(r["occ_nuclear"], [x["loo_occ_nuclear"] for x in mine],
+                                    [x["block_positions"] for x in mine], exponent=None)
+        assert (r["occ_nuclear_lo"], r["occ_nuclear_hi"]) == pytest.approx((occ["lo"], occ["hi"]), rel=1e-12)
+        assert r["output_norm"] > 0 and r["output_sq"] >= r["output_norm"] ** 2 * (1 - 1e-9)   # Jensen
         # all terms are positive: the engine's float32 G^T G (H = 5 products), a window's float32 sum of at
         # most 6 occurrences, the dumped G's rounding (2 u) and the packed file (u) stay within 16 u relative
         assert r["magnitude_sq"] == pytest.approx(np.mean(squares), rel=16 * U32)

@@ -106,8 +106,9 @@ def _assert_same_outputs(a, b):
 def test_end_to_end_writes_report_and_every_step_output(trained_run, project):
     out, log = trained_run
     steps = _step_lines(log)
-    assert list(steps) == ["data", "train", "model", "test_perplexity", "pos_mapping", "freq_classes", "gradients",
-                           "embedding", "normalise", "classifier", "svs", "intervals", "diff", "report"]
+    # the embedding and its D come before the pass, whose occurrence measures use D
+    assert list(steps) == ["data", "train", "model", "test_perplexity", "pos_mapping", "freq_classes", "embedding",
+                           "normalise", "gradients", "classifier", "svs", "intervals", "diff", "report"]
     assert all(" s" in line and "skipped" not in line for line in steps.values())
     # the model trained into the config's save_path, and was copied (not moved) into DIR/model
     assert filecmp.cmp(project / "model" / "weights.npz", out / "model" / "weights.npz", shallow=False)
@@ -174,7 +175,7 @@ def test_killed_during_gradients_resumes_there_with_identical_outputs(trained_ru
     before = _snapshot(project / model)
     status, log = _run(project, argv)
     assert status == 130                           # interrupted, as Ctrl-C would
-    assert list(_step_lines(log))[-1] == "freq_classes"
+    assert list(_step_lines(log))[-1] == "normalise"          # the last step before the pass
     assert not (project / "B" / "gradients" / "delay_0_avg.npy").exists()
     assert (project / "B" / "gradients" / "grad_progress.json").exists()
 
@@ -182,7 +183,8 @@ def test_killed_during_gradients_resumes_there_with_identical_outputs(trained_ru
     status, log = _run(project, argv)
     assert status == 0, log
     steps = _step_lines(log)
-    assert all("skipped" in steps[s] for s in ("model", "test_perplexity", "pos_mapping", "freq_classes"))
+    assert all("skipped" in steps[s] for s in ("model", "test_perplexity", "pos_mapping", "freq_classes", "embedding",
+                                               "normalise"))
     assert "skipped" not in steps["gradients"]
     gradients_log = (project / "B" / "logs" / "gradients.out").read_text()
     assert "Resuming state gradients" in gradients_log and "at batch 5 " in gradients_log

@@ -120,7 +120,7 @@ def test_class_sums_are_the_masked_sums_of_the_jacobians(monkeypatch):
     engine = TransformerStateGradients(model, layer=1, component=1, time_steps=steps, max_delay=4, num_steps=T)
     assert engine._chunk_size(3) == 2 and engine._n_sources == 7
     masks = np.random.default_rng(1).random((3, 3, T)) < 0.5                       # [C, R, T]
-    sums, grams, counts, _ = engine.class_moments(inputs, (), masks, gram_delays=(0, 3))
+    sums, grams, counts, _, _ = engine.class_moments(inputs, (), masks, gram_delays=(0, 3))
     out, _ = engine.jacobians(inputs, ())
     for di, k in enumerate(engine.delays):
         targets, g = out[k]                                                           # [R, n, D, E]

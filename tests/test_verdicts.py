@@ -13,7 +13,7 @@ def _replicates(curves, spread):
     rows, reps = [], []
     for cls, values in curves.items():
         for k, v in values.items():
-            rows.append({"class": cls, "delay": k, "sv_sum": v, "count": 100 * BLOCKS})
+            rows.append({"class": cls, "delay": k, "sv_sum": v, "estimate": v, "bias": 0.0, "count": 100 * BLOCKS})
             # scatter of the replicates: a jackknife se of about spread * sqrt(N - 1)
             noise = rng.standard_normal(BLOCKS)
             for j in range(BLOCKS):

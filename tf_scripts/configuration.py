@@ -214,6 +214,13 @@ KEYS = {
                        "errors and controls. Needs grad_average True.", minimum=2, new=True),
     "grad_chunk": Key("int", "Batch rows per gradient-engine call (memory vs speed).", default=1,
                       minimum=1, new=True),
+    "grad_norm_file": Key("str", "NEW: the gradient normalisation D (an E x E .npy, e.g. the "
+                          "EMB_D_norm_grad.npy of sg-normalize-equal-variance): the blocks then also "
+                          "hold, per class and delay, the sums over occurrences of the per-occurrence "
+                          "nuclear norm ||G.D||_* and, for a model with an output layer in forward "
+                          "mode, of the output-level Jacobian J.D = d log p(w_{t+1}) / d x_{t-k} . D "
+                          "(its norm, squared norm and vector), from which sg-intervals gives those "
+                          "measures with intervals. Needs grad_blocks.", new=True),
 }
 
 # Condition name -> (words for the docs and errors, predicate(values, train)).
@@ -476,6 +483,11 @@ def _cross_check(c, train, valid):
             fail("pos_tokens", "pos_tokens needs one data line per sentence; WikiText data also splits lines at ' . '")
         if c.grad_blocks is not None and not c.grad_average:
             fail("grad_blocks", "grad_blocks needs grad_average True (blocks keep sums of what is averaged)")
+        if c.grad_norm_file is not None and c.grad_blocks is None:
+            fail("grad_norm_file", "grad_norm_file needs grad_blocks N (the occurrence measures are kept per block)")
+        if c.grad_norm_file is not None and c.grad_dump:
+            fail("grad_norm_file", "grad_norm_file needs grad_dump False (the occurrence measures ride on the "
+                 "averaged pass; a dump holds every G, from which they follow directly)")
         if not c.grad_dump and not c.grad_average:
             fail("grad_dump", "grad_dump False and grad_average False: nothing would be written")
 

@@ -21,10 +21,14 @@
 # into N blocks (block b covers shard_range(n, b, N)), so a block means the same text in one
 # pass and in any sharding; with B > 1 a batch is B rows, so a block is contiguous within
 # every stream. GRAD_DIR/blocks/block_{b}.npz holds that block's sums (float32 [D, C, H, E]),
-# counts (int64 [D, C]), gram_delays (int64 [G]: the delays of MAGNITUDE_DELAYS that the pass
-# has), grams (float32 [G, C, E(E+1)/2]: the upper triangle, row by row, of the symmetric sum of
-# G^T G over the block's occurrences at those delays; unpack_grams restores [G, C, E, E]; the
-# magnitude of G.D comes from it for any D chosen after the pass), the block number b, the
+# counts (int64 [D, C]), gram_delays (int64 [G]: every delay of the pass since 2026-12-07; the
+# ranking delays 0, 1, 2, 5, 10, 20, 40 before), grams (float32 [G, C, E(E+1)/2]: the upper
+# triangle, row by row, of the symmetric sum of G^T G over the block's occurrences at those
+# delays; unpack_grams restores [G, C, E, E]; the magnitude of G.D comes from it for any D chosen
+# after the pass); with grad_norm_file D also norm (float64 [E, E]: that D) and occurrence
+# (float64 [D, C, 3 + E]: per delay and class the sums over occurrences of ‖G·D‖_*, ‖J·D‖,
+# ‖J·D‖² and J·D, J the output-level Jacobian: state_gradients.occurrence_sums; the J columns are
+# 0 for a model without an output layer), the block number b, the
 # number of blocks, its batches [first_batch, stop_batch), the delays and the class names ("" for
 # class 0, all words). The pass keeps only the open block in float64 and writes it when the next
 # begins; a shard writes the part of each block inside its range, and the merge adds the parts.
@@ -49,7 +53,7 @@ STATES_FILE = "states.npz"          # main.py --states-only: the state entering 
 BLOCKS = "blocks"                   # GRAD_DIR/blocks/block_{b}.npz (grad_blocks)
 # the delays at which blocks also keep the sums of G^T G (the magnitude of G.D): the report's ranking
 # delays and the first ones; at every delay they would add an eighth to the cost of the Jacobians
-MAGNITUDE_DELAYS = (0, 1, 2, 5, 10, 20, 40)
+MAGNITUDE_DELAYS = (0, 1, 2, 5, 10, 20, 40)   # the gram delays of passes before 2026-12-07 (now: every delay)
 _SHARD_NAME = re.compile(r"^(\d+)-of-(\d+)$")
 
 
@@ -125,22 +129,26 @@ class GradientBlocks:
     when a batch of the next block arrives and at finish().
     """
 
-    def __init__(self, directory, n_batches, n_blocks, first, stop, delays, class_names, shape):
+    def __init__(self, directory, n_batches, n_blocks, first, stop, delays, class_names, shape, norm=None):
         if n_blocks > n_batches:
             raise UserError(f"grad_blocks {n_blocks} for a pass of {n_batches} batches: use at most {n_batches} blocks")
         self.directory, self.n_blocks, self.first, self.stop = directory, n_blocks, first, stop
         self.delays, self.class_names = list(delays), [""] + list(class_names)
         self.ranges = [shard_range(n_batches, b, n_blocks) for b in range(1, n_blocks + 1)]
         self.shape = (len(self.delays), len(self.class_names)) + tuple(shape)
-        self.gram_delays = [k for k in MAGNITUDE_DELAYS if k in self.delays]
+        self.gram_delays = list(self.delays)
         self.gram_shape = (len(self.gram_delays), len(self.class_names), shape[1], shape[1])
+        self.norm = None if norm is None else np.asarray(norm, np.float64)
+        self.occurrence_shape = (len(self.delays), len(self.class_names), 3 + shape[1]) if norm is not None else None
         self.open, self.sums, self.counts, self.grams = 0, None, None, None   # open block number (1-based; 0 = none)
+        self.occurrence = None
 
     def block_of(self, batch):
         return next(b for b, (lo, hi) in enumerate(self.ranges, 1) if lo <= batch < hi)
 
-    def add(self, batch, sums, counts, grams):
-        """Add (part of) batch `batch`: sums per delay [C, H, E] (any float dtype), counts [D, C], grams [G, C, E, E].
+    def add(self, batch, sums, counts, grams, occurrence=None):
+        """Add (part of) batch `batch`: sums per delay [C, H, E] (any float dtype), counts [D, C], grams [G, C, E, E],
+        occurrence [D, C, 3 + E] (with a norm).
 
         Returns the float64 sums [D, C, H, E] of the block this batch closed (None when none closed).
         """
@@ -151,9 +159,13 @@ class GradientBlocks:
             self.open = b
             self.sums, self.counts = np.zeros(self.shape, np.float64), np.zeros(self.shape[:2], np.int64)
             self.grams = np.zeros(self.gram_shape, np.float64)
+            if self.occurrence_shape is not None:
+                self.occurrence = np.zeros(self.occurrence_shape, np.float64)
         add_per_delay(self.sums, sums)
         self.counts += counts
         self.grams += grams
+        if self.occurrence_shape is not None:
+            self.occurrence += occurrence
         return closed
 
     def finish(self):
@@ -167,21 +179,25 @@ class GradientBlocks:
                   "blocks": np.int64(self.n_blocks), "first_batch": np.int64(max(lo, self.first)),
                   "stop_batch": np.int64(min(hi, self.stop)), "delays": np.array(self.delays, np.int64),
                   "classes": np.array(self.class_names)}
+        if self.occurrence_shape is not None:
+            arrays.update({"norm": self.norm, "occurrence": self.occurrence})
         write_npz(block_path(self.directory, self.open), arrays)
         closed = self.sums
-        self.open, self.sums, self.counts, self.grams = 0, None, None, None
+        self.open, self.sums, self.counts, self.grams, self.occurrence = 0, None, None, None, None
         return closed
 
     def state(self):
         if not self.open:
             return {"block_open": np.int64(0)}
+        extra = {"block_occurrence": self.occurrence} if self.occurrence is not None else {}
         return {"block_open": np.int64(self.open), "block_sums": self.sums, "block_counts": self.counts,
-                "block_grams": self.grams}
+                "block_grams": self.grams, **extra}
 
     def load(self, arrays):
         self.open = int(arrays["block_open"])
         if self.open:
             self.sums, self.counts, self.grams = arrays["block_sums"], arrays["block_counts"], arrays["block_grams"]
+            self.occurrence = arrays.get("block_occurrence")
 
 
 def add_per_delay(total, sums):
@@ -249,14 +265,15 @@ class GradientAverages:
         self.counts = np.zeros((len(delays), len(class_names) + 1), np.int64)
         self.blocks = blocks        # a GradientBlocks, or None
 
-    def add(self, sums, counts, batch=None, grams=None):
+    def add(self, sums, counts, batch=None, grams=None, occurrence=None):
         """sums per delay [C, H, E] (an array [D, C, H, E] or a list of D arrays, any float dtype; added in
-        float64), counts [D, C] of (part of) batch `batch`; with blocks also its grams [G, C, E, E]."""
+        float64), counts [D, C] of (part of) batch `batch`; with blocks also its grams [G, C, E, E] and
+        occurrence sums [D, C, 3 + E]."""
         self.counts += counts
         if self.blocks is None:
             add_per_delay(self.sums, sums)
             return
-        closed = self.blocks.add(batch, sums, counts, grams)
+        closed = self.blocks.add(batch, sums, counts, grams, occurrence)
         if closed is not None:
             self.sums += closed
 
@@ -438,5 +455,7 @@ def merge_blocks(shard_folders, grad_dir, n_blocks, n_batches):
         merged["sums"] = np.sum([p["sums"].astype(np.float64) for p in pieces], axis=0).astype(np.float32)
         merged["counts"] = np.sum([p["counts"] for p in pieces], axis=0)
         merged["grams"] = np.sum([p["grams"].astype(np.float64) for p in pieces], axis=0).astype(np.float32)
+        if "occurrence" in merged:
+            merged["occurrence"] = np.sum([p["occurrence"] for p in pieces], axis=0)
         merged["first_batch"], merged["stop_batch"] = np.int64(lo), np.int64(hi)
         write_npz(block_path(grad_dir, b), merged)

@@ -39,7 +39,7 @@ from tf_scripts import cells, formats, lm, lm_data, measure_setup, run_epoch
 from tf_scripts.cli import progress_bar
 from tf_scripts.errors import UserError
 from tf_scripts.fileio import atomic_write_text
-from tf_scripts.gradient_files import (MAGNITUDE_DELAYS, PROGRESS_FILE, SHARD_SUMS_FILE, SHARDS,  # noqa: F401
+from tf_scripts.gradient_files import (PROGRESS_FILE, SHARD_SUMS_FILE, SHARDS,  # noqa: F401
                                        STATES_FILE, SUMS_FILE, GradientAverages, GradientBlocks, GradientDump,
                                        read_progress, shard_dir, shard_range, write_npz)
 from tf_scripts.state_gradients import StateGradients
@@ -61,7 +61,7 @@ def _gb(n):
     return f"{n / 1e9:.2f} GB"
 
 
-def _fingerprint(config, model, ids, class_table, time_steps, delays, token_files):
+def _fingerprint(config, model, ids, class_table, time_steps, delays, token_files, norm=None):
     h = hashlib.sha256()
     for arr in model.weights_numpy().values():
         h.update(np.ascontiguousarray(arr).tobytes())
@@ -72,7 +72,9 @@ def _fingerprint(config, model, ids, class_table, time_steps, delays, token_file
                          config.grad_dtype, config.pos_class_files(), config.valid_batches,
                          f"carried state {STATE_DTYPE.name}"]
                         # only when set, so that passes from before the key keep their fingerprint
-                        + ([f"blocks {config.grad_blocks} with grams at {MAGNITUDE_DELAYS}"] if config.grad_blocks else [])
+                        + ([f"blocks {config.grad_blocks} with grams at every delay"] if config.grad_blocks else [])
+                        + ([f"occurrence measures with D {hashlib.sha256(norm.tobytes()).hexdigest()}"]
+                           if norm is not None else [])
                         + ([f"token classes {token_files}"] if token_files else [])).encode())
     return h.hexdigest()
 
@@ -87,7 +89,7 @@ def estimate_bytes(n_windows, time_steps, max_delay, size, emb_size, dump, n_ave
         mapping = sum(12 + 8 * (k + 2) for t in time_steps for k in range(min(max_delay, t + 1)))
         total += n_windows * (pairs * per_matrix + mapping)
     total += n_averages * (size * emb_size * 4 + NPY_HEADER_BYTES)
-    total += n_blocks * n_averages * size * emb_size * 4
+    total += n_blocks * n_averages * (size * emb_size + emb_size * (emb_size + 1) // 2) * 4   # sums and grams
     return total
 
 
@@ -110,8 +112,11 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
 
     dump = GradientDump(folder_of, corpus.id_to_word) if config.grad_dump else None
     shape = (model.size, model.embedding_size)
-    blocks = (GradientBlocks(grad_dir, n_batches, config.grad_blocks, first, stop, delays, class_names, shape)
+    norm = read_norm(config, model.embedding_size)
+    blocks = (GradientBlocks(grad_dir, n_batches, config.grad_blocks, first, stop, delays, class_names, shape, norm)
               if config.grad_average and config.grad_blocks else None)
+    # the output-level Jacobian needs the softmax and the forward-mode tangents of the top layer
+    with_labels = norm is not None and model.has_output_layer and engine.mode == "forward"
     averages = GradientAverages(grad_dir, delays, class_names, shape, blocks) if config.grad_average else None
     pairs = [(t, k) for k in delays for t in engine.targets[k]]
 
@@ -197,10 +202,11 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
                 if averages:
                     averages.add_matrices(out, masks, index, i)
             else:
-                # grams (for the magnitude of G.D) only feed the blocks' intervals
-                sums, grams, counts, _ = engine.class_moments(inputs[i, rows], sub_state, masks,
-                                                              blocks.gram_delays if blocks else (), stacked=False)
-                averages.add(sums, counts, i, grams)
+                # grams (for the magnitude of G.D) and the occurrence measures only feed the blocks' intervals
+                sums, grams, counts, _, occurrence = engine.class_moments(
+                    inputs[i, rows], sub_state, masks, blocks.gram_delays if blocks else (), stacked=False,
+                    norm=norm, labels=targets[i, rows] if with_labels else None)
+                averages.add(sums, counts, i, grams, occurrence)
         cost, state = eval_step(inputs[i], targets[i], state)
         loss_sum += float(cost)
         if time.monotonic() - last_save > wait and i + 1 < stop:
@@ -270,8 +276,23 @@ def _prepare(config, model, corpus):
         return np.concatenate([masks, token_table[1:, positions[i, rows]]])
 
     fingerprint = _fingerprint(config, model, corpus.valid, np.concatenate([type_table.ravel(), token_table.ravel()]),
-                               config.time_steps(), engine.delays, token_files)
+                               config.time_steps(), engine.delays, token_files, read_norm(config, model.embedding_size))
     return model, inputs, targets, engine, class_names, masks_of, fingerprint
+
+
+def read_norm(config, embedding_size):
+    """The E x E float64 D of config.grad_norm_file (None without the key); UserError naming the key and file."""
+    path = config.grad_norm_file
+    if path is None:
+        return None
+    try:
+        norm = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise UserError(f"{config.path}: grad_norm_file {path}: not a readable .npy file ({err})") from None
+    if norm.shape != (embedding_size, embedding_size) or not np.isfinite(norm).all():
+        raise UserError(f"{config.path}: grad_norm_file {path} holds a {norm.shape} array; the model's embedding "
+                        f"size needs a finite {embedding_size} x {embedding_size} D")
+    return np.asarray(norm, np.float64)
 
 
 def make_engine(model, *, layer, interm, time_steps, max_delay, num_steps):

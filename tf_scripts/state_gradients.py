@@ -16,6 +16,14 @@
 # hand-written cell step, taken with tf.GradientTape on rows replicated H times.
 #
 # The state entering the window is a constant (truncated BPTT), and dropout is off.
+#
+# Occurrence measures (class_moments with norm D and labels), per class and delay, summed over
+# the occurrences: the per-occurrence nuclear norm ‖G·D‖_* = sum sqrt(eig(Dᵀ GᵀG D)) from each
+# occurrence's E x E Gram matrix, and the output-level Jacobian J = d log p(w_{t+1}) / d x_{t-k}
+# = v_tᵀ d h_t / d x_{t-k} with v_t = d log p(w_{t+1}) / d h_t = W[:, w] - W p_t (h_t the top
+# layer's output, W the softmax weights [H, V], p_t the softmax): the sums of J·D [E], of
+# ‖J·D‖ and of ‖J·D‖². The output-level measure needs forward mode (the tangents of the top
+# layer's h ride along with the chosen state's).
 import numpy as np
 import tensorflow as tf
 
@@ -74,15 +82,16 @@ class StateGradients:
 
     # ---------------------------------------------------------------- forward pass and linearisation
 
-    def _linearise(self, inputs, state):
-        """Run the window in FORWARD_DTYPE; return the input embeddings, every layer's aux activations and
-        the final state, in the engine's dtype."""
+    def _linearise(self, inputs, state, layers=None, labels=None):
+        """Run the window in FORWARD_DTYPE; return the input embeddings, the aux activations of the first
+        `layers` layers (default: up to the chosen one), the final state, and with labels [R, T] the output
+        vectors v [R, T, H] = d log p(label) / d h_top (else None), in the engine's dtype."""
         model = self.forward_model
         state = tuple(tuple(tf.cast(s, model.dtype) for s in layer) for layer in state)
         x = model.embed(inputs)
         all_states = model.run_layers(x, state)
         layer_in, aux = x, []
-        for layer in range(self.layer + 1):
+        for layer in range(self.layer + 1 if layers is None else layers):
             p = model.layers[layer]
             seq = all_states[layer]
             # previous state at position t: the entering state at t = 0, else the state at t - 1
@@ -95,13 +104,20 @@ class StateGradients:
             layer_in = seq[-1]
         dtype = self.model.dtype
         cast = lambda t: tf.cast(t, dtype)  # noqa: E731
+        vectors = None
+        if labels is not None:
+            top = all_states[-1][-1]                                          # [R, T, H]
+            probs = tf.nn.softmax(model.logits(top))                          # [R, T, V]
+            w_t = tf.transpose(model.softmax_w)                               # [V, H]
+            vectors = cast(tf.gather(w_t, labels) - tf.matmul(probs, w_t))    # W[:, w] - W p
         return (cast(x), [tuple(cast(a) for a in layer) for layer in aux],
-                tuple(tuple(cast(s) for s in layer) for layer in model.final_state(all_states)))
+                tuple(tuple(cast(s) for s in layer) for layer in model.final_state(all_states)), vectors)
 
     # ---------------------------------------------------------------- forward mode
 
     def _forward_tangents(self, aux, rows):
-        """Yield (k, tangent of the chosen state [R, J_k, E, H]) for every delay k."""
+        """Yield (k, tangent of the chosen state [R, J_k, E, H], tangent of the last linearised layer's h) for every
+        delay k (the layers of aux are propagated)."""
         model, cell = self.model, self.model.cell
         n_pos = self.last + 1 - self.first
         eye = tf.eye(model.embedding_size, dtype=model.dtype)[None]        # [1, E, E]
@@ -109,7 +125,7 @@ class StateGradients:
         for k in self.delays:
             n_src = n_pos - k
             new = []
-            for layer in range(self.layer + 1):
+            for layer in range(len(aux)):
                 p = model.layers[layer]
                 # aux at positions t = j + k for sources j = 0 .. n_src-1, flattened over rows
                 a = tuple(_flat(_unflat(c, rows)[:, k:]) for c in aux[layer])
@@ -121,7 +137,7 @@ class StateGradients:
                     _flat(_unflat(d, rows)[:, :n_src]) for d in tangents[layer])
                 new.append(cell.tangent(p, a, dxw, dstate))
             tangents = new
-            yield k, _unflat(tangents[self.layer][self.component], rows)
+            yield k, _unflat(tangents[self.layer][self.component], rows), _unflat(tangents[-1][-1], rows)
 
     # ---------------------------------------------------------------- reverse mode
 
@@ -178,39 +194,53 @@ class StateGradients:
 
     # ---------------------------------------------------------------- traced entry points
 
-    def _per_delay(self, inputs, state):
+    def _per_delay(self, inputs, state, labels=None):
+        """Yield (k, G [R, n_k, E, H], the final state, and with labels the output-level J [R, n_k, E] else None)."""
         rows = tf.shape(inputs)[0]
-        x, aux, final = self._linearise(inputs, state)
+        x, aux, final, vectors = self._linearise(
+            inputs, state, layers=None if labels is None else self.model.num_layers, labels=labels)
         if self.mode == "forward":
-            for k, tangent in self._forward_tangents(aux, rows):
-                yield k, tf.gather(tangent, self._select[k], axis=1), final
+            for k, tangent, top in self._forward_tangents(aux, rows):
+                out = None
+                if vectors is not None:
+                    targets = tf.constant(self.targets[k], tf.int32)
+                    v = tf.gather(vectors, targets, axis=1)                        # [R, n_k, H]
+                    out = tf.einsum("rneh,rnh->rne", tf.gather(top, self._select[k], axis=1), v)
+                yield k, tf.gather(tangent, self._select[k], axis=1), final, out
         else:
+            if labels is not None:
+                raise ValueError("the output-level measure needs forward mode (embedding_size <= size)")
             state = tuple(tuple(tf.cast(s, self.model.dtype) for s in layer) for layer in state)
             for k, g in self._reverse_cotangents(x, aux, state, inputs, rows):
-                yield k, g, final
+                yield k, g, final, None
 
-    def _jacobians_graph(self, inputs, state):
-        out, final = [], None
-        for _, g, final in self._per_delay(inputs, state):
+    def _jacobians_graph(self, inputs, state, labels=None):
+        out, outputs, final = [], [], None
+        for _, g, final, j in self._per_delay(inputs, state, labels):
             out.append(tf.transpose(g, [0, 1, 3, 2]))                      # [R, n_k, H, E]
-        return out, final
+            outputs.append(j)
+        return out, final, outputs
 
-    def _class_sums_graph(self, inputs, state, masks, gram_delays=()):
+    def _class_sums_graph(self, inputs, state, masks, gram_delays=(), norm=None, labels=None):
         # masks [C, R, T]: 1 where the word at that position counts for class c
-        sums, moments, final = [], [], None
-        for k, g, final in self._per_delay(inputs, state):
+        sums, moments, occurrence, final = [], [], [], None
+        for k, g, final, j in self._per_delay(inputs, state, labels):
             src = tf.constant(self.targets[k] - k, tf.int32)
             w = tf.cast(tf.gather(masks, src, axis=2), g.dtype)           # [C, R, n_k]
             # one window's sum (at most R*T terms) in the engine's dtype, in g's own [E, H] layout: a
             # transposed or float64 copy of [D, C, H, E] in the graph cost more than the sum itself at
             # C 41 (the caller transposes while it casts; windows add up in float64)
             sums.append(tf.einsum("crn,rneh->ceh", w, g))
-            if k in gram_delays:
+            gram = None
+            if k in gram_delays or norm is not None:
                 # G^T G of every occurrence [R, n_k, E, E], summed per class: E^2 H per occurrence, an
-                # eighth of the tangents' cost per delay, hence only at a few delays
+                # eighth of the tangents' cost per delay
                 gram = tf.matmul(g, g, transpose_b=True)                  # (a batched matmul: faster than einsum)
+            if k in gram_delays:
                 moments.append(tf.einsum("crn,rnef->cef", w, gram))
-        return sums, moments, final
+            if norm is not None:
+                occurrence.append(occurrence_sums(w, gram, norm, j))
+        return sums, moments, occurrence, final
 
     # ---------------------------------------------------------------- public API
 
@@ -222,24 +252,34 @@ class StateGradients:
 
         G[r, i] = d s_t / d x_{t-k} for t = targets[k][i], window row r.
         """
-        out, final = self._jacobians(tf.constant(inputs, tf.int32), state)
+        out, final, _ = self._jacobians(tf.constant(inputs, tf.int32), state)
         return {k: (self.targets[k], g.numpy()) for k, g in zip(self.delays, out)}, final
+
+    def output_jacobians(self, inputs, state, labels):
+        """{k: (t [n_k], J [R, n_k, E] numpy)}: J[r, i] = d log p(labels[r, t]) / d x_{t-k}, t = targets[k][i].
+
+        labels [R, T]: the word predicted at every position (the next word). Needs forward mode.
+        """
+        _, _, outputs = self._jacobians(tf.constant(inputs, tf.int32), state, tf.constant(labels, tf.int32))
+        return {k: (self.targets[k], j.numpy()) for k, j in zip(self.delays, outputs)}
 
     def class_sums(self, inputs, state, masks):
         """Per-delay, per-class sums of G over the window (float64 [D, C, H, E]), counts [D, C], final state.
 
         masks [C, R, T] (bool or 0/1): which source words count for which class.
         """
-        sums, _, counts, final = self.class_moments(inputs, state, masks)
+        sums, _, counts, final, _ = self.class_moments(inputs, state, masks)
         return sums, counts, final
 
-    def class_moments(self, inputs, state, masks, gram_delays=(), stacked=True):
-        """class_sums and, at the delays gram_delays, the per-class sums of G^T G.
+    def class_moments(self, inputs, state, masks, gram_delays=(), stacked=True, norm=None, labels=None):
+        """class_sums and, at the delays gram_delays, the per-class sums of G^T G; with norm, the occurrence measures.
 
         (sums [D, C, H, E] float64, grams [len(gram_delays), C, E, E] float64 (None when gram_delays
-        is empty), counts [D, C], final state). For any E x E matrix M, trace(M^T grams M) is the
-        sum over the class's occurrences of ||G M||_F^2, so the magnitude of G.D can be computed
-        after the pass for any normalisation D. stacked=False gives the sums as a list of D
+        is empty), counts [D, C], final state, occurrence [D, C, OCCURRENCE_SCALARS + E] float64 (None
+        without norm)). For any E x E matrix M, trace(M^T grams M) is the sum over the class's
+        occurrences of ||G M||_F^2, so the magnitude of G.D can be computed after the pass for any
+        normalisation D. norm D [E, E]: occurrence_sums at every delay; labels [R, T] add the
+        output-level Jacobian's (the module comment). stacked=False gives the sums as a list of D
         [C, H, E] views in the engine's dtype instead (what an accumulator adds into float64
         without a [D, C, H, E] copy per window, which at 41 classes is 275 MB).
         """
@@ -247,14 +287,46 @@ class StateGradients:
         if any(k not in self.delays for k in gram_delays):
             raise ValueError(f"gram delays {gram_delays} must be among the delays 0..{self.delays[-1]}")
         masks = np.asarray(masks, dtype=np.float64)
-        parts, moments, final = self._class_sums(tf.constant(inputs, tf.int32), state, tf.constant(masks),
-                                                 gram_delays)
+        extra = {}
+        if norm is not None:
+            extra["norm"] = tf.constant(np.asarray(norm), self.model.dtype)
+            if labels is not None:
+                extra["labels"] = tf.constant(labels, tf.int32)
+        parts, moments, occurrence, final = self._class_sums(tf.constant(inputs, tf.int32), state, tf.constant(masks),
+                                                             gram_delays, **extra)
         sums = [np.swapaxes(part.numpy(), 1, 2) for part in parts]           # [C, E, H] -> [C, H, E] views
         if stacked:
             sums = np.array(sums, np.float64)                                # exact: float32 -> float64
         grams = np.stack([m.numpy() for m in moments]).astype(np.float64) if moments else None
         counts = np.stack([masks[:, :, self.targets[k] - k].sum(axis=(1, 2)) for k in self.delays])
-        return sums, grams, counts.astype(np.int64), final
+        occurrence = np.stack([o.numpy() for o in occurrence]).astype(np.float64) if occurrence else None
+        return sums, grams, counts.astype(np.int64), final, occurrence
+
+
+OCCURRENCE_SCALARS = 3   # sum ‖G·D‖_*, sum ‖J·D‖, sum ‖J·D‖² lead each row of occurrence_sums
+
+
+def occurrence_sums(w, gram, norm, j=None):
+    """Per-class sums over occurrences of the occurrence measures at one delay (module comment).
+
+    w [C, R, n] class weights, gram [R, n, E, E] each occurrence's GᵀG, norm D [E, E], j [R, n, E]
+    the output-level Jacobians (or None) -> [C, OCCURRENCE_SCALARS + E]: sum ‖G·D‖_*, sum ‖J·D‖,
+    sum ‖J·D‖², then sum J·D (zeros without j).
+    """
+    scaled = tf.matmul(tf.matmul(norm, gram, transpose_a=True), norm)     # Dᵀ GᵀG D
+    eig = tf.linalg.eigvalsh(scaled)                                       # [R, n, E]
+    nuclear = tf.reduce_sum(tf.sqrt(tf.maximum(eig, 0.0)), -1)             # rounding may leave eig < 0
+    parts = [tf.einsum("crn,rn->c", w, nuclear)]
+    if j is None:
+        zeros = tf.zeros_like(parts[0])
+        parts += [zeros, zeros]
+        vector = tf.zeros([tf.shape(w)[0], tf.shape(norm)[0]], w.dtype)
+    else:
+        jd = tf.matmul(j, norm)                                            # J·D [R, n, E]
+        square = tf.reduce_sum(jd * jd, -1)
+        parts += [tf.einsum("crn,rn->c", w, tf.sqrt(square)), tf.einsum("crn,rn->c", w, square)]
+        vector = tf.einsum("crn,rne->ce", w, jd)
+    return tf.concat([tf.stack(parts, 1), vector], 1)
 
 
 def state_gradients(model, inputs, state, *, layer, component, time_steps, max_delay, mode="auto"):

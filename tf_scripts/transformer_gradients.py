@@ -24,13 +24,17 @@
 # tangent is zero; the sum over u carries the changed keys and values, which start at j.
 # Block 0's input tangent is non-zero only at offset 0 (x_j enters only position j), so its
 # LayerNorm and query/key/value projections run on one offset instead of P.
+#
+# The output-level measure (labels given): every block and the final LayerNorm are linearised,
+# and d log p(w_{t+1}) / d x_j = v_tᵀ dy_t with y_t the final LayerNorm's output and v_t =
+# W[:, w] - W p_t (state_gradients' module comment), whatever state is chosen.
 import math
 
 import numpy as np
 import tensorflow as tf
 
 from tf_scripts import transformer
-from tf_scripts.state_gradients import StateGradients
+from tf_scripts.state_gradients import OCCURRENCE_SCALARS, StateGradients, occurrence_sums
 
 INTERMS = ("residual", "final")
 # elements of the largest tangent tensor of one chunk ([N, M, P, F], the MLP's hidden layer): the
@@ -98,14 +102,16 @@ class TransformerStateGradients(StateGradients):
 
     # ---------------------------------------------------------------- the window's forward pass
 
-    def _primal(self, inputs):
-        """Everything the linearisation reads, per block up to `layer` (and the final LayerNorm), in the engine's dtype."""
+    def _primal(self, inputs, labels=None):
+        """Everything the linearisation reads, per block up to `layer` (every block with labels), the final
+        LayerNorm's (for component 1 or labels), and with labels the output vectors v [R, T, D] (else None), in
+        the engine's dtype."""
         model, dtype = self.forward_model, self.model.dtype
         cast = lambda t: tf.cast(t, dtype)  # noqa: E731
         steps = tf.shape(inputs)[1]
         h = model.stream_input(model.embed(inputs))
         blocks = []
-        for layer in range(self.layer + 1):
+        for layer in range(self.layer + 1 if labels is None else model.num_layers):
             p = model.layers[layer]
             x_hat1, inv1 = transformer.normalise(h)
             h_next, acts = transformer.layer_forward(p, h, model.num_heads)
@@ -124,16 +130,21 @@ class TransformerStateGradients(StateGradients):
                            "jac": cast(tf.transpose(jac, [0, 2, 1, 3, 4])), "probs": cast(probs_flat),
                            "slope": cast(transformer.gelu_slope(acts["z"]))})
             h = h_next
-        final = None
-        if self.component == 1:
+        final, vectors = None, None
+        if self.component == 1 or labels is not None:
             x_hat, inv = transformer.normalise(h)
             final = {"x_hat": cast(x_hat), "inv": cast(inv)}
-        return blocks, final, steps
+        if labels is not None:
+            probs = tf.nn.softmax(model.logits(h))                                   # [R, T, V]
+            w_t = tf.transpose(model.softmax_w)                                      # [V, D]
+            vectors = cast(tf.gather(w_t, labels) - tf.matmul(probs, w_t))           # W[:, w] - W p
+        return blocks, final, steps, vectors
 
     # ---------------------------------------------------------------- tangents of one chunk of sources
 
-    def _chunk_tangent(self, blocks, final, steps, j0, size):
-        """Tangents [R, S, E, P, D] of sources j0 .. j0+S-1 (positions past the window clamped; their weight is 0)."""
+    def _chunk_tangent(self, blocks, final, steps, j0, size, vectors=None):
+        """Tangents [R, S, E, P, D] of sources j0 .. j0+S-1 (positions past the window clamped; their weight is 0),
+        and with vectors the output-level Jacobians [R, S, E, P] (else None)."""
         model = self.model
         delays, heads = len(self.delays), model.num_heads
         rows = tf.shape(blocks[0]["x_hat1"])[0]
@@ -151,7 +162,8 @@ class TransformerStateGradients(StateGradients):
 
         seed = tf.eye(model.embedding_size, dtype=model.dtype) if model.input_kernel is None else model.input_kernel
         dh = tf.tile(seed[None, :, None, :], [n, 1, 1, 1])                           # [N, M, 1, D]: offset 0 only
-        for layer in range(self.layer + 1):
+        chosen = None
+        for layer in range(len(blocks)):
             p, prim = model.layers[layer], blocks[layer]
             width = 1 if layer == 0 else delays                                      # dh's non-zero offsets
             da = layer_norm_tangent(dh, at(prim["x_hat1"], width)[:, None], at(prim["inv1"], width)[:, None],
@@ -170,9 +182,16 @@ class TransformerStateGradients(StateGradients):
             dm = layer_norm_tangent(dh, at(prim["x_hat2"])[:, None], at(prim["inv2"])[:, None], p["ln2_gain"])
             dz = _rows_matmul(dm, p["fc_kernel"]) * at(prim["slope"])[:, None]
             dh = dh + _rows_matmul(dz, p["out_kernel"])
+            if layer == self.layer:
+                chosen = dh
+        out = None
         if final is not None:
-            dh = layer_norm_tangent(dh, at(final["x_hat"])[:, None], at(final["inv"])[:, None], model.final_gain)
-        return tf.reshape(dh, [rows, size, model.embedding_size, delays, model.size])
+            dy = layer_norm_tangent(dh, at(final["x_hat"])[:, None], at(final["inv"])[:, None], model.final_gain)
+            if self.component == 1:
+                chosen = dy
+            if vectors is not None:
+                out = tf.reshape(tf.einsum("nmpd,npd->nmp", dy, at(vectors)), [rows, size, model.embedding_size, delays])
+        return tf.reshape(chosen, [rows, size, model.embedding_size, delays, model.size]), out
 
     def _chunks(self, rows):
         size = self._chunk_size(rows)
@@ -180,22 +199,24 @@ class TransformerStateGradients(StateGradients):
 
     # ---------------------------------------------------------------- traced entry points
 
-    def _jacobians_graph(self, inputs, state):
+    def _jacobians_graph(self, inputs, state, labels=None):
         del state
-        blocks, final, steps = self._primal(inputs)
+        blocks, final, steps, vectors = self._primal(inputs, labels)
         size, count = self._chunks(inputs.shape[0])
-        parts = [self._chunk_tangent(blocks, final, steps, self.first + i * size, size) for i in range(count)]
-        tangent = tf.concat(parts, 1)                                                # [R, J, E, P, D]
-        out = []
+        parts = [self._chunk_tangent(blocks, final, steps, self.first + i * size, size, vectors) for i in range(count)]
+        tangent = tf.concat([t for t, _ in parts], 1)                                # [R, J, E, P, D]
+        outputs = tf.concat([o for _, o in parts], 1) if labels is not None else None   # [R, J, E, P]
+        out, outs = [], []
         for k in self.delays:
             g = tf.gather(tangent[:, :, :, k], self._select[k], axis=1)             # [R, n_k, E, D]
             out.append(tf.transpose(g, [0, 1, 3, 2]))                                # [R, n_k, D, E]
-        return out, transformer.NO_STATE
+            outs.append(None if outputs is None else tf.gather(outputs[:, :, :, k], self._select[k], axis=1))
+        return out, transformer.NO_STATE, outs
 
-    def _class_sums_graph(self, inputs, state, masks, gram_delays=()):
+    def _class_sums_graph(self, inputs, state, masks, gram_delays=(), norm=None, labels=None):
         del state
         model = self.model
-        blocks, final, steps = self._primal(inputs)
+        blocks, final, steps, vectors = self._primal(inputs, labels)
         size, count = self._chunks(inputs.shape[0])
         masks = tf.cast(masks, model.dtype)
         classes, delays, e, d = masks.shape[0], len(self.delays), model.embedding_size, model.size
@@ -204,9 +225,9 @@ class TransformerStateGradients(StateGradients):
         masks = tf.pad(masks[:, :, self.first:self.last + 1], [[0, 0], [0, 0], [0, pad]])
         valid = tf.pad(self._valid[self.first:self.last + 1], [[0, pad], [0, 0]])
 
-        def body(i, sums, grams):
+        def body(i, sums, grams, occurrence):
             j = i * size
-            tangent = self._chunk_tangent(blocks, final, steps, self.first + j, size)      # [R, S, E, P, D]
+            tangent, out = self._chunk_tangent(blocks, final, steps, self.first + j, size, vectors)   # [R, S, E, P, D]
             w = masks[:, :, j:j + size, None] * valid[None, None, j:j + size]              # [C, R, S, P]
             sums = sums + tf.einsum("crsp,rsepd->pced", w, tangent)
             new = []
@@ -214,9 +235,15 @@ class TransformerStateGradients(StateGradients):
                 g = tangent[:, :, :, self.delays.index(k)]                                 # [R, S, E, D]
                 gram = tf.matmul(g, g, transpose_b=True)
                 new.append(grams[g_index] + tf.einsum("crs,rsef->cef", w[..., self.delays.index(k)], gram))
-            return i + 1, sums, tuple(new)
+            if norm is not None:
+                occurrence = occurrence + tf.stack([
+                    occurrence_sums(w[..., p], tf.matmul(tangent[:, :, :, p], tangent[:, :, :, p], transpose_b=True),
+                                    norm, None if out is None else out[:, :, :, p]) for p in range(delays)])
+            return i + 1, sums, tuple(new), occurrence
 
         sums = tf.zeros([delays, classes, e, d], model.dtype)
         grams = tuple(tf.zeros([classes, e, e], model.dtype) for _ in gram_delays)
-        _, sums, grams = tf.while_loop(lambda i, *_: i < count, body, (tf.constant(0), sums, grams))
-        return tf.unstack(sums), list(grams), transformer.NO_STATE
+        occurrence = tf.zeros([delays, classes, OCCURRENCE_SCALARS + e] if norm is not None else [0], model.dtype)
+        _, sums, grams, occurrence = tf.while_loop(lambda i, *_: i < count, body,
+                                                   (tf.constant(0), sums, grams, occurrence))
+        return tf.unstack(sums), list(grams), tf.unstack(occurrence) if norm is not None else [], transformer.NO_STATE

@@ -12,19 +12,25 @@
 #     (unbiased ‖E[G·D]‖_F² and its interval), magnitude_sq (the mean over occurrences of
 #     ‖G·D‖_F², from the blocks' grams), coherence_ratio, coherence_ratio_se, coherence_ratio_lo,
 #     coherence_ratio_hi (coherence_sq / magnitude_sq: the share of the occurrences' squared
-#     magnitude that their mean keeps, in [0, 1] up to noise; size-free). Only at the blocks'
-#     gram_delays (gradient_files.MAGNITUDE_DELAYS); other delays and blocks without grams (passes
-#     before them) give NaN in the magnitude and ratio columns.
+#     magnitude that their mean keeps, in [0, 1] up to noise; size-free), signal_rank (singular
+#     values of the average above the noise's edge), bias_method (BIAS_SIMULATED: the bias
+#     simulated from the blocks' noise; BIAS_LEGACY: the generalised jackknife of order 1/2 of
+#     files written before 2026-12-07, whose blocks are not kept: restate() gives them the
+#     ordinary jackknife's se and keeps their bias). The magnitude and ratio columns exist only
+#     at the blocks' gram_delays (gradient_files.MAGNITUDE_DELAYS); other delays and blocks
+#     without grams (passes before them) give NaN there.
 #   replicates.csv  one row per class, delay and block j: the leave-one-block-out values
 #     class, delay, block, block_count (occurrences of the class in block j), block_positions
 #     (occurrences of all words in block j: the block's size m_j), loo_sv_sum, loo_coherence_sq,
 #     loo_magnitude_sq.
 #
-# aux_scripts/uncertainty.py gives the formulas; an interval of any function of the SV sums
-# (differences, fits, ratios) follows from replicates.csv with uncertainty.jackknife, the
-# sizes being block_positions.
+# aux_scripts/measures/uncertainty.py gives the formulas. An interval of any function f of the
+# SV sums (differences, ratios, fits) follows from the two files: f of the estimates, and the
+# ordinary jackknife (uncertainty.jackknife with exponent None, sizes block_positions) over the
+# replicates f(loo_sv_sum - bias) (verdicts.Replicates does this).
 import csv
 import io
+import math
 import os
 
 import numpy as np
@@ -38,9 +44,20 @@ INTERVALS_CSV = "intervals.csv"
 REPLICATES_CSV = "replicates.csv"
 INTERVAL_COLUMNS = ["class", "delay", "count", "blocks", "sv_sum", "estimate", "bias", "se", "lo", "hi",
                     "noise_floor", "coherence_sq", "coherence_sq_se", "coherence_sq_lo", "coherence_sq_hi",
-                    "magnitude_sq", "coherence_ratio", "coherence_ratio_se", "coherence_ratio_lo", "coherence_ratio_hi"]
+                    "magnitude_sq", "coherence_ratio", "coherence_ratio_se", "coherence_ratio_lo", "coherence_ratio_hi",
+                                    "signal_rank", "bias_method"]
+# the occurrence measures (blocks of a pass with grad_norm_file; NaN otherwise)
+OCCURRENCE_COLUMNS = ["occ_nuclear", "occ_nuclear_se", "occ_nuclear_lo", "occ_nuclear_hi", "output_norm",
+                      "output_norm_se", "output_norm_lo", "output_norm_hi", "output_sq", "output_coherence_ratio",
+                      "output_coherence_ratio_se", "output_coherence_ratio_lo", "output_coherence_ratio_hi"]
+INTERVAL_COLUMNS += OCCURRENCE_COLUMNS
+OPTIONAL_COLUMNS = {"signal_rank": "", "bias_method": "jackknife-1/2",    # absent from files written before 2026-12-07
+                    **{column: "nan" for column in OCCURRENCE_COLUMNS}}
+BIAS_SIMULATED, BIAS_LEGACY = "simulated", OPTIONAL_COLUMNS["bias_method"]
 REPLICATE_COLUMNS = ["class", "delay", "block", "block_count", "block_positions", "loo_sv_sum", "loo_coherence_sq",
-                     "loo_magnitude_sq"]
+                     "loo_magnitude_sq", "loo_occ_nuclear", "loo_output_norm", "loo_output_sq",
+                     "loo_output_coherence_sq"]
+OPTIONAL_COLUMNS.update({column: "nan" for column in REPLICATE_COLUMNS[8:]})
 
 
 def block_arrays(blocks):
@@ -55,8 +72,49 @@ def block_arrays(blocks):
     return sums, counts, [int(k) for k in blocks[0]["delays"]], names, grams
 
 
-def statistics(sums, counts, delays, names, grad_norm, draws=50, seed=0, grams=None):
-    """(interval rows, replicate rows) as dicts of INTERVAL_COLUMNS and REPLICATE_COLUMNS, class-major then delay."""
+def occurrence_arrays(blocks, grad_norm):
+    """occurrence [N, D, C, 3 + E] float64 of blocks written with grad_norm_file (None without); UserError when their D
+    is not grad_norm (the per-occurrence measures were taken with the pass's D and cannot be rescaled)."""
+    if not all("occurrence" in b for b in blocks):
+        return None
+    if not np.allclose(blocks[0]["norm"], grad_norm, rtol=1e-12, atol=0):
+        raise UserError("the blocks' occurrence measures were computed with another gradient normalisation D than "
+                        "the one given (grad_norm_file of the pass): give that D")
+    return np.stack([b["occurrence"] for b in blocks]).astype(np.float64)
+
+
+def occurrence_statistics(occ, m, positions):
+    """Interval columns ({column: [C]}) and replicate columns ({column: [N, C]}) of the occurrence measures at one
+    delay: occ [N, C, 3 + E] block sums, m [N, C] counts, positions [N] block sizes. Means over occurrences (no
+    bias), the output-level coherence ratio ‖E[J·D]‖² / E‖J·D‖² with the unbiased cross-block ‖E[J·D]‖²."""
+    n = m.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        def mean(column):
+            total = occ[..., column].sum(axis=0)
+            return total / n, (total[None] - occ[..., column]) / (n[None] - m)
+        nuclear, nuclear_loo = mean(0)
+        norm, norm_loo = mean(1)
+        square, square_loo = mean(2)
+        coh, coh_loo = uncertainty.coherence_squared(occ[..., None, 3:], m)
+        ratio_full, ratio_loo = coh / square, coh_loo / square_loo
+    if not occ[..., 2].any():            # no output layer (or no occurrence): the J columns are zeros
+        norm, square, ratio_full = (np.full(n.shape, np.nan) for _ in range(3))
+        norm_loo, square_loo, coh_loo, ratio_loo = (np.full(m.shape, np.nan) for _ in range(4))
+    out = {}
+    for name, full, loo, exponent in (("occ_nuclear", nuclear, nuclear_loo, None), ("output_norm", norm, norm_loo, None),
+                                      ("output_coherence_ratio", ratio_full, ratio_loo, uncertainty.SMOOTH_EXPONENT)):
+        j = uncertainty.jackknife(full, loo, positions, exponent=exponent)
+        out.update({name: j["value"], f"{name}_se": j["se"],
+                    f"{name}_lo": j["lo"], f"{name}_hi": j["hi"]})
+    out["output_sq"] = square
+    return out, {"loo_occ_nuclear": nuclear_loo, "loo_output_norm": norm_loo, "loo_output_sq": square_loo,
+                 "loo_output_coherence_sq": coh_loo}
+
+
+def statistics(sums, counts, delays, names, grad_norm, draws=50, seed=0, grams=None, occurrence=None):
+    """(interval rows, replicate rows) as dicts of INTERVAL_COLUMNS and REPLICATE_COLUMNS, class-major then delay.
+
+    occurrence [N, D, C, 3 + E] (occurrence_arrays) or None (its columns NaN)."""
     blocks = sums.shape[0]
     per_delay = []
     for di, k in enumerate(delays):
@@ -66,10 +124,12 @@ def statistics(sums, counts, delays, names, grad_norm, draws=50, seed=0, grams=N
         theta = uncertainty.nuclear_norm(full @ grad_norm)                   # [C]
         theta_loo = uncertainty.nuclear_norm(loo @ grad_norm)                # [N, C]
         positions = m[:, 0]                                                  # block sizes m_j: all words
-        sv = uncertainty.jackknife(theta, theta_loo, positions)
+        noise = uncertainty.simulated_bias(full @ grad_norm,
+                                           uncertainty.noise_draws(s, m, draws, seed) @ grad_norm)
+        sv = uncertainty.jackknife(theta, theta_loo, positions, bias=noise["bias"])
         coh, coh_loo = uncertainty.coherence_squared(s, m, grad_norm)
         co = uncertainty.jackknife(coh, coh_loo, positions, exponent=uncertainty.SMOOTH_EXPONENT)
-        floor = uncertainty.noise_floor(s, m, grad_norm, draws=draws, seed=seed)
+        floor = noise["noise_floor"]
         if grams is not None and k in grams:
             mag, mag_loo = uncertainty.magnitude_squared(gradient_files.unpack_grams(grams[k]), m, grad_norm)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -78,10 +138,16 @@ def statistics(sums, counts, delays, names, grad_norm, draws=50, seed=0, grams=N
         else:
             mag, mag_loo = np.full(theta.shape, np.nan), np.full(theta_loo.shape, np.nan)
             ratio = {key: np.full(theta.shape, np.nan) for key in ("value", "se", "lo", "hi")}
-        per_delay.append((k, m, sv, co, floor, theta_loo, coh_loo, mag, mag_loo, ratio))
+        if occurrence is not None:
+            occ, occ_loo = occurrence_statistics(occurrence[:, di], m, positions)
+        else:
+            occ = {column: np.full(theta.shape, np.nan) for column in OCCURRENCE_COLUMNS}
+            occ_loo = {column: np.full(theta_loo.shape, np.nan) for column in REPLICATE_COLUMNS[8:]}
+        per_delay.append((k, m, sv, co, floor, theta_loo, coh_loo, mag, mag_loo, ratio, noise["signal_rank"], occ,
+                          occ_loo))
     rows, replicates = [], []
     for c, name in enumerate(names):
-        for k, m, sv, co, floor, theta_loo, coh_loo, mag, mag_loo, ratio in per_delay:
+        for k, m, sv, co, floor, theta_loo, coh_loo, mag, mag_loo, ratio, rank, occ, occ_loo in per_delay:
             rows.append({"class": name, "delay": k, "count": int(m[:, c].sum()), "blocks": blocks,
                          "sv_sum": sv["value"][c], "estimate": sv["estimate"][c], "bias": sv["bias"][c],
                          "se": sv["se"][c], "lo": sv["lo"][c], "hi": sv["hi"][c], "noise_floor": floor[c],
@@ -89,15 +155,17 @@ def statistics(sums, counts, delays, names, grad_norm, draws=50, seed=0, grams=N
                          "coherence_sq_lo": co["lo"][c], "coherence_sq_hi": co["hi"][c],
                          "magnitude_sq": float(mag[c]), "coherence_ratio": ratio["value"][c],
                          "coherence_ratio_se": ratio["se"][c], "coherence_ratio_lo": ratio["lo"][c],
-                         "coherence_ratio_hi": ratio["hi"][c]})
+                         "coherence_ratio_hi": ratio["hi"][c], "signal_rank": int(rank[c]),
+                         "bias_method": BIAS_SIMULATED, **{key: float(v[c]) for key, v in occ.items()}})
             for j in range(blocks):
                 replicates.append({"class": name, "delay": k, "block": j + 1, "block_count": int(m[j, c]),
                                    "block_positions": int(m[j, 0]), "loo_sv_sum": theta_loo[j, c],
-                                   "loo_coherence_sq": coh_loo[j, c], "loo_magnitude_sq": float(mag_loo[j, c])})
+                                   "loo_coherence_sq": coh_loo[j, c], "loo_magnitude_sq": float(mag_loo[j, c]),
+                                   **{key: float(v[j, c]) for key, v in occ_loo.items()}})
     return rows, replicates
 
 
-def compute(sums, counts, delays, names, grams, grad_norm, draws=50, seed=0):
+def compute(sums, counts, delays, names, grams, grad_norm, draws=50, seed=0, occurrence=None):
     """statistics() of block_arrays' arrays with D [E, E] (float64), BLAS at one thread; UserError for a D of
     another size."""
     if sums.shape[-1] != np.shape(grad_norm)[0]:
@@ -106,7 +174,8 @@ def compute(sums, counts, delays, names, grams, grad_norm, draws=50, seed=0):
     # thousands of small SVDs: one BLAS thread each is 4-5x faster than several fighting over 2 cores
     from threadpoolctl import threadpool_limits
     with threadpool_limits(1):
-        return statistics(sums, counts, delays, names, np.asarray(grad_norm, np.float64), draws, seed, grams)
+        return statistics(sums, counts, delays, names, np.asarray(grad_norm, np.float64), draws, seed, grams,
+                          occurrence)
 
 
 def csv_text(rows, columns):
@@ -114,18 +183,23 @@ def csv_text(rows, columns):
     writer = csv.DictWriter(buffer, columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({key: analysis.format_number(value) if isinstance(value, float) else value
-                         for key, value in row.items()})
+        writer.writerow({key: analysis.format_number(value) if isinstance(value, float) else
+                         "" if value is None else value for key, value in row.items()})
     return buffer.getvalue()
 
 
 def from_pass(grad_dir, grad_norm, draws=50, seed=0):
     """compute() of the blocks of the pass in grad_dir: (rows, replicates, class names, delays, number of blocks)."""
-    sums, counts, delays, names, grams = block_arrays(gradient_files.read_blocks(grad_dir))
+    blocks = gradient_files.read_blocks(grad_dir)
+    sums, counts, delays, names, grams = block_arrays(blocks)
     if sums.shape[-1] != np.shape(grad_norm)[0]:
         raise UserError(f"the blocks in {grad_dir} hold [{sums.shape[-2]}, {sums.shape[-1]}] matrices but the "
                         f"gradient normalisation D is {np.shape(grad_norm)}: the embedding sizes differ")
-    rows, replicates = compute(sums, counts, delays, names, grams, grad_norm, draws, seed)
+    try:
+        occurrence = occurrence_arrays(blocks, grad_norm)
+    except UserError as err:
+        raise UserError(f"{grad_dir}: {err}") from None
+    rows, replicates = compute(sums, counts, delays, names, grams, grad_norm, draws, seed, occurrence)
     return rows, replicates, names, delays, sums.shape[0]
 
 
@@ -138,21 +212,44 @@ def write(directory, rows, replicates):
 
 
 def read_csv(path, columns):
-    """Rows of a CSV written by this tool, numbers as float (int columns as int); UserError naming the file and line."""
+    """Rows of a CSV written by this tool, numbers as float (int columns as int); UserError naming the file and line.
+
+    OPTIONAL_COLUMNS missing from a file written before them get their defaults (signal_rank None).
+    """
     if not os.path.isfile(path):
         raise UserError(f"{path} not found: run sg-intervals first")
     rows = []
     with open(path, encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        missing = set(columns) - set(reader.fieldnames or [])
+        missing = set(columns) - set(reader.fieldnames or []) - set(OPTIONAL_COLUMNS)
         if missing:
             raise UserError(f"{path}: missing column(s) {', '.join(sorted(missing))} (expected sg-intervals' CSV)")
+        defaults = {key: value for key, value in OPTIONAL_COLUMNS.items() if key in columns}
         for lineno, row in enumerate(reader, start=2):
             try:
-                rows.append({key: (value if key == "class" else
+                rows.append({key: (value if key in ("class", "bias_method") else
+                                   (int(value) if value not in ("", "nan") else None) if key == "signal_rank" else
                                    int(value) if key in ("delay", "count", "blocks", "block", "block_count",
                                                          "block_positions") else float(value))
-                             for key, value in row.items()})
+                             for key, value in {**defaults, **row}.items()})
             except ValueError:
                 raise UserError(f"{path} line {lineno}: a value is not a number") from None
     return rows
+
+
+def restate(rows, replicates):
+    """Interval rows with the SV sums' se, lo and hi recomputed from the replicates by the ordinary jackknife,
+    keeping each row's bias (for files whose blocks are gone: BIAS_LEGACY rows keep their order-1/2 correction)."""
+    loo = {}
+    for r in replicates:
+        loo.setdefault((r["class"], r["delay"]), []).append((r["block"], r["loo_sv_sum"], r["block_positions"]))
+    out = []
+    for r in rows:
+        items = sorted(loo.get((r["class"], r["delay"]), []))
+        if not items or not math.isfinite(r["sv_sum"]):
+            out.append(dict(r))
+            continue
+        sv = uncertainty.jackknife(r["sv_sum"], np.array([v for _, v, _ in items]),
+                                   np.array([m for _, _, m in items], np.float64), bias=r["bias"])
+        out.append({**r, **{key: float(sv[key]) for key in ("estimate", "se", "lo", "hi")}})
+    return out

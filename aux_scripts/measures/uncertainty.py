@@ -1,57 +1,76 @@
-"""Uncertainty from block sums: a bias-corrected delete-one-block jackknife, noise floor, coherence, magnitude, Holm, Wilson."""
-# Shape letters: N blocks, H state, E embedding; "..." is any shape of statistics (classes, delays).
+"""Uncertainty from block sums: the SV sum's simulated bias, the delete-one-block jackknife, noise floor, coherence, magnitude, Holm, Wilson."""
+# Shape letters: N blocks, B noise draws, H state, E embedding; "..." is any shape of statistics (classes, delays).
 #
 # The estimand of a class c at delay k is ‖E[G·D | c, k]‖_*, the sum of singular values of the
-# expected state gradient of this model on this text distribution. The plain estimate, the SV
-# sum of the validation average, is biased upwards: the noise of an average of n occurrences
-# adds singular values of order n^(-1/2) in directions the mean does not fill (the nuclear norm
-# is convex), while its sampling error is smaller. The validation text is cut into N contiguous
-# blocks (the gradient pass's grad_blocks), treated as independent units of text.
+# expected state gradient of this model on this text distribution. The plain estimate theta, the
+# SV sum of the validation average, is biased upwards (the nuclear norm is convex), and the order
+# of the bias depends on the regime: where the mean fills every direction well above the noise
+# (large classes, small delays) the noise only perturbs its singular values, a bias of order
+# n^(-1); where the mean leaves directions empty (low rank, small classes, long delays) the noise
+# adds singular values there, a bias of order n^(-1/2). The validation text is cut into N
+# contiguous blocks (the gradient pass's grad_blocks), treated as independent units of text.
 #
-# Jackknife: theta = f(all blocks), theta_j = f(all blocks but j), with m_j the size of block j
-# (n = sum m_j) and h_j = n / m_j.
-#   - Bias: a bias of order n^(-a) grows by rho_j = (n / (n - m_j))^a when block j is left out,
-#     so each theta_j - theta estimates (rho_j - 1) times the bias. The generalised jackknife
-#     (Gray and Schucany 1972, "The Generalized Jackknife Statistic") removes it:
-#         estimate = theta - sum_j (m_j / n) (theta_j - theta) / (rho_j - 1)
-#     a = 1/2 for SV-based statistics (the noise term above); a = 1 is the ordinary jackknife
-#     (Quenouille), for smooth statistics such as means and the unbiased coherence.
-#   - Variance: pseudo-values p_j = theta + (theta - theta_j) / (rho_j - 1), and the weighted
-#     delete-m_j jackknife variance of Busing, Meijer and van der Leeden (1999, "Delete-m
-#     jackknife for unequal m", Statistics and Computing 9: 3-8):
-#         se^2 = (1 / N) sum_j (p_j - estimate)^2 / (h_j - 1)
-#     which for a = 1 is exactly theirs and for equal blocks the textbook jackknife variance.
-#   - Interval: estimate -/+ t_{N-1, 0.975} se.
-# Why not the plain SV sum with a jackknife or bootstrap interval: its bias was 10-100 standard
-# errors in the coverage simulation (tests/test_uncertainty.py), so such intervals covered the
-# truth in none of the repetitions. The bias-corrected interval covered it in 97-99% there: slightly
-# conservative, as jackknife variances of nonlinear statistics are (Efron and Stein 1981).
+# Bias (simulated_bias): a bootstrap bias estimate around a denoised mean. The average's noise is
+# drawn from the blocks' residuals (random-sign combinations of the centred block sums, which
+# have the covariance of the average's noise: noise_draws); the denoised mean keeps the singular
+# directions of the average above the noise's edge (the draws' mean largest singular value); the
+# bias is the mean SV sum of the denoised mean plus a draw (antithetic pairs +-Z) minus the SV
+# sum of the denoised mean. The order of the bias is not assumed: the simulation reproduces
+# n^(-1) where nothing is cut and n^(-1/2) in the empty directions, whatever the mixture.
+# Estimate = theta - bias.
+#
+# Standard error: the ordinary (a = 1) delete-m_j jackknife of Busing, Meijer and van der Leeden
+# (1999, "Delete-m jackknife for unequal m", Statistics and Computing 9: 3-8), with m_j the size
+# of block j, n = sum m_j, h_j = n / m_j, theta_j the statistic without block j:
+#     pseudo-values p_j = h_j theta - (h_j - 1) theta_j,  J = N theta - sum_j (1 - m_j / n) theta_j,
+#     se^2 = (1 / N) sum_j (p_j - J)^2 / (h_j - 1),
+# and the interval estimate -/+ t_{N-1, 0.975} se. A derived statistic f (a difference, ratio, fit)
+# takes the same jackknife over the replicates f(theta_j - bias): the bias correction shifts every
+# replicate alike, so the se is that of f, and the interval is an interval of f itself.
+# Why this pair: tests/benchmarks/calibrate_intervals.py simulates four regimes (full rank and
+# signal-dominated at 20,000 and 2,500 occurrences; rank 3 and noise-heavy at coherence ratios
+# 0.05 and 0.01) at 10 and 20 blocks. The earlier generalised jackknife of order 1/2 had a
+# standard error 2.05 times the ordinary one's at 10 blocks and over-corrected the bias of the
+# signal-dominated classes; order 1 left most of the bias of the noise-heavy ones; the bias of
+# the pair above stays within a fraction of the spread and the se within 0.8-1.25 of it in all
+# four (docs/intervals.md gives the figures).
 import concurrent.futures
 import math
 import os
 
 import numpy as np
 
-SV_EXPONENT = 0.5      # bias order n^(-1/2) of statistics built from singular values
 SMOOTH_EXPONENT = 1.0  # bias order n^(-1) of smooth statistics (the ordinary jackknife)
 LEVEL = 0.95
 
 
-def nuclear_norm(matrices):
-    """Sum of singular values of [..., H, E] -> [...] (float64); NaN for a matrix with a NaN (an empty average)."""
+def _finite_map(fn, matrices, tail):
+    """fn over the finite matrices of [..., H, E] -> [..., *tail] (NaN where a matrix has a NaN: an empty average).
+
+    numpy's batched SVD runs on one core and releases the GIL: one chunk per core (the same LAPACK
+    call per matrix, so the same values); callers keep BLAS at one thread (sg-intervals does).
+    """
     matrices = np.asarray(matrices, np.float64)
-    out = np.full(matrices.shape[:-2], np.nan)
+    out = np.full(matrices.shape[:-2] + tail, np.nan)
     finite = np.isfinite(matrices).all(axis=(-2, -1))
     stack = matrices[finite]
-    # numpy's batched SVD runs on one core and releases the GIL: one chunk per core (the same LAPACK call
-    # per matrix, so the same values); callers keep BLAS at one thread (sg-intervals does)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    workers = min(cores, max(1, len(stack) // 64))
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        parts = pool.map(lambda chunk: np.linalg.svd(chunk, compute_uv=False).sum(axis=-1),
-                         np.array_split(stack, workers))
-        out[finite] = np.concatenate(list(parts))
+    if len(stack):
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        workers = min(cores, max(1, len(stack) // 64))
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            out[finite] = np.concatenate(list(pool.map(fn, np.array_split(stack, workers))))
     return out
+
+
+def singular_values(matrices):
+    """Singular values of [..., H, E] -> [..., min(H, E)], largest first (float64; NaN rows for NaN matrices)."""
+    matrices = np.asarray(matrices)
+    return _finite_map(lambda chunk: np.linalg.svd(chunk, compute_uv=False), matrices, (min(matrices.shape[-2:]),))
+
+
+def nuclear_norm(matrices):
+    """Sum of singular values of [..., H, E] -> [...] (float64); NaN for a matrix with a NaN (an empty average)."""
+    return _finite_map(lambda chunk: np.linalg.svd(chunk, compute_uv=False).sum(axis=-1), matrices, ())
 
 
 def leave_one_out_means(sums, counts):
@@ -68,12 +87,23 @@ def leave_one_out_means(sums, counts):
     return full, loo
 
 
-def jackknife(full, loo, sizes, exponent=SV_EXPONENT, level=LEVEL):
-    """Bias-corrected estimate, standard error and interval of a statistic from its leave-one-block-out values.
+def jackknife(full, loo, sizes, exponent=SMOOTH_EXPONENT, level=LEVEL, bias=None):
+    """Estimate, standard error and interval of a statistic from its leave-one-block-out values.
 
-    full [...]: the statistic on all blocks; loo [N, ...]: on all blocks but j; sizes [N] or
-    [N, ...]: the blocks' sizes m_j. Returns a dict of arrays [...]: value (= full), estimate,
-    bias, se, lo, hi, and df (N - 1).
+    Args:
+        full [...]: the statistic on all blocks.
+        loo [N, ...]: the statistic on all blocks but j.
+        sizes [N] or [N, ...]: the blocks' sizes m_j.
+        exponent: the order a of a bias n^(-a) removed by the generalised jackknife (Gray and
+            Schucany 1972: estimate = theta - sum_j (m_j / n)(theta_j - theta) / (rho_j - 1),
+            rho_j = (n / (n - m_j))^a; 1 is Quenouille's ordinary jackknife), or None for no
+            correction (a statistic that is unbiased, or built from bias-corrected replicates).
+        bias [...]: a bias estimated elsewhere (simulated_bias), subtracted instead; exponent is
+            then ignored.
+
+    Returns:
+        dict of arrays [...]: value (= full), estimate, bias, se, lo, hi, df (N - 1). The se is
+        always the ordinary delete-m_j jackknife's (module comment), whatever the correction.
     """
     import scipy.stats  # here: half a second to import, and --help needs none of it
 
@@ -83,16 +113,87 @@ def jackknife(full, loo, sizes, exponent=SV_EXPONENT, level=LEVEL):
     blocks = loo.shape[0]
     sizes = sizes.reshape(sizes.shape + (1,) * (loo.ndim - sizes.ndim))
     n = sizes.sum(axis=0)
-    rho = (n / (n - sizes)) ** exponent
     share = sizes / n
-    bias = np.sum(share * (loo - full) / (rho - 1), axis=0)
+    if bias is not None:
+        bias = np.broadcast_to(np.asarray(bias, np.float64), full.shape)
+    elif exponent is None:
+        bias = np.zeros(full.shape)
+    else:
+        rho = (n / (n - sizes)) ** exponent
+        bias = np.sum(share * (loo - full) / (rho - 1), axis=0)
     estimate = full - bias
-    pseudo = full + (full - loo) / (rho - 1)
     h = n / sizes
-    se = np.sqrt(np.sum((pseudo - estimate) ** 2 / (h - 1), axis=0) / blocks)
+    pseudo = h * full - (h - 1) * loo
+    centre = blocks * full - np.sum((1 - share) * loo, axis=0)
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(np.sum((pseudo - centre) ** 2 / (h - 1), axis=0) / blocks)
     half = scipy.stats.t.ppf(0.5 + level / 2, blocks - 1) * se
     return {"value": full, "estimate": estimate, "bias": bias, "se": se, "lo": estimate - half,
             "hi": estimate + half, "df": blocks - 1}
+
+
+def noise_draws(sums, counts, draws=50, seed=0):
+    """Draws of the average's noise: sums [N, ..., H, E], counts [N, ...] -> [draws, ..., H, E].
+
+    The centred block sums S_j - m_j·mean carry the average's noise; combined with random signs
+    s_j = ±1 and scaled by sqrt(N / (N - 1)) (the centring removes one degree of freedom), the
+    noise average (1/n) sum_j s_j (S_j - m_j·mean) has the covariance of the average's noise and
+    no mean. A block with no occurrence of a statistic adds nothing to it.
+    """
+    sums = np.asarray(sums, np.float64)
+    counts = np.asarray(counts, np.float64)
+    blocks = sums.shape[0]
+    full, _ = leave_one_out_means(sums, counts)
+    centred = sums - counts[..., None, None] * full[None]
+    n = counts.sum(axis=0)[..., None, None]
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(draws, blocks))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.tensordot(signs, centred, axes=1) / n * math.sqrt(blocks / (blocks - 1))
+
+
+def noise_floor(sums, counts, grad_norm=None, draws=50, seed=0):
+    """Expected SV sum of the average's noise alone, per statistic: sums [N, ..., H, E], counts [N, ...] -> [...].
+
+    The mean SV sum of noise_draws (times D when given): the value that a class with no memory
+    at all would show at this count.
+    """
+    noise = noise_draws(sums, counts, draws, seed)
+    if grad_norm is not None:
+        noise = noise @ grad_norm
+    return nuclear_norm(noise).mean(axis=0)     # all draws in one batch of SVDs
+
+
+def simulated_bias(full, noise):
+    """Bias of the SV sum of an average, from draws of its noise around the denoised average (module comment).
+
+    Args:
+        full [..., H, E]: the average (times D).
+        noise [B, ..., H, E]: draws of its noise (noise_draws, times D).
+
+    Returns:
+        dict of arrays [...]: bias (E‖denoised + Z‖_* - ‖denoised‖_*, over the draws and their
+        negatives), noise_floor (the draws' mean SV sum), edge (their mean largest singular value)
+        and signal_rank (the average's singular values above the edge, those the denoised mean keeps).
+        An average without noise (every block alike) has bias 0 and keeps every direction.
+    """
+    full = np.asarray(full, np.float64)
+    noise = np.asarray(noise, np.float64)
+    noise_sv = singular_values(noise)                                        # [B, ..., r]
+    floor, edge = noise_sv.sum(axis=-1).mean(axis=0), noise_sv[..., 0].mean(axis=0)
+    out = np.full(full.shape[:-2], np.nan)
+    rank = np.zeros(full.shape[:-2], np.int64)
+    denoised = np.full(full.shape, np.nan)
+    finite = np.isfinite(full).all(axis=(-2, -1)) & np.isfinite(edge)
+    if finite.any():
+        u, s, vt = np.linalg.svd(full[finite], full_matrices=False)
+        kept = np.where(s > edge[finite][..., None], s, 0.0)
+        denoised[finite] = (u * kept[..., None, :]) @ vt
+        rank[finite] = np.count_nonzero(kept, axis=-1)
+        out[finite] = -kept.sum(axis=-1)
+    plus = nuclear_norm(denoised[None] + noise).mean(axis=0)
+    minus = nuclear_norm(denoised[None] - noise).mean(axis=0)
+    out += (plus + minus) / 2
+    return {"bias": out, "noise_floor": floor, "edge": edge, "signal_rank": rank}
 
 
 def t_pvalue(estimate, se, df):
@@ -116,28 +217,6 @@ def holm(pvalues):
         running = max(running, min(1.0, (m - rank) * p[i]))
         adjusted[i] = running
     return adjusted
-
-
-def noise_floor(sums, counts, grad_norm=None, draws=50, seed=0):
-    """Expected SV sum of the average's noise alone, per statistic: sums [N, ..., H, E], counts [N, ...] -> [...].
-
-    The centred block sums S_j - m_j·mean carry the average's noise; combined with random signs
-    s_j = ±1 and scaled by sqrt(N / (N - 1)) (the centring removes one degree of freedom), the
-    noise average (1/n) sum_j s_j (S_j - m_j·mean) has the covariance of the average's noise and
-    no mean. The floor is the mean SV sum of `draws` such combinations (times D when given): the
-    value that a class with no memory at all would show at this count.
-    """
-    sums = np.asarray(sums, np.float64)
-    counts = np.asarray(counts, np.float64)
-    blocks = sums.shape[0]
-    full, _ = leave_one_out_means(sums, counts)
-    centred = sums - counts[..., None, None] * full[None]
-    n = counts.sum(axis=0)[..., None, None]
-    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(draws, blocks))
-    noise = np.tensordot(signs, centred, axes=1) / n * math.sqrt(blocks / (blocks - 1))   # [draws, ..., H, E]
-    if grad_norm is not None:
-        noise = noise @ grad_norm
-    return nuclear_norm(noise).mean(axis=0)     # all draws in one batch of SVDs
 
 
 def coherence_squared(sums, counts, grad_norm=None):

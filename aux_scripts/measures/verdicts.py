@@ -1,14 +1,18 @@
 """The papers' findings judged with intervals: statistics of sg-intervals' replicates, Holm within a finding, stated rules."""
-# Shape letters: N blocks.
+# Shape letters: N blocks, S runs (seeds).
 #
-# A statistic is any function of the SV sums {(class, delay): value}; evaluated on all blocks
-# and on every leave-one-block-out replicate (replicates.csv), it gets a bias-corrected
-# estimate, standard error, 95% interval and p-value (aux_scripts/uncertainty.py). A finding
-# is a family of such comparisons; Holm's correction runs over the family, and a comparison
-# counts as "above" ("below") when its Holm-adjusted p is below ALPHA and its estimate is
-# positive (negative). On verdicts.Pooled (several seeds over the same text) a comparison also
-# needs every seed's own estimate to have its sign.
+# A statistic is any function f of the bias-corrected SV sums {(class, delay): estimate}: f of
+# the estimates, with the ordinary delete-one-block jackknife over the replicates f(theta_j - bias)
+# (intervals.csv's estimate and bias, replicates.csv's loo_sv_sum): a standard error, 95% interval
+# and p-value of f itself (aux_scripts/measures/uncertainty.py), so that a ratio's interval is the
+# ratio's. A finding is a family of such comparisons; Holm's correction runs over the family, and
+# a comparison counts as "above" ("below") when its Holm-adjusted p is below ALPHA and its
+# estimate is positive (negative). On verdicts.Pooled (several seeds of one recipe over the same
+# text) the seeds are a random effect: the variance of the seed average adds the between-seed
+# variance, net of the text variance each seed carries, over the number of seeds, with
+# Satterthwaite's degrees of freedom; the estimand is then the recipe, not one trained model.
 import dataclasses
+import math
 
 import numpy as np
 
@@ -17,17 +21,51 @@ from aux_scripts.measures import uncertainty
 ALPHA = 0.05
 HOLDS, PARTLY, NOT, INCONCLUSIVE = "holds", "partly", "does not hold", "inconclusive"
 
+# The panel of memory measures (docs/measures.md): name -> what it is. Each is read from an
+# intervals.csv row (its value on all blocks) and a replicates.csv row (its value without block j).
+MEASURES = {
+    "sv_sum": "SV sum of the mean ‖E[G·D]‖_* (the papers'; bias-corrected)",
+    "magnitude": "RMS magnitude (E‖G·D‖_F²)^½",
+    "occ_nuclear": "per-occurrence nuclear norm E‖G·D‖_*",
+    "coherence_ratio": "coherence ratio ‖E[G·D]‖_F² / E‖G·D‖_F²",
+    "output_norm": "output level E‖d log p(w_t+1) / d x_t−k · D‖",
+}
+
+
+def _root(x):
+    return math.sqrt(x) if x >= 0 else math.nan
+
+
+def measure_value(measure, row, replicate=None):
+    """The measure's value in an intervals.csv row, or without block j given that block's replicates.csv row."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if measure == "sv_sum":
+            return row["estimate"] if replicate is None else replicate["loo_sv_sum"] - row["bias"]
+        if measure == "magnitude":
+            return _root(row["magnitude_sq"] if replicate is None else replicate["loo_magnitude_sq"])
+        if measure == "coherence_ratio":
+            source, prefix = (row, "") if replicate is None else (replicate, "loo_")
+            return float(np.float64(source[f"{prefix}coherence_sq"]) / source[f"{prefix}magnitude_sq"])
+        if measure in ("occ_nuclear", "output_norm"):
+            return row[measure] if replicate is None else replicate[f"loo_{measure}"]
+    raise ValueError(f"unknown measure {measure!r} (known: {', '.join(MEASURES)})")
+
 
 class Replicates:
-    """SV sums on all blocks and on all but block j, per (class, delay), from sg-intervals' two CSV files."""
+    """One measure (default the bias-corrected SV sum) on all blocks and on all but block j, per (class, delay), from
+    sg-intervals' two CSV files. For the SV sum: value = estimate, loo = loo_sv_sum - bias (the correction shifts
+    every replicate alike); the other measures of MEASURES are means over occurrences (measure_value)."""
 
-    def __init__(self, interval_rows, replicate_rows):
-        self.value = {(r["class"], r["delay"]): r["sv_sum"] for r in interval_rows}
+    def __init__(self, interval_rows, replicate_rows, measure="sv_sum"):
+        self.measure, self.rows, self.replicate_rows = measure, interval_rows, replicate_rows
+        self.value = {(r["class"], r["delay"]): measure_value(measure, r) for r in interval_rows}
         self.count = {(r["class"], r["delay"]): r["count"] for r in interval_rows}
+        by_key = {(r["class"], r["delay"]): r for r in interval_rows}
         grouped = {}
         for r in replicate_rows:
-            grouped.setdefault((r["class"], r["delay"]), []).append(
-                (r["block"], r["loo_sv_sum"], r["block_positions"], r.get("block_count")))
+            key = (r["class"], r["delay"])
+            loo = measure_value(measure, by_key[key], r) if key in by_key else np.nan
+            grouped.setdefault(key, []).append((r["block"], loo, r["block_positions"], r.get("block_count")))
         self.loo, self.sizes, self.block_counts = {}, {}, {}
         for key, items in grouped.items():
             items.sort()
@@ -35,6 +73,10 @@ class Replicates:
             self.sizes[key] = np.array([m for _, _, m, _ in items], np.float64)
             self.block_counts[key] = [c for _, _, _, c in items]
         self.blocks = len(next(iter(self.loo.values())))
+
+    def for_measure(self, measure):
+        """The same rows read as another measure of MEASURES."""
+        return Replicates(self.rows, self.replicate_rows, measure)
 
     def has(self, keys):
         """Whether every key has a finite value and finite replicates (a class with no occurrence has NaN)."""
@@ -47,25 +89,67 @@ class Replicates:
         loo = np.array([f({key: self.loo[key][j] for key in keys}) for j in range(self.blocks)])
         return full, loo, np.mean([self.sizes[key] for key in keys], axis=0)
 
-    def statistic(self, f, keys, exponent=uncertainty.SV_EXPONENT):
-        """uncertainty.jackknife of f({key: value}) over the replicates, with its t test's p."""
-        return _summary(*self.evaluate(f, keys), exponent)
+    def statistic(self, f, keys):
+        """f({key: estimate}) with the jackknife over the replicates (no further correction), and its t test's p."""
+        return _summary(*self.evaluate(f, keys))
 
 
-def _summary(full, loo, sizes, exponent):
-    """uncertainty.jackknife with the t test's p, scalars as float."""
-    out = uncertainty.jackknife(full, loo, sizes, exponent=exponent)
+def _summary(full, loo, sizes):
+    """uncertainty.jackknife (no bias correction: f of bias-corrected values) with the t test's p, scalars as float."""
+    out = uncertainty.jackknife(full, loo, sizes, exponent=None)
     out["p"] = float(uncertainty.t_pvalue(out["estimate"], out["se"], out["df"]))
     return {key: float(value) if np.ndim(value) == 0 else value for key, value in out.items()}
+
+
+def random_effect(text_se, text_df, runs, run_se):
+    """(variance, between-seed variance, degrees of freedom) of a seed average with the seeds as a random effect.
+
+    Args:
+        text_se: the seed average's text-sampling se (the jackknife of the runs' averaged
+            replicates, which keeps the correlation of runs that share the text); text_df: its
+            degrees of freedom (N - 1).
+        runs [S]: each run's estimate; run_se [S]: each run's own text-sampling se.
+
+    The sample variance of the runs, s², has expectation tau² + (sum_i se_i² - S se²) / (S - 1),
+    tau² being the between-seed variance; tau² is estimated net of that text part (0 when
+    negative), var = se² + tau² / S, and Satterthwaite's degrees of freedom are
+    df = var² / (se⁴ / text_df + (tau² / S)² / (S - 1)).
+    """
+    runs, run_se = np.asarray(runs, np.float64), np.asarray(run_se, np.float64)
+    seeds = len(runs)
+    text_var = float(text_se) ** 2
+    if seeds < 2:
+        return text_var, 0.0, float(text_df)
+    net = (float(np.sum(run_se ** 2)) - seeds * text_var) / (seeds - 1)
+    between = max(0.0, float(np.var(runs, ddof=1)) - net)
+    var = text_var + between / seeds
+    denominator = text_var ** 2 / text_df + (between / seeds) ** 2 / (seeds - 1)
+    return var, between, (var ** 2 / denominator if denominator > 0 else float(text_df))
+
+
+def _pooled_summary(average, parts):
+    """_summary of the seed average with the seeds as a random effect (random_effect); text_se keeps the text part."""
+    import scipy.stats  # here: half a second to import, and --help needs none of it
+
+    out = _summary(*average)
+    runs = [_summary(*part) for part in parts]
+    var, between, df = random_effect(out["se"], out["df"], [r["estimate"] for r in runs], [r["se"] for r in runs])
+    se = math.sqrt(var)
+    half = scipy.stats.t.ppf(0.5 + uncertainty.LEVEL / 2, df) * se
+    out.update({"text_se": out["se"], "between_var": between, "se": se, "df": float(df),
+                "lo": out["estimate"] - half, "hi": out["estimate"] + half,
+                "p": float(uncertainty.t_pvalue(out["estimate"], se, df)), "runs": [r["estimate"] for r in runs]})
+    return out
 
 
 class Pooled(Replicates):
     """The mean over runs (e.g. training seeds) of a statistic, jackknifed over the text blocks the runs share.
 
     Every run is the same pass (text, batching, blocks) over a different model, so replicate j
-    of the mean is the mean of the runs' replicates j: its interval is the text-sampling
-    uncertainty of the seed average, not the spread between seeds (three seeds give a range,
-    not an interval). statistic() also returns each run's own bias-corrected estimate ("runs").
+    of the mean is the mean of the runs' replicates j: its jackknife is the text-sampling
+    uncertainty of the seed average (text_se). statistic() adds the seeds as a random effect
+    (random_effect: se, df, lo, hi and p include the between-seed variance, between_var) and
+    returns each run's own bias-corrected estimate ("runs").
     """
 
     def __init__(self, runs):
@@ -101,11 +185,9 @@ class Pooled(Replicates):
         return (float(np.mean([full for full, _, _ in parts])), np.mean([loo for _, loo, _ in parts], axis=0),
                 parts[0][2])
 
-    def statistic(self, f, keys, exponent=uncertainty.SV_EXPONENT):
+    def statistic(self, f, keys):
         parts = [run.evaluate(f, keys) for run in self.runs]   # f once per run and replicate, for both uses
-        out = _summary(*self._average(parts), exponent)
-        out["runs"] = [_summary(*part, exponent)["estimate"] for part in parts]
-        return out
+        return _pooled_summary(self._average(parts), parts)
 
 
 @dataclasses.dataclass
@@ -118,6 +200,13 @@ class Comparison:
     p: float
     p_holm: float = float("nan")
     runs: tuple = ()      # each run's (seed's) own estimate, when judged on verdicts.Pooled
+    scale: float = float("nan")   # for a difference of two values, their mean size (effect = estimate / scale)
+
+    @property
+    def effect(self):
+        """A size-free effect: the estimate over the mean size of the two values of a difference (a relative
+        difference), else the estimate itself (a difference of shares, of RMS log errors: already size-free)."""
+        return self.estimate / self.scale if self.scale > 0 else self.estimate
 
     @property
     def runs_agree(self):
@@ -126,15 +215,39 @@ class Comparison:
 
     @property
     def sign(self):
-        """+1 above, -1 below, 0 when the Holm-adjusted p is not below ALPHA or a run's estimate has the other sign."""
-        if not self.p_holm < ALPHA or not self.runs_agree:
+        """+1 above, -1 below, 0 when the Holm-adjusted p is not below ALPHA. On Pooled runs the p already holds
+        the seeds' spread (random effect), so a seed whose own estimate has the other sign does not veto it."""
+        if not self.p_holm < ALPHA:
             return 0
         return 1 if self.estimate > 0 else -1
 
 
-def compare(reps, name, f, keys, exponent=uncertainty.SV_EXPONENT):
-    out = reps.statistic(f, keys, exponent)
-    return Comparison(name, out["estimate"], out["se"], out["lo"], out["hi"], out["p"], runs=tuple(out.get("runs", ())))
+def compare(reps, name, f, keys, difference_of=None):
+    """Comparison of f over keys; difference_of (a, b): f is value a minus value b, whose mean size scales the effect."""
+    out = reps.statistic(f, keys)
+    scale = float(np.mean([abs(reps.value[key]) for key in difference_of])) if difference_of else float("nan")
+    return Comparison(name, out["estimate"], out["se"], out["lo"], out["hi"], out["p"], runs=tuple(out.get("runs", ())),
+                      scale=scale)
+
+
+def family_effect(family):
+    """The median effect of a family's comparisons (NaN for an empty family)."""
+    effects = [c.effect for c in family if np.isfinite(c.effect)]
+    return float(np.median(effects)) if effects else float("nan")
+
+
+def across_measures(verdicts_by_measure):
+    """The stated rule that summarises one finding over the panel of measures ({measure: verdict}, those that could
+    judge it): 'holds under every measure' when it holds under each; 'holds under none' when it holds under none
+    (each does not hold, or is inconclusive); otherwise 'depends on the measure'."""
+    values = list(verdicts_by_measure.values())
+    if not values:
+        return INCONCLUSIVE
+    if all(v == HOLDS for v in values):
+        return "holds under every measure"
+    if not any(v in (HOLDS, PARTLY) for v in values):
+        return "holds under none"
+    return "depends on the measure"
 
 
 def holm_family(comparisons):
@@ -146,14 +259,16 @@ def holm_family(comparisons):
 
 
 def difference(reps, a, b, k):
-    return compare(reps, f"{a} − {b} at k = {k}", lambda v: v[(a, k)] - v[(b, k)], [(a, k), (b, k)])
+    return compare(reps, f"{a} − {b} at k = {k}", lambda v: v[(a, k)] - v[(b, k)], [(a, k), (b, k)],
+                   difference_of=[(a, k), (b, k)])
 
 
 def finding_shrink(reps, overall, delays):
     """Holds when the overall SV sum falls significantly between every pair of consecutive ranking delays."""
     steps = [(a, b) for a, b in zip(delays, delays[1:]) if reps.has([(overall, a), (overall, b)])]
     family = holm_family([compare(reps, f"k = {a} − k = {b}", lambda v, a=a, b=b: v[(overall, a)] - v[(overall, b)],
-                                  [(overall, a), (overall, b)]) for a, b in steps])
+                                  [(overall, a), (overall, b)], difference_of=[(overall, a), (overall, b)])
+                          for a, b in steps])
     signs = [c.sign for c in family]
     if not family:
         return INCONCLUSIVE, family

@@ -4,6 +4,7 @@
 # Reads, in each RUN folder (sg-reproduce's layout, or its committed part under docs/results/):
 #   intervals/intervals.csv   sg-intervals: bias-corrected SV sums with intervals, noise floors,
 #                             size controls (required)
+#   intervals/replicates.csv  sg-intervals' leave-one-block-out values (the ratios' intervals)
 #   svs.csv                   the point SV sums per class and delay (required: the fits and the
 #                             class groups, as the run's own report)
 # and, per run, optionally a MODEL folder (weights.npz + dict) and the corpus (--data): parameter
@@ -14,8 +15,11 @@
 #                         (without embedding, positions and output layer), valid_ppl_windows,
 #                         test_ppl_windows, num_steps, stride (empty where no model was given)
 #   compare_svs.csv       label, class, delay, count, estimate, lo, hi, noise_floor, normalised,
-#                         normalised_lo, normalised_hi (estimate and interval / the class's delay-0
-#                         estimate; the delay-0 estimate's own uncertainty is not propagated)
+#                         normalised_lo, normalised_hi (the ratio of the class's estimate at the
+#                         delay to its estimate at delay 0, with the interval of that ratio: the
+#                         jackknife over the ratio's own replicates, so the delay-0 estimate's
+#                         uncertainty is in it), relative_k1, relative_k1_lo, relative_k1_hi (the
+#                         same relative to delay 1); NaN where the run has no replicates.csv
 #   compare_fits.csv      label, model (exponential | power law), a, tau_or_b, rmse_log, first_delay,
 #                         last_delay (fitted to svs.csv's overall curve as the run's report does)
 #   compare_ranking.csv   label, group (POS | frequency), delay, rank, class, estimate, lo, hi
@@ -30,7 +34,7 @@ import os
 import numpy as np
 
 from aux_scripts.classes import token_classes
-from aux_scripts.measures import analysis, intervals, palette
+from aux_scripts.measures import analysis, intervals, palette, verdicts
 from aux_scripts.pipeline import report
 from tf_scripts import fileio
 from tf_scripts.errors import UserError
@@ -42,18 +46,39 @@ RANK_DELAYS = report.RANK_DELAYS
 EMBEDDING_ARRAYS = ("embedding", "positions", "softmax_w", "softmax_b")
 RARE, FREQUENT = "freq_1-9", "freq_10000+"
 SIZE_CONTROL = f"{FREQUENT}-as-{RARE}-"   # sg-token-classes' frequent tokens subsampled to the rare class's count
+RATIO_COLUMNS = ["normalised", "normalised_lo", "normalised_hi", "relative_k1", "relative_k1_lo", "relative_k1_hi"]
 
 
 def load_run(directory):
-    """(interval rows {class: {delay: row}}, svs table {class: {delay: sum}}) of a RUN folder."""
+    """(interval rows {class: {delay: row}}, svs table {class: {delay: sum}}) of a RUN folder; each row also holds
+    its ratios to delays 0 and 1 with their intervals (ratio_intervals)."""
     analysis.check_dir(directory, "run folder")
     path = os.path.join(directory, "intervals", intervals.INTERVALS_CSV)
     if not os.path.isfile(path):
         raise UserError(f"{directory}: no intervals/{intervals.INTERVALS_CSV} (sg-reproduce with blocks writes it)")
+    flat = intervals.read_csv(path, intervals.INTERVAL_COLUMNS)
     rows = {}
-    for r in intervals.read_csv(path, intervals.INTERVAL_COLUMNS):
+    for r in flat:
         rows.setdefault(r["class"], {})[r["delay"]] = r
+    reps_path = os.path.join(directory, "intervals", intervals.REPLICATES_CSV)
+    reps = verdicts.Replicates(flat, intervals.read_csv(reps_path, intervals.REPLICATE_COLUMNS)) \
+        if os.path.isfile(reps_path) else None
+    for cls, by_delay in rows.items():
+        for k, r in by_delay.items():
+            for base, name in ((0, "normalised"), (1, "relative_k1")):
+                r.update(ratio_interval(reps, cls, k, base, name))
     return rows, report.read_svs(os.path.join(directory, "svs.csv"))
+
+
+def ratio_interval(reps, cls, k, base, name):
+    """{name, name_lo, name_hi}: the class's estimate at delay k over its estimate at delay `base`, with the
+    jackknife interval of the ratio (NaN without replicates, or where the base is not positive)."""
+    nan = {name: math.nan, f"{name}_lo": math.nan, f"{name}_hi": math.nan}
+    keys = [(cls, k), (cls, base)]
+    if reps is None or not reps.has(keys) or not reps.value[(cls, base)] > 0:
+        return nan
+    out = reps.statistic(lambda v: v[(cls, k)] / v[(cls, base)], keys)
+    return {name: out["estimate"], f"{name}_lo": out["lo"], f"{name}_hi": out["hi"]}
 
 
 def parameter_counts(arrays):
@@ -86,13 +111,10 @@ def model_row(label, model_dir, data_dir, num_steps, stride):
 def svs_rows(label, rows):
     out = []
     for cls, by_delay in rows.items():
-        base = by_delay.get(0, {}).get("estimate", math.nan)
         for k, r in sorted(by_delay.items()):
-            scale = base if base and math.isfinite(base) and base > 0 else math.nan
             out.append({"label": label, "class": cls, "delay": k, "count": r["count"], "estimate": r["estimate"],
                         "lo": r["lo"], "hi": r["hi"], "noise_floor": r["noise_floor"],
-                        "normalised": r["estimate"] / scale, "normalised_lo": r["lo"] / scale,
-                        "normalised_hi": r["hi"] / scale})
+                        **{key: r[key] for key in RATIO_COLUMNS}})
     return out
 
 
@@ -313,8 +335,8 @@ def compare(runs, labels, out, *, models=None, data=None, num_steps=200, stride=
         MODELS_CSV: _csv_text(model_rows, ["label", "cell", "layers", "embedding", "size", "parameters",
                                            "parameters_core", "valid_ppl_windows", "test_ppl_windows", "num_steps",
                                            "stride"]),
-        SVS_CSV: _csv_text(svs, ["label", "class", "delay", "count", "estimate", "lo", "hi", "noise_floor",
-                                 "normalised", "normalised_lo", "normalised_hi"]),
+        SVS_CSV: _csv_text(svs, ["label", "class", "delay", "count", "estimate", "lo", "hi", "noise_floor"]
+                           + RATIO_COLUMNS),
         FITS_CSV: _csv_text(fits, ["label", "model", "a", "tau_or_b", "rmse_log", "first_delay", "last_delay"]),
         RANKING_CSV: _csv_text(ranking, ["label", "group", "delay", "rank", "class", "estimate", "lo", "hi"]),
         FREQUENCY_CSV: _csv_text(frequency, ["label", "delay", "class", "role", "count", "estimate", "lo", "hi",
@@ -350,8 +372,8 @@ def headline_table(directory):
         return _g(float(x), digits)
 
     def cell(row, key="normalised"):
-        return f"{f(row[key])} [{f(row[key + '_lo'] if key == 'normalised' else row['lo'])}, " \
-               f"{f(row[key + '_hi'] if key == 'normalised' else row['hi'])}]"
+        lo, hi = ("lo", "hi") if key == "estimate" else (f"{key}_lo", f"{key}_hi")
+        return f"{f(row[key])} [{f(row[lo])}, {f(row[hi])}]"
 
     rows = []
     if models:
@@ -363,6 +385,9 @@ def headline_table(directory):
     rows.append(["overall SV sum at k = 0"] + [cell(svs[(lab, report.OVERALL, 0)], "estimate") for lab in labels])
     for k in (1, 10, 40):
         rows.append([f"relative to k = 0, at k = {k}"] + [cell(svs[(lab, report.OVERALL, k)]) for lab in labels])
+    for k in (10, 40):
+        rows.append([f"relative to k = 1, at k = {k}"] + [cell(svs[(lab, report.OVERALL, k)], "relative_k1")
+                                                         for lab in labels])
     rows.append(["power law a·k^(−b): b (RMS error of ln)"] +
                 [f"{f(fits[(lab, 'power law')]['tau_or_b'])} ({f(fits[(lab, 'power law')]['rmse_log'], 2)})"
                  for lab in labels])

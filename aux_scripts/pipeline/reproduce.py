@@ -264,8 +264,8 @@ def plan(opts):
         grad_keys.append(("valid_batches", opts.valid_windows))
     chosen = opts.blocks if opts.blocks is not None else BLOCKS_WITH_CONTEXT if opts.pos_data else BLOCKS
     blocks = min(chosen, opts.valid_windows or chosen)
-    if blocks >= 2:
-        grad_keys.append(("grad_blocks", blocks))
+    if blocks >= 2:   # with the occurrence measures (per-occurrence nuclear norm, output level) under D
+        grad_keys += [("grad_blocks", blocks), ("grad_norm_file", p("embedding_D_norm_grad.npy"))]
     configs = {
         p("configs", "model.config"): derived_config(config, base + [("log", "model")],
                                                      "the model for the --notrain passes"),
@@ -363,17 +363,7 @@ def plan(opts):
                                     "--out", in_context], p("logs", "token_classes.out"))],
                           inputs=[valid_file, tagger_tags, p("classes", "pos_mapping.txt"), *pos_files],
                           outputs=[tags, os.path.join(in_context, "classes")]))
-    # -- state gradients
-    steps.append(Step("gradients", f"state gradients of the {interm} state, all time steps, {MAX_DELAY} delays, "
-                      "streaming averages overall, per POS class and per frequency bin (and per class in context with --pos-data)",
-                      [Command(["sg-main", "--notrain", "--notest", "--config", grad_cfg], p("logs", "gradients.out"))],
-                      inputs=[m_weights, m_dict, valid_file, data_files[0], p("classes"), *pos_files,
-                              *([in_context] if opts.pos_data else [])],
-                      keys={**data_keys, **model_keys, "num_steps": config.num_steps,
-                            "valid_batches": opts.valid_windows, "max_delay": MAX_DELAY, "grad_blocks": blocks},
-                      outputs=[p("gradients", "delay_0_avg.npy")], clean=[p("gradients")]))
-
-    # -- embedding, normalisation, classifier
+    # -- embedding and normalisation (before the pass: its occurrence measures use D)
     emb = p("embedding.npy")
     steps.append(Step("embedding", "export the embedding matrix",
                       [Command(["sg-main", "--notrain", "--novalid", "--notest", "--config", emb_cfg],
@@ -383,6 +373,17 @@ def plan(opts):
     steps.append(Step("normalise", "embedding mean, covariance, Cholesky factor D and Z = D^-1",
                       [Command(["sg-normalize-equal-variance", emb], p("normalisation.log"))],
                       inputs=[emb], outputs=[d_norm, z_norm]))
+    # -- state gradients
+    steps.append(Step("gradients", f"state gradients of the {interm} state, all time steps, {MAX_DELAY} delays, "
+                      "streaming averages overall, per POS class and per frequency bin (and per class in context with --pos-data)",
+                      [Command(["sg-main", "--notrain", "--notest", "--config", grad_cfg], p("logs", "gradients.out"))],
+                      inputs=[m_weights, m_dict, valid_file, data_files[0], p("classes"), *pos_files,
+                              *([in_context] if opts.pos_data else []), *([d_norm] if blocks >= 2 else [])],
+                      keys={**data_keys, **model_keys, "num_steps": config.num_steps,
+                            "valid_batches": opts.valid_windows, "max_delay": MAX_DELAY, "grad_blocks": blocks},
+                      outputs=[p("gradients", "delay_0_avg.npy")], clean=[p("gradients")]))
+
+    # -- classifier
     classifier = p("classifier", "pos")
     steps.append(Step("classifier", f"POS classifier on the embeddings ({opts.classifier_grid} grid), mean "
                       "embedding per tag",

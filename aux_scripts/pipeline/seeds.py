@@ -10,18 +10,20 @@
 #                          as its report)
 #   seeds_comparisons.csv  finding, comparison, estimate, se, lo, hi, p, p_holm, sign,
 #                          signs_agree, seed_min, seed_max, estimate_<label>...
-#   seeds_svs.csv          class, delay, count, estimate, se, lo, hi, seed_min, seed_max,
-#                          estimate_<label>... (bias-corrected SV sums; ctx_ classes are in context;
-#                          a class and delay with no occurrence, NaN in intervals.csv, has no row)
+#   seeds_svs.csv          class, delay, count, estimate, se, lo, hi, text_se, between_var, df,
+#                          seed_min, seed_max, estimate_<label>... (bias-corrected SV sums; ctx_
+#                          classes are in context; a class and delay with no occurrence, NaN in
+#                          intervals.csv, has no row)
 #   seeds.md               the tables with the rule in words
 #
-# Two sources of variation, kept apart. Text sampling: the runs are passes over the same text
-# with the same blocks, so the seed average of a statistic has a jackknife over those blocks
-# (verdicts.Pooled): estimate, se, lo, hi, p. Training seed: S values, their range; three
-# seeds give a range, not an interval. The pooled rule: a comparison counts as above (below)
-# when the seed average's Holm-adjusted p is below verdicts.ALPHA and every seed's own
-# bias-corrected estimate has its sign; the finding's verdict follows from those signs by the
-# rules of the single-run report.
+# Two sources of variation. Text sampling: the runs are passes over the same text with the same
+# blocks, so the seed average of a statistic has a jackknife over those blocks (text_se).
+# Training seed: a random effect (verdicts.random_effect): se² = text_se² + between_var / S,
+# between_var the seeds' variance net of the text variance each carries, Satterthwaite's df;
+# estimate, se, lo, hi and p are of the recipe, not of one trained model. The pooled rule: a
+# comparison counts as above (below) when that p, Holm-adjusted within its finding, is below
+# verdicts.ALPHA; the finding's verdict follows by the rules of the single-run report.
+# signs_agree says whether every seed's own estimate has the average's sign.
 import os
 
 from aux_scripts.classes import token_classes
@@ -97,8 +99,8 @@ def summarise(directories, labels, out_dir):
             if prefix and cls == report.OVERALL or not reps.has([(cls, k)]):
                 continue
             s = reps.statistic(lambda v: v[(cls, k)], [(cls, k)])
-            svs_rows.append([prefix + cls, k, reps.count[(cls, k)], s["estimate"],
-                             s["se"], s["lo"], s["hi"], min(s["runs"]), max(s["runs"]), *s["runs"]])
+            svs_rows.append([prefix + cls, k, reps.count[(cls, k)], s["estimate"], s["se"], s["lo"], s["hi"],
+                             s["text_se"], s["between_var"], s["df"], min(s["runs"]), max(s["runs"]), *s["runs"]])
 
     seed_columns = [f"estimate_{label}" for label in labels]
     files = {
@@ -106,8 +108,8 @@ def summarise(directories, labels, out_dir):
         COMPARISONS_CSV: report.table_csv(comparison_rows, ["finding", "comparison", "estimate", "se", "lo", "hi", "p",
                                                        "p_holm", "sign", "signs_agree", "seed_min", "seed_max"]
                                      + seed_columns),
-        SVS_CSV: report.table_csv(svs_rows, ["class", "delay", "count", "estimate", "se", "lo", "hi", "seed_min",
-                                        "seed_max"] + seed_columns),
+        SVS_CSV: report.table_csv(svs_rows, ["class", "delay", "count", "estimate", "se", "lo", "hi", "text_se",
+                                             "between_var", "df", "seed_min", "seed_max"] + seed_columns),
         SUMMARY_MD: summary_markdown(directories, labels, runs, finding_rows, comparison_rows, svs_rows,
                                      type_pool.blocks),
     }
@@ -120,32 +122,33 @@ def summarise(directories, labels, out_dir):
 def summary_markdown(directories, labels, runs, finding_rows, comparison_rows, svs_rows, blocks):
     doc = report.Document("The papers' findings across training seeds")
     doc.para(f"{len(runs)} runs of one config that differ only in their training seed, each analysed by "
-             f"sg-reproduce over the same validation text in the same {blocks} blocks. Two sources of variation are "
-             "kept apart. Text sampling: the seed average of each statistic, bias-corrected, with a 95% jackknife "
-             f"interval over the blocks ({blocks - 1} degrees of freedom). Training seed: each seed's own "
-             "bias-corrected estimate and their range (min to max); a few seeds give a range, not an interval.")
+             f"sg-reproduce over the same validation text in the same {blocks} blocks. The estimand is the recipe "
+             "(this config trained with any seed), not one trained model: the seed average of each bias-corrected "
+             f"statistic has a 95% interval whose variance adds two parts, the text sampling (the jackknife over the "
+             f"blocks the runs share, {blocks - 1} degrees of freedom) and the seeds as a random effect (their "
+             "variance net of the text variance each seed carries, over the number of seeds), with Satterthwaite's "
+             "degrees of freedom. Each seed's own estimate and their range are shown beside it.")
     doc.table(["run", "folder"] + [f"{name} perplexity" for name in runs[0][3]],
               [[label, directory] + [None if v is None else f"{v:.2f}" for v in run[3].values()]
                for label, directory, run in zip(labels, directories, runs)])
     doc.heading("Verdicts")
-    doc.para(f"Pooled rule: a comparison counts as above (below) when the Holm-adjusted p of the seed average is below "
-             f"{verdicts.ALPHA} within its finding and every seed's own estimate has the same sign; the verdict then "
-             "follows from those signs by the single-run report's rules. The per-seed columns are each seed's "
-             "report alone.")
+    doc.para(f"Pooled rule: a comparison counts as above (below) when the Holm-adjusted p of the seed average, seeds as "
+             f"a random effect, is below {verdicts.ALPHA} within its finding; the verdict then follows from those "
+             "signs by the single-run report's rules. The per-seed columns are each seed's report alone.")
     doc.table(["finding", "pooled verdict"] + labels, finding_rows)
     doc.heading("Comparisons behind the verdicts")
-    doc.para("Seed average (bias-corrected) with its text-sampling 95% interval and Holm p, then each seed's estimate "
-             "and whether they all have one sign.")
+    doc.para("Seed average (bias-corrected) with its 95% interval (text and seeds) and Holm p, then each seed's "
+             "estimate and whether they all have one sign.")
     doc.table(["finding", "comparison", "seed average [95%]", "Holm p", "seed range", "one sign in all seeds"],
               [[r[0], r[1], f"{r[2]:.4g} [{r[4]:.4g}, {r[5]:.4g}]", r[7], f"{r[10]:.4g} to {r[11]:.4g}",
                 "yes" if r[9] else "no"] for r in comparison_rows])
     doc.heading("SV sums at the ranking delays")
-    doc.para("Bias-corrected SV sum of G·D per class: the seed average with its text-sampling 95% interval, and the "
-             "seeds' range. Where the range is wider than the interval, the training seed moves the answer more "
-             "than the choice of text does. All delays: seeds_svs.csv.")
-    doc.table(["class", "k", "occurrences", "seed average [95%]", "interval half-width", "seed range",
-               "range / half-width"],
-              [[r[0], r[1], r[2], f"{r[3]:.4g} [{r[5]:.4g}, {r[6]:.4g}]", (r[6] - r[5]) / 2,
-                f"{r[7]:.4g} to {r[8]:.4g}", (r[8] - r[7]) / ((r[6] - r[5]) / 2) if r[6] > r[5] else None]
+    doc.para("Bias-corrected SV sum of G·D per class: the seed average with its 95% interval (text and seeds), the "
+             "text-sampling se alone, the between-seed sd, and the seeds' range. Where the between-seed sd exceeds "
+             "the text se, the training seed moves the answer more than the choice of text does. All delays: "
+             "seeds_svs.csv.")
+    doc.table(["class", "k", "occurrences", "seed average [95%]", "text se", "between-seed sd", "seed range"],
+              [[r[0], r[1], r[2], f"{r[3]:.4g} [{r[5]:.4g}, {r[6]:.4g}]", r[7], r[8] ** 0.5,
+                f"{r[10]:.4g} to {r[11]:.4g}"]
                for r in svs_rows if r[1] in report.RANK_DELAYS and not any(x in r[0] for x in COMBINED)])
     return doc.markdown()
