@@ -24,6 +24,9 @@ def build_parser():
     parser.add_argument("--labels", help="comma-separated names of the runs (default: the folders' names)")
     parser.add_argument("--models", help="comma-separated model folders (weights.npz + dict), one per run")
     parser.add_argument("--data", help="with --models: the corpus folder with valid.txt and test.txt")
+    parser.add_argument("--models-csv", metavar="FILE",
+                        help="instead of --models: the compare_models.csv of an earlier comparison of the same runs "
+                             "(its rows are kept; for models that are no longer at hand)")
     parser.add_argument("--num-steps", type=int, default=200, metavar="T",
                         help="with --models: window length of the perplexities (default 200)")
     parser.add_argument("--stride", type=int, metavar="S",
@@ -38,7 +41,7 @@ def _main(argv):
     if models:
         import_tensorflow(args.verbose)
     paths = compare.compare(args.runs, labels, args.out, models=models, data=args.data, num_steps=args.num_steps,
-                            stride=args.stride)
+                            stride=args.stride, models_csv=args.models_csv)
     print(f"wrote {', '.join(sorted(os.path.basename(p) for p in paths.values()))} in {args.out}")
     print(output_line("comparison", paths[compare.SUMMARY_MD]))
     return 0

@@ -146,7 +146,7 @@ def test_grams_at_every_delay():
     assert blocks.gram_delays == list(range(12))
     assert blocks.gram_shape == (12, 2, 3, 3) and blocks.occurrence_shape is None
     with_norm = gradient_files.GradientBlocks("unused", 10, 2, 0, 10, range(12), ["nouns"], (4, 3), np.eye(3))
-    assert with_norm.occurrence_shape == (12, 2, 6)          # 3 scalars and an E-vector per delay and class
+    assert with_norm.occurrence_shape == (12, 2, 7)          # 4 scalars and an E-vector per delay and class
     packed = gradient_files.pack_grams(np.arange(9.0).reshape(3, 3) + np.arange(9.0).reshape(3, 3).T)
     assert packed.tolist() == [0, 4, 8, 8, 12, 16]   # the upper triangle, row by row
     np.testing.assert_array_equal(gradient_files.unpack_grams(packed), np.arange(9.0).reshape(3, 3)

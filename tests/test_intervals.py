@@ -8,6 +8,7 @@ from aux_scripts.measures import analysis, uncertainty
 from tf_scripts import gradient_files, gradient_pass, lm_data
 from tf_scripts.configuration import config_from_dict
 from tf_scripts.lm import LanguageModel
+from tf_scripts.state_gradients import NUCLEAR_STRIDE
 
 U32 = 2.0 ** -24
 
@@ -104,7 +105,9 @@ def test_magnitude_and_coherence_ratio_from_every_matrix(run):
                 if members[r["class"]] is None or TAGS.get(word) in members[r["class"]]:
                     g = np.load(folder / f"{n}.npy").astype(np.float64) @ d
                     squares.append(np.sum(g ** 2))
-                    nuclear.append(np.linalg.svd(g, compute_uv=False).sum())
+                    t = int(t_dir.name.split("_")[1])
+                    if (t - r["delay"]) % NUCLEAR_STRIDE == 0:    # the sampled source positions
+                        nuclear.append(np.linalg.svd(g, compute_uv=False).sum())
         assert len(squares) == r["count"]
         # the engine's float32 G: its Gram matrix and eigenvalues in float32 (a square root of rounding for
         # the smallest singular value, about sqrt(u)·|G·D| = 2.4e-4 relative), the dump's G rounded once

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tests.test_transformer import inputs_of, make_model
 from tf_scripts.lm import LanguageModel
-from tf_scripts.state_gradients import OCCURRENCE_SCALARS, StateGradients
+from tf_scripts.state_gradients import NUCLEAR_STRIDE, OCCURRENCE_SCALARS, StateGradients
 from tf_scripts.transformer_gradients import TransformerStateGradients
 
 ROWS, STEPS, VOCAB = 2, 7, 13
@@ -64,10 +64,11 @@ def _check_sums(engine, inputs, state, labels, outputs, grad_norm):
         ts, g = jacobians[k]
         w = masks[:, :, ts - k].astype(np.float64)                           # [C, R, n]
         nuclear = np.linalg.svd(g @ grad_norm, compute_uv=False).sum(-1)    # [R, n]
+        sampled = w * ((ts - k) % NUCLEAR_STRIDE == 0)                      # the nuclear norm's occurrences
         jd = outputs[k][1] @ grad_norm                                       # [R, n, E]
         norms = np.linalg.norm(jd, axis=-1)
-        want = np.concatenate([np.stack([np.einsum("crn,rn->c", w, nuclear), np.einsum("crn,rn->c", w, norms),
-                                         np.einsum("crn,rn->c", w, norms ** 2)], 1),
+        want = np.concatenate([np.stack([np.einsum("crn,rn->c", sampled, nuclear), sampled.sum(axis=(1, 2)),
+                                         np.einsum("crn,rn->c", w, norms), np.einsum("crn,rn->c", w, norms ** 2)], 1),
                                np.einsum("crn,rne->ce", w, jd)], 1)
         assert occurrence.shape[-1] == OCCURRENCE_SCALARS + grad_norm.shape[0]
         # the nuclear norm from the eigenvalues of Dᵀ GᵀG D: a square root of rounding near zero eigenvalues

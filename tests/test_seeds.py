@@ -114,6 +114,10 @@ def test_pooled_refuses_runs_over_other_blocks():
     a = verdicts.Replicates(*_rows(_curves(2.0), 0)[:1], [{**r, "block_count": 1} for r in _rows(_curves(2.0), 0)[1]])
     with pytest.raises(ValueError, match="class overall at delay 0 has other occurrences per block"):
         verdicts.Pooled([a, b])
+    # the same text, but the SV sums bias-corrected by two methods
+    legacy = verdicts.Replicates([{**r, "bias_method": "jackknife-1/2"} for r in rows], reps)
+    with pytest.raises(ValueError, match="bias-corrected by jackknife-1/2, run 1's by None"):
+        verdicts.Pooled([verdicts.Replicates(rows, reps), legacy])
     # a class that one run lacks
     c = verdicts.Replicates([r for r in rows if r["class"] != "verbs"], [r for r in reps if r["class"] != "verbs"])
     with pytest.raises(ValueError, match="class verbs at delay 0 is in one of runs 1 and 2 only"):

@@ -26,9 +26,11 @@
 # triangle, row by row, of the symmetric sum of G^T G over the block's occurrences at those
 # delays; unpack_grams restores [G, C, E, E]; the magnitude of G.D comes from it for any D chosen
 # after the pass); with grad_norm_file D also norm (float64 [E, E]: that D) and occurrence
-# (float64 [D, C, 3 + E]: per delay and class the sums over occurrences of ‖G·D‖_*, ‖J·D‖,
-# ‖J·D‖² and J·D, J the output-level Jacobian: state_gradients.occurrence_sums; the J columns are
-# 0 for a model without an output layer), the block number b, the
+# (float64 [D, C, 4 + E]: per delay and class the sum of ‖G·D‖_* over the occurrences whose
+# source position is a multiple of state_gradients.NUCLEAR_STRIDE and their count, then the sums
+# over all occurrences of ‖J·D‖, ‖J·D‖² and J·D, J the output-level Jacobian:
+# state_gradients.occurrence_sums; the J columns are 0 for a model without an output layer), the
+# block number b, the
 # number of blocks, its batches [first_batch, stop_batch), the delays and the class names ("" for
 # class 0, all words). The pass keeps only the open block in float64 and writes it when the next
 # begins; a shard writes the part of each block inside its range, and the merge adds the parts.
@@ -139,7 +141,7 @@ class GradientBlocks:
         self.gram_delays = list(self.delays)
         self.gram_shape = (len(self.gram_delays), len(self.class_names), shape[1], shape[1])
         self.norm = None if norm is None else np.asarray(norm, np.float64)
-        self.occurrence_shape = (len(self.delays), len(self.class_names), 3 + shape[1]) if norm is not None else None
+        self.occurrence_shape = (len(self.delays), len(self.class_names), 4 + shape[1]) if norm is not None else None
         self.open, self.sums, self.counts, self.grams = 0, None, None, None   # open block number (1-based; 0 = none)
         self.occurrence = None
 
@@ -148,7 +150,7 @@ class GradientBlocks:
 
     def add(self, batch, sums, counts, grams, occurrence=None):
         """Add (part of) batch `batch`: sums per delay [C, H, E] (any float dtype), counts [D, C], grams [G, C, E, E],
-        occurrence [D, C, 3 + E] (with a norm).
+        occurrence [D, C, 4 + E] (with a norm).
 
         Returns the float64 sums [D, C, H, E] of the block this batch closed (None when none closed).
         """
@@ -268,7 +270,7 @@ class GradientAverages:
     def add(self, sums, counts, batch=None, grams=None, occurrence=None):
         """sums per delay [C, H, E] (an array [D, C, H, E] or a list of D arrays, any float dtype; added in
         float64), counts [D, C] of (part of) batch `batch`; with blocks also its grams [G, C, E, E] and
-        occurrence sums [D, C, 3 + E]."""
+        occurrence sums [D, C, 4 + E]."""
         self.counts += counts
         if self.blocks is None:
             add_per_delay(self.sums, sums)

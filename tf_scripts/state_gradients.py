@@ -19,7 +19,10 @@
 #
 # Occurrence measures (class_moments with norm D and labels), per class and delay, summed over
 # the occurrences: the per-occurrence nuclear norm ‖G·D‖_* = sum sqrt(eig(Dᵀ GᵀG D)) from each
-# occurrence's E x E Gram matrix, and the output-level Jacobian J = d log p(w_{t+1}) / d x_{t-k}
+# occurrence's E x E Gram matrix, on the occurrences whose source position in the window is a
+# multiple of NUCLEAR_STRIDE (an eigendecomposition per occurrence at every delay would triple the
+# pass; neighbouring positions are strongly correlated, so a quarter of them loses little), with
+# their count; and the output-level Jacobian J = d log p(w_{t+1}) / d x_{t-k}
 # = v_tᵀ d h_t / d x_{t-k} with v_t = d log p(w_{t+1}) / d h_t = W[:, w] - W p_t (h_t the top
 # layer's output, W the softmax weights [H, V], p_t the softmax): the sums of J·D [E], of
 # ‖J·D‖ and of ‖J·D‖². The output-level measure needs forward mode (the tangents of the top
@@ -239,7 +242,8 @@ class StateGradients:
             if k in gram_delays:
                 moments.append(tf.einsum("crn,rnef->cef", w, gram))
             if norm is not None:
-                occurrence.append(occurrence_sums(w, gram, norm, j))
+                sampled = np.nonzero((self.targets[k] - k) % NUCLEAR_STRIDE == 0)[0]
+                occurrence.append(occurrence_sums(w, gram, norm, j, tf.constant(sampled, tf.int32)))
         return sums, moments, occurrence, final
 
     # ---------------------------------------------------------------- public API
@@ -303,20 +307,24 @@ class StateGradients:
         return sums, grams, counts.astype(np.int64), final, occurrence
 
 
-OCCURRENCE_SCALARS = 3   # sum ‖G·D‖_*, sum ‖J·D‖, sum ‖J·D‖² lead each row of occurrence_sums
+OCCURRENCE_SCALARS = 4   # sum ‖G·D‖_* and its count (sampled occurrences), sum ‖J·D‖, sum ‖J·D‖²
+NUCLEAR_STRIDE = 4       # the per-occurrence nuclear norm on source positions j with j % NUCLEAR_STRIDE == 0
 
 
-def occurrence_sums(w, gram, norm, j=None):
+def occurrence_sums(w, gram, norm, j=None, sampled=None):
     """Per-class sums over occurrences of the occurrence measures at one delay (module comment).
 
     w [C, R, n] class weights, gram [R, n, E, E] each occurrence's GᵀG, norm D [E, E], j [R, n, E]
-    the output-level Jacobians (or None) -> [C, OCCURRENCE_SCALARS + E]: sum ‖G·D‖_*, sum ‖J·D‖,
-    sum ‖J·D‖², then sum J·D (zeros without j).
+    the output-level Jacobians (or None), sampled [n_s] the indices along n of the occurrences
+    whose nuclear norm is taken (None: all) -> [C, OCCURRENCE_SCALARS + E]: sum ‖G·D‖_* over the
+    sampled occurrences, their count, sum ‖J·D‖, sum ‖J·D‖² over all, then sum J·D (zeros without j).
     """
-    scaled = tf.matmul(tf.matmul(norm, gram, transpose_a=True), norm)     # Dᵀ GᵀG D
-    eig = tf.linalg.eigvalsh(scaled)                                       # [R, n, E]
+    w_s = w if sampled is None else tf.gather(w, sampled, axis=2)
+    gram_s = gram if sampled is None else tf.gather(gram, sampled, axis=1)
+    scaled = tf.matmul(tf.matmul(norm, gram_s, transpose_a=True), norm)   # Dᵀ GᵀG D
+    eig = tf.linalg.eigvalsh(scaled)                                       # [R, n_s, E]
     nuclear = tf.reduce_sum(tf.sqrt(tf.maximum(eig, 0.0)), -1)             # rounding may leave eig < 0
-    parts = [tf.einsum("crn,rn->c", w, nuclear)]
+    parts = [tf.einsum("crn,rn->c", w_s, nuclear), tf.reduce_sum(w_s, [1, 2])]
     if j is None:
         zeros = tf.zeros_like(parts[0])
         parts += [zeros, zeros]

@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_scripts import transformer
-from tf_scripts.state_gradients import OCCURRENCE_SCALARS, StateGradients, occurrence_sums
+from tf_scripts.state_gradients import NUCLEAR_STRIDE, OCCURRENCE_SCALARS, StateGradients, occurrence_sums
 
 INTERMS = ("residual", "final")
 # elements of the largest tangent tensor of one chunk ([N, M, P, F], the MLP's hidden layer): the
@@ -236,9 +236,11 @@ class TransformerStateGradients(StateGradients):
                 gram = tf.matmul(g, g, transpose_b=True)
                 new.append(grams[g_index] + tf.einsum("crs,rsef->cef", w[..., self.delays.index(k)], gram))
             if norm is not None:
+                # the chunk's sources are first + j + s: those at multiples of NUCLEAR_STRIDE
+                sampled = tf.range(tf.math.floormod(-(self.first + j), NUCLEAR_STRIDE), size, NUCLEAR_STRIDE)
                 occurrence = occurrence + tf.stack([
                     occurrence_sums(w[..., p], tf.matmul(tangent[:, :, :, p], tangent[:, :, :, p], transpose_b=True),
-                                    norm, None if out is None else out[:, :, :, p]) for p in range(delays)])
+                                    norm, None if out is None else out[:, :, :, p], sampled) for p in range(delays)])
             return i + 1, sums, tuple(new), occurrence
 
         sums = tf.zeros([delays, classes, e, d], model.dtype)

@@ -73,31 +73,36 @@ def block_arrays(blocks):
 
 
 def occurrence_arrays(blocks, grad_norm):
-    """occurrence [N, D, C, 3 + E] float64 of blocks written with grad_norm_file (None without); UserError when their D
+    """occurrence [N, D, C, 4 + E] float64 of blocks written with grad_norm_file (None without); UserError when their D
     is not grad_norm (the per-occurrence measures were taken with the pass's D and cannot be rescaled)."""
     if not all("occurrence" in b for b in blocks):
         return None
     if not np.allclose(blocks[0]["norm"], grad_norm, rtol=1e-12, atol=0):
         raise UserError("the blocks' occurrence measures were computed with another gradient normalisation D than "
                         "the one given (grad_norm_file of the pass): give that D")
-    return np.stack([b["occurrence"] for b in blocks]).astype(np.float64)
+    occurrence = np.stack([b["occurrence"] for b in blocks]).astype(np.float64)
+    if occurrence.shape[-1] != 4 + np.shape(grad_norm)[0]:
+        raise UserError(f"the blocks' occurrence measures have {occurrence.shape[-1]} columns, not 4 + E = "
+                        f"{4 + np.shape(grad_norm)[0]}: written by another version; rerun the pass")
+    return occurrence
 
 
 def occurrence_statistics(occ, m, positions):
     """Interval columns ({column: [C]}) and replicate columns ({column: [N, C]}) of the occurrence measures at one
-    delay: occ [N, C, 3 + E] block sums, m [N, C] counts, positions [N] block sizes. Means over occurrences (no
-    bias), the output-level coherence ratio ‖E[J·D]‖² / E‖J·D‖² with the unbiased cross-block ‖E[J·D]‖²."""
+    delay: occ [N, C, 4 + E] block sums (state_gradients.occurrence_sums), m [N, C] counts, positions [N] block
+    sizes. Means over occurrences (no bias; the nuclear norm's over its sampled occurrences), the output-level
+    coherence ratio ‖E[J·D]‖² / E‖J·D‖² with the unbiased cross-block ‖E[J·D]‖²."""
     n = m.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        def mean(column):
-            total = occ[..., column].sum(axis=0)
-            return total / n, (total[None] - occ[..., column]) / (n[None] - m)
-        nuclear, nuclear_loo = mean(0)
-        norm, norm_loo = mean(1)
-        square, square_loo = mean(2)
-        coh, coh_loo = uncertainty.coherence_squared(occ[..., None, 3:], m)
+        def mean(column, counts=m):
+            total, count = occ[..., column].sum(axis=0), counts.sum(axis=0)
+            return total / count, (total[None] - occ[..., column]) / (count[None] - counts)
+        nuclear, nuclear_loo = mean(0, occ[..., 1])     # over the sampled occurrences, with their own counts
+        norm, norm_loo = mean(2)
+        square, square_loo = mean(3)
+        coh, coh_loo = uncertainty.coherence_squared(occ[..., None, 4:], m)
         ratio_full, ratio_loo = coh / square, coh_loo / square_loo
-    if not occ[..., 2].any():            # no output layer (or no occurrence): the J columns are zeros
+    if not occ[..., 3].any():            # no output layer (or no occurrence): the J columns are zeros
         norm, square, ratio_full = (np.full(n.shape, np.nan) for _ in range(3))
         norm_loo, square_loo, coh_loo, ratio_loo = (np.full(m.shape, np.nan) for _ in range(4))
     out = {}
@@ -114,7 +119,7 @@ def occurrence_statistics(occ, m, positions):
 def statistics(sums, counts, delays, names, grad_norm, draws=50, seed=0, grams=None, occurrence=None):
     """(interval rows, replicate rows) as dicts of INTERVAL_COLUMNS and REPLICATE_COLUMNS, class-major then delay.
 
-    occurrence [N, D, C, 3 + E] (occurrence_arrays) or None (its columns NaN)."""
+    occurrence [N, D, C, 4 + E] (occurrence_arrays) or None (its columns NaN)."""
     blocks = sums.shape[0]
     per_delay = []
     for di, k in enumerate(delays):

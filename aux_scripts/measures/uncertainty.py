@@ -114,18 +114,18 @@ def jackknife(full, loo, sizes, exponent=SMOOTH_EXPONENT, level=LEVEL, bias=None
     sizes = sizes.reshape(sizes.shape + (1,) * (loo.ndim - sizes.ndim))
     n = sizes.sum(axis=0)
     share = sizes / n
-    if bias is not None:
-        bias = np.broadcast_to(np.asarray(bias, np.float64), full.shape)
-    elif exponent is None:
-        bias = np.zeros(full.shape)
-    else:
-        rho = (n / (n - sizes)) ** exponent
-        bias = np.sum(share * (loo - full) / (rho - 1), axis=0)
-    estimate = full - bias
-    h = n / sizes
-    pseudo = h * full - (h - 1) * loo
-    centre = blocks * full - np.sum((1 - share) * loo, axis=0)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):     # a statistic with no occurrence is NaN throughout
+        if bias is not None:
+            bias = np.broadcast_to(np.asarray(bias, np.float64), full.shape)
+        elif exponent is None:
+            bias = np.zeros(full.shape)
+        else:
+            rho = (n / (n - sizes)) ** exponent
+            bias = np.sum(share * (loo - full) / (rho - 1), axis=0)
+        estimate = full - bias
+        h = n / sizes
+        pseudo = h * full - (h - 1) * loo
+        centre = blocks * full - np.sum((1 - share) * loo, axis=0)
         se = np.sqrt(np.sum((pseudo - centre) ** 2 / (h - 1), axis=0) / blocks)
     half = scipy.stats.t.ppf(0.5 + level / 2, blocks - 1) * se
     return {"value": full, "estimate": estimate, "bias": bias, "se": se, "lo": estimate - half,

@@ -158,9 +158,14 @@ class Pooled(Replicates):
         self.runs = list(runs)
         first = self.runs[0]
         self.blocks, self.sizes, self.count = first.blocks, first.sizes, first.count
+        methods = [sorted({str(r.get("bias_method")) for r in run.rows}) for run in self.runs]
         for i, run in enumerate(self.runs[1:], 2):
             if run.blocks != first.blocks:
                 raise ValueError(f"run {i} has {run.blocks} blocks, run 1 has {first.blocks}")
+            if methods[i - 1] != methods[0]:
+                raise ValueError(f"run {i}'s SV sums are bias-corrected by {', '.join(methods[i - 1])}, run 1's by "
+                                 f"{', '.join(methods[0])}: their averages would mix two corrections (rerun, or "
+                                 "restate both with docs/results/restate_intervals.py)")
             if set(run.loo) != set(first.loo) or set(run.value) != set(first.value):
                 key = sorted((set(run.loo) ^ set(first.loo)) | (set(run.value) ^ set(first.value)))[0]
                 raise ValueError(f"class {key[0]} at delay {key[1]} is in one of runs 1 and {i} only")

@@ -47,11 +47,14 @@ EMBEDDING_ARRAYS = ("embedding", "positions", "softmax_w", "softmax_b")
 RARE, FREQUENT = "freq_1-9", "freq_10000+"
 SIZE_CONTROL = f"{FREQUENT}-as-{RARE}-"   # sg-token-classes' frequent tokens subsampled to the rare class's count
 RATIO_COLUMNS = ["normalised", "normalised_lo", "normalised_hi", "relative_k1", "relative_k1_lo", "relative_k1_hi"]
+PANEL_CSV = "compare_panel.csv"
+PANEL_COLUMNS = ["label", "measure", "delay", "value", "lo", "hi", "relative_k0", "relative_k0_lo", "relative_k0_hi",
+                 "relative_k1", "relative_k1_lo", "relative_k1_hi"]
 
 
 def load_run(directory):
-    """(interval rows {class: {delay: row}}, svs table {class: {delay: sum}}) of a RUN folder; each row also holds
-    its ratios to delays 0 and 1 with their intervals (ratio_intervals)."""
+    """(interval rows {class: {delay: row}}, svs table {class: {delay: sum}}, verdicts.Replicates or None) of a RUN
+    folder; each row also holds its ratios to delays 0 and 1 with their intervals (ratio_interval)."""
     analysis.check_dir(directory, "run folder")
     path = os.path.join(directory, "intervals", intervals.INTERVALS_CSV)
     if not os.path.isfile(path):
@@ -67,7 +70,27 @@ def load_run(directory):
         for k, r in by_delay.items():
             for base, name in ((0, "normalised"), (1, "relative_k1")):
                 r.update(ratio_interval(reps, cls, k, base, name))
-    return rows, report.read_svs(os.path.join(directory, "svs.csv"))
+    return rows, report.read_svs(os.path.join(directory, "svs.csv")), reps
+
+
+def panel_rows(label, reps):
+    """compare_panel.csv rows of one run: the overall value of every measure of verdicts.MEASURES at every delay
+    where the run has it, with its interval, and its ratios to delays 0 and 1 with the ratios' intervals."""
+    out = []
+    if reps is None:
+        return out
+    for measure in verdicts.MEASURES:
+        m = reps.for_measure(measure)
+        for k in sorted(k for cls, k in m.value if cls == report.OVERALL):
+            if not m.has([(report.OVERALL, k)]):
+                continue
+            own = m.statistic(lambda v, k=k: v[(report.OVERALL, k)], [(report.OVERALL, k)])
+            row = {"label": label, "measure": measure, "delay": k, "value": own["estimate"], "lo": own["lo"],
+                   "hi": own["hi"]}
+            for base, name in ((0, "relative_k0"), (1, "relative_k1")):
+                row.update(ratio_interval(m, report.OVERALL, k, base, name))
+            out.append(row)
+    return out
 
 
 def ratio_interval(reps, cls, k, base, name):
@@ -245,7 +268,7 @@ def _g(x, digits=4):
 
 def _interval_text(r, key="estimate"):
     """'estimate [lo, hi]' of a row, or of its normalised columns (key 'normalised')."""
-    lo, hi = ("lo", "hi") if key == "estimate" else (f"{key}_lo", f"{key}_hi")
+    lo, hi = ("lo", "hi") if key in ("estimate", "value") else (f"{key}_lo", f"{key}_hi")
     return f"{_g(r[key])} [{_g(r[lo])}, {_g(r[hi])}]"
 
 
@@ -304,11 +327,12 @@ def markdown(labels, models, svs, fits, ranking, frequency):
     return "\n".join(lines) + "\n"
 
 
-def compare(runs, labels, out, *, models=None, data=None, num_steps=200, stride=None):
+def compare(runs, labels, out, *, models=None, data=None, num_steps=200, stride=None, models_csv=None):
     """Write OUT's files (see the module comment) for RUN folders `runs` named `labels`; returns {name: path}.
 
     models: MODEL folders, one per run (or None); data: the corpus folder with valid.txt and test.txt,
-    needed with models.
+    needed with models; models_csv: instead of models, an earlier compare_models.csv whose rows (one
+    per label) are kept.
     """
     if len(runs) < 2:
         raise UserError("sg-compare needs at least two RUN folders")
@@ -320,11 +344,27 @@ def compare(runs, labels, out, *, models=None, data=None, num_steps=200, stride=
         raise UserError("--models needs --data (the corpus folder with valid.txt and test.txt)")
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError(f"--out {out} is a file; give a folder (it is created)")
+    if models is not None and models_csv is not None:
+        raise UserError("give --models or --models-csv, not both")
     loaded = [load_run(d) for d in runs]
+    panel = [row for label, run in zip(labels, loaded) for row in panel_rows(label, run[2])]
     model_rows = [model_row(lab, m, data, num_steps, stride or num_steps) for lab, m in zip(labels, models)] \
         if models else []
+    if models_csv is not None:
+        if not os.path.isfile(models_csv):
+            raise UserError(f"--models-csv {models_csv} not found")
+        kept = {r["label"]: r for r in _read(models_csv)}
+        if set(kept) != set(labels):
+            raise UserError(f"--models-csv {models_csv} has the runs {', '.join(sorted(kept))}, not "
+                            f"{', '.join(sorted(labels))}")
+        try:
+            model_rows = [{key: (value if key in ("label", "cell") else float(value) if key.endswith("_ppl_windows")
+                                 else int(value)) for key, value in kept[lab].items()} for lab in labels]
+        except ValueError:
+            raise UserError(f"--models-csv {models_csv}: a value is not a number (expected sg-compare's "
+                            f"{MODELS_CSV})") from None
     svs, fits, ranking, frequency = [], [], [], []
-    for label, (rows, table) in zip(labels, loaded):
+    for label, (rows, table, _) in zip(labels, loaded):
         svs += svs_rows(label, rows)
         fits += fit_rows(label, table)
         ranking += ranking_rows(label, rows, table)
@@ -341,11 +381,12 @@ def compare(runs, labels, out, *, models=None, data=None, num_steps=200, stride=
         RANKING_CSV: _csv_text(ranking, ["label", "group", "delay", "rank", "class", "estimate", "lo", "hi"]),
         FREQUENCY_CSV: _csv_text(frequency, ["label", "delay", "class", "role", "count", "estimate", "lo", "hi",
                                              "noise_floor"]),
+        PANEL_CSV: _csv_text(panel, PANEL_COLUMNS),
     }
     paths = {name: os.path.join(out, name) for name in list(files) + [SUMMARY_MD, OVERALL_PNG, POS_PNG]}
     for name, text in files.items():
         fileio.atomic_write_text(paths[name], text)
-    body = markdown(labels, model_rows, svs, fits, ranking, frequency)
+    body = markdown(labels, model_rows, svs, fits, ranking, frequency) + panel_markdown(labels, panel)
     title, rest = body.split("\n", 1)
     fileio.atomic_write_text(paths[SUMMARY_MD], f"{title}\n\n## At a glance\n\n{headline_table(out)}{rest}")
     fileio.write_bytes(paths[OVERALL_PNG], plot_overall(svs, labels))
@@ -356,6 +397,33 @@ def compare(runs, labels, out, *, models=None, data=None, num_steps=200, stride=
 def _read(path):
     with open(path, encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def panel_markdown(labels, panel):
+    """The panel section of compare.md: the overall memory of each run under every measure, relative to k = 0."""
+    if not panel:
+        return ""
+    by = {(r["label"], r["measure"], r["delay"]): r for r in panel}
+    delays = sorted({r["delay"] for r in panel if r["measure"] != "sv_sum"} or {r["delay"] for r in panel})
+    lines = ["", "## Overall memory under each measure", "",
+             "The same text under the panel of measures (docs/measures.md): each relative to its own value at "
+             "k = 0, with the interval of that ratio (the jackknife over the ratio's replicates), and the "
+             "coherence ratio as it is. Measures that need the blocks' grams or the occurrence measures appear at "
+             "the delays where the run has them (passes before 2026-12-07 kept grams at 0, 1, 2, 5, 10, 20, 40 "
+             "and no occurrence measures).", ""]
+    for measure, what in verdicts.MEASURES.items():
+        if not any(r["measure"] == measure for r in panel):
+            continue
+        # the coherence ratio is a share in [0, 1] already: shown as it is
+        key, how = ("value", "") if measure == "coherence_ratio" else ("relative_k0", ", relative to k = 0")
+        lines += [f"{what}{how}:", "", "| delay | " + " | ".join(labels) + " |", "|---:|" + "---:|" * len(labels)]
+        for k in delays:
+            cells = [by.get((lab, measure, k)) for lab in labels]
+            if not any(cells):
+                continue
+            lines.append(f"| {k} | " + " | ".join(_interval_text(r, key) if r else "" for r in cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def headline_table(directory):
@@ -388,6 +456,13 @@ def headline_table(directory):
     for k in (10, 40):
         rows.append([f"relative to k = 1, at k = {k}"] + [cell(svs[(lab, report.OVERALL, k)], "relative_k1")
                                                          for lab in labels])
+    panel_path = os.path.join(directory, PANEL_CSV)
+    panel = {(r["label"], r["measure"], int(r["delay"])): r for r in _read(panel_path)} \
+        if os.path.isfile(panel_path) else {}
+    for k in (1, 10, 40):
+        if all((lab, "magnitude", k) in panel for lab in labels):
+            rows.append([f"RMS magnitude (E‖G·D‖²)^½ relative to k = 0, at k = {k}"]
+                        + [cell(panel[(lab, "magnitude", k)], "relative_k0") for lab in labels])
     rows.append(["power law a·k^(−b): b (RMS error of ln)"] +
                 [f"{f(fits[(lab, 'power law')]['tau_or_b'])} ({f(fits[(lab, 'power law')]['rmse_log'], 2)})"
                  for lab in labels])
