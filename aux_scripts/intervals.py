@@ -18,15 +18,18 @@ def build_parser():
     """The command line's arguments (also read by the docs' command reference)."""
     parser = make_parser(
         prog=PROG, description=__doc__ + " Reads GRAD_DIR/blocks/ (main.py with grad_blocks N) and writes "
-        f"OUT/{intervals.INTERVALS_CSV} (per class and delay: the SV sum of the average G·D, a bias-corrected estimate with "
-        "its delete-one-block jackknife standard error and 95% interval, the noise floor, the unbiased squared "
-        "Frobenius norm of the mean (coherence), the mean squared magnitude and their ratio) and "
-        f"OUT/{intervals.REPLICATES_CSV} (the leave-one-block-out values behind them).")
+        f"OUT/{intervals.INTERVALS_CSV} (per class and delay: the SV sum of the average G·D, an estimate corrected by "
+        "its bias simulated from the blocks' noise, with the delete-one-block jackknife's standard error and 95% "
+        "interval, the noise floor, the unbiased squared Frobenius norm of the mean (coherence), the mean squared "
+        "magnitude and their ratio, and with the pass's grad_norm_file the per-occurrence nuclear norm and the "
+        f"output-level measure) and OUT/{intervals.REPLICATES_CSV} (the leave-one-block-out values behind them).")
     parser.add_argument("grad_dir", metavar="GRAD_DIR", help="the gradient pass's grad_dir")
     parser.add_argument("grad_norm", metavar="D.npy", help="gradient normalisation D (EMB_D_norm_grad.npy)")
     parser.add_argument("--out", default=None, help="folder for the CSV files (default: GRAD_DIR)")
-    parser.add_argument("--draws", type=int, default=50, help="random-sign draws of the noise floor (default 50)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the noise floor's signs (default 0)")
+    parser.add_argument("--draws", type=int, default=50,
+                        help="random-sign draws of the average's noise, for the noise floor and the simulated bias "
+                             "(default 50; each costs three SVDs per class and delay)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the draws' signs (default 0)")
     return parser
 
 

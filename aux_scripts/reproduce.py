@@ -50,6 +50,10 @@ def build_parser():
                         help=f"contiguous blocks of the validation text for the intervals (grad_blocks; default "
                              f"{reproduce.BLOCKS}, {reproduce.BLOCKS_WITH_CONTEXT} with --pos-data, at most --valid-windows; 0: no blocks "
                              "and no intervals)")
+    parser.add_argument("--same-targets", action="store_true",
+                        help="state gradients on the targets t >= 49 only (t >= T - 1 when T < 50), so that every "
+                             "delay averages over the same target positions (for comparing models whose context is "
+                             "bound to the window; default: every target t >= k at delay k)")
     parser.add_argument("--dry-run", action="store_true",
                         help="write the derived configs to DIR/configs and print every step as plain commands "
                              "(console scripts of this package, test/cp/mkdir/rm) instead of running them")
@@ -82,7 +86,8 @@ def _main(argv):
     opts = reproduce.Options(config=args.config, out=args.out or os.path.join("runs", "reproduce", name), model=args.model,
                    valid_windows=args.valid_windows, pos_mapping=args.pos_mapping, conll=tuple(conll),
                    treebank=tuple(treebank), classifier_grid=args.classifier_grid,
-                   min_valid_tokens=args.min_valid_tokens, blocks=args.blocks, pos_data=args.pos_data)
+                   min_valid_tokens=args.min_valid_tokens, blocks=args.blocks, pos_data=args.pos_data,
+                   same_targets=args.same_targets)
     typed = typed_command(PROG, argv)
     reproduce.reproduce(opts, dry_run=args.dry_run, command=typed)
     if not args.dry_run:

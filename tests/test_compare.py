@@ -124,3 +124,38 @@ def test_mistakes_are_one_line(tmp_path, args, message):
         opts = dict(zip(args[::2], args[1::2]))
         compare.compare(runs, (opts.get("--labels") or "A,B").split(",")[:len(runs)], str(tmp_path / "o"),
                         models=opts["--models"].split(",") if "--models" in opts else None)
+
+
+def test_panel_rows_are_each_measure_of_the_runs_own_intervals(compared):
+    # the magnitude (from magnitude_sq) and the coherence ratio (coherence_sq / magnitude_sq) of the overall class,
+    # with the ratio to delay 0 of the same measure; the SV sum's rows are the estimates
+    out, _ = compared
+    rows = {(r["label"], r["measure"], int(r["delay"])): r for r in read(out / compare.PANEL_CSV)}
+    for label, run in zip("AB", RUNS):
+        source = {(r["class"], r["delay"]): r for r in intervals.read_csv(str(run / "intervals" / "intervals.csv"),
+                                                                          intervals.INTERVAL_COLUMNS)}
+        for k in (0, 1, 10, 40):
+            r = source[("overall", k)]
+            mag = rows[(label, "magnitude", k)]
+            assert float(mag["value"]) == pytest.approx(math.sqrt(r["magnitude_sq"]), rel=1e-12)
+            assert float(mag["relative_k0"]) == pytest.approx(
+                math.sqrt(r["magnitude_sq"] / source[("overall", 0)]["magnitude_sq"]), rel=1e-12)
+            assert float(mag["lo"]) < float(mag["value"]) < float(mag["hi"])
+            ratio = rows[(label, "coherence_ratio", k)]
+            assert float(ratio["value"]) == pytest.approx(r["coherence_sq"] / r["magnitude_sq"], rel=1e-12)
+            assert float(rows[(label, "sv_sum", k)]["value"]) == pytest.approx(r["estimate"], rel=1e-12)
+    assert "## Overall memory under each measure" in (out / compare.SUMMARY_MD).read_text(encoding="utf-8")
+
+
+def test_models_csv_keeps_an_earlier_comparisons_model_rows(compared, tmp_path):
+    out, _ = compared
+    models = tmp_path / "models.csv"
+    models.write_text("label,cell,layers,embedding,size,parameters,parameters_core,valid_ppl_windows,"
+                      "test_ppl_windows,num_steps,stride\nA,LSTM,1,64,256,10,5,120.5,117.3,200,200\n"
+                      "B,LSTM,1,64,256,10,5,121.5,118.3,200,200\n")
+    again = tmp_path / "again"
+    compare.compare([str(r) for r in RUNS], ["A", "B"], str(again), models_csv=str(models))
+    assert read(again / compare.MODELS_CSV)[1]["valid_ppl_windows"] == "121.5"
+    assert "| 120.5 / 117.3 | 121.5 / 118.3 |" in compare.headline_table(str(again))
+    with pytest.raises(UserError, match="has the runs A, B, not A, C"):
+        compare.compare([str(r) for r in RUNS], ["A", "C"], str(tmp_path / "x"), models_csv=str(models))

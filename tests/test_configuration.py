@@ -255,6 +255,9 @@ def test_conditionally_required_keys(tmp_path):
     ("time_step 10\n", {}, "time_step", "must be < num_steps (10), got '10'"),
     ("time_step 8-10\n", {}, "time_step", "must be < num_steps (10), got '8-10'"),
     ("other_test t.txt\nvalid_as_test True\n", {}, "valid_as_test", "exclude each other"),
+    (GRAD + "grad_average True\ngrad_norm_file d.npy\n", {"train": False}, "grad_norm_file", "needs grad_blocks"),
+    (GRAD + "grad_average True\ngrad_blocks 4\ngrad_norm_file d.npy\n", {"train": False}, "grad_norm_file",
+     "needs grad_dump False"),
 ])
 def test_cross_key_errors_name_the_line(tmp_path, extra, mode, key, words):
     message = error(tmp_path, extra, **mode)

@@ -106,3 +106,21 @@ def test_transformer_output_level_jacobian_and_sums(layer, component):
     outputs = _check_against_autodiff(model, engine, inputs, None, labels)
     grad_norm = np.linalg.cholesky(np.cov(np.random.default_rng(2).normal(size=(40, 5)), rowvar=False))
     _check_sums(engine, inputs, (), labels, outputs, grad_norm)
+
+
+def test_a_wrong_grad_norm_file_is_one_line(tmp_path):
+    from types import SimpleNamespace
+
+    from tf_scripts.errors import UserError
+    from tf_scripts.gradient_pass import read_norm
+
+    np.save(tmp_path / "d.npy", np.eye(4))
+    config = SimpleNamespace(path="x.config", grad_norm_file=str(tmp_path / "d.npy"))
+    with pytest.raises(UserError, match=r"x.config: grad_norm_file .*d.npy holds a \(4, 4\) array; the model's "
+                                        r"embedding size needs a finite 3 x 3 D"):
+        read_norm(config, 3)
+    (tmp_path / "bad.npy").write_text("not numpy")
+    with pytest.raises(UserError, match="not a readable .npy file"):
+        read_norm(SimpleNamespace(path="x.config", grad_norm_file=str(tmp_path / "bad.npy")), 3)
+    assert read_norm(SimpleNamespace(path="x.config", grad_norm_file=None), 3) is None
+    assert np.array_equal(read_norm(config, 4), np.eye(4))

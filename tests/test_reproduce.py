@@ -2,11 +2,14 @@
 import contextlib
 import filecmp
 import io
+import math
 import os
 import shutil
 
 import numpy as np
 import pytest
+
+from aux_scripts.measures import intervals
 
 from aux_scripts.pipeline import reproduce
 from aux_scripts import reproduce as sg_reproduce
@@ -131,6 +134,11 @@ def test_end_to_end_writes_report_and_every_step_output(trained_run, project):
     assert html.count('src="data:image/png;base64,') == len(figures) >= 4 and 'src="report_' not in html
     # the run's command line and its model in the header
     assert "| command | sg-reproduce --config " in report
+    # the pass kept the occurrence measures under the run's D, and the report judged the findings under each
+    rows = {(r["class"], r["delay"]): r for r in intervals.read_csv(str(out / "intervals" / "intervals.csv"),
+                                                                     intervals.INTERVAL_COLUMNS)}
+    assert all(math.isfinite(rows[("overall", k)][c]) for k in (0, 1) for c in ("occ_nuclear", "output_norm"))
+    assert "The same findings under each memory measure" in report and (out / "report_panel.csv").exists()
 
 
 def test_rerun_skips_every_complete_step(trained_run, project):
@@ -209,6 +217,13 @@ def test_changed_config_value_reruns_only_downstream_steps(trained_run, project)
     assert ran == {"data", "gradients", "svs", "intervals", "diff", "report"}
     assert not (project / "C" / "gradients" / "delay_6_avg.npy").exists()   # T = 6: delays 0..5 only
     assert (project / "C" / "gradients" / "delay_5_avg.npy").exists()
+    # --same-targets: every delay over the targets t >= 5 (T = 6: delays 0..5), one occurrence a window each
+    status, log = _run(project, ["--config", "changed_t.config", "--same-targets"] + base)
+    assert status == 0, log
+    ran = {name for name, line in _step_lines(log).items() if "skipped" not in line}
+    assert ran == {"data", "gradients", "svs", "intervals", "diff", "report"}
+    counts = {k: int((project / "C" / "gradients" / f"delay_{k}_count.txt").read_text()) for k in range(6)}
+    assert len(set(counts.values())) == 1, counts
 
 
 def test_dry_run_commands_reproduce_the_outputs(trained_run, project):

@@ -25,6 +25,10 @@
 #   compare_ranking.csv   label, group (POS | frequency), delay, rank, class, estimate, lo, hi
 #   compare_frequency.csv label, delay, class, role (rare | frequent | frequent, size of rare), count,
 #                         estimate, lo, hi, noise_floor (classes in context, where the run has them)
+#   compare_panel.csv     label, measure (verdicts.MEASURES), delay, value, lo, hi, relative_k0,
+#                         relative_k0_lo, relative_k0_hi, relative_k1, relative_k1_lo,
+#                         relative_k1_hi (the overall class under every measure the run has, with
+#                         its interval and its ratios to delays 0 and 1 with the ratios' intervals)
 #   compare.md, compare_overall.png, compare_pos.png
 import csv
 import io

@@ -531,18 +531,24 @@ def _interval_sections(doc, loaded, pos_classes, freq_classes, overall):
     rows, reps = loaded
     by_key = {(r["class"], r["delay"]): r for r in rows}
     doc.heading("Intervals and class-size controls")
+    methods = {r.get("bias_method") for r in rows}
+    correction = ("by the generalised jackknife of order 1/2 of the run's own time (its blocks are not kept), with the "
+                  "ordinary jackknife's standard error restated from its replicates"
+                  if methods == {intervals.BIAS_LEGACY} else
+                  "by a bias simulated from the blocks' own noise around the denoised average (whatever the bias's "
+                  "order), with the ordinary delete-one-block jackknife's standard error")
     doc.para(f"Estimand: for a class c and delay k, ‖E[G·D | c, k]‖_*, the SV sum of the expected state gradient of "
              f"this model on this text distribution. The validation text is cut into {reps.blocks} contiguous blocks; "
-             "the SV sum of the validation average overestimates the estimand by the noise of the average (about "
-             "n^(-1/2)), so the estimate is bias-corrected by a generalised delete-one-block jackknife, with its "
-             f"standard error and a 95% t interval ({reps.blocks - 1} degrees of freedom; aux_scripts/uncertainty.py "
-             "gives the formulas and references). Noise floor: the SV sum that the average's noise alone gives at "
-             "the class's count (random-sign combinations of its centred block sums): a class with no memory shows "
-             "about this value. Coherence: ‖E[G·D]‖_F, from an unbiased cross-block estimate of its square, which "
-             "does not grow with the noise of a small class. Magnitude: the root mean square over the class's "
-             "occurrences of ‖G·D‖_F, how strongly one occurrence's state depends on its input. Their squared ratio "
-             "(in [0, 1]) is the share of that magnitude that survives averaging: a size-free measure of how "
-             "consistently the class's occurrences point the same way; its interval is the jackknife's.")
+             f"the SV sum of the validation average overestimates the estimand by the noise of the average, so the "
+             f"estimate is bias-corrected {correction} and a 95% t interval ({reps.blocks - 1} degrees of freedom; "
+             "docs/intervals.md gives the method and its calibration). Noise floor: the SV sum that the average's "
+             "noise alone gives at the class's count (random-sign combinations of its centred block sums): a class "
+             "with no memory shows about this value. Coherence: ‖E[G·D]‖_F, from an unbiased cross-block estimate "
+             "of its square, which does not grow with the noise of a small class. Magnitude: the root mean square "
+             "over the class's occurrences of ‖G·D‖_F, how strongly one occurrence's state depends on its input. "
+             "Their squared ratio (in [0, 1]) is the share of that magnitude that survives averaging: a size-free "
+             "measure of how consistently the class's occurrences point the same way; its interval is the "
+             "jackknife's.")
     table_rows = []
     for cls in [OVERALL] + pos_classes + freq_classes:
         for k in RANK_DELAYS:
@@ -625,6 +631,38 @@ def common_bin_weights(reps):
     counts = {b: sum(pair) for b, pair in counts.items() if all(pair)}
     total = sum(counts.values())
     return {b: n / total for b, n in counts.items()}
+
+
+def measure_panel(type_level, context, pos_classes, freq_classes, overall_delays):
+    """The findings judged under every measure of verdicts.MEASURES that the run has: [(finding, {measure: (verdict,
+    effect, comparisons)}, summary)], summary by verdicts.across_measures over the measures that judged it."""
+    panel = {}
+    for measure in verdicts.MEASURES:
+        reps = type_level.for_measure(measure)
+        if not reps.has([(OVERALL, 1)]):
+            continue
+        families = type_level_families(reps, pos_classes, freq_classes, overall_delays)
+        if context is not None:
+            families.update(context_families(context.for_measure(measure), pos_classes))
+        for name, (verdict, family) in families.items():
+            panel.setdefault(name, {})[measure] = (verdict, verdicts.family_effect(family), len(family))
+    return [(name, by_measure, verdicts.across_measures({m: v for m, (v, _, n) in by_measure.items() if n}))
+            for name, by_measure in panel.items()]
+
+
+def _panel_section(lead, panel):
+    """The findings table under each measure (into the Findings section); returns its CSV rows."""
+    measures = [m for m in verdicts.MEASURES if any(m in by for _, by, _ in panel)]
+    lead.para("The same findings under each memory measure (docs/measures.md says what each answers): the verdict by "
+              "the same rules, with the intervals of that measure, and beside it an effect size, the median over "
+              "the finding's comparisons of the difference relative to the mean size of the two values compared "
+              "(for the decay finding, the difference of RMS log errors). A finding 'holds under every measure' "
+              "when it holds under each that could judge it, 'holds under none' when it holds under none, and "
+              "otherwise 'depends on the measure'.")
+    lead.table(["finding"] + [verdicts.MEASURES[m] for m in measures] + ["across measures"],
+               [[name] + [f"{by[m][0]} ({by[m][1]:+.2g})" if m in by and by[m][2] else "n/a" for m in measures]
+                + [summary] for name, by, summary in panel])
+    return [[name, m, by[m][0], by[m][1], summary] for name, by, summary in panel for m in measures if m in by]
 
 
 def context_families(reps, pos_classes):
@@ -1050,9 +1088,14 @@ def build_report(directory, title="State-gradient reproduction report"):
     for name in CONTEXT_FINDINGS.values():
         if name in interval_findings:
             findings[name] = (interval_findings[name], None, "see 'Word classes in context'")
+    panel_rows = []
     if interval_findings:
         lead.table(["finding", "verdict (intervals)", "verdict (point estimates)", "numbers"],
                   [[name, v, pv, text] for name, (v, pv, text) in findings.items()])
+        panel = measure_panel(reps[1], None if context is None else context[1], pos_classes, freq_classes,
+                              list(overall))
+        if len(panel) and len({m for _, by, _ in panel for m in by}) > 1:
+            panel_rows = _panel_section(lead, panel)
     else:
         lead.table(["finding", "verdict", "numbers"], [[name, v, text] for name, (v, _, text) in findings.items()])
 
@@ -1085,6 +1128,9 @@ def build_report(directory, title="State-gradient reproduction report"):
         "report_findings.csv": table_csv([[n, v, pv, t] for n, (v, pv, t) in findings.items()],
                                          ["finding", "verdict", "point_verdict", "numbers"]).encode(),
     }
+    if panel_rows:
+        files["report_panel.csv"] = table_csv(panel_rows, ["finding", "measure", "verdict", "effect",
+                                                           "across_measures"]).encode()
     if comparison_rows:
         files["report_comparisons.csv"] = table_csv(comparison_rows, ["finding", "comparison", "estimate", "se", "lo",
                                                                       "hi", "p", "p_holm", "sign"]).encode()

@@ -220,6 +220,7 @@ class Options:
     min_valid_tokens: int = 1000
     blocks: int | None = None       # None: BLOCKS, or BLOCKS_WITH_CONTEXT with pos_data
     pos_data: str | None = None     # the get_pos_data.py folder: with it, classes in context too
+    same_targets: bool = False      # every delay on the same targets t >= MAX_DELAY - 1 (fair across models)
 
 
 def derived_config(config, values, purpose):
@@ -254,7 +255,12 @@ def plan(opts):
     tags = os.path.join(in_context, tags_name)
     # the papers' cell state; a Transformer's residual stream after its top block
     interm = "residual" if config.basic_cell == "Transformer" else "cell"
-    grad_keys = [("log", "gradients"), ("grad_interm", interm), ("time_step", "all"), ("max_delay", MAX_DELAY),
+    # --same-targets: targets t >= max_delay - 1 only, so that delay k averages over the same target positions
+    # for every k (with all targets, delay k uses t >= k: early positions, whose context is shortest, weigh on
+    # the small delays only)
+    delays = min(MAX_DELAY, config.num_steps)
+    time_step = f"{delays - 1}-{config.num_steps - 1}" if opts.same_targets else "all"
+    grad_keys = [("log", "gradients"), ("grad_interm", interm), ("time_step", time_step), ("max_delay", MAX_DELAY),
                  ("grad_dir", p("gradients")), ("grad_average", True), ("grad_dump", False),
                  ("pos_mapping", p("classes", "pos_mapping.txt")),
                  ("pos_classes", ",".join(pos_files + [p("classes", "freq")]))]
@@ -380,7 +386,8 @@ def plan(opts):
                       inputs=[m_weights, m_dict, valid_file, data_files[0], p("classes"), *pos_files,
                               *([in_context] if opts.pos_data else []), *([d_norm] if blocks >= 2 else [])],
                       keys={**data_keys, **model_keys, "num_steps": config.num_steps,
-                            "valid_batches": opts.valid_windows, "max_delay": MAX_DELAY, "grad_blocks": blocks},
+                            "valid_batches": opts.valid_windows, "max_delay": MAX_DELAY, "grad_blocks": blocks,
+                            "time_step": time_step},
                       outputs=[p("gradients", "delay_0_avg.npy")], clean=[p("gradients")]))
 
     # -- classifier
