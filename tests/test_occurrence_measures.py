@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.test_transformer import inputs_of, make_model
+from tests.transformer_models import inputs_of, make_model
 from tf_scripts.lm import LanguageModel
 from tf_scripts.state_gradients import NUCLEAR_STRIDE, OCCURRENCE_SCALARS, StateGradients
 from tf_scripts.transformer_gradients import TransformerStateGradients

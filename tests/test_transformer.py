@@ -6,27 +6,12 @@ import tensorflow as tf
 
 from aux_scripts.measures.numpy_transformer import NumpyTransformer, finite_difference_state_gradients
 from tf_scripts import run_epoch, trainer
-from tf_scripts.transformer import TransformerLM
 from tf_scripts.transformer_gradients import TransformerStateGradients
 
-V, L, A, F, T = 23, 2, 2, 12, 9
+from tests.transformer_models import A, F, L, T, V, inputs_of, make_model  # noqa: F401
+
 SHAPES = [(5, 8), (8, 8)]          # (E, D): with an input projection, and without one (E = D)
 INTERMS = [(0, 0), (1, 0), (1, 1)]  # (layer, component): residual after block 0 and 1, final LayerNorm
-
-
-def make_model(embedding, size, dtype=tf.float64, seed=3):
-    """A Transformer with every LayerNorm gain and bias moved off 1 and 0 (the initial ones would hide a
-    missing gain or bias in the tangent)."""
-    model = TransformerLM(V, embedding, size, L, A, F, T, init_scale=0.4, dtype=dtype, seed=seed)
-    rng = np.random.default_rng(seed)
-    for name, var in model.named_variables().items():
-        if "gain" in name or "bias" in name:
-            var.assign(var + rng.uniform(-0.5, 0.5, var.shape))
-    return model
-
-
-def inputs_of(rows, seed=0):
-    return np.random.default_rng(seed).integers(0, V, (rows, T))
 
 
 def tape_jacobians(model, inputs, layer, component):
