@@ -113,6 +113,24 @@ def test_models_give_shapes_counts_and_the_same_windowed_perplexity(tmp_path, ca
     assert "## Models" in (out / compare.SUMMARY_MD).read_text(encoding="utf-8")
 
 
+def test_runs_over_other_positions_are_refused(tmp_path):
+    # the same run with one delay's overall count changed: other windows or target positions
+    import shutil
+    other = tmp_path / "other"
+    shutil.copytree(RUNS[1], other)
+    path = other / "intervals" / "intervals.csv"
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    for i, line in enumerate(lines[1:], 1):
+        cells = line.split(",")
+        if cells[header.index("class")] == "overall" and cells[header.index("delay")] == "3":
+            cells[header.index("count")] = str(int(cells[header.index("count")]) - 1)
+            lines[i] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match="counts .* words at delay 3, .*: the runs cover other validation windows"):
+        compare.compare([str(RUNS[0]), str(other)], ["A", "B"], str(tmp_path / "out"))
+
+
 @pytest.mark.parametrize("args,message", [
     (["--out", "o"], "at least two RUN folders"),
     (["--labels", "a,a", "--out", "o"], "distinct names"),

@@ -77,6 +77,20 @@ def load_run(directory):
     return rows, report.read_svs(os.path.join(directory, "svs.csv")), reps
 
 
+def check_same_positions(runs, loaded):
+    """UserError unless every run counts the same occurrences of all words at every delay: the same validation
+    windows and the same target positions (sg-reproduce --valid-windows, --same-targets), so that the runs'
+    statistics are over the same text."""
+    first = {k: r["count"] for k, r in loaded[0][0].get(report.OVERALL, {}).items()}
+    for directory, (rows, _, _) in zip(runs[1:], loaded[1:]):
+        counts = {k: r["count"] for k, r in rows.get(report.OVERALL, {}).items()}
+        for k in sorted(set(first) & set(counts)):
+            if counts[k] != first[k]:
+                raise UserError(f"{directory} counts {counts[k]} words at delay {k}, {runs[0]} {first[k]}: the runs "
+                                "cover other validation windows or target positions (--valid-windows, "
+                                "--same-targets); compare runs over the same text")
+
+
 def panel_rows(label, reps):
     """compare_panel.csv rows of one run: the overall value of every measure of verdicts.MEASURES at every delay
     where the run has it, with its interval, and its ratios to delays 0 and 1 with the ratios' intervals."""
@@ -351,6 +365,7 @@ def compare(runs, labels, out, *, models=None, data=None, num_steps=200, stride=
     if models is not None and models_csv is not None:
         raise UserError("give --models or --models-csv, not both")
     loaded = [load_run(d) for d in runs]
+    check_same_positions(runs, loaded)
     panel = [row for label, run in zip(labels, loaded) for row in panel_rows(label, run[2])]
     model_rows = [model_row(lab, m, data, num_steps, stride or num_steps) for lab, m in zip(labels, models)] \
         if models else []
