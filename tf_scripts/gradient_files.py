@@ -53,9 +53,6 @@ SHARD_SUMS_FILE = "grad_sums.npz"  # a complete shard's sums and counts (inside 
 SHARDS = "shards"
 STATES_FILE = "states.npz"          # main.py --states-only: the state entering every batch (in shards/)
 BLOCKS = "blocks"                   # GRAD_DIR/blocks/block_{b}.npz (grad_blocks)
-# the delays at which blocks also keep the sums of G^T G (the magnitude of G.D): the report's ranking
-# delays and the first ones; at every delay they would add an eighth to the cost of the Jacobians
-MAGNITUDE_DELAYS = (0, 1, 2, 5, 10, 20, 40)   # the gram delays of passes before 2026-12-07 (now: every delay)
 _SHARD_NAME = re.compile(r"^(\d+)-of-(\d+)$")
 
 

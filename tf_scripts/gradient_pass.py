@@ -99,7 +99,7 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
     shard (i, N): compute only the i-th of N contiguous batch ranges, in GRAD_DIR/shards/i-of-N/
     (gradient_files explains the split and the merge); returns None, the perplexity is the merge's.
     """
-    model, inputs, targets, engine, class_names, masks_of, fingerprint = _prepare(config, model, corpus)
+    model, inputs, targets, engine, class_names, masks_of, fingerprint, norm = _prepare(config, model, corpus)
     batch, steps = config.batch_size, config.num_steps
     n_batches = inputs.shape[0]
     first, stop = (0, n_batches) if shard is None else shard_range(n_batches, *shard)
@@ -112,7 +112,6 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
 
     dump = GradientDump(folder_of, corpus.id_to_word) if config.grad_dump else None
     shape = (model.size, model.embedding_size)
-    norm = read_norm(config, model.embedding_size)
     blocks = (GradientBlocks(grad_dir, n_batches, config.grad_blocks, first, stop, delays, class_names, shape, norm)
               if config.grad_average and config.grad_blocks else None)
     # the output-level Jacobian needs the softmax and the forward-mode tangents of the top layer
@@ -237,7 +236,8 @@ def run_gradient_pass(config, model, corpus, log, checkpoint_seconds=60.0, shard
 
 
 def _prepare(config, model, corpus):
-    """What a pass, a shard and a states file share: the model in grad_dtype, the windows, engine, classes, fingerprint."""
+    """What a pass, a shard and a states file share: the model in grad_dtype, the windows, engine, classes, fingerprint,
+    the occurrence measures' D (None without grad_norm_file)."""
     dtype = tf.float64 if config.grad_dtype == "float64" else tf.float32
     if model.dtype != dtype:
         model = model.copy(dtype)
@@ -275,9 +275,10 @@ def _prepare(config, model, corpus):
             return masks
         return np.concatenate([masks, token_table[1:, positions[i, rows]]])
 
+    norm = read_norm(config, model.embedding_size)
     fingerprint = _fingerprint(config, model, corpus.valid, np.concatenate([type_table.ravel(), token_table.ravel()]),
-                               config.time_steps(), engine.delays, token_files, read_norm(config, model.embedding_size))
-    return model, inputs, targets, engine, class_names, masks_of, fingerprint
+                               config.time_steps(), engine.delays, token_files, norm)
+    return model, inputs, targets, engine, class_names, masks_of, fingerprint, norm
 
 
 def read_norm(config, embedding_size):
@@ -327,7 +328,7 @@ def write_entering_states(config, model, corpus, log):
     Shards then start from it instead of replaying the batches before them; the states are the
     ones the single pass carries (the same step function), so the output does not change.
     """
-    _, inputs, targets, engine, _, _, fingerprint = _prepare(config, model, corpus)
+    _, inputs, targets, engine, _, _, fingerprint, _ = _prepare(config, model, corpus)
     began = time.perf_counter()
     arrays = entering_states(engine.forward_model, inputs, targets)
     path = os.path.join(config.grad_dir, SHARDS, STATES_FILE)

@@ -230,17 +230,21 @@ class TransformerStateGradients(StateGradients):
             tangent, out = self._chunk_tangent(blocks, final, steps, self.first + j, size, vectors)   # [R, S, E, P, D]
             w = masks[:, :, j:j + size, None] * valid[None, None, j:j + size]              # [C, R, S, P]
             sums = sums + tf.einsum("crsp,rsepd->pced", w, tangent)
-            new = []
-            for g_index, k in enumerate(gram_delays):
-                g = tangent[:, :, :, self.delays.index(k)]                                 # [R, S, E, D]
-                gram = tf.matmul(g, g, transpose_b=True)
-                new.append(grams[g_index] + tf.einsum("crs,rsef->cef", w[..., self.delays.index(k)], gram))
+            # each delay's G^T G once, for the gram sums and the occurrence measures alike
+            gram_of = {}
+            for p in sorted(set(self.delays.index(k) for k in gram_delays) | (set(range(delays)) if norm is not None
+                                                                               else set())):
+                g = tangent[:, :, :, p]                                                    # [R, S, E, D]
+                gram_of[p] = tf.matmul(g, g, transpose_b=True)
+            new = [grams[g_index] + tf.einsum("crs,rsef->cef", w[..., self.delays.index(k)],
+                                              gram_of[self.delays.index(k)])
+                   for g_index, k in enumerate(gram_delays)]
             if norm is not None:
                 # the chunk's sources are first + j + s: those at multiples of NUCLEAR_STRIDE
                 sampled = tf.range(tf.math.floormod(-(self.first + j), NUCLEAR_STRIDE), size, NUCLEAR_STRIDE)
                 occurrence = occurrence + tf.stack([
-                    occurrence_sums(w[..., p], tf.matmul(tangent[:, :, :, p], tangent[:, :, :, p], transpose_b=True),
-                                    norm, None if out is None else out[:, :, :, p], sampled) for p in range(delays)])
+                    occurrence_sums(w[..., p], gram_of[p], norm, None if out is None else out[:, :, :, p], sampled)
+                    for p in range(delays)])
             return i + 1, sums, tuple(new), occurrence
 
         sums = tf.zeros([delays, classes, e, d], model.dtype)

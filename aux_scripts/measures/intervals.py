@@ -17,8 +17,8 @@
 #     simulated from the blocks' noise; BIAS_LEGACY: the generalised jackknife of order 1/2 of
 #     files written before 2026-12-07, whose blocks are not kept: restate() gives them the
 #     ordinary jackknife's se and keeps their bias). The magnitude and ratio columns exist only
-#     at the blocks' gram_delays (gradient_files.MAGNITUDE_DELAYS); other delays and blocks
-#     without grams (passes before them) give NaN there.
+#     at the blocks' gram_delays (every delay since 2026-12-07; 0, 1, 2, 5, 10, 20, 40 before);
+#     other delays and blocks without grams give NaN there.
 #   replicates.csv  one row per class, delay and block j: the leave-one-block-out values
 #     class, delay, block, block_count (occurrences of the class in block j), block_positions
 #     (occurrences of all words in block j: the block's size m_j), loo_sv_sum, loo_coherence_sq,
@@ -45,7 +45,7 @@ REPLICATES_CSV = "replicates.csv"
 INTERVAL_COLUMNS = ["class", "delay", "count", "blocks", "sv_sum", "estimate", "bias", "se", "lo", "hi",
                     "noise_floor", "coherence_sq", "coherence_sq_se", "coherence_sq_lo", "coherence_sq_hi",
                     "magnitude_sq", "coherence_ratio", "coherence_ratio_se", "coherence_ratio_lo", "coherence_ratio_hi",
-                                    "signal_rank", "bias_method"]
+                    "signal_rank", "bias_method"]
 # the occurrence measures (blocks of a pass with grad_norm_file; NaN otherwise)
 OCCURRENCE_COLUMNS = ["occ_nuclear", "occ_nuclear_se", "occ_nuclear_lo", "occ_nuclear_hi", "output_norm",
                       "output_norm_se", "output_norm_lo", "output_norm_hi", "output_sq", "output_coherence_ratio",
@@ -126,11 +126,11 @@ def statistics(sums, counts, delays, names, grad_norm, draws=50, seed=0, grams=N
         s = sums[:, di].astype(np.float64)                                   # [N, C, H, E]
         m = counts[:, di]                                                    # [N, C]
         full, loo = uncertainty.leave_one_out_means(s, m)
-        theta = uncertainty.nuclear_norm(full @ grad_norm)                   # [C]
+        mean_gd = full @ grad_norm                                           # [C, H, E]: the average G·D
+        theta = uncertainty.nuclear_norm(mean_gd)                            # [C]
         theta_loo = uncertainty.nuclear_norm(loo @ grad_norm)                # [N, C]
         positions = m[:, 0]                                                  # block sizes m_j: all words
-        noise = uncertainty.simulated_bias(full @ grad_norm,
-                                           uncertainty.noise_draws(s, m, draws, seed) @ grad_norm)
+        noise = uncertainty.simulated_bias(mean_gd, uncertainty.noise_draws(s, m, draws, seed) @ grad_norm)
         sv = uncertainty.jackknife(theta, theta_loo, positions, bias=noise["bias"])
         coh, coh_loo = uncertainty.coherence_squared(s, m, grad_norm)
         co = uncertainty.jackknife(coh, coh_loo, positions, exponent=uncertainty.SMOOTH_EXPONENT)

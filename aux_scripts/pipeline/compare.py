@@ -284,10 +284,12 @@ def _g(x, digits=4):
     return "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
 
 
-def _interval_text(r, key="estimate"):
-    """'estimate [lo, hi]' of a row, or of its normalised columns (key 'normalised')."""
+def _interval_text(r, key="estimate", digits=4):
+    """'estimate [lo, hi]' of a row (numbers, or the strings of a CSV row), or of its key_lo / key_hi columns (e.g. key
+    'normalised')."""
     lo, hi = ("lo", "hi") if key in ("estimate", "value") else (f"{key}_lo", f"{key}_hi")
-    return f"{_g(r[key])} [{_g(r[lo])}, {_g(r[hi])}]"
+    value, low, high = (_g(float(r[name]), digits) for name in (key, lo, hi))
+    return f"{value} [{low}, {high}]"
 
 
 def markdown(labels, models, svs, fits, ranking, frequency):
@@ -459,8 +461,7 @@ def headline_table(directory):
         return _g(float(x), digits)
 
     def cell(row, key="normalised"):
-        lo, hi = ("lo", "hi") if key == "estimate" else (f"{key}_lo", f"{key}_hi")
-        return f"{f(row[key])} [{f(row[lo])}, {f(row[hi])}]"
+        return _interval_text(row, key, digits=3)
 
     rows = []
     if models:
