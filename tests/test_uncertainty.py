@@ -111,12 +111,13 @@ def test_holm_and_wilson_by_hand():
     assert uncertainty.t_pvalue(0.0, 1.0, 9) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("regime,blocks", [("b", 10), ("c", 20), ("d", 10)])
+# every regime of the real data: a large signal-dominated class (a), a small one (b), small noise-heavy ones (c, d)
+@pytest.mark.parametrize("regime,blocks", [("a", 20), ("b", 10), ("c", 20), ("d", 10)])
 def test_calibration_through_sg_intervals(regime, blocks):
     # A reduced run of tests/benchmarks/calibrate_intervals.py (issue 33's check: 1,000 repetitions in
-    # four regimes at 10 and 20 blocks, docs/results/calibration/): 150 repetitions through the block
-    # files and sg-intervals. The targets are coverage 0.92-0.98, mean se within 0.8-1.25 of the
-    # estimates' spread, mean error within half the spread; each bound is widened by 3 standard errors
+    # four regimes at 10 and 20 blocks, docs/results/calibration/): 150 repetitions in each regime,
+    # through the block files and sg-intervals. The targets are coverage 0.92-0.98, mean se within
+    # 0.8-1.25 of the estimates' spread, mean error within half the spread; each bound is widened by 3 standard errors
     # of the measured figure at 150 repetitions: a binomial sd sqrt(0.95·0.05/150) = 0.018 for the
     # coverage, about 1/sqrt(2·149) = 0.058 relative for a spread (the se ratio's error), 1/sqrt(150)
     # = 0.082 spreads for the mean error. The plain SV sum is biased by many spreads in the noise-heavy
@@ -131,7 +132,9 @@ def test_calibration_through_sg_intervals(regime, blocks):
         assert 0.8 * (1 - 3 * 0.058) <= s["se_over_spread"] <= 1.25 * (1 + 3 * 0.058), (statistic, s)
         assert abs(s["error_over_spread"]) <= 0.5 + 3 * 0.082, (statistic, s)
     plain = calibrate_intervals.summary(*out["sv_sum"])["plain_error_over_spread"]
-    assert plain > (10 if regime in "cd" else 0.8), plain
+    # (in the large full-rank class (a) the plain SV sum's bias is about 0.4 spreads: nothing to require there)
+    if regime != "a":
+        assert plain > (10 if regime in "cd" else 0.8), plain
 
 
 def test_noise_floor_of_pure_noise_matches_its_sv_sum():
