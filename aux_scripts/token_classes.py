@@ -32,6 +32,17 @@ def build_parser():
                         help="pairs of classes (POS class names or --bins) whose larger one is also subsampled to "
                              "the smaller one's token count")
     parser.add_argument("--draws", type=int, default=2, help="random subsets per --size-matched pair (default 2)")
+    parser.add_argument("--type-weighted", nargs="*", default=[], metavar="freq_BIN",
+                        help="frequency bins whose word types also get equal weights: classes BIN+types-G of "
+                             "--type-groups groups of types, each token weighted 1 / its type's count "
+                             "(sg-intervals combines them into BIN+types, resampling the groups)")
+    parser.add_argument("--type-groups", type=int, default=7,
+                        help="groups of types per --type-weighted bin (fewer when the bin has fewer types; default "
+                             "7, the number of types in PTB's most frequent bin)")
+    parser.add_argument("--measured-tokens", type=int, default=None, metavar="N",
+                        help="the pass measures only the first N tokens of TEXT (<eos> included; valid_batches x "
+                             "num_steps with batch_size 1): the types and counts of --type-weighted come from them "
+                             "(default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subsets (default 0)")
     parser.add_argument("--prefix", default="", metavar="P",
                         help="begin every class file's name with P, so that these classes can share a pass "
@@ -51,7 +62,8 @@ def _main(argv):
     tags_out, n_lines, n_files = token_classes.write_token_classes(
         args.text, args.tags, args.pos_mapping, args.classes, args.out, with_unk=args.with_unk,
         by_frequency=args.by_frequency, bins=args.bins, size_matched_pairs=pairs, draws=args.draws,
-        seed=args.seed, prefix=args.prefix)
+        seed=args.seed, prefix=args.prefix, type_weighted_bins=args.type_weighted, type_groups=args.type_groups,
+        measured_tokens=args.measured_tokens)
     print(f"{tags_out}: {n_lines} lines; {n_files} class files in {os.path.join(args.out, 'classes')}")
     return 0
 

@@ -124,7 +124,7 @@ class MemoryProfile:
         if not progress.get("complete"):
             raise UserError(f"{path}: the pass is not complete; run it to the end (it resumes) first")
         names, delays = [None] + list(progress["classes"]), [int(k) for k in progress["delays"]]
-        counts = np.zeros((len(names), len(delays)), np.int64)
+        counts = np.zeros((len(names), len(delays)), np.float64)
         averages = None
         for c, name in enumerate(names):
             for d, k in enumerate(delays):
@@ -146,7 +146,7 @@ class MemoryProfile:
         os.makedirs(directory, exist_ok=True)
         for c, name in enumerate([None] + self.classes[1:]):
             for d, k in enumerate(self.delays):
-                atomic_write_text(formats.count_path(directory, k, name), f"{int(self.counts[c, d])}\n")
+                atomic_write_text(formats.count_path(directory, k, name), formats.count_text(self.counts[c, d]) + "\n")
                 if self.counts[c, d]:
                     atomic_save_npy(formats.average_path(directory, k, name), self.averages[c, d])
         for block in self.blocks or ():
@@ -250,8 +250,8 @@ def _safe(f, matrix):
 def _read_count(path):
     try:
         with open(path, encoding="utf-8") as handle:
-            return int(handle.read().strip())
+            return formats.read_count_text(handle.read())
     except FileNotFoundError:
         raise UserError(f"{path} not found: the pass's files are incomplete") from None
     except ValueError:
-        raise UserError(f"{path}: not one integer") from None
+        raise UserError(f"{path}: not one non-negative number") from None

@@ -5,7 +5,7 @@ import pytest
 from aux_scripts.measures import intervals
 from aux_scripts import intervals as sg_intervals
 from aux_scripts.measures import analysis, uncertainty
-from tf_scripts import gradient_files, gradient_pass, lm_data
+from tf_scripts import formats, gradient_files, gradient_pass, lm_data
 from tf_scripts.configuration import config_from_dict
 from tf_scripts.lm import LanguageModel
 from tf_scripts.state_gradients import NUCLEAR_STRIDE
@@ -140,3 +140,99 @@ def test_refusals(run, tmp_path, capsys):
     assert sg_intervals.main([str(root / "grads"), str(tmp_path / "D4.npy"), "--out", str(tmp_path)]) == 2
     assert "the embedding sizes differ" in capsys.readouterr().err
     assert not (tmp_path / intervals.INTERVALS_CSV).exists()
+
+
+@pytest.fixture(scope="module")
+def typed(tmp_path_factory):
+    """A pass whose token classes are the type groups of sg-token-classes --type-weighted (nouns: one bin, 3
+    groups of 5 types), with 5 text blocks and D, the same pass dumping every G, and sg-intervals' output."""
+    from aux_scripts import token_classes as sg_token_classes
+    from tests import tiny_corpus
+
+    root = tiny_corpus.write(tmp_path_factory.mktemp("typed"), valid_lines=30)
+    valid = (root / "data" / "valid.txt").read_text().split("\n")[:-1]
+    (root / "valid.tags").write_text("".join(" ".join([tiny_corpus.TAGS.get(w, "CC") for w in line.split()]
+                                                      + ["<eos>"]) + "\n" for line in valid))
+    mapping = {w: {t, "FREQ_1-9" if t == "NN" else "FREQ_10+"} for w, t in tiny_corpus.TAGS.items()}
+    formats.write_pos_mapping(mapping, str(root / "freq_mapping.txt"))
+    n_tokens = sum(len(line.split()) + 1 for line in valid)
+    measured = lm_data.num_batches(n_tokens, 1, 6) * 6
+    assert sg_token_classes.main([str(root / "data" / "valid.txt"), str(root / "valid.tags"), str(root / "freq_mapping.txt"),
+                                  "--classes", str(root / "nouns.txt"), "--type-weighted", "rarest", "--type-groups",
+                                  "3", "--measured-tokens", str(measured), "--out", str(root / "ctx")]) == 0
+    values = dict(save_path=str(root / "model"), log_dir=str(root / "logs"), data_path=str(root / "data"),
+                  vocab=False, batch_size=1, num_steps=6, size=5, embedding_size=3, basic_cell="GRU",
+                  num_layers=1, init_scale=0.5, softmax="full", grad_interm="cell", time_step="all", max_delay=3,
+                  grad_dtype="float32", grad_average=True, pos_tokens=str(root / "ctx" / "valid.tags"),
+                  pos_token_classes=str(root / "ctx" / "classes"))
+    d = np.linalg.cholesky(np.cov(np.random.default_rng(3).normal(size=(50, 3)), rowvar=False))
+    np.save(root / "D.npy", d)
+    for grad_dir, extra in (("grads", {"grad_dump": False, "grad_blocks": 5, "grad_norm_file": str(root / "D.npy")}),
+                            ("dump", {"grad_dump": True})):
+        config = config_from_dict({**values, "grad_dir": str(root / grad_dir), **extra}, train=False)
+        corpus = lm_data.load_corpus(config, need_train=True, need_valid=True, need_test=False)
+        gradient_pass.run_gradient_pass(config, LanguageModel.from_config(config, corpus.vocab_size), corpus,
+                                        log=lambda s: None)
+    assert sg_intervals.main([str(root / "grads"), str(root / "D.npy"), "--out", str(root / "out")]) == 0
+    rows = intervals.read_csv(str(root / "out" / intervals.INTERVALS_CSV), intervals.INTERVAL_COLUMNS)
+    reps = intervals.read_csv(str(root / "out" / intervals.REPLICATES_CSV), intervals.REPLICATE_COLUMNS)
+    # each noun's group and weight, from the tags file the pass read
+    weight = {}
+    stream = [w for line in valid for w in line.split() + ["<eos>"]]
+    fields = [f for line in (root / "ctx" / "valid.tags").read_text().split("\n")[:-1] for f in line.split()]
+    for word, field in zip(stream, fields):
+        for tag in field.split("|"):
+            if tag.startswith("TYPES:"):
+                name, w = formats.split_weight(tag)
+                weight.setdefault(word, set()).add((int(name.rsplit("-", 1)[1]), w))
+    return root, d, rows, reps, weight, stream[:measured]
+
+
+def test_type_weighted_family_resamples_the_type_groups(typed):
+    root, d, rows, reps, weight, measured = typed
+    # every noun type of the measured text is in one group with weight 1 / its count there
+    from tests.tiny_corpus import TAGS
+
+    nouns = sorted(w for w, t in TAGS.items() if t == "NN")
+    assert sorted(weight) == nouns
+    for word, found in weight.items():
+        assert len(found) == 1 and list(found)[0][1] == pytest.approx(1 / measured.count(word), rel=1e-15)
+    group = {w: list(found)[0][0] for w, found in weight.items()}
+    family = [r for r in rows if r["class"] == "freq_1-9+types"]
+    assert sorted(r["delay"] for r in family) == [0, 1, 2] and all(r["blocks"] == 3 for r in family)
+    for r in family:
+        # the weighted sums of every dumped G by type group, independently of the pass's accumulation
+        sums, weights, squares = {g: 0.0 for g in (1, 2, 3)}, {g: 0.0 for g in (1, 2, 3)}, {g: 0.0 for g in (1, 2, 3)}
+        for t_dir in sorted((root / "dump").glob("timestep_*")):
+            folder = t_dir / f"delay_{r['delay']}"
+            if not folder.is_dir():
+                continue
+            for line in open(folder / "mapping.txt", encoding="utf-8"):
+                n, word = line.split("\t")[:2]
+                if word in group:
+                    g, w = group[word], list(weight[word])[0][1]
+                    gd = np.load(folder / f"{n}.npy").astype(np.float64)
+                    sums[group[word]] = sums[g] + w * gd
+                    weights[g] += w
+                    squares[g] += w * np.sum((gd @ d) ** 2)
+        total, weight_total = sum(sums.values()), sum(weights.values())
+        # the float32 block sums (u each, 5 blocks) against float64 here; a sum of 3 singular values moves by at most
+        # 3 |change|_F |D|_2
+        scale = sum(np.abs(s) for s in sums.values()) / weight_total
+        bound = 3 * np.linalg.norm(8 * U32 * scale) * np.linalg.norm(d, 2)
+        assert r["count"] == pytest.approx(weight_total, rel=1e-6)   # weights rounded to float32 in the pass
+        assert abs(r["sv_sum"] - np.linalg.svd(total / weight_total @ d, compute_uv=False).sum()) <= bound + 1e-6
+        assert r["magnitude_sq"] == pytest.approx(sum(squares.values()) / weight_total, rel=32 * U32)
+        mine = sorted((x for x in reps if x["class"] == r["class"] and x["delay"] == r["delay"]),
+                      key=lambda x: x["block"])
+        assert [x["block"] for x in mine] == [1, 2, 3]
+        for x in mine:
+            g = x["block"]
+            assert x["block_positions"] == pytest.approx(weights[g], rel=1e-6)   # the group's sum of weights
+            rest = (total - sums[g]) / (weight_total - weights[g])
+            assert abs(x["loo_sv_sum"] - np.linalg.svd(rest @ d, compute_uv=False).sum()) <= 2 * bound + 1e-6
+        # the interval is the ordinary jackknife over the 3 groups around the simulated bias
+        out = uncertainty.jackknife(r["sv_sum"], [x["loo_sv_sum"] for x in mine], [x["block_positions"] for x in mine],
+                                    bias=r["bias"])
+        for key in ("estimate", "se", "lo", "hi"):
+            assert r[key] == pytest.approx(float(out[key]), rel=1e-12, abs=1e-15), key

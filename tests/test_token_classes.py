@@ -109,6 +109,45 @@ def test_each_token_counts_for_the_classes_of_its_own_tag(make, batch_size):
                                        atol=2 * 2.0 ** -24 * max(np.abs(f).max() for f in found))
 
 
+def test_weighted_tokens_give_weighted_averages(make):
+    # '*W' weights a token in the classes its tag selects: the average is sum w G / sum w and the count sum w,
+    # checked against the dumped matrices; the NN weights depend on the position, so no type mapping could give them
+    build, root = make
+    weights = (0.5, 0.125, 1.0, 0.375)
+    tag_of = lambda w, i: f"NN*{weights[i % 4]!r}" if i % 3 else "VBD"  # noqa: E731
+    config, corpus, model = build("grads", 1, grad_dump=True, pos_tokens=_write_tags(root, tag_of))
+    gradient_pass.run_gradient_pass(config, model, corpus, log=lambda s: None)
+    tags, inputs = [], lm_data.make_windows(corpus.valid, 1, 6)[0]
+    for line in (root / "data" / "valid.txt").read_text().split("\n")[:-1]:
+        tags += [tag_of(w, i) for i, w in enumerate(line.split())] + ["<eos>"]
+    fractional = []
+    for k in range(3):
+        total, weight = 0.0, 0.0
+        for t in range(k, 6):
+            for n in range(inputs.shape[0]):
+                name, w = formats.split_weight(tags[n * 6 + t - k])
+                if name == "NN":
+                    g = np.load(root / "grads" / f"timestep_{t}" / f"delay_{k}" / f"{n}.npy").astype(np.float64)
+                    total, weight = total + w * g, weight + w
+        # the weights are dyadic, so their float sum is exact: the count file holds it to the digit
+        assert float(open(analysis.count_path(str(root / "grads"), k, "nouns")).read()) == weight
+        fractional.append(not weight.is_integer())
+        mean = np.load(analysis.average_path(str(root / "grads"), k, "nouns"))
+        # float32 files: the dumped matrices and the average are each rounded once (u of the largest entry)
+        np.testing.assert_allclose(mean, total / weight, rtol=0, atol=2 * 2.0 ** -24 * np.abs(total / weight).max()
+                                   + 2.0 ** -24 * np.abs(total).max() / weight)
+    assert any(fractional)      # a count that is not a whole number went through the files
+
+
+@pytest.mark.parametrize("bad", ["NN*", "NN*0", "NN*-1", "NN*x", "*2", "NN*nan", "NN*inf"])
+def test_bad_token_weights_are_refused_with_the_line(tmp_path, bad):
+    data, tags = tmp_path / "d.txt", tmp_path / "d.tags"
+    data.write_text("a b\nc\n")
+    tags.write_text(f"X Y <eos>\n{bad} <eos>\n")
+    with pytest.raises(UserError, match=f"d.tags line 2: tag '{bad.replace('*', '[*]')}': the weight after"):
+        formats.read_token_tags(str(tags), str(data), eos=True)
+
+
 def test_pos_tokens_refusals(make):
     build, root = make
     both = f"{root / 'nouns.txt'}"

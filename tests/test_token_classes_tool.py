@@ -1,4 +1,6 @@
 """sg-token-classes: the pos_tokens fields and class files of classes in context, <unk> and frequency bins."""
+import numpy as np
+
 from aux_scripts import token_classes as sg_token_classes
 from tf_scripts import formats
 
@@ -21,8 +23,8 @@ def test_fields_and_class_files_by_hand(tmp_path):
     classes = {p.name: formats.read_pos_class(str(p)) for p in (tmp_path / "out" / "classes").iterdir()}
     assert classes["nouns.txt"] == {"NN", "NNS"} and classes["nouns+unk.txt"] == {"NN", "NNS", "UNK_NN", "UNK_NNS"}
     assert classes["verbs-freq_10-99.txt"] == {"VBD+FREQ_10-99"}
-    assert set(classes) == {"nouns.txt", "nouns+unk.txt", "verbs.txt", "nouns-freq_10-99.txt",
-                            "nouns-freq_1000+.txt", "verbs-freq_10-99.txt", "verbs-freq_1000+.txt"}
+    # the by-frequency cells without a token in the text (nouns and verbs of bin 1000+) get no class file
+    assert set(classes) == {"nouns.txt", "nouns+unk.txt", "verbs.txt", "nouns-freq_10-99.txt", "verbs-freq_10-99.txt"}
     # the fields select tokens as stated: nouns-freq_10-99 is 'dog' only
     token_tags = formats.read_token_tags(str(tmp_path / "out" / "valid.tags"), str(text), eos=True)
     table = formats.token_class_masks(token_tags, [str(tmp_path / "out" / "classes" / n) for n in
@@ -70,3 +72,36 @@ def test_bins_and_size_matched_subsets(tmp_path):
     assert rare.sum() == 60 and common.sum() == 60
     # equal sizes: the pair's "larger" is subsampled to its own size, i.e. a permutation of all of it
     assert any(n.startswith("freq_") and "-as-" in n for n in files)
+
+
+def test_type_weighted_groups_weigh_every_type_once(tmp_path):
+    # 9 types of one bin with counts 1..9 in the text (and a tenth type only after the measured tokens)
+    words = [f"w{i}" for i in range(1, 10) for _ in range(i)]
+    words = [words[i] for i in np.random.default_rng(5).permutation(len(words))] + ["late"] * 4
+    text, tags = tmp_path / "valid.txt", tmp_path / "valid.tags"
+    lines = [words[i:i + 7] for i in range(0, len(words), 7)]
+    text.write_text("".join(" ".join(line) + "\n" for line in lines))
+    tags.write_text("".join(" ".join(["NN"] * len(line) + ["<eos>"]) + "\n" for line in lines))
+    formats.write_pos_mapping({w: {"NN", "FREQ_1-9"} for w in set(words)}, str(tmp_path / "map.txt"))
+    (tmp_path / "nouns.txt").write_text("NN\n")
+    measured = len(words) - 4 + sum(1 for line in lines if "late" not in line)    # the <eos> before 'late' too
+    argv = [str(text), str(tags), str(tmp_path / "map.txt"), "--classes", str(tmp_path / "nouns.txt"),
+            "--type-weighted", "rarest", "--type-groups", "4", "--measured-tokens", str(measured),
+            "--out", str(tmp_path / "out")]
+    assert sg_token_classes.main(argv) == 0
+    out = tmp_path / "out" / "classes"
+    groups = [str(out / f"freq_1-9+types-{g}.txt") for g in range(1, 5)]
+    assert sorted(p.name for p in out.iterdir() if "+types" in p.name) == [f"freq_1-9+types-{g}.txt" for g in range(1, 5)]
+    token_tags = formats.read_token_tags(str(tmp_path / "out" / "valid.tags"), str(text), eos=True)
+    table = formats.token_class_masks(token_tags, groups)[1:]                    # [4, tokens]
+    stream = [w for line in lines for w in line + ["<eos>"]]
+    weight_of = {}
+    for g in range(4):
+        for i in np.flatnonzero(table[g]):
+            weight_of.setdefault(stream[i], set()).add((g, table[g, i]))
+    # every measured type is in exactly one group, each of its tokens weighs 1 / its count: a type sums to 1
+    assert sorted(weight_of) == [f"w{i}" for i in range(1, 10)]
+    for w, found in weight_of.items():
+        assert len(found) == 1 and list(found)[0][1] == 1.0 / int(w[1:])
+    np.testing.assert_allclose(table.sum(axis=1).sum(), 9.0, rtol=1e-15)
+    assert sorted(np.round(table.sum(axis=1)).astype(int)) == [2, 2, 2, 3]     # 9 types dealt into 4 groups

@@ -10,6 +10,7 @@
 #                     lines `n<TAB>word at t-k<TAB>words t-k..t joined by '-' with a trailing '-'`
 #   averages          GRADROOT/delay_{k}_avg[_{class}].npy and delay_{k}_count[_{class}].txt
 import ast
+import math
 import os
 import re
 
@@ -142,8 +143,10 @@ def read_token_tags(tags_path, data_path, eos, encoding="utf-8"):
     """The tag sets of every token of data_path, in the order lm_data.read_words gives its tokens.
 
     tags_path: one line per line of data_path, one field per word and a last field for the line's
-    <eos>; a field may join several tags with '|'. eos False (no_eos): the <eos> fields are
-    dropped, as the data has no <eos> tokens. UserError naming the file and line on a mismatch.
+    <eos>; a field may join several tags with '|', and a tag may end in '*W' (W a positive
+    number: the token's weight in the classes that this tag selects; token_class_masks). eos
+    False (no_eos): the <eos> fields are dropped, as the data has no <eos> tokens. UserError
+    naming the file and line on a mismatch or a bad weight.
     """
     data = read_text(data_path, "data file", encoding, newline="").split("\n")
     tags = read_text(tags_path, "pos_tokens file", "utf-8", newline="").split("\n")
@@ -163,16 +166,40 @@ def read_token_tags(tags_path, data_path, eos, encoding="utf-8"):
             raise UserError(f"{tags_path} line {lineno}: {len(fields)} tags for the {len(words)} words of {data_path} "
                             f"line {lineno} and its <eos> (expected {len(words) + 1})")
         has_eos = eos and (ends_with_newline or lineno < len(data))
-        out += [set(field.split("|")) for field in fields[:len(words) + has_eos]]
+        line_tags = [set(field.split("|")) for field in fields[:len(words) + has_eos]]
+        for tags in line_tags:
+            for tag in tags:
+                try:
+                    split_weight(tag)
+                except ValueError as err:
+                    raise UserError(f"{tags_path} line {lineno}: {err}") from None
+        out += line_tags
     return out
 
 
+def split_weight(tag):
+    """(tag, weight) of a pos_tokens tag: 'NN*0.25' -> ('NN', 0.25), 'NN' -> ('NN', 1.0); ValueError for a weight
+    that is not a positive finite number."""
+    name, star, weight = tag.rpartition("*")
+    if not star:
+        return tag, 1.0
+    try:
+        value = float(weight)
+    except ValueError:
+        value = math.nan
+    if not name or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"tag {tag!r}: the weight after '*' must be a positive number")
+    return name, value
+
+
 def token_class_masks(token_tags, class_files):
-    """[C+1, n] 0/1 table over the tokens: row 0 all tokens, row c: tokens with a tag in class file c."""
+    """[C+1, n] table of weights over the tokens: row 0 all tokens (1), row c: a token's weight in class file c, the
+    largest weight of its tags in that class (1 for a tag without '*W'; 0 when none is in the class)."""
+    weighted = [[split_weight(tag) for tag in own] for own in token_tags]
     table = np.ones((len(class_files) + 1, len(token_tags)), np.float64)
     for c, path in enumerate(class_files, start=1):
         tags = read_pos_class(path)
-        table[c] = [1.0 if own & tags else 0.0 for own in token_tags]
+        table[c] = [max((w for tag, w in own if tag in tags), default=0.0) for own in weighted]
     return table
 
 
@@ -222,9 +249,24 @@ def average_path(gradroot, delay, cls=None):
 
 
 def count_path(gradroot, delay, cls=None):
-    """GRADROOT/delay_{k}_count.txt, or delay_{k}_count_{cls}.txt (one integer: matrices averaged)."""
+    """GRADROOT/delay_{k}_count.txt, or delay_{k}_count_{cls}.txt (one number, count_text: matrices averaged)."""
     suffix = "" if cls is None else f"_{cls}"
     return os.path.join(gradroot, f"delay_{delay}_count{suffix}.txt")
+
+
+def count_text(count):
+    """A count file's number: an integer as the original wrote it, or the sum of weights of a weighted class
+    (pos_tokens with '*W') with 17 significant digits."""
+    count = float(count)
+    return str(int(count)) if count.is_integer() else f"{count:.17g}"
+
+
+def read_count_text(text):
+    """The number of a count file's text (count_text); ValueError when it is not one non-negative number."""
+    value = float(text.strip())
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(text)
+    return value
 
 
 def list_averages(gradroot, cls=None):

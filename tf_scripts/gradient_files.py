@@ -21,7 +21,8 @@
 # into N blocks (block b covers shard_range(n, b, N)), so a block means the same text in one
 # pass and in any sharding; with B > 1 a batch is B rows, so a block is contiguous within
 # every stream. GRAD_DIR/blocks/block_{b}.npz holds that block's sums (float32 [D, C, H, E]),
-# counts (int64 [D, C]), gram_delays (int64 [G]: every delay of the pass since 2026-12-07; the
+# counts (float64 [D, C]: the sums of the occurrences' weights, whole numbers unless pos_tokens
+# gives weights; int64 in files before 2026-12-07), gram_delays (int64 [G]: every delay of the pass since 2026-12-07; the
 # ranking delays 0, 1, 2, 5, 10, 20, 40 before), grams (float32 [G, C, E(E+1)/2]: the upper
 # triangle, row by row, of the symmetric sum of G^T G over the block's occurrences at those
 # delays; unpack_grams restores [G, C, E, E]; the magnitude of G.D comes from it for any D chosen
@@ -156,7 +157,7 @@ class GradientBlocks:
         if b != self.open:
             closed = self.finish()
             self.open = b
-            self.sums, self.counts = np.zeros(self.shape, np.float64), np.zeros(self.shape[:2], np.int64)
+            self.sums, self.counts = np.zeros(self.shape, np.float64), np.zeros(self.shape[:2], np.float64)
             self.grams = np.zeros(self.gram_shape, np.float64)
             if self.occurrence_shape is not None:
                 self.occurrence = np.zeros(self.occurrence_shape, np.float64)
@@ -195,7 +196,8 @@ class GradientBlocks:
     def load(self, arrays):
         self.open = int(arrays["block_open"])
         if self.open:
-            self.sums, self.counts, self.grams = arrays["block_sums"], arrays["block_counts"], arrays["block_grams"]
+            self.sums, self.grams = arrays["block_sums"], arrays["block_grams"]
+            self.counts = np.asarray(arrays["block_counts"], np.float64)   # int64 in checkpoints before weights
             self.occurrence = arrays.get("block_occurrence")
 
 
@@ -261,7 +263,7 @@ class GradientAverages:
     def __init__(self, directory, delays, class_names, shape, blocks=None):
         self.directory, self.delays, self.class_names = directory, delays, class_names
         self.sums = np.zeros((len(delays), len(class_names) + 1) + tuple(shape), np.float64)
-        self.counts = np.zeros((len(delays), len(class_names) + 1), np.int64)
+        self.counts = np.zeros((len(delays), len(class_names) + 1), np.float64)   # sums of weights (occurrences)
         self.blocks = blocks        # a GradientBlocks, or None
 
     def add(self, sums, counts, batch=None, grams=None, occurrence=None):
@@ -289,7 +291,7 @@ class GradientAverages:
             for k, (ts, g) in out.items():
                 w = masks[:, :, ts - k]                                        # [C, R, n_k]
                 self.sums[delays_index[k]] += np.einsum("crn,rnhe->che", w, g.astype(np.float64))
-                self.counts[delays_index[k]] += w.sum(axis=(1, 2)).astype(np.int64)
+                self.counts[delays_index[k]] += w.sum(axis=(1, 2))
             return
         sums, counts = np.zeros_like(self.sums), np.zeros_like(self.counts)
         grams = np.zeros(self.blocks.gram_shape, np.float64)
@@ -299,7 +301,7 @@ class GradientAverages:
             sums[delays_index[k]] = np.einsum("crn,rnhe->che", w, g)
             if k in self.blocks.gram_delays:
                 grams[self.blocks.gram_delays.index(k)] = np.einsum("crn,rnhe,rnhf->cef", w, g, g, optimize=True)
-            counts[delays_index[k]] = w.sum(axis=(1, 2)).astype(np.int64)
+            counts[delays_index[k]] = w.sum(axis=(1, 2))
         self.add(sums, counts, batch, grams)
 
     def state(self):
@@ -308,7 +310,7 @@ class GradientAverages:
         return {"sums": self.sums, "counts": self.counts, "sums_exclude_open_block": np.bool_(True), **extra}
 
     def load(self, arrays):
-        self.sums, self.counts = arrays["sums"], arrays["counts"]
+        self.sums, self.counts = arrays["sums"], np.asarray(arrays["counts"], np.float64)
         if self.blocks is not None:
             self.blocks.load(arrays)
             if self.blocks.open and "sums_exclude_open_block" not in arrays:
@@ -318,8 +320,8 @@ class GradientAverages:
         names = [None] + list(self.class_names)
         for di, k in enumerate(self.delays):
             for ci, cls in enumerate(names):
-                count = int(self.counts[di, ci])
-                atomic_write_text(formats.count_path(self.directory, k, cls), f"{count}\n")
+                count = self.counts[di, ci]
+                atomic_write_text(formats.count_path(self.directory, k, cls), formats.count_text(count) + "\n")
                 if count:
                     mean = (self.sums[di, ci] / count).astype(np.float32)
                     atomic_save_npy(formats.average_path(self.directory, k, cls), mean)

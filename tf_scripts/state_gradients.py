@@ -225,7 +225,7 @@ class StateGradients:
         return out, final, outputs
 
     def _class_sums_graph(self, inputs, state, masks, gram_delays=(), norm=None, labels=None):
-        # masks [C, R, T]: 1 where the word at that position counts for class c
+        # masks [C, R, T]: the weight (1 for a plain class, 0 outside it) of the word at that position in class c
         sums, moments, occurrence, final = [], [], [], None
         for k, g, final, j in self._per_delay(inputs, state, labels):
             src = tf.constant(self.targets[k] - k, tf.int32)
@@ -304,7 +304,7 @@ class StateGradients:
         grams = np.stack([m.numpy() for m in moments]).astype(np.float64) if moments else None
         counts = np.stack([masks[:, :, self.targets[k] - k].sum(axis=(1, 2)) for k in self.delays])
         occurrence = np.stack([o.numpy() for o in occurrence]).astype(np.float64) if occurrence else None
-        return sums, grams, counts.astype(np.int64), final, occurrence
+        return sums, grams, counts, final, occurrence
 
 
 OCCURRENCE_SCALARS = 4   # sum ‖G·D‖_* and its count (sampled occurrences), sum ‖J·D‖, sum ‖J·D‖²

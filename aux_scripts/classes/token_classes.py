@@ -12,7 +12,14 @@
 #   - LARGER-as-SMALLER-D.txt for every pair of --size-matched A:B and draw D = 1..--draws: a seeded
 #     random subset of the larger class's tokens (by token count in TEXT) with as many tokens as
 #     the smaller class has, so that the two compare at one size; its tokens carry the extra tag
-#     SIZE-D:LARGER-as-SMALLER.
+#     SIZE-D:LARGER-as-SMALLER;
+#   - BIN+types-G.txt for every bin of --type-weighted and group G = 1..--type-groups: the bin's word
+#     types (those with a known token in the first --measured-tokens tokens of TEXT) are shuffled
+#     (seeded) and dealt into the groups; each known token of a type of group G carries the extra tag
+#     TYPES:BIN+types-G*W, W = 1 / the type's count there, so that every type weighs the same in the
+#     group's average (the pass reads '*W' as the token's weight). sg-intervals combines the groups
+#     into BIN+types: the bin with its types weighted equally, its intervals resampling the groups.
+#   - NAME-freq_BIN.txt and BIN+types-G.txt are written only for classes with tokens in TEXT.
 # Classes are disjoint within each family (one tag per token), unlike the type-level mapping's.
 import os
 
@@ -96,15 +103,50 @@ def size_matched(fields, pos_classes, pairs, draws, seed):
     return files
 
 
+def type_weighted(fields, words, bins, groups, measured, seed):
+    """Add the TYPES tags (module comment) to fields (in place) for the bins (freq_BIN names); returns
+    ({class file name: [tag]}, {bin: number of types}).
+
+    words [n] the word of every field (None for <eos>); measured: the number of leading fields whose types and
+    counts define the weights (None: all)."""
+    rng = np.random.default_rng(seed)
+    files, n_types = {}, {}
+    limit = len(fields) if measured is None else min(measured, len(fields))
+    for name in bins:
+        tokens = [i for i in members(name, {}, fields) if i < limit]
+        counts = {}
+        for i in tokens:
+            counts[words[i]] = counts.get(words[i], 0) + 1
+        types = sorted(counts)
+        if not types:
+            continue
+        n_groups = min(groups, len(types))
+        order = rng.permutation(len(types))
+        group_of = {types[t]: 1 + rank % n_groups for rank, t in enumerate(order)}
+        for i in tokens:
+            fields[i] += f"|TYPES:{name}+types-{group_of[words[i]]}*{1.0 / counts[words[i]]!r}"
+        for g in range(1, n_groups + 1):
+            files[f"{name}+types-{g}.txt"] = [f"TYPES:{name}+types-{g}"]
+        n_types[name] = len(types)
+    return files, n_types
+
+
 def write_token_classes(text, tags, pos_mapping, classes, out, with_unk=(), by_frequency=(), bins=(),
-                        size_matched_pairs=(), draws=2, seed=0, prefix=""):
+                        size_matched_pairs=(), draws=2, seed=0, prefix="", type_weighted_bins=(), type_groups=7,
+                        measured_tokens=None):
     """Write OUT/NAME.tags and OUT/classes/*.txt (see above); returns (tags file, its lines, class files written).
 
-    text, tags, pos_mapping: paths; classes: POS class file paths; bins: freq_BIN names (or rarest,
-    commonest); size_matched_pairs: (A, B) class names; UserError for input that does not fit.
+    text, tags, pos_mapping: paths; classes: POS class file paths; bins, type_weighted_bins: freq_BIN names (or
+    rarest, commonest); size_matched_pairs: (A, B) class names; type_groups: groups per type-weighted bin;
+    measured_tokens: the tokens of TEXT (from its start, <eos> included) a pass measures, None for all;
+    UserError for input that does not fit.
     """
     if draws < 1:
         raise UserError(f"--draws must be >= 1, got {draws}")
+    if type_groups < 2:
+        raise UserError(f"--type-groups must be >= 2 (the intervals resample the groups), got {type_groups}")
+    if measured_tokens is not None and measured_tokens < 1:
+        raise UserError(f"--measured-tokens must be >= 1, got {measured_tokens}")
     pos_classes = {formats.class_name(p): formats.read_pos_class(p) for p in classes}
     for name in list(with_unk) + list(by_frequency):
         if name not in pos_classes:
@@ -121,25 +163,32 @@ def write_token_classes(text, tags, pos_mapping, classes, out, with_unk=(), by_f
     alias = {"rarest": bin_tags[0], "commonest": bin_tags[-1]} if bin_tags else {}
     alias = {k: "freq_" + v[len(FREQ_PREFIX):].lower() for k, v in alias.items()}
     bins = [alias.get(b, b) for b in bins]
+    weighted_bins = list(dict.fromkeys(alias.get(b, b) for b in type_weighted_bins))
     pairs = [tuple(alias.get(x, x) for x in pair) for pair in size_matched_pairs]
     for name in [x for pair in pairs for x in pair]:
         if name not in pos_classes and name not in bins:
             raise UserError(f"--size-matched class {name!r} is not one of --classes or --bins")
-    for b in bins:
-        if FREQ_PREFIX + b[len("freq_"):].upper() not in bin_tags or not b.startswith("freq_"):
-            raise UserError(f"--bins {b}: not a bin of {pos_mapping} ({', '.join(t.lower() for t in bin_tags)})")
-    fields, lengths = [], []
+    for option, names in (("--bins", bins), ("--type-weighted", weighted_bins)):
+        for b in names:
+            if FREQ_PREFIX + b[len("freq_"):].upper() not in bin_tags or not b.startswith("freq_"):
+                raise UserError(f"{option} {b}: not a bin of {pos_mapping} ({', '.join(t.lower() for t in bin_tags)})")
+    fields, lengths, words = [], [], []
     for lineno, (line, line_tags) in enumerate(zip(text_lines, tag_lines), start=1):
-        words, line_tags = line.split(), line_tags.split()
-        if len(line_tags) != len(words) + 1:
-            raise UserError(f"{tags} line {lineno}: {len(line_tags)} tags for {len(words)} words and <eos>")
-        fields += token_fields(words, line_tags, word_bin)
+        line_words, line_tags = line.split(), line_tags.split()
+        if len(line_tags) != len(line_words) + 1:
+            raise UserError(f"{tags} line {lineno}: {len(line_tags)} tags for {len(line_words)} words and <eos>")
+        fields += token_fields(line_words, line_tags, word_bin)
+        words += line_words + [None]
         lengths.append(len(line_tags))
-    files = class_files(pos_classes, set(with_unk), set(by_frequency), bin_tags)
+    present = {t for f in fields for t in f.split("|")}
+    # a by-frequency cell without a token in TEXT would only add an empty class to the pass
+    files = {name: tags for name, tags in class_files(pos_classes, set(with_unk), set(by_frequency), bin_tags).items()
+             if "-freq_" not in name or present & set(tags)}
     seen = sorted({f.split("|")[0] for f in fields} - {EOS})
     for b in bins:
         files[f"{b}.txt"] = [f"{t}+{FREQ_PREFIX}{b[len('freq_'):].upper()}" for t in seen if not t.startswith(UNK_PREFIX)]
     files.update(size_matched(fields, pos_classes, pairs, draws, seed))
+    files.update(type_weighted(fields, words, weighted_bins, type_groups, measured_tokens, seed)[0])
     out_lines, start = [], 0
     for n in lengths:
         out_lines.append(" ".join(fields[start:start + n]) + "\n")

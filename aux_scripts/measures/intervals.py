@@ -24,6 +24,13 @@
 #     (occurrences of all words in block j: the block's size m_j), loo_sv_sum, loo_coherence_sq,
 #     loo_magnitude_sq.
 #
+# Counts are sums of the occurrences' weights: whole numbers (written as integers) unless pos_tokens
+# weights tokens. Classes NAME+types-1 .. NAME+types-G (sg-token-classes --type-weighted: a bin's
+# word types dealt into G groups, every type weighing the same) also give a class NAME+types, the
+# bin with its types weighted equally, whose G "blocks" are the type groups (each group's sums over
+# the whole text): its intervals resample types, not text, and its block_positions are the
+# groups' sums of weights (about their numbers of types).
+#
 # aux_scripts/measures/uncertainty.py gives the formulas. An interval of any function f of the
 # SV sums (differences, ratios, fits) follows from the two files: f of the estimates, and the
 # ordinary jackknife (uncertainty.jackknife with exponent None, sizes block_positions) over the
@@ -32,6 +39,7 @@ import csv
 import io
 import math
 import os
+import re
 
 import numpy as np
 
@@ -60,11 +68,23 @@ REPLICATE_COLUMNS = ["class", "delay", "block", "block_count", "block_positions"
 OPTIONAL_COLUMNS.update({column: "nan" for column in REPLICATE_COLUMNS[8:]})
 
 
+COUNT_COLUMNS = ("count", "block_count", "block_positions")
+# the classes of sg-token-classes --type-weighted: NAME+types-G, G = 1, 2, ... -> the family NAME+types
+TYPE_GROUP_RE = re.compile(r"^(.+\+types)-([1-9][0-9]*)$")
+TYPE_GROUPS = "+types"
+
+
+def count_value(x):
+    """A count as an int when whole (occurrences), else the float sum of weights of a weighted class."""
+    x = float(x)
+    return int(x) if x.is_integer() else x
+
+
 def block_arrays(blocks):
     """(sums [N, D, C, H, E] float32, counts [N, D, C], delays, class names with "overall" first, grams {delay:
     [N, C, E(E+1)/2] float32 packed} at the blocks' gram delays, or None for blocks without them) from read_blocks."""
     sums = np.stack([b["sums"] for b in blocks])
-    counts = np.stack([b["counts"] for b in blocks]).astype(np.int64)
+    counts = np.stack([b["counts"] for b in blocks]).astype(np.float64)   # sums of weights: whole unless weighted
     names = [OVERALL] + [str(c) for c in blocks[0]["classes"][1:]]
     grams = None
     if all("grams" in b for b in blocks):
@@ -153,7 +173,7 @@ def statistics(sums, counts, delays, names, grad_norm, draws=50, seed=0, grams=N
     rows, replicates = [], []
     for c, name in enumerate(names):
         for k, m, sv, co, floor, theta_loo, coh_loo, mag, mag_loo, ratio, rank, occ, occ_loo in per_delay:
-            rows.append({"class": name, "delay": k, "count": int(m[:, c].sum()), "blocks": blocks,
+            rows.append({"class": name, "delay": k, "count": count_value(m[:, c].sum()), "blocks": blocks,
                          "sv_sum": sv["value"][c], "estimate": sv["estimate"][c], "bias": sv["bias"][c],
                          "se": sv["se"][c], "lo": sv["lo"][c], "hi": sv["hi"][c], "noise_floor": floor[c],
                          "coherence_sq": co["value"][c], "coherence_sq_se": co["se"][c],
@@ -163,11 +183,34 @@ def statistics(sums, counts, delays, names, grad_norm, draws=50, seed=0, grams=N
                          "coherence_ratio_hi": ratio["hi"][c], "signal_rank": int(rank[c]),
                          "bias_method": BIAS_SIMULATED, **{key: float(v[c]) for key, v in occ.items()}})
             for j in range(blocks):
-                replicates.append({"class": name, "delay": k, "block": j + 1, "block_count": int(m[j, c]),
-                                   "block_positions": int(m[j, 0]), "loo_sv_sum": theta_loo[j, c],
+                replicates.append({"class": name, "delay": k, "block": j + 1, "block_count": count_value(m[j, c]),
+                                   "block_positions": count_value(m[j, 0]), "loo_sv_sum": theta_loo[j, c],
                                    "loo_coherence_sq": coh_loo[j, c], "loo_magnitude_sq": float(mag_loo[j, c]),
                                    **{key: float(v[j, c]) for key, v in occ_loo.items()}})
     return rows, replicates
+
+
+def type_group_families(names):
+    """{family NAME+types: [class index of NAME+types-1, ..., NAME+types-G]} of the classes that sg-token-classes'
+    --type-weighted writes (every group 1..G present, G >= 2)."""
+    found = {}
+    for c, name in enumerate(names):
+        match = TYPE_GROUP_RE.match(name)
+        if match:
+            found.setdefault(match.group(1), {})[int(match.group(2))] = c
+    return {family: [groups[g] for g in sorted(groups)] for family, groups in found.items()
+            if len(groups) >= 2 and sorted(groups) == list(range(1, len(groups) + 1))}
+
+
+def type_group_arrays(sums, counts, grams, occurrence, index):
+    """The arrays of one family for statistics(), its G type groups as the blocks: every group's sums over the text
+    blocks, the family the only class (so that the block sizes m_j are the groups' sums of weights)."""
+    regroup = lambda a: np.moveaxis(a[:, :, index].sum(axis=0), 1, 0)[:, :, None]   # noqa: E731  [N, D, C..] -> [G, D, 1..]
+    g_sums = regroup(sums.astype(np.float64))
+    g_counts = regroup(counts)
+    g_grams = None if grams is None else {k: a[:, index].sum(axis=0)[:, None] for k, a in grams.items()}
+    g_occ = None if occurrence is None else regroup(occurrence)
+    return g_sums, g_counts, g_grams, g_occ
 
 
 def compute(sums, counts, delays, names, grams, grad_norm, draws=50, seed=0, occurrence=None):
@@ -178,9 +221,16 @@ def compute(sums, counts, delays, names, grams, grad_norm, draws=50, seed=0, occ
                         f"normalisation D is {np.shape(grad_norm)}: the embedding sizes differ")
     # thousands of small SVDs: one BLAS thread each is 4-5x faster than several fighting over 2 cores
     from threadpoolctl import threadpool_limits
+    grad_norm = np.asarray(grad_norm, np.float64)
     with threadpool_limits(1):
-        return statistics(sums, counts, delays, names, np.asarray(grad_norm, np.float64), draws, seed, grams,
-                          occurrence)
+        rows, replicates = statistics(sums, counts, delays, names, grad_norm, draws, seed, grams, occurrence)
+        for family, index in type_group_families(names).items():
+            g_sums, g_counts, g_grams, g_occ = type_group_arrays(sums, counts, grams, occurrence, index)
+            more, more_replicates = statistics(g_sums, g_counts, delays, [family], grad_norm, draws, seed, g_grams,
+                                               g_occ)
+            rows += more
+            replicates += more_replicates
+        return rows, replicates
 
 
 def csv_text(rows, columns):
@@ -234,8 +284,8 @@ def read_csv(path, columns):
             try:
                 rows.append({key: (value if key in ("class", "bias_method") else
                                    (int(value) if value not in ("", "nan") else None) if key == "signal_rank" else
-                                   int(value) if key in ("delay", "count", "blocks", "block", "block_count",
-                                                         "block_positions") else float(value))
+                                   int(value) if key in ("delay", "blocks", "block") else
+                                   count_value(float(value)) if key in COUNT_COLUMNS else float(value))
                              for key, value in {**defaults, **row}.items()})
             except ValueError:
                 raise UserError(f"{path} line {lineno}: a value is not a number") from None

@@ -72,7 +72,10 @@ class Replicates:
             self.loo[key] = np.array([v for _, v, _, _ in items])
             self.sizes[key] = np.array([m for _, _, m, _ in items], np.float64)
             self.block_counts[key] = [c for _, _, _, c in items]
-        self.blocks = len(next(iter(self.loo.values())))
+        # the text blocks; a type-weighted class NAME+types (intervals.py) has its type groups instead, and a
+        # statistic takes keys of one resampling only (evaluate)
+        lengths = [len(v) for v in self.loo.values()]
+        self.blocks = max(set(lengths), key=lengths.count) if lengths else 0
 
     def for_measure(self, measure):
         """The same rows read as another measure of MEASURES."""
@@ -86,7 +89,11 @@ class Replicates:
     def evaluate(self, f, keys):
         """(f on all blocks, [N] f on all but block j, [N] block sizes: the keys' mean)."""
         full = f({key: self.value[key] for key in keys})
-        loo = np.array([f({key: self.loo[key][j] for key in keys}) for j in range(self.blocks)])
+        n = {len(self.loo[key]) for key in keys}
+        if len(n) > 1:
+            raise ValueError(f"the keys {keys} have replicates over different units ({sorted(n)} blocks: text blocks "
+                             "and type groups?): one statistic resamples one kind")
+        loo = np.array([f({key: self.loo[key][j] for key in keys}) for j in range(n.pop())])
         return full, loo, np.mean([self.sizes[key] for key in keys], axis=0)
 
     def statistic(self, f, keys):
