@@ -377,6 +377,20 @@ def test_classes_in_context_with_pos_data(trained_run, project):
     assert "ctx_nouns" in in_context and in_context - {"overall"} <= {c[:-4] for c in classes}   # empty ones have no average
     blocks = __import__("json").loads((out / "gradients" / "grad_progress.json").read_text())["grad_blocks"]
     assert blocks == reproduce.BLOCKS_WITH_CONTEXT
+    # the extreme bins with their types weighted equally: groups of types, combined by sg-intervals, judged in the
+    # report; and the POS x frequency cells with the within-POS finding
+    groups = sorted(c for c in classes if "+types-" in c)
+    assert groups and len({c.split("+types-")[0] for c in groups}) == 2
+    rows = intervals.read_csv(str(out / "intervals" / intervals.INTERVALS_CSV), intervals.INTERVAL_COLUMNS)
+    typed = {r["class"]: r for r in rows if r["class"].endswith("+types") and r["delay"] == 1}
+    assert len(typed) == 2 and all(r["blocks"] == len(groups) // 2 for r in typed.values())
+    # a type's weights sum to 1 over the measured text, so a bin's count (the sum of weights at k = 1) is at most
+    # its number of types, and close to it (a type misses only its occurrences without a target at k = 1)
+    fields = [f for f in next((out / "in_context").glob("*.tags")).read_text().split() if "|TYPES:" in f]
+    for name, r in typed.items():
+        n_types = round(sum(float(f.rsplit("*", 1)[1]) for f in fields if f"TYPES:{name[4:]}-" in f))
+        assert 0.5 * n_types < r["count"] <= n_types + 1e-9, (name, r["count"], n_types)
+    assert "every word type weighted equally" in report and "POS x frequency" in report
 
 
 def test_a_transformer_goes_through_the_whole_workflow(project):

@@ -17,8 +17,9 @@
 #     types (those with a known token in the first --measured-tokens tokens of TEXT) are shuffled
 #     (seeded) and dealt into the groups; each known token of a type of group G carries the extra tag
 #     TYPES:BIN+types-G*W, W = 1 / the type's count there, so that every type weighs the same in the
-#     group's average (the pass reads '*W' as the token's weight). sg-intervals combines the groups
-#     into BIN+types: the bin with its types weighted equally, its intervals resampling the groups.
+#     group's average (the pass reads '*W' as the token's weight). Every bin gets the same number of
+#     groups (at most the smallest bin's number of types). sg-intervals combines the groups into
+#     BIN+types: the bin with its types weighted equally, its intervals resampling the groups.
 #   - NAME-freq_BIN.txt and BIN+types-G.txt are written only for classes with tokens in TEXT.
 # Classes are disjoint within each family (one tag per token), unlike the type-level mapping's.
 import os
@@ -112,15 +113,19 @@ def type_weighted(fields, words, bins, groups, measured, seed):
     rng = np.random.default_rng(seed)
     files, n_types = {}, {}
     limit = len(fields) if measured is None else min(measured, len(fields))
+    found = {}
     for name in bins:
         tokens = [i for i in members(name, {}, fields) if i < limit]
         counts = {}
         for i in tokens:
             counts[words[i]] = counts.get(words[i], 0) + 1
+        if counts:
+            found[name] = (tokens, counts)
+    # one number of groups for every bin, so that a statistic of two bins (a difference) pairs their groups in one
+    # jackknife: the groups of two bins are independent, so the pairing is arbitrary and the variances add
+    n_groups = min([groups] + [len(counts) for _, counts in found.values()])
+    for name, (tokens, counts) in found.items():
         types = sorted(counts)
-        if not types:
-            continue
-        n_groups = min(groups, len(types))
         order = rng.permutation(len(types))
         group_of = {types[t]: 1 + rank % n_groups for rank, t in enumerate(order)}
         for i in tokens:

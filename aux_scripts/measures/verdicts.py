@@ -345,6 +345,17 @@ def finding_rare(reps, rare, frequent, delays, far):
     return family_verdict(holm_family(family)), family
 
 
+def finding_within(reps, cells, delays):
+    """Within each group, its rarest cell minus its most frequent cell at every delay (one Holm family).
+
+    cells {group: (rare class, frequent class)}, e.g. a POS class's lowest and highest frequency bin: the
+    frequency effect with the group held fixed. Verdict by family_verdict.
+    """
+    family = [difference(reps, rare, frequent, k) for rare, frequent in cells.values() for k in delays
+              if reps.has([(rare, k), (frequent, k)])]
+    return family_verdict(holm_family(family)), family
+
+
 def family_verdict(family):
     """holds: all above; does not hold: none above and some below; partly: some above; inconclusive: none significant."""
     signs = [c.sign for c in family]

@@ -597,7 +597,14 @@ def _interval_sections(doc, loaded, pos_classes, freq_classes, overall):
 
 
 CONTEXT_FINDINGS = {"nouns": "nouns are remembered best among POS classes (tags in context)",
-                    "matched": "nouns above verbs within frequency bins (tags in context)"}
+                    "matched": "nouns above verbs within frequency bins (tags in context)",
+                    "types": "infrequent words are remembered better and longer, every word type weighted equally "
+                             "(tags in context)",
+                    "within_pos": "infrequent words are remembered better within POS classes (tags in context)"}
+# a POS x frequency cell enters the within-POS comparison with at least this many occurrences at k = 1 (the
+# frequency bins themselves are merged until each has 1,000 validation tokens: sg-freq-classes)
+MIN_CELL_OCCURRENCES = 1000
+TYPE_WEIGHTED = intervals.TYPE_GROUPS
 
 
 def type_level_families(reps, pos_classes, freq_classes, overall_delays):
@@ -677,7 +684,35 @@ def context_families(reps, pos_classes):
     if weights:
         families[CONTEXT_FINDINGS["matched"]] = verdicts.frequency_matched(
             reps, "nouns", "verbs", list(weights), list(RANK_DELAYS), weights)
+    typed = type_weighted_bins(reps)
+    if len(typed) >= 2:
+        families[CONTEXT_FINDINGS["types"]] = verdicts.finding_rare(reps, typed[0], typed[-1], list(RANK_DELAYS),
+                                                                    RANK_DELAYS[-1])
+    cells = pos_frequency_cells(reps, pos_classes)
+    if cells:
+        families[CONTEXT_FINDINGS["within_pos"]] = verdicts.finding_within(reps, cells, list(RANK_DELAYS))
     return families
+
+
+def type_weighted_bins(reps):
+    """The type-weighted bins freq_BIN+types (sg-intervals' type-group families) of reps, rarest first."""
+    names = {cls for cls, _ in reps.value}
+    return sorted((n for n in names if n.startswith(FREQ_PREFIX) and n.endswith(TYPE_WEIGHTED)), key=freq_sort_key)
+
+
+def pos_frequency_cells(reps, pos_classes):
+    """{POS class: (its rarest bin's class, its most frequent bin's class)} among its POS x frequency cells
+    (NAME-freq_BIN, in context) with at least MIN_CELL_OCCURRENCES at k = 1; classes with fewer than two such cells
+    are left out."""
+    names = {cls for cls, _ in reps.value}
+    out = {}
+    for pos in pos_classes:
+        cells = sorted((n for n in names if n.startswith(f"{pos}-{FREQ_PREFIX}")
+                        and (reps.count.get((n, 1)) or 0) >= MIN_CELL_OCCURRENCES),
+                       key=lambda n: freq_sort_key(n.split("-", 1)[1]))
+        if len(cells) >= 2:
+            out[pos] = (cells[0], cells[-1])
+    return out
 
 
 def _context_section(doc, directory, context, type_level, pos_classes):
@@ -729,6 +764,56 @@ def _context_section(doc, directory, context, type_level, pos_classes):
                  "and the per-bin differences averaged with common weights (the bins' share of the nouns and verbs "
                  f"together at k = 1: {', '.join(f'{b} {w:.3f}' for b, w in weights.items())}), one Holm family: "
                  f"{verdict}.")
+        doc.table(["comparison", "estimate [95% interval]", "p", "Holm p"],
+                  [[c.name, _interval(dataclasses.asdict(c)), c.p, c.p_holm] for c in family])
+    typed = type_weighted_bins(reps)
+    if typed:
+        groups = by_key[(typed[0], 1)]["blocks"] if (typed[0], 1) in by_key else None
+        doc.para("Frequency bins with their word types weighted equally: each token of a bin weighs 1 / its type's "
+                 "count in the measured text, so that every type counts once (the 10000+ bin is a handful of "
+                 "function words, the rarest thousands of types); the types are dealt at random into "
+                 f"{groups} groups and the intervals resample the groups (a jackknife over types, not text). "
+                 "Beside it the same bin with every occurrence weighted equally (text blocks).")
+        typed_rows = []
+        for name in typed:
+            plain = name[:-len(TYPE_WEIGHTED)]
+            for k in RANK_DELAYS:
+                t = by_key.get((name, k))
+                if t is None:
+                    continue
+                o = by_key.get((plain, k))
+                typed_rows.append([plain, k, o["count"] if o else None, _interval(o) if o else None,
+                                   f"{t['count']:.4g}", _interval(t)])
+        doc.table(["bin", "k", "occurrences", "occurrences weighted equally [95%]", "types (sum of weights)",
+                   "types weighted equally [95%]"], typed_rows)
+    if CONTEXT_FINDINGS["types"] in families:
+        verdict, family = families[CONTEXT_FINDINGS["types"]]
+        doc.para(f"{CONTEXT_FINDINGS['types']}: {verdict} (the rarest bin minus the most frequent, and the share of "
+                 f"the k = 1 value kept at k = {RANK_DELAYS[-1]}, types weighted equally; one Holm family).")
+        doc.table(["comparison", "estimate [95% interval]", "p", "Holm p"],
+                  [[c.name, _interval(dataclasses.asdict(c)), c.p, c.p_holm] for c in family])
+    pos_cells = sorted({n for n in names if "-" + FREQ_PREFIX in n and n.split("-", 1)[0] in pos_classes},
+                       key=lambda n: (pos_classes.index(n.split("-", 1)[0]), freq_sort_key(n.split("-", 1)[1])))
+    if pos_cells:
+        doc.para("POS x frequency (tags in context, known words): every POS class split by the training-frequency "
+                 "bin of its words, so that a frequency effect can be read with the class held fixed (function "
+                 "words are few and frequent; nouns span every bin). Bias-corrected SV sums with their intervals; "
+                 f"cells with at least {MIN_CELL_OCCURRENCES:,} occurrences at k = 1 enter the comparison below.")
+        far = (10, RANK_DELAYS[-1])
+        cell_rows = []
+        for n in pos_cells:
+            row = by_key.get((n, 1))
+            if row is None:
+                continue
+            cell_rows.append([n.split("-", 1)[0], n.split("-", 1)[1], row["count"], _interval(row)]
+                             + [_interval(by_key[(n, k)]) if (n, k) in by_key else None for k in far])
+        doc.table(["class", "bin", "occurrences (k = 1)", "k = 1 [95%]"] + [f"k = {k} [95%]" for k in far], cell_rows)
+    if CONTEXT_FINDINGS["within_pos"] in families:
+        verdict, family = families[CONTEXT_FINDINGS["within_pos"]]
+        pairs = ", ".join(f"{pos} {rare.split('-', 1)[1]} vs {frequent.split('-', 1)[1]}"
+                          for pos, (rare, frequent) in pos_frequency_cells(reps, pos_classes).items())
+        doc.para(f"{CONTEXT_FINDINGS['within_pos']}: {verdict} (within each POS class with two or more such cells, "
+                 f"its rarest bin minus its most frequent: {pairs}; one Holm family).")
         doc.table(["comparison", "estimate [95% interval]", "p", "Holm p"],
                   [[c.name, _interval(dataclasses.asdict(c)), c.p, c.p_holm] for c in family])
     sizes = sorted({n.rsplit("-", 1)[0] for n in names if "-as-" in n})

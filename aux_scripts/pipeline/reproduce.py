@@ -39,7 +39,12 @@ POS_CLASSES = ("nouns", "verbs", "adjectives", "adverbs", "determiners", "prepos
 POS_CLASS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pos_classes")
 # classes in context (sg-token-classes): with their <unk> tokens too, and split by frequency bin
 WITH_UNK = ("nouns",)
-BY_FREQUENCY = ("nouns", "verbs")
+# every POS class by frequency bin (the POS x frequency design; cells without tokens get no class)
+BY_FREQUENCY = POS_CLASSES
+# the extreme bins also with every word type weighted equally, in groups of types that the intervals resample
+# (PTB's most frequent bin has 7 types: one per group)
+TYPE_WEIGHTED = ("rarest", "commonest")
+TYPE_GROUPS = 7
 SIZE_MATCHED = ("nouns:verbs", "commonest:rarest")   # the larger class subsampled to the smaller one's count
 SIZE_DRAWS = 2
 DIFFERENCES = (("NNS", "NN"), ("VBZ", "VBP"))   # plural - singular noun, 3rd person - other present verb
@@ -353,6 +358,15 @@ def plan(opts):
     # -- tags in context and their classes
     if opts.pos_data:
         tagger_tags = p("tagger", tags_name)
+        # the type weights count the tokens the pass measures: its windows of batch_size 1 cover the first
+        # windows x num_steps tokens
+        windows = opts.valid_windows
+        if os.path.isfile(valid_file):
+            total = lm_data.num_batches(len(lm_data.read_words(
+                valid_file, eos=not config.no_eos, wikitext="WikiText" in config.data_path,
+                cgn="CGN" in config.data_path, encoding=config.encoding)), 1, config.num_steps)
+            windows = min(windows or total, total)
+        measured = ["--measured-tokens", str(windows * config.num_steps)] if windows else []
         steps.append(Step("tagger", "POS tagger trained on the normalised tagged corpora, tested on CoNLL-2000 test, "
                           "tags of the validation text in context",
                           [Command(["sg-pos-tagger", "--pos-data", opts.pos_data, "--vocab-text", data_files[0],
@@ -365,8 +379,10 @@ def plan(opts):
                            Command(["sg-token-classes", valid_file, tagger_tags, p("classes", "pos_mapping.txt"),
                                     "--classes", *pos_files, "--with-unk", *WITH_UNK, "--by-frequency", *BY_FREQUENCY,
                                     "--bins", "rarest", "commonest", "--size-matched", *SIZE_MATCHED,
-                                    "--draws", str(SIZE_DRAWS), "--prefix", token_classes.CONTEXT_PREFIX,
-                                    "--out", in_context], p("logs", "token_classes.out"))],
+                                    "--draws", str(SIZE_DRAWS), "--type-weighted", *TYPE_WEIGHTED,
+                                    "--type-groups", str(TYPE_GROUPS), *measured,
+                                    "--prefix", token_classes.CONTEXT_PREFIX, "--out", in_context],
+                                   p("logs", "token_classes.out"))],
                           inputs=[valid_file, tagger_tags, p("classes", "pos_mapping.txt"), *pos_files],
                           outputs=[tags, os.path.join(in_context, "classes")]))
     # -- embedding and normalisation (before the pass: its occurrence measures use D)
