@@ -195,8 +195,10 @@ KEYS = {
                        required="pos_classes", new=True),
     "pos_tokens": Key("str", "NEW: the tags of every token of the validation data, in context (sg-pos-tagger's "
                       "NAME.tags: one line per data line, one field per word and <eos> last; a field may join "
-                      "several tags with '|'). The classes of pos_token_classes select tokens by these tags, "
-                      "so a token belongs to the classes of its own tags.", required="pos_token_classes",
+                      "several tags with '|'; a tag ending in '*W', W > 0, weighs the token W instead of 1 in the classes "
+                      "that select that tag, and a class's count is then its sum of weights). The classes of "
+                      "pos_token_classes select tokens by these tags, so a token belongs to the classes of its "
+                      "own tags.", required="pos_token_classes",
                       new=True),
     "pos_token_classes": Key("str", "NEW: comma-separated class files (or folders of .txt files) like "
                              "pos_classes, whose tags select tokens by pos_tokens instead of words by "
