@@ -48,6 +48,34 @@ def _paper_quotes():
     return [("README.md", q) for q in readme] + [("docs/results.md", q) for q in results]
 
 
+def _frequency_quotes():
+    """The type-weighted bins and the POS x frequency cells (classes in context) of the paper model."""
+    rows = {(r["class"], int(r["delay"])): r for r in _rows(RESULTS / "ptb-64e-256h" / "intervals" / "intervals.csv")}
+
+    def iv(cls, k):
+        r = rows[("ctx_" + cls, k)]
+        return f"{_g(float(r['estimate']))} [{_g(float(r['lo']))}, {_g(float(r['hi']))}]"
+    rare, frequent = "freq_1-9+types", "freq_10000++types"
+    readme = [f"(k = 1: {iv(rare, 1)} against {iv(frequent, 1)})",
+              f"(nouns at k = 1: {iv('nouns-freq_1-9', 1)} in bin 1-9 against {iv('nouns-freq_1000-9999', 1)} in "
+              "bin 1000-9999;"]
+    nouns = ", ".join(f"{iv('nouns-freq_' + b, 1)} ({b})" for b in ("10-99", "100-999"))
+    results = [f"k = 1: {iv(rare, 1)} against {iv(frequent, 1)}; k = 10: {iv(rare, 10)} against {iv(frequent, 10)}; "
+               f"k = 40: {iv(rare, 40)} against {iv(frequent, 40)}",
+               f"(Weighted by occurrence: {iv('freq_1-9', 1)} against {iv('freq_10000+', 1)} at k = 1.)",
+               f"nouns {iv('nouns-freq_1-9', 1)} (bin 1-9), {nouns}, {iv('nouns-freq_1000-9999', 1)} (1000-9999)",
+               f"verbs {iv('verbs-freq_1-9', 1)}, {iv('verbs-freq_10-99', 1)}, {iv('verbs-freq_100-999', 1)}, "
+               f"{iv('verbs-freq_1000-9999', 1)}",
+               f"adjectives {iv('adjectives-freq_1-9', 1)} to {iv('adjectives-freq_1000-9999', 1)}",
+               f"prepositions {iv('prepositions-freq_10-99', 1)} (10-99) to {iv('prepositions-freq_10000+', 1)} (10000+)",
+               f"(10000+, {iv('nouns-freq_10000+', 1)})"]
+    comparisons = [r for r in _rows(RESULTS / "ptb-64e-256h" / "report_comparisons.csv")
+                   if r["finding"].startswith("infrequent words are remembered better within POS classes")]
+    assert all(float(r["sign"]) > 0 for r in comparisons)
+    results.append(f"all {len(comparisons)} differences are positive after Holm")
+    return [("README.md", q) for q in readme] + [("docs/results.md", q) for q in results]
+
+
 def _demo_quotes():
     rows = _rows(RESULTS / "demo" / "seeds.csv")
 
@@ -61,7 +89,7 @@ def _demo_quotes():
         span("txray_noun_span", "{:.0f}"), span("txray_filler_span", "{:.0f}"))]
 
 
-@pytest.mark.parametrize("page, quote", _paper_quotes() + _demo_quotes(), ids=lambda x: x[:60])
+@pytest.mark.parametrize("page, quote", _paper_quotes() + _frequency_quotes() + _demo_quotes(), ids=lambda x: x[:60])
 def test_quoted_figure_matches_the_result_files(page, quote):
     text = (REPO / page).read_text(encoding="utf-8")
     assert quote in " ".join(text.split()), f"{page} does not quote {quote!r}"

@@ -523,6 +523,8 @@ def _size_free(r):
 
 
 def _interval(x):
+    if not (math.isfinite(x["lo"]) and math.isfinite(x["hi"])):   # e.g. a class with occurrences in one block only
+        return f"{x['estimate']:.4g} [no interval]"
     return f"{x['estimate']:.4g} [{x['lo']:.4g}, {x['hi']:.4g}]"
 
 
