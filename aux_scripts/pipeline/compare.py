@@ -113,11 +113,16 @@ def panel_rows(label, reps):
 
 def ratio_interval(reps, cls, k, base, name):
     """{name, name_lo, name_hi}: the class's estimate at delay k over its estimate at delay `base`, with the
-    jackknife interval of the ratio (NaN without replicates, or where the base is not positive)."""
+    jackknife interval of the ratio (all NaN without replicates or where the base is not positive; the
+    interval alone NaN for a class without a replicate at one of the two delays: all its occurrences in one
+    block)."""
     nan = {name: math.nan, f"{name}_lo": math.nan, f"{name}_hi": math.nan}
     keys = [(cls, k), (cls, base)]
-    if reps is None or not reps.has(keys) or not reps.value[(cls, base)] > 0:
+    if reps is None or not all(math.isfinite(reps.value.get(key, math.nan)) for key in keys) \
+            or not reps.value[(cls, base)] > 0:
         return nan
+    if not reps.has(keys):
+        return {**nan, name: reps.value[(cls, k)] / reps.value[(cls, base)]}
     out = reps.statistic(lambda v: v[(cls, k)] / v[(cls, base)], keys)
     return {name: out["estimate"], f"{name}_lo": out["lo"], f"{name}_hi": out["hi"]}
 
