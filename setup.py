@@ -1,9 +1,9 @@
-"""Installs state-gradients: the LM toolkit (tf_scripts) and the analysis command lines (aux_scripts)."""
+"""Installs state-gradients: the library (state_gradients) and the original's command lines (tf_scripts, aux_scripts)."""
 import re
 
 from setuptools import find_packages, setup
 
-VERSION = re.search(r'__version__ = "(.+)"', open("tf_scripts/version.py", encoding="utf-8").read()).group(1)
+VERSION = re.search(r'__version__ = "(.+)"', open("state_gradients/core/version.py", encoding="utf-8").read()).group(1)
 
 SCRIPTS = {
     # console command: module (each has main(argv=None) -> exit status)
@@ -48,8 +48,8 @@ setup(
     # The demo's corpus and configs stay in data/demo/ and config/ of the source tree and are
     # installed as two data-only packages, found at run time with importlib.resources, so that
     # sg-demo works from any directory after a plain `pip install .`.
-    packages=find_packages(include=["tf_scripts", "aux_scripts", "aux_scripts.*", "state_gradients"]) + ["aux_scripts.demo_data",
-                                                                       "aux_scripts.demo_configs"],
+    packages=find_packages(include=["tf_scripts", "aux_scripts", "aux_scripts.pipeline", "state_gradients",
+                                    "state_gradients.*"]) + ["aux_scripts.demo_data", "aux_scripts.demo_configs"],
     package_dir={"aux_scripts.demo_data": "data/demo", "aux_scripts.demo_configs": "config"},
     package_data={"aux_scripts": ["pos_classes/*.txt", "pos_classes/README.md"],
                   "aux_scripts.demo_data": ["*.txt", "README.md", "classes/*.txt"],

@@ -6,7 +6,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aux_scripts import avg_gradient_matrix  # noqa: E402
-from tf_scripts.cli import run_cli  # noqa: E402
+from state_gradients.core.cli import run_cli  # noqa: E402
 
 PROG = "avg_gradient_matrix_pos.py"
 

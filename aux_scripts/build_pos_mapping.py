@@ -5,11 +5,11 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts.classes import pos_mapping  # noqa: E402
-from aux_scripts.measures import analysis  # noqa: E402
-from tf_scripts import lm_data, results  # noqa: E402
-from tf_scripts.cli import make_parser, run_cli  # noqa: E402
-from tf_scripts.errors import UserError  # noqa: E402
+from state_gradients.classes import pos_mapping  # noqa: E402
+from state_gradients.core import lm_data, results  # noqa: E402
+from state_gradients.core.cli import make_parser, run_cli  # noqa: E402
+from state_gradients.core.errors import UserError  # noqa: E402
+from state_gradients.measures import analysis  # noqa: E402
 
 
 def build_parser():
@@ -27,7 +27,7 @@ def build_parser():
     parser.add_argument("--coverage", metavar="TEXT",
                         help="also print the share of the tokens of TEXT (<eos> excluded) whose word got a tag")
     parser.add_argument("--result", metavar="FILE.json",
-                        help="also write the numbers as JSON to FILE (tf_scripts/results.py gives the schema)")
+                        help="also write the numbers as JSON to FILE (state_gradients/core/results.py gives the schema)")
     return parser
 
 

@@ -5,10 +5,10 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts.measures import analysis  # noqa: E402
-from tf_scripts import results  # noqa: E402
-from tf_scripts.cli import make_parser, run_cli  # noqa: E402
-from tf_scripts.errors import UserError  # noqa: E402
+from state_gradients.core import results  # noqa: E402
+from state_gradients.core.cli import make_parser, run_cli  # noqa: E402
+from state_gradients.core.errors import UserError  # noqa: E402
+from state_gradients.measures import analysis  # noqa: E402
 
 
 def build_parser():
@@ -28,7 +28,7 @@ def build_parser():
     parser.add_argument("cls", metavar="CLASS", nargs="?", default=None,
                         help="POS class name: use delay_{k}_avg_{CLASS}.npy (default: the overall averages)")
     parser.add_argument("--result", metavar="FILE.json",
-                        help="also write the numbers as JSON to FILE (tf_scripts/results.py gives the schema)")
+                        help="also write the numbers as JSON to FILE (state_gradients/core/results.py gives the schema)")
     return parser
 
 

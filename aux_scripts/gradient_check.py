@@ -1,13 +1,13 @@
 """Check state gradients and weight gradients of a trained model against numpy BPTT and finite differences."""
-# How: aux_scripts/measures/gradient_check.py.
+# How: state_gradients/measures/gradient_check.py.
 import os
 import sys
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts.measures import gradient_check  # noqa: E402
-from tf_scripts.cli import import_tensorflow, make_parser, run_cli  # noqa: E402
+from state_gradients.core.cli import import_tensorflow, make_parser, run_cli  # noqa: E402
+from state_gradients.measures import gradient_check  # noqa: E402
 
 PROG = "gradient_check.py"
 

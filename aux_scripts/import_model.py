@@ -5,8 +5,8 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts.importing import convert, sources  # noqa: E402
-from tf_scripts.cli import import_tensorflow, make_parser, run_cli  # noqa: E402
+from state_gradients.core.cli import import_tensorflow, make_parser, run_cli  # noqa: E402
+from state_gradients.importing import convert, sources  # noqa: E402
 
 PROG = "sg-import"
 

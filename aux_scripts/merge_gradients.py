@@ -5,8 +5,9 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf_scripts import formats, gradient_files  # noqa: E402
-from tf_scripts.cli import make_parser, run_cli  # noqa: E402
+from state_gradients.core import formats  # noqa: E402
+from state_gradients.core.cli import make_parser, run_cli  # noqa: E402
+from state_gradients.files import gradient_files  # noqa: E402
 
 PROG = "sg-merge-gradients"
 

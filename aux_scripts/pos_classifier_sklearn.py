@@ -5,8 +5,8 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts.classes import pos_classifier  # noqa: E402
-from tf_scripts.cli import make_parser, run_cli  # noqa: E402
+from state_gradients.classes import pos_classifier  # noqa: E402
+from state_gradients.core.cli import make_parser, run_cli  # noqa: E402
 
 
 def build_parser():
@@ -45,7 +45,7 @@ def build_parser():
                         help="data for the confusion matrix / PCA / t-SNE / LDA plots: all examples or the "
                              "test part (default)")
     parser.add_argument("--result", metavar="FILE.json",
-                        help="also write the numbers as JSON to FILE (tf_scripts/results.py gives the schema)")
+                        help="also write the numbers as JSON to FILE (state_gradients/core/results.py gives the schema)")
     parser.add_argument("--pca", action="store_true", help="PCA plot of the embeddings (NAME_pca.png)")
     parser.add_argument("--tsne", action="store_true", help="t-SNE plot of the embeddings (NAME_tsne.png)")
     parser.add_argument("--lda", action="store_true", help="LDA plot of the embeddings (NAME_lda.png)")

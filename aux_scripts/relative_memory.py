@@ -5,9 +5,9 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts.measures import analysis  # noqa: E402
-from tf_scripts import results  # noqa: E402
-from tf_scripts.cli import make_parser, run_cli  # noqa: E402
+from state_gradients.core import results  # noqa: E402
+from state_gradients.core.cli import make_parser, run_cli  # noqa: E402
+from state_gradients.measures import analysis  # noqa: E402
 
 
 def build_parser():
@@ -25,7 +25,7 @@ def build_parser():
     parser.add_argument("--grad-norm", metavar="D.npy", required=True,
                         help="gradient normalisation D (EMB_D_norm_grad.npy); required")
     parser.add_argument("--result", metavar="FILE.json",
-                        help="also write the numbers as JSON to FILE (tf_scripts/results.py gives the schema)")
+                        help="also write the numbers as JSON to FILE (state_gradients/core/results.py gives the schema)")
     return parser
 
 

@@ -5,8 +5,8 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf_scripts.cli import make_parser, run_cli  # noqa: E402
-from aux_scripts.pipeline import report  # noqa: E402
+from state_gradients.core.cli import make_parser, run_cli  # noqa: E402
+from state_gradients.report import report  # noqa: E402
 
 
 def build_parser():

@@ -5,11 +5,11 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts.measures import analysis  # noqa: E402
-from tf_scripts import configuration  # noqa: E402
-from tf_scripts.cli import import_tensorflow, make_parser, output_line, run_cli, typed_command  # noqa: E402
-from tf_scripts.errors import UserError  # noqa: E402
-from aux_scripts.pipeline import reproduce  # noqa: E402
+from state_gradients.core import configuration  # noqa: E402
+from state_gradients.core.cli import import_tensorflow, make_parser, output_line, run_cli, typed_command  # noqa: E402
+from state_gradients.core.errors import UserError  # noqa: E402
+from state_gradients.measures import analysis  # noqa: E402
+from state_gradients.workflows import reproduce  # noqa: E402
 
 
 PROG = reproduce.PROG

@@ -1,14 +1,14 @@
 """sg-token-classes: the token tags and class files of a gradient pass with classes in context, and frequency-matched ones."""
-# What the files hold: aux_scripts/classes/token_classes.py.
+# What the files hold: state_gradients/classes/token_classes.py.
 import os
 import sys
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts.classes import token_classes  # noqa: E402
-from tf_scripts.cli import make_parser, run_cli  # noqa: E402
-from tf_scripts.errors import UserError  # noqa: E402
+from state_gradients.classes import token_classes  # noqa: E402
+from state_gradients.core.cli import make_parser, run_cli  # noqa: E402
+from state_gradients.core.errors import UserError  # noqa: E402
 
 PROG = "sg-token-classes"
 

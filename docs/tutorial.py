@@ -27,7 +27,7 @@ OUT = os.environ.get("SG_TUTORIAL_OUT", "demo_output")     # where sg-demo wrote
 
 # %%
 if not os.path.isfile(os.path.join(OUT, "model", "weights.npz")):
-    from aux_scripts.pipeline import demo                 # the command line's job, as a function
+    from state_gradients.workflows import demo                 # the command line's job, as a function
     demo.run_demo(OUT)
 model = sg.load_model(os.path.join(OUT, "model"))
 print(f"{model.lm.cell_type} with {len(model.word_to_id)} words, E {model.lm.embedding_size}, H {model.lm.size}")

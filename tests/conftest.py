@@ -48,7 +48,7 @@ def tiny_tagged_corpus(tmp_path):
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
     """(output folder, ratio, logged lines) of one sg-demo run (run_demo), shared by the demo and tutorial tests."""
-    from aux_scripts.pipeline import demo
+    from state_gradients.workflows import demo
 
     out = tmp_path_factory.mktemp("demo") / "out"
     logged = []

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 
 def _generator(config):
-    from tf_scripts import trainer
+    from state_gradients.training import trainer
 
     return trainer.make_generator(config)
 
@@ -33,7 +33,7 @@ def _numpy(grads, variables):
 def _token_abs_sum(model, options):
     """f(inputs, targets, state, seeds) -> sum over tokens i of |gradient of token i's loss / B| (numpy, per variable),
     each from run_epoch.window_gradients with only token i's loss kept (same dropout masks as the step)."""
-    from tf_scripts import run_epoch
+    from state_gradients.training import run_epoch
 
     variables = model.trainable_variables
 
@@ -56,9 +56,10 @@ def _token_abs_sum(model, options):
 
 
 def compare(config_path, out, dtype="float32"):
-    from tf_scripts import configuration, distribute, lm_data, optimizers, run_epoch
-    from tf_scripts.lm import model_class
-    from tf_scripts.trainer import epoch_learning_rate
+    from state_gradients.core import configuration, lm_data
+    from state_gradients.models.lm import model_class
+    from state_gradients.training import distribute, optimizers, run_epoch
+    from state_gradients.training.trainer import epoch_learning_rate
 
     config = configuration.load_config(config_path, train=True, valid=True, test=False)
     corpus = lm_data.load_corpus(config, need_valid=False, need_test=False)

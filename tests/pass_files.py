@@ -3,7 +3,7 @@ import os
 
 import numpy as np
 
-from tf_scripts import gradient_files
+from state_gradients.files import gradient_files
 
 
 def pass_files(root):

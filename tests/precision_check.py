@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tf_scripts import lm_data, run_epoch
+from state_gradients.core import lm_data
+from state_gradients.engine.recurrent import StateGradients
+from state_gradients.files.saved_model import SavedModel
+from state_gradients.passes.gradient_pass import entering_states
+from state_gradients.training import run_epoch
 from tf_scripts import main as sg_main
-from tf_scripts.gradient_pass import entering_states
-from tf_scripts.saved_model import SavedModel
-from tf_scripts.state_gradients import StateGradients
 
 # The real-text setting: 2 layers, E 8, H 12, T 10, init_scale 0.3, one SGD epoch (lr 1, B 1)
 # on the first 1,500 lines of PTB train.
@@ -42,7 +43,7 @@ def train(root, cell, data, **keys):
     path.write_text("".join(f"{k} {v}\n" for k, v in values.items()), encoding="utf-8")
     if not (root / cell / "weights.npz").exists():
         assert sg_main.main(["--config", str(path), "--notest"]) == 0
-    from tf_scripts import configuration
+    from state_gradients.core import configuration
 
     config = configuration.load_config(str(path), train=False)
     corpus = lm_data.load_corpus(config, need_train=False, need_test=False)

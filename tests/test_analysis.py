@@ -1,12 +1,12 @@
-"""Tests of aux_scripts/analysis.py: readers, averaging, normalisation and singular-value measures."""
+"""Tests of state_gradients/measures/analysis.py: readers, averaging, normalisation and singular-value measures."""
 import os
 
 import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
-from aux_scripts.measures import analysis
-from tf_scripts.errors import UserError
+from state_gradients.core.errors import UserError
+from state_gradients.measures import analysis
 
 
 def write(path, text):

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import state_gradients as sg
-from aux_scripts.measures import intervals
 from aux_scripts import intervals as sg_intervals
-from aux_scripts.measures import analysis
-from tf_scripts import gradient_files
+from state_gradients.core.configuration import config_from_dict
+from state_gradients.files import gradient_files
+from state_gradients.measures import intervals
+from state_gradients.measures import analysis
 from tf_scripts import main as lm_main
-from tf_scripts.configuration import config_from_dict
 
 U32 = 2.0 ** -24    # float32 unit roundoff
 

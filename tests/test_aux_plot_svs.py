@@ -4,8 +4,8 @@ import csv
 import numpy as np
 import pytest
 
-from aux_scripts.measures import plot_svs
 from aux_scripts import plot_svs as sg_plot_svs
+from state_gradients.measures import plot_svs
 
 
 def make_root(path, scale, delays=(0, 1, 2, 10), classes=("nouns",)):
@@ -97,7 +97,7 @@ def test_classes_all_lists_every_class_of_the_first_folder(tmp_path):
 
 def test_redraw_reads_back_the_csv_it_is_given(tmp_path):
     # a committed result's figure can be drawn again from its CSV alone (docs/results/redraw_figures.py)
-    from aux_scripts.measures import plot_svs as library
+    from state_gradients.measures import plot_svs as library
 
     csv_path = tmp_path / "svs.csv"
     csv_path.write_text("model,class,delay,sum,sv1,sv2,sv3,sv4,sv5\n"

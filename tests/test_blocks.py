@@ -6,9 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from aux_scripts.measures import analysis
-from tf_scripts import gradient_files, gradient_pass
-from tf_scripts.errors import UserError
+from state_gradients.core.errors import UserError
+from state_gradients.files import gradient_files
+from state_gradients.measures import analysis
+from state_gradients.passes import gradient_pass
 
 from tests import tiny_corpus
 from tests.tiny_corpus import TAGS

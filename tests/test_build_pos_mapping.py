@@ -1,12 +1,12 @@
-"""Tests of sg-build-pos-mapping (aux_scripts/classes/pos_mapping.py): corpus readers, word normalisation, mapping file, coverage."""
+"""Tests of sg-build-pos-mapping (state_gradients/classes/pos_mapping.py): corpus readers, word normalisation, mapping file, coverage."""
 import collections
 
 import pytest
 
-from aux_scripts.measures import analysis
 from aux_scripts import build_pos_mapping
-from aux_scripts.classes import pos_mapping as bpm
-from tf_scripts.errors import UserError
+from state_gradients.classes import pos_mapping as bpm
+from state_gradients.core.errors import UserError
+from state_gradients.measures import analysis
 
 CONLL = """Confidence NN B-NP
 in IN B-PP

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from aux_scripts.compare_runs import main as compare_main
-from aux_scripts.measures import intervals
-from aux_scripts.pipeline import compare
-from tf_scripts import lm_data, run_epoch
-from tf_scripts.errors import UserError
-from tf_scripts.lm import LanguageModel
-from tf_scripts.saved_model import SavedModel
-from tf_scripts.transformer import TransformerLM
+from state_gradients.core import lm_data
+from state_gradients.core.errors import UserError
+from state_gradients.files.saved_model import SavedModel
+from state_gradients.measures import intervals
+from state_gradients.models.lm import LanguageModel
+from state_gradients.models.transformer import TransformerLM
+from state_gradients.training import run_epoch
+from state_gradients.workflows import compare
 
 from tests.commands import REPO
 

@@ -1,4 +1,4 @@
-"""Tests of tf_scripts/configuration.py: parsing, typing, errors, modes, time steps, shipped configs."""
+"""Tests of state_gradients/core/configuration.py: parsing, typing, errors, modes, time steps, shipped configs."""
 import os
 import subprocess
 import sys
@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tf_scripts import configuration
-from tf_scripts.configuration import (KEYS, config_from_dict, convert_value, load_config,
-                                      read_config_lines)
-from tf_scripts.errors import UserError
+from state_gradients.core import configuration
+from state_gradients.core.configuration import KEYS, config_from_dict, convert_value, load_config, read_config_lines
+from state_gradients.core.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -347,7 +346,7 @@ def test_derive_changes_given_keys_and_rederives_defaults():
 
 
 def test_module_does_not_import_tensorflow():
-    code = ("import sys; import tf_scripts.configuration; "
+    code = ("import sys; import state_gradients.core.configuration; "
             "sys.exit('tensorflow' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 

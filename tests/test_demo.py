@@ -4,8 +4,8 @@ import csv
 import numpy as np
 import pytest
 
-from aux_scripts.pipeline import demo
 from aux_scripts import demo as sg_demo
+from state_gradients.workflows import demo
 
 
 def test_demo_shows_planted_memory(demo_run):
@@ -63,7 +63,7 @@ def test_demo_shows_planted_memory(demo_run):
 
 
 def test_demo_seed_goes_into_the_training_config(tmp_path):
-    from tf_scripts import configuration
+    from state_gradients.core import configuration
 
     data = demo.resource_dir(demo.DATA_PACKAGE, demo.DATA_SOURCE)
     for seed, want in ((None, 1), (3, 3)):

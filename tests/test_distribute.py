@@ -8,8 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from tf_scripts import configuration, trainer
-from tf_scripts.errors import UserError
+from state_gradients.core import configuration
+from state_gradients.core.errors import UserError
+from state_gradients.training import trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(REPO, "tests", "distribute_worker.py")
@@ -140,7 +141,7 @@ def _adam_weight_tolerance(arrays, steps, names, tol, lr, max_grad_norm):
     component (up to lr / eps for a component near zero): that is why float32 Adam cannot be
     compared tightly, and why this case runs in float64.
     """
-    from tf_scripts.optimizers import ADAM_BETA1 as b1, ADAM_BETA2 as b2, ADAM_EPSILON as eps
+    from state_gradients.training.optimizers import ADAM_BETA1 as b1, ADAM_BETA2 as b2, ADAM_EPSILON as eps
 
     u = UNIT_ROUNDOFF[arrays[f"single/{names[0]}"].dtype]
     bound = {}
@@ -190,7 +191,7 @@ def test_batch_not_divisible_by_the_replicas_is_refused(tmp_path):
                                                  basic_cell="RNN", num_layers=1, size=2, num_steps=2, batch_size=2,
                                                  init_scale=0.1, softmax="full", distribute="multi_worker"),
                                             train=False)
-    from tf_scripts import distribute
+    from state_gradients.training import distribute
 
     os.environ.pop("TF_CONFIG", None)
     with pytest.raises(UserError, match="distribute multi_worker needs the TF_CONFIG"):

@@ -1,10 +1,10 @@
 """freq_classes.py: frequency bins of a hand-made corpus, merging of thin bins, class files and the mapping."""
 import pytest
 
-from aux_scripts.classes import freq_classes
 from aux_scripts import freq_classes as sg_freq_classes
-from aux_scripts.measures import analysis
-from tf_scripts.errors import UserError
+from state_gradients.classes import freq_classes
+from state_gradients.core.errors import UserError
+from state_gradients.measures import analysis
 
 # training counts: a 1, b 5, c 12, d 40, e 150 (+ <eos> 6, never binned); validation below
 TRAIN = "a b b b b b\nc c c c c c c c c c c c\n" + "d " * 40 + "\n" + "e " * 150 + "\n" + "\n\n\n"

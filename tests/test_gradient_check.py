@@ -2,15 +2,15 @@
 import numpy as np
 import pytest
 
-from aux_scripts.measures import gradient_check
 from aux_scripts import gradient_check as sg_gradient_check
-from aux_scripts.measures.numpy_rnn import NumpyRNN
+from state_gradients.core import lm_data
+from state_gradients.core.configuration import load_config
+from state_gradients.core.errors import UserError
+from state_gradients.files.saved_model import SavedModel
+from state_gradients.measures import gradient_check
+from state_gradients.models.lm import LanguageModel
+from state_gradients.models.numpy_rnn import NumpyRNN
 from tests import numpy_reference as ref
-from tf_scripts import lm_data
-from tf_scripts.configuration import load_config
-from tf_scripts.errors import UserError
-from tf_scripts.lm import LanguageModel
-from tf_scripts.saved_model import SavedModel
 
 WORDS = "the cat sat on a mat and the dog ran to the big red ball while a bird sang".split()
 

@@ -5,13 +5,15 @@ import shutil
 import pytest
 
 from aux_scripts import merge_gradients
+from state_gradients.core import lm_data
+from state_gradients.core.errors import UserError
+from state_gradients.files import gradient_files
+from state_gradients.files.saved_model import SavedModel
+from state_gradients.models.lm import LanguageModel
+from state_gradients.passes import gradient_pass
 from tests import tiny_corpus
 from tests.pass_files import assert_same_pass, pass_files
-from tf_scripts import gradient_files, gradient_pass, lm_data
 from tf_scripts import main as main_script
-from tf_scripts.errors import UserError
-from tf_scripts.lm import LanguageModel
-from tf_scripts.saved_model import SavedModel
 
 
 def test_shard_ranges_by_hand():

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from aux_scripts.measures import analysis
+from state_gradients.core import lm_data
+from state_gradients.core.configuration import config_from_dict
+from state_gradients.core.errors import UserError
+from state_gradients.measures import analysis
+from state_gradients.models.lm import LanguageModel
+from state_gradients.passes import gradient_pass
 from tests import numpy_reference as ref
-from tf_scripts import gradient_pass, lm_data
-from tf_scripts.configuration import config_from_dict
-from tf_scripts.errors import UserError
-from tf_scripts.lm import LanguageModel
 
 from tests.tiny_corpus import TAGS
 

@@ -6,9 +6,9 @@ import pytest
 from safetensors.numpy import save_file
 
 from aux_scripts.import_model import main as import_main
-from aux_scripts.importing import gpt2
+from state_gradients.files.saved_model import SavedModel
+from state_gradients.importing import gpt2
 from tests.main_runs import number, run
-from tf_scripts.saved_model import SavedModel
 
 V, D, L, A, P = 20, 8, 2, 2, 16
 WORDS = ["<eos>", "<unk>"] + [f"w{i}" for i in range(V - 2)]

@@ -9,13 +9,13 @@ import tensorflow as tf
 
 from aux_scripts import import_model
 from aux_scripts import gradient_check as sg_gradient_check
-from aux_scripts.importing import convert
+from state_gradients.engine.recurrent import state_gradients
+from state_gradients.files.saved_model import SavedModel
+from state_gradients.importing import convert
+from state_gradients.models.lm import LanguageModel
 from tests import numpy_reference as ref
 from tests import source_models as sm
 from tf_scripts import main as main_script
-from tf_scripts.lm import LanguageModel
-from tf_scripts.saved_model import SavedModel
-from tf_scripts.state_gradients import state_gradients
 
 V, E, H = 13, 5, 4
 

@@ -90,7 +90,7 @@ def test_every_committed_interval_follows_from_its_replicates(run):
 
 
 def test_ratio_intervals_equal_the_library_and_the_comparison_files():
-    from aux_scripts.measures import intervals, verdicts
+    from state_gradients.measures import intervals, verdicts
 
     for run in RUNS:
         rows, loo = read(run)

@@ -30,17 +30,17 @@ def test_wheel_holds_demo_data_and_configs(wheel):
     assert {"aux_scripts/demo_configs/demo.config", "aux_scripts/demo_configs/demo_grad.config"} <= names
     assert not any(n.startswith("aux_scripts/demo_configs/ptb") for n in names)   # only the demo's configs
     assert "aux_scripts/pos_classes/nouns.txt" in names
-    assert {"state_gradients/__init__.py", "state_gradients/profile.py", "tf_scripts/results.py"} <= names
+    assert {"state_gradients/__init__.py", "state_gradients/api/profile.py", "state_gradients/core/results.py"} <= names
 
 
 def test_installed_demo_finds_its_files_in_the_package(wheel, tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    script = ("from aux_scripts.pipeline import demo\n"
+    script = ("from state_gradients.workflows import demo\n"
               "print(demo.resource_dir(demo.DATA_PACKAGE, demo.DATA_SOURCE))\n"
               "print(demo.resource_dir(demo.CONFIG_PACKAGE, demo.CONFIG_SOURCE))\n"
               "print(demo.__file__)\n"
-              "import state_gradients, aux_scripts.pipeline.reproduce as r\n"
+              "import state_gradients, state_gradients.workflows.reproduce as r\n"
               "print(state_gradients.__file__, len(r.console_scripts()))\n")
     env = dict(os.environ, PYTHONPATH=str(site), TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)

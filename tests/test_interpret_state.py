@@ -7,12 +7,12 @@ import pytest
 import tensorflow as tf
 
 from aux_scripts import interpret_state as sg_interpret_state
-from aux_scripts.measures import sigma_learner
-from tf_scripts import lm_data
-from tf_scripts.configuration import config_from_dict
-from tf_scripts.lm import LanguageModel
-from tf_scripts.saved_model import SavedModel
-from tf_scripts.state_gradients import state_gradients
+from state_gradients.core import lm_data
+from state_gradients.core.configuration import config_from_dict
+from state_gradients.engine.recurrent import state_gradients
+from state_gradients.files.saved_model import SavedModel
+from state_gradients.measures import sigma_learner
+from state_gradients.models.lm import LanguageModel
 from tests.tiny_corpus import TAGS
 
 PAPER_W = np.array([10.0, 20.0, 5.0, -20.0, -10.0])

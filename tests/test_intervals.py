@@ -2,13 +2,15 @@
 import numpy as np
 import pytest
 
-from aux_scripts.measures import intervals
 from aux_scripts import intervals as sg_intervals
-from aux_scripts.measures import analysis, uncertainty
-from tf_scripts import formats, gradient_files, gradient_pass, lm_data
-from tf_scripts.configuration import config_from_dict
-from tf_scripts.lm import LanguageModel
-from tf_scripts.state_gradients import NUCLEAR_STRIDE
+from state_gradients.core import formats, lm_data
+from state_gradients.core.configuration import config_from_dict
+from state_gradients.engine.recurrent import NUCLEAR_STRIDE
+from state_gradients.files import gradient_files
+from state_gradients.measures import intervals
+from state_gradients.measures import analysis, uncertainty
+from state_gradients.models.lm import LanguageModel
+from state_gradients.passes import gradient_pass
 
 U32 = 2.0 ** -24
 

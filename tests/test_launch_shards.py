@@ -3,14 +3,14 @@ import sys
 
 import pytest
 
-from aux_scripts.pipeline import launch_shards
+from state_gradients.core import lm_data
+from state_gradients.core.configuration import config_from_dict
+from state_gradients.core.errors import UserError
+from state_gradients.files.saved_model import SavedModel
+from state_gradients.models.lm import LanguageModel
+from state_gradients.workflows import launch_shards
 from tests.pass_files import assert_same_pass, pass_files
-from tf_scripts import lm_data
 from tf_scripts import main as main_script
-from tf_scripts.configuration import config_from_dict
-from tf_scripts.errors import UserError
-from tf_scripts.lm import LanguageModel
-from tf_scripts.saved_model import SavedModel
 
 pytest.importorskip("distributed", reason="the cluster extra (pip install -e '.[cluster]') is not installed")
 

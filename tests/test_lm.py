@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from state_gradients.files.saved_model import SavedModel
+from state_gradients.models.lm import LanguageModel
 from tests import numpy_reference as ref
-from tf_scripts.lm import LanguageModel
-from tf_scripts.saved_model import SavedModel
 
 CELLS = ["LSTM", "GRU", "RNN", "GRU_RESET_AFTER"]
 

@@ -1,11 +1,11 @@
-"""Tests for tf_scripts/lm_data.py: reading rules, vocabulary, batching, pretrained embeddings, real PTB."""
+"""Tests for state_gradients/core/lm_data.py: reading rules, vocabulary, batching, pretrained embeddings, real PTB."""
 import hashlib
 
 import numpy as np
 import pytest
 
-from tf_scripts import configuration, lm_data
-from tf_scripts.errors import UserError
+from state_gradients.core import configuration, lm_data
+from state_gradients.core.errors import UserError
 
 
 def write(path, text, encoding="utf-8"):

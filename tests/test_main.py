@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from state_gradients.core import configuration, lm_data
+from state_gradients.models.lm import LanguageModel
+from state_gradients.training import trainer
 from tests import numpy_reference as ref
 from tests.main_runs import BASE, SIZES, WORDS, number, run, write_config, write_corpus
-from tf_scripts import configuration, lm_data, trainer
-from tf_scripts.lm import LanguageModel
 
 def numpy_perplexity(save_path, data, split, batch_size, num_steps):
     """Perplexity recomputed in numpy from save_path/weights.npz and save_path/dict."""
@@ -217,7 +218,7 @@ def test_ptb_slice_validation_perplexity_drops(tmp_path, capsys, ptb_dir):
 
 
 def test_notrain_with_grad_interm_runs_the_gradient_pass_instead_of_validation(tmp_path, capsys, monkeypatch):
-    from tf_scripts import gradient_pass
+    from state_gradients.passes import gradient_pass
 
     calls = []
 

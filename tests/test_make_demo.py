@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aux_scripts.measures.analysis import read_pos_class, read_pos_mapping
+from state_gradients.measures.analysis import read_pos_class, read_pos_mapping
 
 REPO = Path(__file__).resolve().parent.parent
 _SPEC = importlib.util.spec_from_file_location("make_demo", REPO / "data" / "make_demo.py")

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from aux_scripts.measures.numpy_rnn import NumpyRNN, finite_difference_state_gradients, finite_difference_weight
+from state_gradients.core.errors import UserError
+from state_gradients.engine.recurrent import state_gradients
+from state_gradients.models.lm import LanguageModel
+from state_gradients.models.numpy_rnn import NumpyRNN, finite_difference_state_gradients, finite_difference_weight
 from tests import numpy_reference as ref
-from tf_scripts.errors import UserError
-from tf_scripts.lm import LanguageModel
-from tf_scripts.state_gradients import state_gradients
 
 CASES = [("LSTM", 0), ("LSTM", 1), ("GRU", 0), ("RNN", 0), ("GRU_RESET_AFTER", 0)]   # (cell, component: LSTM 0 = c, 1 = h)
 ROWS, STEPS, VOCAB = 2, 7, 11

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from state_gradients.engine.recurrent import NUCLEAR_STRIDE, OCCURRENCE_SCALARS, StateGradients
+from state_gradients.engine.transformer import TransformerStateGradients
+from state_gradients.models.lm import LanguageModel
 from tests.transformer_models import inputs_of, make_model
-from tf_scripts.lm import LanguageModel
-from tf_scripts.state_gradients import NUCLEAR_STRIDE, OCCURRENCE_SCALARS, StateGradients
-from tf_scripts.transformer_gradients import TransformerStateGradients
 
 ROWS, STEPS, VOCAB = 2, 7, 13
 
@@ -112,8 +112,8 @@ def test_transformer_output_level_jacobian_and_sums(layer, component):
 def test_a_wrong_grad_norm_file_is_one_line(tmp_path):
     from types import SimpleNamespace
 
-    from tf_scripts.errors import UserError
-    from tf_scripts.gradient_pass import read_norm
+    from state_gradients.core.errors import UserError
+    from state_gradients.passes.gradient_pass import read_norm
 
     np.save(tmp_path / "d.npy", np.eye(4))
     config = SimpleNamespace(path="x.config", grad_norm_file=str(tmp_path / "d.npy"))

@@ -3,10 +3,10 @@ import joblib
 import numpy as np
 import pytest
 
-from aux_scripts.measures import analysis
 from aux_scripts import pos_classifier_sklearn as sg_clf
-from aux_scripts.classes import pos_classifier as clf
-from tf_scripts.errors import UserError
+from state_gradients.classes import pos_classifier as clf
+from state_gradients.core.errors import UserError
+from state_gradients.measures import analysis
 
 TAGS = ["JJ", "NN", "RB", "VB"]
 PER_TAG = 12

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
+from state_gradients.core import configuration, lm_data
+from state_gradients.files.saved_model import SavedModel
+from state_gradients.passes.gradient_pass import entering_states
 from tests import precision_check
-from tf_scripts import configuration, lm_data
 from tf_scripts import main as sg_main
-from tf_scripts.gradient_pass import entering_states
-from tf_scripts.saved_model import SavedModel
 
 DEMO = Path(__file__).resolve().parent.parent / "data" / "demo"
 T, DELAYS, WINDOWS = 25, 12, 40

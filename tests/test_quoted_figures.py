@@ -98,7 +98,7 @@ def test_quoted_figure_matches_the_result_files(page, quote):
 
 def test_the_lstm_transformer_table_is_the_committed_comparison():
     """The README's and the results page's side-by-side table is headline_table of the committed sg-compare output."""
-    from aux_scripts.pipeline import compare
+    from state_gradients.workflows import compare
 
     table = compare.headline_table(str(RESULTS / "ptb-lstm-vs-transformer"))
     for page in ("README.md", "docs/results.md", "docs/results/ptb-lstm-vs-transformer/README.md"):

@@ -5,10 +5,10 @@ import os
 import numpy as np
 import pytest
 
-from aux_scripts.pipeline import report
 from aux_scripts import report as sg_report
-from tf_scripts import results
-from tf_scripts.errors import UserError
+from state_gradients.core import results
+from state_gradients.core.errors import UserError
+from state_gradients.report import report
 
 
 @pytest.mark.parametrize("a,tau", [(3.0, 4.0), (0.5, 20.0)])

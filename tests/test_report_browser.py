@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from aux_scripts.pipeline import report
+from state_gradients.report import report
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # appended to a copy of the page: once everything has loaded, the page writes what it sees into an

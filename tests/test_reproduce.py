@@ -9,13 +9,13 @@ import shutil
 import numpy as np
 import pytest
 
-from aux_scripts.measures import intervals
+from state_gradients.measures import intervals
 
-from aux_scripts.pipeline import reproduce
 from aux_scripts import reproduce as sg_reproduce
-from tf_scripts import gradient_pass
+from state_gradients.engine.recurrent import StateGradients
+from state_gradients.passes import gradient_pass
+from state_gradients.workflows import reproduce
 from tf_scripts import main as sg_main
-from tf_scripts.state_gradients import StateGradients
 
 LEXICON = {"DT": ["the", "a"], "NN": [f"dog{i}" for i in range(8)],
            "NNS": [f"cats{i}" for i in range(8)], "VBZ": [f"runs{i}" for i in range(6)],

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from tf_scripts.cli import run_cli
-from tf_scripts.errors import UserError
+from state_gradients.core.cli import run_cli
+from state_gradients.core.errors import UserError
 
 
 def test_user_error_is_one_line(capsys):

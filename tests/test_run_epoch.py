@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from state_gradients.core import lm_data
+from state_gradients.models.lm import LanguageModel
+from state_gradients.training import optimizers, run_epoch, sampled_softmax
 from tests import numpy_reference as ref
-from tf_scripts import lm_data, optimizers, run_epoch, sampled_softmax
-from tf_scripts.lm import LanguageModel
 
 CELLS = ["LSTM", "GRU", "RNN", "GRU_RESET_AFTER"]
 V, E, H = 13, 5, 6
@@ -163,7 +164,7 @@ def test_log_uniform_candidates_are_unique_seeded_and_counted_like_tf():
 
 
 def test_sampled_softmax_needs_32_words():
-    from tf_scripts.errors import UserError
+    from state_gradients.core.errors import UserError
 
     with pytest.raises(UserError, match="only 20 words"):
         sampled_softmax.check_sampled_softmax(20)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_scripts import saved_model
-from tf_scripts.errors import UserError
-from tf_scripts.lm import LanguageModel
-from tf_scripts.saved_model import Checkpointer, SavedModel
+from state_gradients.core.errors import UserError
+from state_gradients.files import saved_model
+from state_gradients.files.saved_model import Checkpointer, SavedModel
+from state_gradients.models.lm import LanguageModel
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("tf_scripts", "aux_scripts", "state_gradients")
@@ -44,7 +44,7 @@ def test_the_check_reads_every_package():
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_other_module_spells_a_saved_model_file(path):
-    assert not spelled_names(path.read_text()), f"{path.relative_to(ROOT)}: use tf_scripts.saved_model's names"
+    assert not spelled_names(path.read_text()), f"{path.relative_to(ROOT)}: use state_gradients.files.saved_model's names"
 
 
 def _model(size=4, vocab=6):

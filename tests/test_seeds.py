@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from aux_scripts.pipeline import seeds
 from aux_scripts import seeds as sg_seeds
-from aux_scripts.measures import intervals
-from aux_scripts.measures import uncertainty, verdicts
+from state_gradients.measures import intervals
+from state_gradients.measures import uncertainty, verdicts
+from state_gradients.workflows import seeds
 
 BLOCKS, BLOCK_SIZE = 8, 50
 DELAYS = list(range(13)) + [20, 40]

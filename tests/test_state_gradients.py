@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from state_gradients.engine.recurrent import StateGradients, state_gradients
+from state_gradients.models.lm import LanguageModel
 from tests import numpy_reference as ref
-from tf_scripts.lm import LanguageModel
-from tf_scripts.state_gradients import StateGradients, state_gradients
 
 CASES = [("LSTM", 0), ("LSTM", 1), ("GRU", 0), ("RNN", 0), ("GRU_RESET_AFTER", 0)]   # (cell, state component: LSTM 0 = c, 1 = h)
 

@@ -1,7 +1,7 @@
 """Tagged corpora normalised as the PTB LM text (checked against its lines), and the POS tagger in context."""
-from aux_scripts.classes import pos_tagger
 from aux_scripts import pos_tagger as sg_pos_tagger
-from aux_scripts.classes import tagged_corpora
+from state_gradients.classes import pos_tagger
+from state_gradients.classes import tagged_corpora
 
 VOCAB = {"u.s.", "n.j", "n.j.", "p.m", "the", "in", "sold", "<unk>", "$", "N", "mrs."}
 

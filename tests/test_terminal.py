@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from state_gradients.core.version import __version__
 from tests.commands import MODULES, REPO
-from tf_scripts.version import __version__
 
 # a line of TensorFlow's C++ logging (absl format: severity letter, MMDD or 0000, time) or its notes
 TF_NOISE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|cuInit|oneDNN|cpu_feature_guard|rebuild TensorFlow", re.M)

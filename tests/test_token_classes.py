@@ -2,10 +2,11 @@
 import numpy as np
 import pytest
 
-from aux_scripts.measures import analysis
-from tf_scripts import formats, gradient_pass, lm_data
-from tf_scripts.configuration import config_from_dict
-from tf_scripts.errors import UserError
+from state_gradients.core import formats, lm_data
+from state_gradients.core.configuration import config_from_dict
+from state_gradients.core.errors import UserError
+from state_gradients.measures import analysis
+from state_gradients.passes import gradient_pass
 
 from tests import tiny_corpus
 from tests.tiny_corpus import TAGS

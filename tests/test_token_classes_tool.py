@@ -2,7 +2,7 @@
 import numpy as np
 
 from aux_scripts import token_classes as sg_token_classes
-from tf_scripts import formats
+from state_gradients.core import formats
 
 
 def test_fields_and_class_files_by_hand(tmp_path):

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_scripts import configuration, optimizers, trainer
-from tf_scripts.errors import UserError
-from tf_scripts.lm import LanguageModel
-from tf_scripts.saved_model import Checkpointer, SavedModel
+from state_gradients.core import configuration
+from state_gradients.core.errors import UserError
+from state_gradients.files.saved_model import Checkpointer, SavedModel
+from state_gradients.models.lm import LanguageModel
+from state_gradients.training import optimizers, trainer
 
 
 def test_learning_rate_schedule():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from aux_scripts.measures.numpy_transformer import NumpyTransformer, finite_difference_state_gradients
-from tf_scripts import run_epoch, trainer
-from tf_scripts.transformer_gradients import TransformerStateGradients
+from state_gradients.engine.transformer import TransformerStateGradients
+from state_gradients.models.numpy_transformer import NumpyTransformer, finite_difference_state_gradients
+from state_gradients.training import run_epoch, trainer
 
 from tests.transformer_models import A, F, L, T, V, inputs_of, make_model  # noqa: F401
 
@@ -98,7 +98,7 @@ def test_float32_engine_is_float32_close_to_float64():
 def test_class_sums_are_the_masked_sums_of_the_jacobians(monkeypatch):
     """class_moments over source chunks (forced to 2 sources, so the last chunk is padded) equals summing
     jacobians' matrices by the source word's class, at a subset of time steps; grams are sums of G^T G."""
-    monkeypatch.setattr("tf_scripts.transformer_gradients.CHUNK_ELEMENTS", 2 * 3 * 5 * 4 * F)
+    monkeypatch.setattr("state_gradients.engine.transformer.CHUNK_ELEMENTS", 2 * 3 * 5 * 4 * F)
     model = make_model(5, 8)
     inputs = inputs_of(3, seed=2)
     steps = [5, 6, 8]                   # sources 2..8 (7 of them): chunks of 2, the last one padded

@@ -5,11 +5,13 @@ import os
 import numpy as np
 import pytest
 
-from aux_scripts.measures.numpy_transformer import NumpyTransformer
+from state_gradients.core import configuration, lm_data
+from state_gradients.core.errors import UserError
+from state_gradients.files import gradient_files
+from state_gradients.files.saved_model import SavedModel
+from state_gradients.models.numpy_transformer import NumpyTransformer
+from state_gradients.training import run_epoch
 from tests.main_runs import number, run, write_config
-from tf_scripts import configuration, gradient_files, lm_data, run_epoch
-from tf_scripts.errors import UserError
-from tf_scripts.saved_model import SavedModel
 
 KEYS = dict(basic_cell="Transformer", num_layers=2, num_heads=2, embedding_size=6, size=8, forget_bias=None,
             lr_decay=None, max_epoch=None, optimizer="adam", learning_rate=0.01, lr_schedule="warmup_cosine",
@@ -170,7 +172,7 @@ def test_gradient_check_of_a_transformer(trained, capsys):
 
 def test_sigma_and_txray_refuse_a_transformer(trained):
     """The two measures defined on a carried recurrent state say so, naming the model, instead of failing later."""
-    from aux_scripts.measures import interpret_state, txray
+    from state_gradients.measures import interpret_state, txray
 
     root, _ = trained
     config = write_config(root, "whole", **KEYS, **GRADS, grad_dir=root / "unused")
@@ -184,7 +186,7 @@ def test_the_library_computes_a_transformers_profile(trained, tmp_path):
     """state_gradients in a notebook: load_model and MemoryProfile.compute work on a Transformer; the profile's
     overall average at delay 0 is the mean of the engine's Jacobians over every (window, t)."""
     import state_gradients as sg
-    from tf_scripts.transformer_gradients import TransformerStateGradients
+    from state_gradients.engine.transformer import TransformerStateGradients
 
     root, _ = trained
     config = write_config(root, "whole", **KEYS, **GRADS, grad_dir=tmp_path / "api")

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from aux_scripts.measures import txray
 from aux_scripts import txray as sg_txray
-from tf_scripts import configuration, lm_data, run_epoch
-from tf_scripts.lm import LanguageModel
-from tf_scripts.saved_model import SavedModel
+from state_gradients.core import configuration, lm_data
+from state_gradients.files.saved_model import SavedModel
+from state_gradients.measures import txray
+from state_gradients.models.lm import LanguageModel
+from state_gradients.training import run_epoch
 
 H, E = 6, 4
 PERM = np.array([3, 0, 5, 1, 2, 4])   # no fixed point: every unit moves

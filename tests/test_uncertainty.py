@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from aux_scripts.measures import uncertainty
+from state_gradients.measures import uncertainty
 
 
 def _block_sums(rng, mu, sigma, counts, mix=None):

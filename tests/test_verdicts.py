@@ -1,8 +1,8 @@
 """The findings' rules with intervals, on hand-made replicates whose differences are clearly signed or clearly not."""
 import numpy as np
 
-from aux_scripts.pipeline import report
-from aux_scripts.measures import verdicts
+from state_gradients.measures import verdicts
+from state_gradients.report import report
 
 BLOCKS = 20
 

@@ -1,7 +1,7 @@
 """The tiny tagged corpus of the gradient-pass and interpret_state tests (a helper, not a test module)."""
 import numpy as np
 
-from tf_scripts import formats
+from state_gradients.core import formats
 
 # random word salads of a tagged vocabulary, so that every word occurs in every split
 WORDS = "the cat sat on a mat and the dog ran to the big red ball while a bird sang".split()
@@ -29,9 +29,9 @@ def pass_setup(root, grad_dir, batch_size=1, **keys):
 
     keys override the defaults; a key given as None is left out.
     """
-    from tf_scripts import lm_data
-    from tf_scripts.configuration import config_from_dict
-    from tf_scripts.lm import LanguageModel
+    from state_gradients.core import lm_data
+    from state_gradients.core.configuration import config_from_dict
+    from state_gradients.models.lm import LanguageModel
 
     values = dict(save_path=str(root / "model"), log_dir=str(root / "logs"), data_path=str(root / "data"),
                   vocab=False, batch_size=batch_size, num_steps=6, size=4, embedding_size=3, basic_cell="LSTM",

@@ -2,7 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
-from tf_scripts.transformer import TransformerLM
+from state_gradients.models.transformer import TransformerLM
 
 V, L, A, F, T = 23, 2, 2, 12, 9     # vocabulary, blocks, heads, feed-forward size, window
 

@@ -1,1 +1,1 @@
-"""The pipeline of a reproduction: the report built from result files (later: seeds, the run table)."""
+"""The old home of the workflows, kept for the import path the tutorial documented until 2026-12-07."""

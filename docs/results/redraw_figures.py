@@ -11,7 +11,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from aux_scripts.measures import plot_svs  # noqa: E402
+from state_gradients.measures import plot_svs  # noqa: E402
 
 POS = ["overall", "nouns", "verbs", "adjectives", "adverbs", "pronouns", "determiners", "prepositions",
        "conjunctions", "numbers"]

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from aux_scripts.measures import intervals  # noqa: E402
+from state_gradients.measures import intervals  # noqa: E402
 
 
 def restate_folder(run_dir):

@@ -14,7 +14,7 @@ TAGS = {"epoch/learning_rate": "learning_rate", "epoch/train_perplexity": "train
 
 
 def curve(save_path):
-    from tf_scripts.cli import import_tensorflow
+    from state_gradients.core.cli import import_tensorflow
 
     tf = import_tensorflow()   # quiet
 

@@ -77,9 +77,9 @@ def bench_wiki103(args):
     import numpy as np
     import tensorflow as tf
 
-    from tf_scripts import run_epoch
-    from tf_scripts.lm import LanguageModel
-    from tf_scripts.state_gradients import StateGradients
+    from state_gradients.engine.recurrent import StateGradients
+    from state_gradients.models.lm import LanguageModel
+    from state_gradients.training import run_epoch
 
     model = LanguageModel(args.vocab, 64, 512, 1, "LSTM", init_scale=0.05)
     ids = np.random.default_rng(0).integers(0, args.vocab, (1, 200)).astype(np.int32)

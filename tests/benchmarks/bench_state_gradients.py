@@ -18,9 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from tf_scripts import lm_data  # noqa: E402
-from tf_scripts.lm import LanguageModel  # noqa: E402
-from tf_scripts.state_gradients import StateGradients  # noqa: E402
+from state_gradients.core import lm_data  # noqa: E402
+from state_gradients.engine.recurrent import StateGradients  # noqa: E402
+from state_gradients.models.lm import LanguageModel  # noqa: E402
 
 
 def matmul_gflops(n=2048, repeat=10):

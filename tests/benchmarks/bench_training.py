@@ -15,8 +15,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tf_scripts import configuration, lm_data, optimizers, run_epoch, trainer  # noqa: E402
-from tf_scripts.lm import LanguageModel  # noqa: E402
+from state_gradients.core import configuration, lm_data  # noqa: E402
+from state_gradients.models.lm import LanguageModel  # noqa: E402
+from state_gradients.training import optimizers, run_epoch, trainer  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_CONFIG = os.path.join(REPO, "config", "ptb-norm-wsj_64e_256h_steps200.config")

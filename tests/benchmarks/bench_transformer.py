@@ -22,8 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from tf_scripts.transformer import TransformerLM  # noqa: E402
-from tf_scripts.transformer_gradients import TransformerStateGradients  # noqa: E402
+from state_gradients.engine.transformer import TransformerStateGradients  # noqa: E402
+from state_gradients.models.transformer import TransformerLM  # noqa: E402
 
 PTB_VALID_WINDOWS = 367      # 73,760 validation tokens in windows of 200 (batch_size 1)
 

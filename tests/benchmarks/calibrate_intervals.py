@@ -30,8 +30,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from aux_scripts import intervals as sg_intervals  # noqa: E402
-from aux_scripts.measures import intervals, uncertainty, verdicts  # noqa: E402
-from tf_scripts import gradient_files  # noqa: E402
+from state_gradients.files import gradient_files  # noqa: E402
+from state_gradients.measures import intervals, uncertainty, verdicts  # noqa: E402
 
 # name: (H, E, singular values of μ, coherence ratio, occurrences), the four regimes of issue 33
 REGIMES = {

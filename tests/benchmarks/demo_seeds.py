@@ -15,7 +15,7 @@ import tempfile
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from aux_scripts.pipeline import demo  # noqa: E402
+from state_gradients.workflows import demo  # noqa: E402
 
 
 COLUMNS = ("seed", "sv_ratio", "sv_ratio_estimate", "sv_ratio_lo", "sv_ratio_hi", "sigma_ratio", "txray_noun_span", "txray_filler_span", "txray_noun_span_untrained",

@@ -12,8 +12,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
+from state_gradients.models.cells import CELL_TYPES  # noqa: E402
 from tests import precision_check  # noqa: E402
-from tf_scripts.cells import CELL_TYPES  # noqa: E402
 
 
 def main(argv=None):

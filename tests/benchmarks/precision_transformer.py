@@ -15,9 +15,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from tf_scripts import lm_data  # noqa: E402
-from tf_scripts.saved_model import SavedModel  # noqa: E402
-from tf_scripts.transformer_gradients import TransformerStateGradients  # noqa: E402
+from state_gradients.core import lm_data  # noqa: E402
+from state_gradients.engine.transformer import TransformerStateGradients  # noqa: E402
+from state_gradients.files.saved_model import SavedModel  # noqa: E402
 
 
 def main(argv=None):

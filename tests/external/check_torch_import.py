@@ -61,8 +61,8 @@ def check(folder):
     import tensorflow as tf
 
     from aux_scripts import import_model
-    from tf_scripts.saved_model import SavedModel
-    from tf_scripts.state_gradients import state_gradients
+    from state_gradients.engine.recurrent import state_gradients
+    from state_gradients.files.saved_model import SavedModel
 
     for kind, tie in KINDS:
         name = f"{kind}{'_tied' if tie else ''}"

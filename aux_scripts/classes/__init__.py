@@ -1,1 +1,0 @@
-"""Word classes from tagged corpora."""

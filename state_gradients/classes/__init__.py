@@ -1,0 +1,1 @@
+"""Word classes: POS mappings, tagged corpora, the tagger, frequency bins, classes in context, the embedding classifier."""

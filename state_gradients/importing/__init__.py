@@ -1,0 +1,1 @@
+"""Models from other toolkits: reading their files, converting, checking against their equations."""

@@ -1,0 +1,1 @@
+"""Drawing primitives every figure shares: one colour and line style per class."""

@@ -1,0 +1,1 @@
+"""The report of a reproduction folder: fits, rankings, findings, figures, Markdown and HTML."""

@@ -1,0 +1,1 @@
+"""Training and evaluation: compiled steps, optimizers, sampled softmax, tf.distribute, the trainer."""

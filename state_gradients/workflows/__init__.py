@@ -1,0 +1,1 @@
+"""Multi-step jobs: sg-reproduce, the demo, seeds, comparisons of models, sharded passes."""
