@@ -110,7 +110,7 @@ def test_defaults_and_derived_defaults(tmp_path):
     assert (config.grad_average, config.grad_dump, config.grad_dtype, config.grad_chunk) == \
         (False, True, "float32", 1)
     assert config.lr_decay is None and config.log is None and config.time_steps() == []
-    assert config.is_lstm and not config.multi_step and config.pos_class_files() == []
+    assert config.family.name == "LSTM" and not config.multi_step and config.pos_class_files() == []
     assert load(tmp_path, "embedding_size 8\ngrad_layer 0\n").embedding_size == 8
     assert load(tmp_path, "pretrained_embeddings emb/\n").fixed_embeddings is True
     assert load(tmp_path, "pretrained_embeddings emb/\nfixed_embeddings False\n").fixed_embeddings is False

@@ -99,3 +99,37 @@ TEST_MODULES = sorted(Path(__file__).resolve().parent.glob("test_*.py"))
 def test_test_modules_do_not_import_each_other(path):
     bad = sorted(n for n in imported_modules(path.read_text()) if n.startswith("tests.test_"))
     assert not bad, f"{path.name} imports {bad} (shared helpers go to conftest.py or a helper module)"
+
+
+def _family_comparisons(source):
+    """Lines that compare something with a model family's name, or test isinstance against a model class."""
+    from state_gradients.core.families import FAMILIES
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(isinstance(o, ast.Constant) and o.value in FAMILIES for o in operands):
+                found.append(node.lineno)
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance" and len(node.args) == 2:
+            names = [n.id if isinstance(n, ast.Name) else getattr(n, "attr", None) for n in ast.walk(node.args[1])]
+            if {"LanguageModel", "TransformerLM"} & set(names):
+                found.append(node.lineno)
+    return found
+
+
+def test_the_check_sees_a_family_branch():
+    assert _family_comparisons("if config.basic_cell == 'Transformer':\n    pass\n") == [1]
+    assert _family_comparisons("x = isinstance(m, transformer.TransformerLM)\n") == [1]
+    assert _family_comparisons("if config.family.stateful:\n    pass\n") == []
+
+
+# The importers' source layouts (a Keras or PyTorch layer kind such as "LSTM") are the next registry (issue 34).
+FAMILY_EXEMPT = ("models", "importing")
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if p.relative_to(LIBRARY).parts[0] not in FAMILY_EXEMPT
+                                  and p.name != "families.py"], ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_library_module_outside_models_branches_on_a_family_name(path):
+    # the family's facts come from core/families.py (one line per family), never from comparing its name
+    assert not _family_comparisons(path.read_text()), path

@@ -7,6 +7,7 @@ import re
 import sys
 from dataclasses import dataclass
 
+from state_gradients.core import families
 from state_gradients.core.errors import UserError
 from state_gradients.core.fileio import read_text, write_bytes
 
@@ -50,6 +51,19 @@ class Key:
         return noun
 
 
+def _takes(values, key):
+    """Whether the family of values' basic_cell takes the family-only key (core/families.py); False for an unknown
+    basic_cell, which its own check refuses."""
+    found = families.FAMILIES.get(values.get("basic_cell"))
+    return found is not None and key in found.keys
+
+
+def _needs(values, key):
+    """Whether the family of values' basic_cell requires key (core/families.py)."""
+    found = families.FAMILIES.get(values.get("basic_cell"))
+    return found is not None and key in found.needs
+
+
 def _derived(text, func):
     return {"default": func, "default_text": text}
 
@@ -73,7 +87,7 @@ KEYS = {
                       "decoder-only, causal, pre-LayerNorm (GPT-2-style) Transformer: num_layers blocks of width "
                       "size, num_heads heads, ffn_size, learned positions up to num_steps, GELU (tanh form); "
                       "windows carry no state (docs/transformer.md).",
-                      choices=("LSTM", "GRU", "RNN", "GRU_RESET_AFTER", "Transformer"), required="always"),
+                      choices=tuple(families.FAMILIES), required="always"),
     "num_layers": Key("int", "Number of stacked recurrent layers (Transformer: blocks).", minimum=1, required="always"),
     "embedding_size": Key("int", "E, size of the input embeddings.", minimum=1,
                           **_derived("size", lambda v: v["size"])),
@@ -83,18 +97,18 @@ KEYS = {
                      required="transformer", new=True),
     "ffn_size": Key("int", "Transformer: width of each block's feed-forward layer.", minimum=1, new=True,
                     **_derived("4 * size (Transformer only)",
-                               lambda v: 4 * v["size"] if v["basic_cell"] == "Transformer" else None)),
+                               lambda v: 4 * v["size"] if _takes(v, "ffn_size") else None)),
     "max_positions": Key("int", "Transformer: length of the learned position table (windows of up to this many "
                          "tokens; an imported GPT-2 checkpoint keeps its own); at least num_steps.", minimum=1,
                          new=True, **_derived("num_steps (Transformer only)",
-                                              lambda v: v["num_steps"] if v["basic_cell"] == "Transformer" else None)),
+                                              lambda v: v["num_steps"] if _takes(v, "max_positions") else None)),
     "eval_stride": Key("int", "Transformer: perplexities are computed on num_steps-token windows that carry no "
                        "state; eval_stride S < num_steps slides them by S tokens over one stream, every token "
                        "scored once with up to num_steps - 1 tokens of context (the first window scores all of its "
                        "tokens). The default, num_steps, uses the batch_size x num_steps windows of the validation "
                        "pass, for validation and test alike.", minimum=1, new=True,
                        **_derived("num_steps (Transformer only)",
-                                  lambda v: v["num_steps"] if v["basic_cell"] == "Transformer" else None)),
+                                  lambda v: v["num_steps"] if _takes(v, "eval_stride") else None)),
     "num_steps": Key("int", "T, length of the truncated-BPTT window.", minimum=1, required="always"),
     "init_scale": Key("float", "Variables are initialised uniform in [-init_scale, init_scale] "
                       "(always seeded), except the biases of the cells.", minimum=0, min_open=True,
@@ -178,7 +192,7 @@ KEYS = {
                        "(only with --notrain): cell (LSTM c; h for GRU/RNN) or hidden (h). NEW, for basic_cell "
                        "Transformer: residual (the residual stream after block grad_layer) or final (after the "
                        "final LayerNorm, what the output layer reads; top block only).",
-                       choices=("cell", "hidden", "residual", "final")),
+                       choices=tuple(dict.fromkeys(name for f in families.FAMILIES.values() for name in f.interm_names))),
     "time_step": Key("time_step", "Position t (0-based, < num_steps) whose state is differentiated. "
                      "NEW: 'all' or 'a-b' (inclusive) computes several in one pass, written to "
                      "grad_dir/timestep_{t}/.", required="grad_interm"),
@@ -229,9 +243,9 @@ KEYS = {
 _REQUIRED_WHEN = {
     "always": ("always", lambda v, train: True),
     "train": ("when training", lambda v, train: train),
-    "lstm": ("when basic_cell is LSTM", lambda v, train: v["basic_cell"] == "LSTM"),
+    "lstm": ("when basic_cell is LSTM", lambda v, train: _needs(v, "forget_bias")),
     "lr_decay": ("when training with lr_decay", lambda v, train: train and v["lr_decay"] is not None),
-    "transformer": ("when basic_cell is Transformer", lambda v, train: v["basic_cell"] == "Transformer"),
+    "transformer": ("when basic_cell is Transformer", lambda v, train: _needs(v, "num_heads")),
     "warmup": ("when training with lr_schedule warmup_cosine",
                lambda v, train: train and v["lr_schedule"] == "warmup_cosine"),
     "early_stopping": ("when training with trainer earlyStopping",
@@ -375,8 +389,9 @@ class Config:
         return files
 
     @property
-    def is_lstm(self):
-        return self.basic_cell == "LSTM"
+    def family(self):
+        """The core.families.Family of basic_cell."""
+        return families.family(self.basic_cell)
 
     def given(self, name):
         """True when the file (or dict) set key `name`, False when it has its default."""
@@ -494,34 +509,19 @@ def _cross_check(c, train, valid):
             fail("grad_dump", "grad_dump False and grad_average False: nothing would be written")
 
 
-TRANSFORMER_ONLY = ("num_heads", "ffn_size", "max_positions", "eval_stride")
-RECURRENT_INTERMS, TRANSFORMER_INTERMS = ("cell", "hidden"), ("residual", "final")
-
-
 def _check_model_keys(c, fail):
-    """The keys that depend on basic_cell (Transformer or recurrent) and on lr_schedule."""
-    if c.basic_cell != "Transformer":
-        for name in TRANSFORMER_ONLY:
-            if c.given(name):
-                fail(name, f"{name} is a key of basic_cell Transformer; this config's basic_cell is {c.basic_cell}")
-        if c.grad_interm in TRANSFORMER_INTERMS:
-            fail("grad_interm", f"grad_interm {c.grad_interm} is a state of basic_cell Transformer; a "
-                 f"{c.basic_cell} has {' and '.join(RECURRENT_INTERMS)}")
-    else:
-        if c.size % c.num_heads:
-            fail("num_heads", f"size ({c.size}) must be a multiple of num_heads ({c.num_heads})")
-        if c.max_positions < c.num_steps:
-            fail("max_positions", f"max_positions must be >= num_steps ({c.num_steps}), got {c.max_positions}")
-        if c.eval_stride > c.num_steps:
-            fail("eval_stride", f"eval_stride must be <= num_steps ({c.num_steps}), got {c.eval_stride}")
-        if c.grad_interm in RECURRENT_INTERMS:
-            fail("grad_interm", f"a Transformer has no recurrent {c.grad_interm} state: grad_interm must be "
-                 f"{' or '.join(TRANSFORMER_INTERMS)} (docs/transformer.md)")
-        if c.grad_interm == "final" and c.grad_layer != c.num_layers - 1:
-            fail("grad_layer", f"grad_interm final is the output of the final LayerNorm, after the top block: "
-                 f"grad_layer must be {c.num_layers - 1} (or absent), got {c.grad_layer}")
-        if c.softmax == "sampled":
-            fail("softmax", "softmax sampled is not available for basic_cell Transformer (use full)")
+    """The keys that depend on the model family (core/families.py) and on lr_schedule."""
+    family = c.family
+    for name in dict.fromkeys(key for f in families.FAMILIES.values() for key in f.keys):
+        if name not in family.keys and c.given(name):
+            owners = " or ".join(f.name for f in families.FAMILIES.values() if name in f.keys)
+            fail(name, f"{name} is a key of basic_cell {owners}; this config's basic_cell is {c.basic_cell}")
+    if c.grad_interm is not None and c.grad_interm not in family.interm_names:
+        owners = " or ".join(f.name for f in families.FAMILIES.values() if c.grad_interm in f.interm_names)
+        fail("grad_interm", f"grad_interm {c.grad_interm} is a state of basic_cell {owners}; a {c.basic_cell} has "
+             f"{' and '.join(family.interm_names)}: grad_interm must be {' or '.join(family.interm_names)} "
+             "(docs/transformer.md)")
+    family.check_config(c, fail)
     if c.lr_schedule == "warmup_cosine":
         if c.lr_decay is not None:
             fail("lr_decay", "lr_decay and lr_schedule warmup_cosine exclude each other (the cosine sets the decay)")

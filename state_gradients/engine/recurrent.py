@@ -30,7 +30,7 @@
 import numpy as np
 import tensorflow as tf
 
-from state_gradients.models import cells
+from state_gradients.core import families
 
 
 def _flat(t):
@@ -345,4 +345,4 @@ def state_gradients(model, inputs, state, *, layer, component, time_steps, max_d
 
 
 def component_for(cell_type, grad_interm):
-    return cells.state_index(cell_type, grad_interm)
+    return families.family(cell_type).state_index(grad_interm)

@@ -205,7 +205,7 @@ def run_check(args, log=print):
             raise UserError(f"--plot {args.plot} must end in .png")
         analysis.check_not_input(args.plot, [args.config])
     config = configuration.load_config(args.config, train=False, valid=True, test=False)
-    if config.basic_cell == "Transformer":
+    if not config.family.stateful:     # the Transformer's numpy twin, its own check
         return run_transformer_check(args, config, log)
     t, max_delay, layer, component, interm = _settings(args, config)
     net, weights_path, valid = load_trained(config)

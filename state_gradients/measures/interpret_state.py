@@ -189,7 +189,7 @@ def measure_sigma(config_path, options=DEFAULTS):
     config = configuration.load_config(config_path, train=False, valid=True, test=False)
     dtype = tf.float64 if config.grad_dtype == "float64" else tf.float32
     source = SavedModel.from_config(config)
-    measure_setup.refuse_transformer(config.basic_cell, "sigma (sg-interpret-state)", config.path)
+    measure_setup.refuse_stateless(config.basic_cell, "sigma (sg-interpret-state)", config.path)
     model, id_to_word = source.load(dtype), source.id_to_word
     s = _settings(options, config, model)
     names = [OVERALL] + [analysis.class_name(p) for p in s["class_files"]]

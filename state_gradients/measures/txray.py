@@ -644,7 +644,7 @@ def run_txray(config_path, options=DEFAULTS):
 
     models = [source.load() for source in sources]
     for label, source, model in zip("AB", sources, models):
-        measure_setup.refuse_transformer(model.cell_type, "TX-Ray (sg-txray)", source.weights_path)
+        measure_setup.refuse_stateless(model.cell_type, "TX-Ray (sg-txray)", source.weights_path)
         if not 0 <= layer < model.num_layers:
             raise UserError(f"--layer {layer}: model {label} ({source.weights_path}) has {model.num_layers} layer(s)")
         if options.top_k < 1 or options.top_k > model.size:

@@ -18,9 +18,6 @@
 # aux tensors are [N, H] and are broadcast over M.
 import tensorflow as tf
 
-CELL_TYPES = ("LSTM", "GRU", "RNN", "GRU_RESET_AFTER")
-
-
 def _matmul_rows(t, w):
     """[N, M, K] @ [K, P] -> [N, M, P] as one large matmul."""
     shape = tf.shape(t)
@@ -262,16 +259,3 @@ class RNN:
         return (slope * dz,)
 
 
-def make_cell(cell_type, forget_bias=0.0):
-    """Cell object for a `basic_cell` value."""
-    return {"LSTM": LSTM, "GRU": GRU, "RNN": RNN, "GRU_RESET_AFTER": GRUResetAfter}[cell_type](forget_bias)
-
-
-def state_index(cell_type, grad_interm):
-    """Which state component `grad_interm` names: LSTM cell -> c, hidden -> h; GRU/RNN -> h; Transformer
-    residual -> 0 (the residual stream), final -> 1 (after the final LayerNorm)."""
-    if cell_type == "Transformer":
-        return ("residual", "final").index(grad_interm)
-    if cell_type == "LSTM" and grad_interm == "cell":
-        return 0
-    return len(make_cell(cell_type).state_names) - 1

@@ -13,9 +13,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from state_gradients.core import lm_data
+from state_gradients.core import families, lm_data
 from state_gradients.core.errors import UserError
-from state_gradients.models import cells, transformer
 from state_gradients.models.base import NO_OUTPUT_LAYER
 from state_gradients.models.weights import NamedWeights
 
@@ -27,12 +26,13 @@ class LanguageModel(NamedWeights, tf.Module):
     def __init__(self, vocab_size, embedding_size, size, num_layers, cell_type, forget_bias=0.0,
                  init_scale=0.05, dtype=tf.float32, seed=1, train_embedding=True, output_layer=True):
         super().__init__(name="lm")
-        if cell_type not in cells.CELL_TYPES:
-            raise UserError(f"basic_cell must be one of {', '.join(cells.CELL_TYPES)}, got {cell_type!r}")
+        family = families.family(cell_type)
+        if family.cell is None:
+            raise UserError(f"basic_cell {cell_type} is not a recurrent cell: its model is {family.model}")
         self.vocab_size, self.embedding_size, self.size = vocab_size, embedding_size, size
         self.num_layers, self.cell_type, self.forget_bias = num_layers, cell_type, float(forget_bias)
         self.dtype = tf.as_dtype(dtype)
-        self.cell = cells.make_cell(cell_type, self.forget_bias)
+        self.cell = family.make_cell(self.forget_bias)
         # The original seeded its initialiser with 1; numpy's generator in a fixed variable order
         # makes the initial weights identical on every machine and TF version.
         rng = np.random.default_rng(seed)
@@ -148,11 +148,9 @@ class LanguageModel(NamedWeights, tf.Module):
                 raise UserError(f"weights file {origin} has no array {name!r}")
         vocab_size, embedding_size = arrays["embedding"].shape
         cell_type = str(arrays["cell_type"])
-        if cell_type not in cells.CELL_TYPES:
-            raise UserError(f"weights file {origin}: cell_type must be one of {', '.join(cells.CELL_TYPES)}, "
-                            f"got {cell_type!r}")
+        family = families.family(cell_type, what=f"weights file {origin}: cell_type")
         # the state size from layer 0's first kernel: (E + H) rows
-        kernel = next((n for n in cells.make_cell(cell_type).param_shapes(1, 1) if n.endswith("kernel")))
+        kernel = next((n for n in family.make_cell().param_shapes(1, 1) if n.endswith("kernel")))
         if f"layer0/{kernel}" not in arrays:
             raise UserError(f"weights file {origin} has no array 'layer0/{kernel}'")
         size = arrays[f"layer0/{kernel}"].shape[0] - embedding_size
@@ -163,17 +161,14 @@ class LanguageModel(NamedWeights, tf.Module):
 
 
 def model_class(cell_type):
-    """The model class of a `basic_cell` value: TransformerLM for Transformer, else LanguageModel."""
-    return transformer.TransformerLM if cell_type == transformer.CELL_TYPE else LanguageModel
+    """The model class of a `basic_cell` value (core/families.py)."""
+    return families.family(cell_type).model_class()
 
 
 def from_arrays(arrays, dtype=tf.float32, origin="weights file"):
-    """The model of a weights.npz's arrays, recurrent or Transformer (by its cell_type)."""
-    return model_class(str(arrays.get("cell_type"))).from_arrays(arrays, dtype, origin=origin)
-
-
-def is_transformer(model):
-    return model.cell_type == transformer.CELL_TYPE
+    """The model of a weights.npz's arrays, of the family its cell_type names."""
+    family = families.family(str(arrays.get("cell_type")), what=f"weights file {origin}: cell_type")
+    return family.model_class().from_arrays(arrays, dtype, origin=origin)
 
 
 def build_model(config, corpus, log, strategy=None):

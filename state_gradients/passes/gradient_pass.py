@@ -35,7 +35,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from state_gradients.core import formats, lm_data
+from state_gradients.core import families, formats, lm_data
 from state_gradients.core.cli import progress_bar
 from state_gradients.core.errors import UserError
 from state_gradients.core.fileio import atomic_write_text
@@ -43,7 +43,6 @@ from state_gradients.engine.recurrent import StateGradients
 from state_gradients.files.gradient_files import (PROGRESS_FILE, SHARD_SUMS_FILE, SHARDS, STATES_FILE, SUMS_FILE,
                                                   GradientAverages, GradientBlocks, GradientDump, read_progress,
                                                   shard_dir, shard_range, write_npz)
-from state_gradients.models import cells, lm
 from state_gradients.passes import measure_setup
 from state_gradients.training import run_epoch
 
@@ -300,12 +299,11 @@ def read_norm(config, embedding_size):
 
 
 def make_engine(model, *, layer, interm, time_steps, max_delay, num_steps):
-    """The state-gradient engine of a model: StateGradients (recurrent) or TransformerStateGradients."""
-    engine = StateGradients
-    if lm.is_transformer(model):
-        from state_gradients.engine.transformer import TransformerStateGradients as engine
-    return engine(model, layer=layer, component=cells.state_index(model.cell_type, interm), time_steps=time_steps,
-                  max_delay=max_delay, num_steps=num_steps)
+    """The state-gradient engine of a model's family (core/families.py): StateGradients for a recurrent cell,
+    TransformerStateGradients for a Transformer."""
+    family = families.family(model.cell_type)
+    return family.engine_class()(model, layer=layer, component=family.state_index(interm), time_steps=time_steps,
+                                 max_delay=max_delay, num_steps=num_steps)
 
 
 def entering_states(model, inputs, targets):

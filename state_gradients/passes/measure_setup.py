@@ -10,6 +10,7 @@
 #   --layer      the config's grad_layer (default: the top layer)
 #   --time-step  the config's time_step when it is one integer, else num_steps - 1
 # TensorFlow is imported only when a model is built, so bad flags and configs fail fast.
+from state_gradients.core import families
 from state_gradients.core.errors import UserError
 
 DEFAULT_INTERM = "cell"
@@ -62,10 +63,8 @@ def resolve_layer(flag, config, num_layers):
 
 
 def state_component(cell_type, interm):
-    """Index of the state that --interm names (LSTM cell -> c, hidden -> h; GRU/RNN -> h)."""
-    from state_gradients.models import cells  # builds TensorFlow cells: imported when a model is built
-
-    return cells.state_index(cell_type, interm)
+    """Index of the state that --interm names (LSTM cell -> c, hidden -> h; GRU/RNN -> h: core/families.py)."""
+    return families.family(cell_type).state_index(interm)
 
 
 def make_forward_step(model):
@@ -85,9 +84,11 @@ def make_forward_step(model):
     return step
 
 
-def refuse_transformer(cell_type, measure, source):
-    """UserError for the measures defined on a recurrent state (sigma, TX-Ray) when given a Transformer."""
-    if cell_type == "Transformer":
+def refuse_stateless(cell_type, measure, source):
+    """UserError for the measures defined on a state carried from window to window (sigma, TX-Ray) when the family
+    carries none (a Transformer)."""
+    family = families.family(cell_type)
+    if not family.stateful:
         raise UserError(f"{measure} is defined for recurrent models (a state carried from window to window) and is "
-                        f"not available for basic_cell Transformer ({source}); its state gradients are "
-                        "(grad_interm residual or final, docs/transformer.md)")
+                        f"not available for basic_cell {cell_type} ({source}); its state gradients are "
+                        f"(grad_interm {' or '.join(family.interm_names)}, docs/transformer.md)")

@@ -31,7 +31,7 @@ import re
 import numpy as np
 
 from state_gradients.classes import token_classes
-from state_gradients.core import results
+from state_gradients.core import families, results
 from state_gradients.core.errors import UserError
 from state_gradients.measures import analysis, intervals, uncertainty, verdicts
 from state_gradients.plots import palette
@@ -523,6 +523,13 @@ def _size_free(r):
     return [coherence, math.sqrt(r["magnitude_sq"]), ratio]
 
 
+def _stateful(cfg):
+    """Whether the run's model family carries a state from window to window (core/families.py; an unknown
+    basic_cell is read as recurrent, as the report of an older run would have it)."""
+    found = families.FAMILIES.get(cfg.get("basic_cell"))
+    return found is None or found.stateful
+
+
 def _interval(x):
     if not (math.isfinite(x["lo"]) and math.isfinite(x["hi"])):   # e.g. a class with occurrences in one block only
         return f"{x['estimate']:.4g} [no interval]"
@@ -884,7 +891,7 @@ def _provenance(doc, directory, progress, test, mapping):
     model = None
     if cfg:
         layers = int(cfg.get("num_layers", 1))
-        transformer = cfg.get("basic_cell") == "Transformer"
+        transformer = not _stateful(cfg)
         width = (f"d_model {cfg.get('size', '?')}, {cfg.get('num_heads', '?')} heads" if transformer
                  else f"state H {cfg.get('size', '?')}")
         unit = "block" if transformer else "layer"
@@ -893,7 +900,7 @@ def _provenance(doc, directory, progress, test, mapping):
                  f"num_steps {cfg.get('num_steps', '?')}, batch_size {cfg.get('batch_size', '?')}, "
                  f"{cfg.get('grad_interm', '?')} state")
     # a Transformer's test pass reads windows (eval_stride), a recurrent model's one token at a time
-    test_how = ("windows that carry no state" if cfg and cfg.get("basic_cell") == "Transformer"
+    test_how = ("windows that carry no state" if cfg and not _stateful(cfg)
                 else "batch 1, one token at a time")
     coverage = mapping and mapping["coverage"]
     made_by = (f"state-gradients {prov['tool_version']}" + (f", commit {prov['commit']}" if prov.get("commit") else "")
@@ -975,7 +982,7 @@ def _other_measures(doc, directory):
     separation = os.path.join(directory, "txray_separation.csv")
     doc.heading("Other memory measures: sigma and TX-Ray")
     _, cfg = read_config_values(directory)
-    if cfg and cfg.get("basic_cell") == "Transformer":
+    if cfg and not _stateful(cfg):
         doc.para("Not available for a Transformer: σ and TX-Ray are defined on a state carried from window to "
                  "window, which a Transformer does not have (docs/transformer.md).")
         return

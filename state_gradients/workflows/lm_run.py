@@ -148,7 +148,7 @@ def run(argv):
     if (shard is not None or args.states_only) and not config.grad_interm:
         raise UserError(f"{'--shard' if shard else '--states-only'} needs a gradient config: {config.path} has no "
                         "grad_interm")
-    if args.states_only and config.basic_cell == "Transformer":
+    if args.states_only and not config.family.stateful:
         raise UserError(f"--states-only: {config.path} is a Transformer, whose windows carry no state; its shards "
                         "start at their first batch without it")
     passes = not (args.export_weights or config.save_embedding)

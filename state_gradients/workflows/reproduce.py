@@ -25,7 +25,7 @@ import sys
 import time
 
 from state_gradients.classes import token_classes
-from state_gradients.core import configuration, lm_data, results
+from state_gradients.core import configuration, families, lm_data, results
 from state_gradients.core.errors import UserError
 from state_gradients.core.fileio import atomic_write
 from state_gradients.files import saved_model
@@ -63,8 +63,7 @@ SUBSPACE_COLUMNS = 5
 # The keys of the training config that the --notrain passes need; the training keys are left out,
 # so that changing one of those does not rerun the analysis of a given model.
 DATA_KEYS = ("data_path", "vocab", "encoding", "no_eos", "read_vocab_from_file")
-MODEL_KEYS = ("basic_cell", "num_layers", "embedding_size", "size", "forget_bias", "num_heads", "ffn_size",
-              "max_positions", "eval_stride")
+MODEL_KEYS = ("basic_cell", "num_layers", "embedding_size", "size") + families.FAMILY_KEYS
 # required by every config, but without effect on a restored model's passes: in the derived
 # configs, not in the fingerprints
 INERT_KEYS = ("init_scale", "softmax")
@@ -261,7 +260,7 @@ def plan(opts):
     tags_name = os.path.basename(valid_file)[:-4] + ".tags"      # sg-pos-tagger's name for the tags of valid_file
     tags = os.path.join(in_context, tags_name)
     # the papers' cell state; a Transformer's residual stream after its top block
-    interm = "residual" if config.basic_cell == "Transformer" else "cell"
+    interm = config.family.interm_names[0]
     # --same-targets: targets t >= max_delay - 1 only, so that delay k averages over the same target positions
     # for every k (with all targets, delay k uses t >= k: early positions, whose context is shortest, weigh on
     # the small delays only)
@@ -328,7 +327,7 @@ def plan(opts):
                       [Command(["rm", "-rf", model_dir]), Command(["mkdir", "-p", model_dir])] + copy,
                       inputs=model_inputs + [model_cfg] * (len(copy) > 1), outputs=[m_weights, m_dict]))
 
-    test_windows = f"{config.num_steps}-token windows" if interm == "residual" else "B 1, T 1"
+    test_windows = f"{config.num_steps}-token windows" if not config.family.stateful else "B 1, T 1"
     steps.append(Step("test_perplexity", f"test perplexity ({test_windows})",
                       [Command(["sg-main", "--notrain", "--novalid", "--config", model_cfg,
                                 "--result", p("test_perplexity.json")], p("test_perplexity.txt"))],

@@ -12,8 +12,10 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from state_gradients.models.cells import CELL_TYPES  # noqa: E402
+from state_gradients.core.families import FAMILIES  # noqa: E402
 from tests import precision_check  # noqa: E402
+
+CELL_TYPES = [name for name, family in FAMILIES.items() if family.cell is not None]   # the recurrent families
 
 
 def main(argv=None):
