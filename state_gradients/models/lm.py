@@ -149,15 +149,23 @@ class LanguageModel(NamedWeights, tf.Module):
         vocab_size, embedding_size = arrays["embedding"].shape
         cell_type = str(arrays["cell_type"])
         family = families.family(cell_type, what=f"weights file {origin}: cell_type")
-        # the state size from layer 0's first kernel: (E + H) rows
-        kernel = next((n for n in family.make_cell().param_shapes(1, 1) if n.endswith("kernel")))
-        if f"layer0/{kernel}" not in arrays:
-            raise UserError(f"weights file {origin} has no array 'layer0/{kernel}'")
-        size = arrays[f"layer0/{kernel}"].shape[0] - embedding_size
+        size = _state_size(family.make_cell(), arrays, embedding_size, origin)
         model = cls(vocab_size, embedding_size, size, int(arrays["num_layers"]), cell_type,
                     forget_bias=float(arrays["forget_bias"]), dtype=dtype, output_layer="softmax_w" in arrays)
         model.assign_numpy(arrays)
         return model
+
+
+def _state_size(cell, arrays, embedding_size, origin):
+    """The state size H of a saved recurrent model, from layer 0's kernel: the cell's param_shapes are affine in H
+    (an LSTM's kernel has E + H rows, a cell without recurrent weights 2H columns), so H solves them."""
+    kernel = next((n for n in cell.param_shapes(1, 1) if n.endswith("kernel")))
+    if f"layer0/{kernel}" not in arrays:
+        raise UserError(f"weights file {origin} has no array 'layer0/{kernel}'")
+    found = np.shape(arrays[f"layer0/{kernel}"])
+    at0, at1 = (cell.param_shapes(embedding_size, h)[kernel][0] for h in (0, 1))
+    d = next(d for d in range(len(at0)) if at1[d] != at0[d])
+    return (found[d] - at0[d]) // (at1[d] - at0[d])
 
 
 def model_class(cell_type):
