@@ -86,6 +86,7 @@ FAMILIES = {family.name: family for family in (
     Family("GRU", cell="state_gradients.models.cells:GRU"),
     Family("RNN", cell="state_gradients.models.cells:RNN"),
     Family("GRU_RESET_AFTER", cell="state_gradients.models.cells:GRUResetAfter"),
+    Family("minGRU", cell="state_gradients.models.mingru:MinGRU"),
     Family("Transformer", model="state_gradients.models.transformer:TransformerLM",
            engine="state_gradients.engine.transformer:TransformerStateGradients", stateful=False,
            interms=(("residual", 0), ("final", 1)), keys=("num_heads", "ffn_size", "max_positions", "eval_stride"),
