@@ -189,7 +189,9 @@ class StateGradients:
                 seed = [[tf.reshape(c[:, drop:], [-1, size]) for c in layer_cot] for layer_cot in cot]
             flat_out = [s for o in outs for s in o]
             flat_seed = [s for o in seed for s in o]
-            grads = tape.gradient(flat_out, [x_in] + [s for pr in prev for s in pr], output_gradients=flat_seed)
+            # a state component the step does not read (a read-out such as DiagLinear's y) gets a zero cotangent
+            grads = tape.gradient(flat_out, [x_in] + [s for pr in prev for s in pr], output_gradients=flat_seed,
+                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
             g_x = tf.reshape(grads[0], [rows, n, size, -1])                 # [R, n, H, E]
             it = iter(grads[1:])
             cot = [[tf.reshape(next(it), [rows, n, size, size]) for _ in pr] for pr in prev]
