@@ -197,12 +197,17 @@ def simulated_bias(full, noise):
 
 
 def t_pvalue(estimate, se, df):
-    """Two-sided p-value of estimate / se against a t distribution with df degrees of freedom (NaN where se is 0)."""
+    """Two-sided p-value of estimate / se against a t distribution with df degrees of freedom.
+
+    se 0 (a statistic that no block changes, e.g. the state gradient of a linear recurrence, which does not
+    depend on the input): p 0 for a non-zero estimate, 1 for zero; NaN where se or the estimate is NaN.
+    """
     import scipy.stats  # here: half a second to import, and --help needs none of it
 
     estimate, se = np.asarray(estimate, np.float64), np.asarray(se, np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.where(se > 0, np.abs(estimate) / se, np.nan)
+        t = np.where(se > 0, np.abs(estimate) / se, np.where(estimate == 0, 0.0, np.inf))
+    t = np.where(np.isnan(se) | np.isnan(estimate), np.nan, t)
     return 2 * scipy.stats.t.sf(t, df)
 
 
