@@ -155,7 +155,7 @@ def test_error_message_names_file_line_key_and_value(tmp_path):
     ("forget_bias nan", "a number"),                          # not finite
     ("dropout 0", "a number in (0, 1]"),                      # keep probability range
     ("dropout 1.5", "a number in (0, 1]"),
-    ("basic_cell lstm", "one of LSTM, GRU, RNN, GRU_RESET_AFTER, minGRU, Transformer"),           # choices are case-sensitive
+    ("basic_cell lstm", "one of LSTM, GRU, RNN, GRU_RESET_AFTER, minGRU, DiagLinear, Transformer"),           # choices are case-sensitive
     ("optimizer momentum", "one of sgd, adam, adagrad"),
     ("random yes", "True or False"),                          # presence-only key takes a bool
     ("no_eos true", "True or False"),
@@ -362,7 +362,7 @@ SHIPPED = {
     "ptb-norm-wsj_64e_256h_steps200_grad_timestep0", "ptb-norm-wsj_64e_256h_steps200_grad_all",
     "wiki2_64e_256h_steps200", "wiki2_64e_512h_steps200", "wiki103_64e_512h_steps200",
     "ptb-norm-wsj_64e_256h_steps200_seed2", "ptb-norm-wsj_64e_256h_steps200_seed3",
-    "ptb-norm-wsj_minGRU_64e_256h_steps200",
+    "ptb-norm-wsj_minGRU_64e_256h_steps200", "ptb-norm-wsj_DiagLinear_64e_256h_steps200",
 }
 
 

@@ -87,8 +87,9 @@ KEYS = {
                       "decoder-only, causal, pre-LayerNorm (GPT-2-style) Transformer: num_layers blocks of width "
                       "size, num_heads heads, ffn_size, learned positions up to num_steps, GELU (tanh form); "
                       "windows carry no state (docs/transformer.md). NEW: minGRU (Feng et al. 2024), a GRU whose "
-                      "gate and candidate read the input only, h = (1 - z) h_prev + z h~ (docs/design.md: model "
-                      "families).",
+                      "gate and candidate read the input only, h = (1 - z) h_prev + z h~; DiagLinear, a diagonal "
+                      "linear recurrence h = sigmoid(decay) h_prev + x B + b with the read-out y = tanh(h W_o + b_o) "
+                      "(docs/design.md: model families).",
                       choices=tuple(families.FAMILIES), required="always"),
     "num_layers": Key("int", "Number of stacked recurrent layers (Transformer: blocks).", minimum=1, required="always"),
     "embedding_size": Key("int", "E, size of the input embeddings.", minimum=1,

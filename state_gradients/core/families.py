@@ -87,6 +87,7 @@ FAMILIES = {family.name: family for family in (
     Family("RNN", cell="state_gradients.models.cells:RNN"),
     Family("GRU_RESET_AFTER", cell="state_gradients.models.cells:GRUResetAfter"),
     Family("minGRU", cell="state_gradients.models.mingru:MinGRU"),
+    Family("DiagLinear", cell="state_gradients.models.diagonal:DiagonalLinear", interms=(("cell", 0), ("hidden", 1))),
     Family("Transformer", model="state_gradients.models.transformer:TransformerLM",
            engine="state_gradients.engine.transformer:TransformerStateGradients", stateful=False,
            interms=(("residual", 0), ("final", 1)), keys=("num_heads", "ffn_size", "max_positions", "eval_stride"),
