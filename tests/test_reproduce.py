@@ -408,3 +408,18 @@ def test_a_transformer_goes_through_the_whole_workflow(project):
     assert "Not available for a Transformer: σ and TX-Ray" in report
     assert (project / "T" / "gradients" / "delay_0_avg.npy").is_file()
     assert "grad_interm\tresidual" in (project / "T" / "configs" / "gradients.config").read_text()
+
+
+@pytest.mark.parametrize("cell", ["minGRU", "DiagLinear"])
+def test_a_family_added_through_the_registry_goes_through_the_whole_workflow(project, cell):
+    """The families added by one module and one registry line (core/families.py): trained, differentiated with every
+    measure, judged and reported by sg-reproduce as the TF1 cells are."""
+    _write_config(project / f"{cell}.config", save_path=f"{cell}_model", basic_cell=cell)
+    status, log = _run(project, ["--config", f"{cell}.config", "--out", cell] + OPTIONS)
+    assert status == 0, log
+    out = project / cell
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert f"{cell}, 1 layer" in report and "under each memory measure" in report
+    rows = intervals.read_csv(str(out / "intervals" / intervals.INTERVALS_CSV), intervals.INTERVAL_COLUMNS)
+    overall = [r for r in rows if r["class"] == "overall"]
+    assert overall and all(math.isfinite(r["output_norm"]) and r["output_norm"] > 0 for r in overall)
