@@ -16,15 +16,14 @@
 import json
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from state_gradients.core import fileio, lm_data
+from state_gradients.core import fileio
 from state_gradients.core.errors import UserError
-from state_gradients.files.saved_model import IMPORT_CONFIG, IMPORT_REPORT, Checkpointer, SavedModel
+from state_gradients.files.saved_model import SavedModel
+from state_gradients.importing import protocol
 
 FRAMEWORKS = ("torch", "keras", "tf1", "gpt2")   # gpt2: a Transformer checkpoint folder (importing/gpt2.py)
 SELF_CHECK_TOL = 1e-10        # float64 source equations vs this project's forward pass
@@ -424,66 +423,30 @@ def check_reference(weights_path, ref_path):
 
 def import_config_text(out_dir, model, vocab_path, eos, unk, source_desc):
     """import.config: every model key that main.py --notrain needs (append data_path, log_dir, ... to use it)."""
-    size = model.layers[0].size
-    lines = [f"# written by sg-import from {source_desc}",
-             "# append data_path, log_dir, num_steps, batch_size (and grad_interm, time_step, max_delay,",
-             "# grad_dir, grad_dtype for state gradients); a key given again below overrides this line",
-             f"save_path {out_dir}",
-             f"basic_cell {model.cell_type}",
-             f"num_layers {len(model.layers)}",
-             f"embedding_size {model.embedding.shape[1]}",
-             f"size {size}",
-             f"forget_bias {model.forget_bias!r}",
-             "init_scale 0.05   # no effect on a restored model; required by every config",
-             "softmax full",
-             "vocab False",
-             f"read_vocab_from_file {vocab_path}",
-             "fixed_vocab True"]
-    if eos is not None:
-        lines.append(f"eos_token {eos}")
-    if unk is not None:
-        lines.append(f"unk_token {unk}")
-    if model.head is None:
-        lines.append("output_layer False")
-    return "\n".join(lines) + "\n"
+    keys = [("save_path", out_dir, None), ("basic_cell", model.cell_type, None), ("num_layers", len(model.layers), None),
+            ("embedding_size", model.embedding.shape[1], None), ("size", model.layers[0].size, None),
+            ("forget_bias", repr(model.forget_bias), None),
+            ("init_scale", "0.05", "no effect on a restored model; required by every config"),
+            ("softmax", "full", None), ("vocab", "False", None), ("read_vocab_from_file", vocab_path, None),
+            ("fixed_vocab", "True", None)]
+    notes = ["append data_path, log_dir, num_steps, batch_size (and grad_interm, time_step, max_delay,",
+             "grad_dir, grad_dtype for state gradients); a key given again below overrides this line"]
+    tail = [("output_layer", "False", None)] if model.head is None else []
+    return protocol.import_config_text(source_desc, notes, keys, eos, unk, tail)
 
 
 def write_import(out_dir, model, names, options, source_desc):
-    """Convert, check and write out_dir; returns (report dict, passed). Nothing but the report is left on failure."""
-    out_dir = os.path.abspath(out_dir)
-    final = SavedModel(out_dir)
-    if os.path.isdir(out_dir) and final.holds_model:
-        raise UserError(f"--out {out_dir} already holds an imported or trained model; choose another folder")
-    arrays = convert(model)
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".sg-import-", dir=parent)
-    try:
-        staged = SavedModel(staging)
-        weights_path = staged.write_arrays(arrays)
-        checks = check_conversion(model, weights_path)
-        if options.get("reference"):
-            checks += check_reference(weights_path, options["reference"])
-        passed = all(c["passed"] for c in checks)
-        report = {"source": source_desc, "framework": model.framework, "passed": passed,
-                  "model": {"basic_cell": model.cell_type, "num_layers": len(model.layers),
-                            "embedding_size": int(model.embedding.shape[1]), "size": int(model.layers[0].size),
-                            "vocabulary_rows": int(model.embedding.shape[0]), "forget_bias": model.forget_bias,
-                            "output_layer": model.head is not None},
-                  "mapped": mapping_table(model), "ignored": model.ignored, "assumed": model.notes,
-                  "vocabulary": options.get("vocab_report"), "checks": checks}
-        os.makedirs(out_dir, exist_ok=True)
-        if passed:
-            word_to_id = {name: i for i, name in enumerate(names)}
-            lm_data.write_vocab_file(word_to_id, staged.vocab_path)
-            # a checkpoint of the converted model (float32 variables, as every checkpoint of this toolkit)
-            Checkpointer(staging, staged.load()).save(0)
-            staged.write_text(IMPORT_CONFIG, import_config_text(out_dir, model, final.vocab_path, options.get("eos"),
-                                                                options.get("unk"), source_desc))
-            for name in os.listdir(staging):
-                os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
-        final.write_text(IMPORT_REPORT, json.dumps(report, indent=1) + "\n")
-        return report, passed
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    """Convert, check and write out_dir (importing/protocol.py); returns (report dict, passed)."""
+    head = {"source": source_desc, "framework": model.framework}
+    body = {"model": {"basic_cell": model.cell_type, "num_layers": len(model.layers),
+                      "embedding_size": int(model.embedding.shape[1]), "size": int(model.layers[0].size),
+                      "vocabulary_rows": int(model.embedding.shape[0]), "forget_bias": model.forget_bias,
+                      "output_layer": model.head is not None},
+            "mapped": mapping_table(model), "ignored": model.ignored, "assumed": model.notes,
+            "vocabulary": options.get("vocab_report")}
+    return protocol.publish(out_dir, convert(model), names, self_check=lambda path: check_conversion(model, path),
+                            reference_check=check_reference, reference=options.get("reference"), head=head, body=body,
+                            config=lambda vocab_path: import_config_text(os.path.abspath(out_dir), model, vocab_path,
+                                                                         options.get("eos"), options.get("unk"),
+                                                                         source_desc))
 

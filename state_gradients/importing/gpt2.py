@@ -19,15 +19,13 @@
 # against --reference outputs of transformers itself.
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
-from state_gradients.core import fileio, lm_data
+from state_gradients.core import fileio
 from state_gradients.core.errors import UserError
-from state_gradients.files.saved_model import IMPORT_CONFIG, IMPORT_REPORT, Checkpointer, SavedModel
-from state_gradients.importing import convert
+from state_gradients.files.saved_model import SavedModel
+from state_gradients.importing import convert, protocol
 from state_gradients.importing.convert import Refused
 from state_gradients.models import transformer
 
@@ -223,25 +221,24 @@ def check_reference(weights_path, ref_path):
 def import_config_text(out_dir, arrays, vocab_path, eos, unk, source_desc):
     """import.config: the model keys main.py --notrain needs (append data_path, log_dir, num_steps, ...)."""
     size = arrays["embedding"].shape[1]
-    lines = [f"# written by sg-import from {source_desc}",
-             "# append data_path, log_dir, num_steps (at most the checkpoint's "
+    notes = ["append data_path, log_dir, num_steps (at most the checkpoint's "
              f"{arrays['positions'].shape[0]} positions), batch_size (and grad_interm residual or final,",
-             "# time_step, max_delay, grad_dir for state gradients); a key given again below overrides this line",
-             f"save_path {out_dir}", f"basic_cell {transformer.CELL_TYPE}", f"num_layers {int(arrays['num_layers'])}",
-             f"num_heads {int(arrays['num_heads'])}", f"embedding_size {size}", f"size {size}",
-             f"ffn_size {arrays['layer0/fc_kernel'].shape[1]}", f"max_positions {arrays['positions'].shape[0]}",
-             "init_scale 0.02   # no effect on a restored model; required by every config",
-             "softmax full", "vocab False", f"read_vocab_from_file {vocab_path}", "fixed_vocab True"]
-    lines += [f"eos_token {eos}"] if eos is not None else []
-    lines += [f"unk_token {unk}"] if unk is not None else []
-    return "\n".join(lines) + "\n"
+             "time_step, max_delay, grad_dir for state gradients); a key given again below overrides this line"]
+    keys = [("save_path", out_dir, None), ("basic_cell", transformer.CELL_TYPE, None),
+            ("num_layers", int(arrays["num_layers"]), None), ("num_heads", int(arrays["num_heads"]), None),
+            ("embedding_size", size, None), ("size", size, None), ("ffn_size", arrays["layer0/fc_kernel"].shape[1], None),
+            ("max_positions", arrays["positions"].shape[0], None),
+            ("init_scale", "0.02", "no effect on a restored model; required by every config"),
+            ("softmax", "full", None), ("vocab", "False", None), ("read_vocab_from_file", vocab_path, None),
+            ("fixed_vocab", "True", None)]
+    return protocol.import_config_text(source_desc, notes, keys, eos, unk)
 
 
 def run_import(directory, vocab, out, *, eos_token=None, unk_token=None, reference=None, log=print):
     """Import the GPT-2 checkpoint folder `directory` with its (word-level) vocabulary into the new folder `out`.
 
     Writes weights.npz, dict, a checkpoint, import.config and import_report.json (only the report
-    when a check fails). Returns (report dict, whether every check passed).
+    when a check fails; importing/protocol.py). Returns (report dict, whether every check passed).
     """
     config, arrays = read_checkpoint(directory)
     converted, mapped, ignored = convert_arrays(config, arrays, directory)
@@ -250,35 +247,18 @@ def run_import(directory, vocab, out, *, eos_token=None, unk_token=None, referen
     eos = convert.resolve_token(eos_token, names, "--eos-token")
     unk = convert.resolve_token(unk_token, names, "--unk-token")
     out_dir = os.path.abspath(out)
-    final = SavedModel(out_dir)
-    if os.path.isdir(out_dir) and final.holds_model:
-        raise UserError(f"--out {out_dir} already holds an imported or trained model; choose another folder")
     source_desc = f"{os.path.abspath(directory)} (--from gpt2)"
-    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".sg-import-", dir=os.path.dirname(out_dir))
-    try:
-        staged = SavedModel(staging)
-        weights_path = staged.write_arrays(converted)
-        checks = check_conversion(config, arrays, weights_path)
-        if reference:
-            checks += check_reference(weights_path, reference)
-        passed = all(c["passed"] for c in checks)
-        report = {"source": source_desc, "framework": "gpt2", "passed": passed,
-                  "model": {"basic_cell": transformer.CELL_TYPE, "num_layers": int(converted["num_layers"]),
-                            "num_heads": int(converted["num_heads"]), "size": int(converted["embedding"].shape[1]),
-                            "positions": int(converted["positions"].shape[0]), "vocabulary_rows": int(rows)},
-                  "mapped": mapped, "ignored": ignored, "vocabulary": vocab_report, "checks": checks}
-        os.makedirs(out_dir, exist_ok=True)
-        if passed:
-            lm_data.write_vocab_file({name: i for i, name in enumerate(names)}, staged.vocab_path)
-            Checkpointer(staging, staged.load()).save(0)
-            staged.write_text(IMPORT_CONFIG, import_config_text(out_dir, converted, final.vocab_path, eos, unk,
-                                                                source_desc))
-            for name in os.listdir(staging):
-                os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
-        final.write_text(IMPORT_REPORT, json.dumps(report, indent=1) + "\n")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    head = {"source": source_desc, "framework": "gpt2"}
+    body = {"model": {"basic_cell": transformer.CELL_TYPE, "num_layers": int(converted["num_layers"]),
+                      "num_heads": int(converted["num_heads"]), "size": int(converted["embedding"].shape[1]),
+                      "positions": int(converted["positions"].shape[0]), "vocabulary_rows": int(rows)},
+            "mapped": mapped, "ignored": ignored, "vocabulary": vocab_report}
+    report, passed = protocol.publish(
+        out_dir, converted, names, self_check=lambda path: check_conversion(config, arrays, path),
+        reference_check=check_reference, reference=reference, head=head, body=body,
+        config=lambda vocab_path: import_config_text(out_dir, converted, vocab_path, eos, unk, source_desc))
+    checks = report["checks"]
+    final = SavedModel(out_dir)
     m = report["model"]
     log(f"{directory}: GPT-2 layout, {m['num_layers']} blocks, D {m['size']}, {m['num_heads']} heads, "
         f"{m['positions']} positions, {m['vocabulary_rows']} rows")
