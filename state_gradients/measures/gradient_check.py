@@ -325,12 +325,13 @@ def run_transformer_check(args, config, log):
     max_delay = measure_setup.resolve_max_delay(args.max_delay, config)
     measure_setup.delays_at(max_delay, t, args.max_delay)
     layer = measure_setup.resolve_layer(args.layer, config, config.num_layers)
-    interm = args.interm or config.grad_interm or "residual"
-    if interm not in ("residual", "final"):
-        raise UserError(f"--interm {interm}: a Transformer's states are residual and final")
+    family = config.family
+    interm = args.interm or config.grad_interm or family.interm_names[0]
+    if interm not in family.interm_names:
+        raise UserError(f"--interm {interm}: a {config.basic_cell}'s states are {' and '.join(family.interm_names)}")
     if interm == "final" and layer != config.num_layers - 1:
         raise UserError(f"--interm final follows the top block: --layer must be {config.num_layers - 1}")
-    component = ("residual", "final").index(interm)
+    component = family.state_index(interm)
     source = SavedModel.from_config(config)
     source.word_to_id
     corpus = lm_data.load_corpus(config, need_train=False, need_valid=True, need_test=False)

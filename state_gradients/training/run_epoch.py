@@ -228,7 +228,7 @@ def evaluate_pass(model, ids, config, *, test=False, step=None, what="data", max
     A Transformer (eval_stride): stride num_steps -> the batch_size x num_steps windows, validation and
     test alike (one token at a time would give it no context); a smaller stride -> window_perplexity.
     """
-    if config.eval_stride is None:      # a recurrent model
+    if config.family.stateful:          # a recurrent model: the state carries the context
         if test:
             return evaluate(model, ids, 1, 1, step=step, what=what)
         return evaluate(model, ids, config.batch_size, config.num_steps, step=step, what=what,
