@@ -51,17 +51,11 @@ class Key:
         return noun
 
 
-def _takes(values, key):
-    """Whether the family of values' basic_cell takes the family-only key (core/families.py); False for an unknown
-    basic_cell, which its own check refuses."""
+def _takes(values, key, field="keys"):
+    """Whether the family of values' basic_cell owns the key (field "keys") or requires it ("needs"; core/families.py);
+    False for an unknown basic_cell, which its own check refuses."""
     found = families.FAMILIES.get(values.get("basic_cell"))
-    return found is not None and key in found.keys
-
-
-def _needs(values, key):
-    """Whether the family of values' basic_cell requires key (core/families.py)."""
-    found = families.FAMILIES.get(values.get("basic_cell"))
-    return found is not None and key in found.needs
+    return found is not None and key in getattr(found, field)
 
 
 def _derived(text, func):
@@ -246,9 +240,9 @@ KEYS = {
 _REQUIRED_WHEN = {
     "always": ("always", lambda v, train: True),
     "train": ("when training", lambda v, train: train),
-    "lstm": ("when basic_cell is LSTM", lambda v, train: _needs(v, "forget_bias")),
+    "lstm": ("when basic_cell is LSTM", lambda v, train: _takes(v, "forget_bias", "needs")),
     "lr_decay": ("when training with lr_decay", lambda v, train: train and v["lr_decay"] is not None),
-    "transformer": ("when basic_cell is Transformer", lambda v, train: _needs(v, "num_heads")),
+    "transformer": ("when basic_cell is Transformer", lambda v, train: _takes(v, "num_heads", "needs")),
     "warmup": ("when training with lr_schedule warmup_cosine",
                lambda v, train: train and v["lr_schedule"] == "warmup_cosine"),
     "early_stopping": ("when training with trainer earlyStopping",

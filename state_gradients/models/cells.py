@@ -77,6 +77,26 @@ def _gru_gate_tangents(p, size, r, r_bar, u, u_bar, dxw, dstate):
     return dxc, dh_prev, r * r_bar * dr_pre, u * u_bar * du_pre
 
 
+class InputDriven:
+    """Shared parts of the cells whose pre-activations read the input only (kernel [I, P] and bias [P], no weight
+    on the previous state): models/mingru.py, models/diagonal.py."""
+
+    def __init__(self, forget_bias=0.0):
+        del forget_bias     # the LSTM's; these cells have no forget gate
+
+    @staticmethod
+    def project_input(p, x):
+        return _project_kernel(p, x)
+
+    @staticmethod
+    def project_tangent(p, dx):
+        return _matmul_rows(dx, p["kernel"])
+
+    @staticmethod
+    def recurrent_weights(p, size):
+        return None         # nothing multiplies the previous state
+
+
 class LSTM:
     """tf.contrib.rnn.BasicLSTMCell: z = [x, h] @ kernel + bias, gates i, j, f, o in that order."""
 

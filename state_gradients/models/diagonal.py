@@ -13,35 +13,20 @@
 # the same G at one delay, so the intervals of the cell state's SV sums have zero width.
 import tensorflow as tf
 
-from state_gradients.models.cells import _b, _matmul_rows, _tanh_and_slope
+from state_gradients.models.cells import InputDriven, _b, _matmul_rows, _tanh_and_slope
 
 DECAY_LOGIT = 2.0     # initial a = sigmoid(2) = 0.88 for every unit: a memory of about 8 steps to start from
 
 
-class DiagonalLinear:
+class DiagonalLinear(InputDriven):
     """h_t = sigmoid(decay) * h_{t-1} + x_t B + b, y_t = tanh(h_t W_o + b_o) (module comment)."""
 
     state_names = ("h", "y")
-
-    def __init__(self, forget_bias=0.0):
-        del forget_bias     # the LSTM's; this cell has no forget gate
 
     @staticmethod
     def param_shapes(input_size, size):
         return {"kernel": ((input_size, size), "uniform"), "bias": ((size,), 0.0), "decay": ((size,), DECAY_LOGIT),
                 "out_kernel": ((size, size), "uniform"), "out_bias": ((size,), 0.0)}
-
-    @staticmethod
-    def project_input(p, x):
-        return tf.matmul(x, p["kernel"]) + p["bias"]
-
-    @staticmethod
-    def project_tangent(p, dx):
-        return _matmul_rows(dx, p["kernel"])
-
-    @staticmethod
-    def recurrent_weights(p, size):
-        return None         # the recurrence is elementwise: sigmoid(decay)
 
     @staticmethod
     def step(p, xw, state, w_h):

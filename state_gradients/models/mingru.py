@@ -12,32 +12,17 @@
 # in the paper's minGRU (its log-space variant only changes how a long scan is computed).
 import tensorflow as tf
 
-from state_gradients.models.cells import _b, _matmul_rows, _sigmoid_pair
+from state_gradients.models.cells import InputDriven, _b, _sigmoid_pair
 
 
-class MinGRU:
+class MinGRU(InputDriven):
     """h_t = (1 - z_t) h_{t-1} + z_t h~_t with z_t and h~_t from x_t only (module comment)."""
 
     state_names = ("h",)
 
-    def __init__(self, forget_bias=0.0):
-        del forget_bias     # the LSTM's; a minGRU has no forget gate
-
     @staticmethod
     def param_shapes(input_size, size):
         return {"kernel": ((input_size, 2 * size), "uniform"), "bias": ((2 * size,), 0.0)}
-
-    @staticmethod
-    def project_input(p, x):
-        return tf.matmul(x, p["kernel"]) + p["bias"]
-
-    @staticmethod
-    def project_tangent(p, dx):
-        return _matmul_rows(dx, p["kernel"])
-
-    @staticmethod
-    def recurrent_weights(p, size):
-        return None         # nothing multiplies h_{t-1}
 
     @staticmethod
     def step(p, xw, state, w_h):
