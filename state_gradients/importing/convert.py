@@ -8,11 +8,8 @@
 # Every import is checked twice before anything is written (check_conversion): this project's
 # forward pass on the converted arrays against source_equations (the source framework's own
 # equations on the unconverted arrays), in float64, from a zero and a random state; optionally
-# against a reference file of the source framework's outputs (check_reference).
-#
-# Gate maps (source column/row blocks -> this project's):
-#   LSTM  torch rows (i, f, g, o), Keras columns (i, f, c, o)  -> kernel columns (i, j, f, o), j = g = c
-#   GRU   torch rows (r, z, n), Keras columns (z, r, h)        -> gate_kernel (r, u = z), cand_kernel (n = h)
+# against a reference file of the source framework's outputs (check_reference). Each layer's
+# conversion, source equations and basic_cell come from layouts.LAYOUTS, by layout and kind.
 import json
 import os
 import re
@@ -23,7 +20,7 @@ import numpy as np
 from state_gradients.core import fileio
 from state_gradients.core.errors import UserError
 from state_gradients.files.saved_model import SavedModel
-from state_gradients.importing import protocol
+from state_gradients.importing import layouts, protocol
 
 FRAMEWORKS = ("torch", "keras", "tf1", "gpt2")   # gpt2: a Transformer checkpoint folder (importing/gpt2.py)
 SELF_CHECK_TOL = 1e-10        # float64 source equations vs this project's forward pass
@@ -47,9 +44,10 @@ class SourceLayer:
     def size(self):
         if self.layout == "torch":
             return self.arrays["weight_hh"].shape[1]
-        if self.layout == "tf1":
-            k = self.arrays.get("kernel", self.arrays.get("candidate/kernel"))
-            return k.shape[1] // {"LSTM": 4, "GRU": 1, "RNN": 1}[self.kind]
+        if self.layout == "tf1":        # a GRUCell's candidate kernel is one block, the other cells' kernel is fused
+            if "candidate/kernel" in self.arrays:
+                return self.arrays["candidate/kernel"].shape[1]
+            return self.arrays["kernel"].shape[1] // layouts.KINDS[self.kind].gates
         return self.arrays["recurrent_kernel"].shape[0]
 
     @property
@@ -64,13 +62,7 @@ class SourceLayer:
     @property
     def cell_type(self):
         """This project's basic_cell for the layer."""
-        if self.kind != "GRU":
-            return self.kind
-        if self.layout == "torch" or self.layout == "cudnn":
-            return "GRU_RESET_AFTER"
-        if self.layout == "keras":
-            return "GRU_RESET_AFTER" if self.options.get("reset_after", True) else "GRU"
-        return "GRU"
+        return layouts.layout(self).cell_type(self.options)
 
 
 @dataclass
@@ -128,68 +120,6 @@ def check_structure(model):
 
 # ------------------------------------------------------------------------------------ conversion
 
-def _blocks(a, n, axis):
-    return np.split(np.asarray(a, dtype=np.float64), n, axis=axis)
-
-
-def _convert_layer(layer):
-    """This project's arrays of one layer (cells.py layout) from the source's arrays."""
-    a, kind = layer.arrays, layer.kind
-    size = layer.size
-    if layer.layout == "tf1":
-        if kind == "GRU":
-            return {"gate_kernel": a["gates/kernel"], "gate_bias": a["gates/bias"],
-                    "cand_kernel": a["candidate/kernel"], "cand_bias": a["candidate/bias"]}
-        return {"kernel": a["kernel"], "bias": a["bias"]}
-    if layer.layout == "torch":
-        n = {"LSTM": 4, "GRU": 3, "RNN": 1}[kind]
-        w_x = _blocks(a["weight_ih"], n, 0)          # each [H, I]
-        w_h = _blocks(a["weight_hh"], n, 0)          # each [H, H]
-        b_x = _blocks(a.get("bias_ih", np.zeros(n * size)), n, 0)
-        b_h = _blocks(a.get("bias_hh", np.zeros(n * size)), n, 0)
-        kx, kh = [w.T for w in w_x], [w.T for w in w_h]
-        if kind == "LSTM":
-            order = (0, 2, 1, 3)                        # torch (i, f, g, o) -> (i, j=g, f, o)
-            return {"kernel": np.concatenate([np.concatenate([kx[g], kh[g]], 0) for g in order], 1),
-                    "bias": np.concatenate([b_x[g] + b_h[g] for g in order])}
-        if kind == "RNN":
-            return {"kernel": np.concatenate([kx[0], kh[0]], 0), "bias": b_x[0] + b_h[0]}
-        return {"gate_kernel": np.concatenate([np.concatenate([kx[g], kh[g]], 0) for g in (0, 1)], 1),
-                "gate_bias": np.concatenate([b_x[0] + b_h[0], b_x[1] + b_h[1]]),
-                "cand_kernel": np.concatenate([kx[2], kh[2]], 0), "cand_bias": b_x[2],
-                "cand_recurrent_bias": b_h[2]}
-    # Keras and cuDNN: columns blocks of kernel [I, nH] and recurrent_kernel [H, nH]
-    n = {"LSTM": 4, "GRU": 3, "RNN": 1}[kind]
-    kx, kh = _blocks(a["kernel"], n, 1), _blocks(a["recurrent_kernel"], n, 1)
-    if layer.layout == "cudnn":
-        # Keras 2's CuDNN layers hand each gate's block to cuDNN flattened in memory order, which
-        # cuDNN reads as its [H, I] matrix W (gate = W x): the Keras kernel is W^T. Keras 2's own
-        # conversion (keras/engine/saving.py, _convert_rnn_weights) does the same with
-        # kernel.T.reshape(shape, order='F') for inputs and kernel.T for the square recurrent blocks.
-        kx = [blk.reshape(-1).reshape(size, -1).T for blk in kx]
-        kh = [blk.T for blk in kh]
-        b_x, b_h = (_blocks(half, n, 0) for half in _blocks(a["bias"], 2, 0))
-    elif kind == "GRU" and layer.options.get("reset_after", True):
-        bias = np.asarray(a["bias"], dtype=np.float64) if "bias" in a else np.zeros((2, n * size))
-        b_x, b_h = _blocks(bias[0], n, 0), _blocks(bias[1], n, 0)
-    else:
-        bias = np.asarray(a["bias"], dtype=np.float64) if "bias" in a else np.zeros(n * size)
-        b_x, b_h = _blocks(bias, n, 0), [np.zeros(size)] * n
-    if kind == "LSTM":
-        order = (0, 2, 1, 3)                            # Keras (i, f, c, o) -> (i, j=c, f, o)
-        return {"kernel": np.concatenate([np.concatenate([kx[g], kh[g]], 0) for g in order], 1),
-                "bias": np.concatenate([b_x[g] + b_h[g] for g in order])}
-    if kind == "RNN":
-        return {"kernel": np.concatenate([kx[0], kh[0]], 0), "bias": b_x[0] + b_h[0]}
-    gates = (1, 0)                                      # Keras (z, r, h) -> (r, u=z)
-    out = {"gate_kernel": np.concatenate([np.concatenate([kx[g], kh[g]], 0) for g in gates], 1),
-           "gate_bias": np.concatenate([b_x[g] + b_h[g] for g in gates]),
-           "cand_kernel": np.concatenate([kx[2], kh[2]], 0), "cand_bias": b_x[2]}
-    if layer.cell_type == "GRU_RESET_AFTER":
-        out["cand_recurrent_bias"] = b_h[2]
-    return out
-
-
 def convert(model):
     """The weights.npz arrays (float64 weights: sums of split biases stay exact) of a SourceModel."""
     arrays = {"cell_type": np.array(model.cell_type), "forget_bias": np.array(model.forget_bias, dtype=np.float32),
@@ -197,7 +127,7 @@ def convert(model):
               "embedding": np.asarray(model.embedding, dtype=np.float64)}
     for number, layer in enumerate(model.layers):
         arrays.update({f"layer{number}/{k}": np.asarray(v, dtype=np.float64)
-                       for k, v in _convert_layer(layer).items()})
+                       for k, v in layouts.layout(layer).convert(layer.arrays, layer.size, layer.options).items()})
     if model.head is not None:
         w = np.asarray(model.head["weight"], dtype=np.float64)
         arrays["softmax_w"] = w.T if model.framework == "torch" else w
@@ -305,7 +235,7 @@ def resolve_token(token, names, flag):
 # ------------------------------------------------------------------------------------ checks
 
 def _random_state(model, rows, rng, zero):
-    n = 2 if model.cell_type == "LSTM" else 1
+    n = layouts.KINDS[model.layers[0].kind].states
     size = model.layers[0].size
     return [tuple(np.zeros((rows, size)) if zero else rng.normal(scale=0.5, size=(rows, size)) for _ in range(n))
             for _ in model.layers]
@@ -350,7 +280,8 @@ def check_conversion(model, weights_path, seed=0, rows=3, steps=7):
     records = []
     for start in ("zero", "random"):
         state = _random_state(model, rows, rng, zero=start == "zero")
-        ref_states, ref_logits = source_equations.run(model, ids, state)
+        ref_states, ref_logits = source_equations.run(model, ids, state,
+                                                           [layouts.layout(layer).step for layer in model.layers])
         our_states, our_logits = _project_forward(lm, ids, state)
         errors = {"states": max(_max_rel(o, r) for ol, rl in zip(our_states, ref_states) for o, r in zip(ol, rl))}
         if ref_logits is not None:

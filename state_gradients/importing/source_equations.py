@@ -3,7 +3,7 @@
 #
 # The import self-check runs these against this project's forward pass on the converted file.
 # They are written from each framework's documentation, in its own layout and gate order, and
-# share no code with the conversion (model_import), so a wrong gate order, a missing transpose
+# share no code with the conversions (layouts.py), so a wrong gate order, a missing transpose
 # or a dropped bias shows up as a difference:
 #
 #   torch  nn.LSTM / nn.GRU / nn.RNN   gates = x W_ih^T + b_ih + h W_hh^T + b_hh, rows (i,f,g,o) / (r,z,n)
@@ -23,111 +23,140 @@ def _f64(a):
 
 
 # ---------------------------------------------------------------------------------- one step
-# step(arrays, x [B, I], state) -> new state: LSTM (c, h), the others (h,)
+# Each is a layout's step (importing/layouts.py registers it): (arrays, x [B, I], state, options) -> new state,
+# the state LSTM (c, h), the others (h,).
 
-def torch_step(kind, a, x, state, nonlinearity="tanh"):
+def _torch_parts(a, x, h):
+    """nn.RNNBase's two affine maps: (x W_ih^T + b_ih, h W_hh^T + b_hh), rows in the module's gate order."""
     w_ih, w_hh = _f64(a["weight_ih"]), _f64(a["weight_hh"])
     b_ih = _f64(a.get("bias_ih", np.zeros(w_ih.shape[0])))
     b_hh = _f64(a.get("bias_hh", np.zeros(w_hh.shape[0])))
+    return x @ w_ih.T + b_ih, h @ w_hh.T + b_hh
+
+
+def torch_lstm(a, x, state, options):
+    gi, gh = _torch_parts(a, x, state[-1])
+    i, f, g, o = np.split(gi + gh, 4, axis=-1)
+    c = sigmoid(f) * state[0] + sigmoid(i) * np.tanh(g)
+    return (c, sigmoid(o) * np.tanh(c))
+
+
+def torch_gru(a, x, state, options):
     h = state[-1]
-    gi, gh = x @ w_ih.T + b_ih, h @ w_hh.T + b_hh
-    if kind == "LSTM":
-        c = state[0]
-        i, f, g, o = np.split(gi + gh, 4, axis=-1)
-        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
-        return (c, sigmoid(o) * np.tanh(c))
-    if kind == "GRU":
-        i_r, i_z, i_n = np.split(gi, 3, axis=-1)
-        h_r, h_z, h_n = np.split(gh, 3, axis=-1)
-        r, z = sigmoid(i_r + h_r), sigmoid(i_z + h_z)
-        n = np.tanh(i_n + r * h_n)
-        return ((1 - z) * n + z * h,)
-    act = np.tanh if nonlinearity == "tanh" else (lambda v: np.maximum(v, 0))
+    gi, gh = _torch_parts(a, x, h)
+    i_r, i_z, i_n = np.split(gi, 3, axis=-1)
+    h_r, h_z, h_n = np.split(gh, 3, axis=-1)
+    r, z = sigmoid(i_r + h_r), sigmoid(i_z + h_z)
+    n = np.tanh(i_n + r * h_n)
+    return ((1 - z) * n + z * h,)
+
+
+def torch_rnn(a, x, state, options):
+    gi, gh = _torch_parts(a, x, state[-1])
+    act = np.tanh if options.get("nonlinearity", "tanh") == "tanh" else (lambda v: np.maximum(v, 0))
     return (act(gi + gh),)
 
 
-def keras_step(kind, a, x, state, reset_after=True):
-    k, r = _f64(a["kernel"]), _f64(a["recurrent_kernel"])
-    bias = _f64(a["bias"]) if "bias" in a else None
+def _keras_arrays(a):
+    return _f64(a["kernel"]), _f64(a["recurrent_kernel"]), (_f64(a["bias"]) if "bias" in a else None)
+
+
+def keras_lstm(a, x, state, options):
+    k, r, bias = _keras_arrays(a)
+    z = x @ k + state[-1] @ r + (0 if bias is None else bias)
+    i, f, cc, o = np.split(z, 4, axis=-1)
+    c = sigmoid(f) * state[0] + sigmoid(i) * np.tanh(cc)
+    return (c, sigmoid(o) * np.tanh(c))
+
+
+def keras_gru(a, x, state, options):
+    k, r, bias = _keras_arrays(a)
     h = state[-1]
-    if kind == "LSTM":
-        c = state[0]
-        z = x @ k + h @ r + (0 if bias is None else bias)
-        i, f, cc, o = np.split(z, 4, axis=-1)
-        c = sigmoid(f) * c + sigmoid(i) * np.tanh(cc)
-        return (c, sigmoid(o) * np.tanh(c))
-    if kind == "GRU":
-        size = r.shape[0]
-        if reset_after:
-            b_in, b_rec = (np.zeros(3 * size), np.zeros(3 * size)) if bias is None else (bias[0], bias[1])
-            mx, mh = x @ k + b_in, h @ r + b_rec
-            z, rr = sigmoid(mx[:, :size] + mh[:, :size]), sigmoid(mx[:, size:2 * size] + mh[:, size:2 * size])
-            hh = np.tanh(mx[:, 2 * size:] + rr * mh[:, 2 * size:])
-        else:
-            b = np.zeros(3 * size) if bias is None else bias
-            mx = x @ k + b
-            z = sigmoid(mx[:, :size] + h @ r[:, :size])
-            rr = sigmoid(mx[:, size:2 * size] + h @ r[:, size:2 * size])
-            hh = np.tanh(mx[:, 2 * size:] + (rr * h) @ r[:, 2 * size:])
-        return (z * h + (1 - z) * hh,)
-    return (np.tanh(x @ k + (0 if bias is None else bias) + h @ r),)
+    size = r.shape[0]
+    if options.get("reset_after", True):
+        b_in, b_rec = (np.zeros(3 * size), np.zeros(3 * size)) if bias is None else (bias[0], bias[1])
+        mx, mh = x @ k + b_in, h @ r + b_rec
+        z, rr = sigmoid(mx[:, :size] + mh[:, :size]), sigmoid(mx[:, size:2 * size] + mh[:, size:2 * size])
+        hh = np.tanh(mx[:, 2 * size:] + rr * mh[:, 2 * size:])
+    else:
+        b = np.zeros(3 * size) if bias is None else bias
+        mx = x @ k + b
+        z = sigmoid(mx[:, :size] + h @ r[:, :size])
+        rr = sigmoid(mx[:, size:2 * size] + h @ r[:, size:2 * size])
+        hh = np.tanh(mx[:, 2 * size:] + (rr * h) @ r[:, 2 * size:])
+    return (z * h + (1 - z) * hh,)
 
 
-def cudnn_step(kind, a, x, state):
+def keras_rnn(a, x, state, options):
+    k, r, bias = _keras_arrays(a)
+    return (np.tanh(x @ k + (0 if bias is None else bias) + state[-1] @ r),)
+
+
+def _cudnn_parts(a, x, h):
+    """Gate g's (input part, recurrent part), from cuDNN's canonical matrices: each gate's column block, read in
+    memory order, is [H, I]."""
     k, r, bias = _f64(a["kernel"]), _f64(a["recurrent_kernel"]), _f64(a["bias"])
     size = r.shape[0]
     n_gates = r.shape[1] // size
-    # cuDNN's canonical matrices: each gate's column block, read in memory order, is [H, I]
     w = [blk.reshape(-1).reshape(size, -1) for blk in np.split(k, n_gates, axis=1)]
     rw = [blk.reshape(-1).reshape(size, size) for blk in np.split(r, n_gates, axis=1)]
     b_w, b_r = np.split(bias, 2)
     b_w, b_r = np.split(b_w, n_gates), np.split(b_r, n_gates)
+    return [(x @ w[g].T + b_w[g], h @ rw[g].T + b_r[g]) for g in range(n_gates)]
+
+
+def cudnn_lstm(a, x, state, options):
+    i, f, cc, o = (sum(part) for part in _cudnn_parts(a, x, state[-1]))    # Keras order i, f, c, o
+    c = sigmoid(f) * state[0] + sigmoid(i) * np.tanh(cc)
+    return (c, sigmoid(o) * np.tanh(c))
+
+
+def cudnn_gru(a, x, state, options):
     h = state[-1]
-
-    def part(g):  # (input part, recurrent part) of gate g
-        return x @ w[g].T + b_w[g], h @ rw[g].T + b_r[g]
-
-    if kind == "LSTM":  # Keras order i, f, c, o
-        c = state[0]
-        i, f, cc, o = (sum(part(g)) for g in range(4))
-        c = sigmoid(f) * c + sigmoid(i) * np.tanh(cc)
-        return (c, sigmoid(o) * np.tanh(c))
-    z, rr = sigmoid(sum(part(0))), sigmoid(sum(part(1)))   # Keras order z, r, h
-    x_h, h_h = part(2)
-    hh = np.tanh(x_h + rr * h_h)
-    return (z * h + (1 - z) * hh,)
+    parts = _cudnn_parts(a, x, h)
+    z, rr = sigmoid(sum(parts[0])), sigmoid(sum(parts[1]))                # Keras order z, r, h
+    x_h, h_h = parts[2]
+    return (z * h + (1 - z) * np.tanh(x_h + rr * h_h),)
 
 
-def tf1_step(kind, a, x, state, forget_bias=0.0):
+def tf1_lstm(a, x, state, options):
+    c, h = state
+    z = np.concatenate([x, h], axis=-1) @ _f64(a["kernel"]) + _f64(a["bias"])
+    i, j, f, o = np.split(z, 4, axis=-1)
+    c = c * sigmoid(f + options.get("forget_bias", 0.0)) + sigmoid(i) * np.tanh(j)
+    return (c, np.tanh(c) * sigmoid(o))
+
+
+def tf1_gru(a, x, state, options):
     h = state[-1]
-    if kind == "LSTM":
-        c = state[0]
-        z = np.concatenate([x, h], axis=-1) @ _f64(a["kernel"]) + _f64(a["bias"])
-        i, j, f, o = np.split(z, 4, axis=-1)
-        c = c * sigmoid(f + forget_bias) + sigmoid(i) * np.tanh(j)
-        return (c, np.tanh(c) * sigmoid(o))
-    if kind == "GRU":
-        g = sigmoid(np.concatenate([x, h], axis=-1) @ _f64(a["gates/kernel"]) + _f64(a["gates/bias"]))
-        r, u = np.split(g, 2, axis=-1)
-        cand = np.tanh(np.concatenate([x, r * h], axis=-1) @ _f64(a["candidate/kernel"]) + _f64(a["candidate/bias"]))
-        return (u * h + (1 - u) * cand,)
-    return (np.tanh(np.concatenate([x, h], axis=-1) @ _f64(a["kernel"]) + _f64(a["bias"])),)
+    g = sigmoid(np.concatenate([x, h], axis=-1) @ _f64(a["gates/kernel"]) + _f64(a["gates/bias"]))
+    r, u = np.split(g, 2, axis=-1)
+    cand = np.tanh(np.concatenate([x, r * h], axis=-1) @ _f64(a["candidate/kernel"]) + _f64(a["candidate/bias"]))
+    return (u * h + (1 - u) * cand,)
+
+
+def tf1_rnn(a, x, state, options):
+    return (np.tanh(np.concatenate([x, state[-1]], axis=-1) @ _f64(a["kernel"]) + _f64(a["bias"])),)
 
 
 # ---------------------------------------------------------------------------------- a model
 
-def run(source, ids, state):
+def run(source, ids, state, steps):
     """The source model on ids [B, T] from `state` (per layer: LSTM (c, h), others (h,), each [B, H]).
+
+    steps: each layer's step function of this module (importing/layouts.py picks them by layout and kind).
 
     Returns (states: per layer, per component [B, T, H]; logits [B, T, V] or None without a head).
     """
     x_all = _f64(source.embedding)[np.asarray(ids)]
     per_layer = []
-    for layer, spec in enumerate(source.layers):
+    for layer, (spec, step) in enumerate(zip(source.layers, steps)):
         s = tuple(_f64(v) for v in state[layer])
+        # the model-level forget_bias (a TF1 checkpoint's config) is an option of every layer's step
+        options = {"forget_bias": source.forget_bias, **spec.options}
         trace = []
         for t in range(x_all.shape[1]):
-            s = _step(source, spec, x_all[:, t], s)
+            s = step(spec.arrays, x_all[:, t], s, options)
             trace.append(s)
         comps = tuple(np.stack([st[i] for st in trace], axis=1) for i in range(len(s)))
         per_layer.append(comps)
@@ -140,13 +169,3 @@ def run(source, ids, state):
         else:
             logits = x_all @ w + b            # Keras Dense kernel / TF1 softmax_w: [H, V]
     return per_layer, logits
-
-
-def _step(source, spec, x, state):
-    if spec.layout == "torch":
-        return torch_step(spec.kind, spec.arrays, x, state, spec.options.get("nonlinearity", "tanh"))
-    if spec.layout == "keras":
-        return keras_step(spec.kind, spec.arrays, x, state, spec.options.get("reset_after", True))
-    if spec.layout == "cudnn":
-        return cudnn_step(spec.kind, spec.arrays, x, state)
-    return tf1_step(spec.kind, spec.arrays, x, state, source.forget_bias)

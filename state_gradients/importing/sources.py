@@ -13,7 +13,7 @@ import numpy as np
 from state_gradients.core import configuration
 from state_gradients.core.errors import UserError
 from state_gradients.files import saved_model
-from state_gradients.importing import convert, source_files
+from state_gradients.importing import convert, layouts, source_files
 from state_gradients.importing.convert import Refused, SourceLayer, SourceModel, check_layers
 
 
@@ -77,7 +77,7 @@ def find_torch(path, *, embedding_key=None, rnn_prefix=None, decoder_prefix=None
             w_hh = arrays[keys["weight_hh"]]
             size = w_hh.shape[1]
             n = w_hh.shape[0] // size
-            kind = {4: "LSTM", 3: "GRU", 1: "RNN"}.get(n)
+            kind = layouts.kind_by_gates(n)
             if kind is None or w_hh.shape[0] != n * size:
                 raise UserError(f"{path}: {keys['weight_hh']} has shape {w_hh.shape}: not an LSTM (4H x H), GRU "
                                 "(3H x H) or RNN (H x H)")
@@ -88,7 +88,7 @@ def find_torch(path, *, embedding_key=None, rnn_prefix=None, decoder_prefix=None
             if "bias_ih" not in keys:
                 notes.append(f"layer {len(layers) - 1} has no biases (bias=False): zeros")
     check_layers(path, layers)
-    if layers[0].kind == "RNN":
+    if not layouts.KINDS[layers[0].kind].gated:      # nn.RNN: the nonlinearity is the module's setting
         if nonlinearity != "tanh":
             raise Refused(f"{path}: an nn.RNN with nonlinearity {nonlinearity!r} cannot be imported; this "
                             "project's RNN cell is tanh")
@@ -203,7 +203,7 @@ def _keras_kind(layer):
     if (len(w) in (2, 3) and len(shapes[0]) == 2 and len(shapes[1]) == 2 and shapes[0][1] == shapes[1][1]
             and shapes[1][1] % shapes[1][0] == 0):
         # kernel [I, nH] and recurrent_kernel [H, nH]: n = 4 LSTM, 3 GRU, 1 SimpleRNN
-        return "recurrent", {4: "LSTM", 3: "GRU", 1: "RNN"}.get(shapes[1][1] // shapes[1][0])
+        return "recurrent", layouts.kind_by_gates(shapes[1][1] // shapes[1][0])
     if len(w) == 2 and len(shapes[0]) == 2 and len(shapes[1]) == 1 and shapes[0][1] == shapes[1][0]:
         return "dense", None
     if "forward" in names and "backward" in names:
@@ -218,13 +218,13 @@ def _keras_recurrent(path, layer, kind, notes):
     names = dict(zip(("kernel", "recurrent_kernel", "bias"), layer.weight_names or
                      [f"{layer.name}/{r}" for r in ("kernel", "recurrent_kernel", "bias")]))
     size = arrays["recurrent_kernel"].shape[0]
-    n = {"LSTM": 4, "GRU": 3, "RNN": 1}[kind]
+    n = layouts.KINDS[kind].gates
     bias = arrays.get("bias")
     cudnn = (layer.class_name or "").startswith("CuDNN") or (bias is not None and bias.shape == (2 * n * size,))
     options = {}
     if cfg is not None and not cudnn:
         for key, allowed in (("activation", "tanh"), ("recurrent_activation", "sigmoid")):
-            if key == "recurrent_activation" and kind == "RNN":
+            if key == "recurrent_activation" and not layouts.KINDS[kind].gated:
                 continue
             if cfg.get(key, allowed) != allowed:
                 raise Refused(f"{path}: layer {layer.name} ({layer.class_name}) has {key} {cfg.get(key)!r}; only "
@@ -232,12 +232,12 @@ def _keras_recurrent(path, layer, kind, notes):
         if cfg.get("go_backwards"):
             raise Refused(f"{path}: layer {layer.name} runs backwards (go_backwards True), which a "
                             "left-to-right LM cannot use")
-        if kind == "GRU":
+        if layouts.KINDS[kind].reset_after:
             options["reset_after"] = bool(cfg.get("reset_after", True))
     elif not cudnn:
         notes.append(f"layer {layer.name}: no config in the file; activation tanh and recurrent_activation "
                      "sigmoid assumed (Keras 2 defaulted to hard_sigmoid, which cannot be imported)")
-        if kind == "GRU":
+        if layouts.KINDS[kind].reset_after:
             options["reset_after"] = bias is not None and bias.ndim == 2
             notes.append(f"layer {layer.name}: reset_after {options['reset_after']} from the bias shape {bias.shape}"
                          if bias is not None else f"layer {layer.name}: no bias; reset_after False assumed")
@@ -386,7 +386,7 @@ def find_tf1(path, *, config=None, forget_bias=None, no_head=False):
     kind = source_layers[0].kind
     fb = 0.0
     if config is not None:
-        expected = {"basic_cell": kind, "num_layers": len(source_layers), "size": source_layers[0].size}
+        expected = {"basic_cell": source_layers[0].cell_type, "num_layers": len(source_layers), "size": source_layers[0].size}
         found = {"basic_cell": config.basic_cell, "num_layers": config.num_layers, "size": config.size}
         for key, value in expected.items():
             if found[key] != value:
@@ -396,7 +396,7 @@ def find_tf1(path, *, config=None, forget_bias=None, no_head=False):
     if forget_bias is not None:
         fb = float(forget_bias)
         notes.append(f"forget_bias {fb} from --forget-bias")
-    elif config is None and kind == "LSTM":
+    elif config is None and layouts.KINDS[kind].forget_bias:
         raise UserError(f"{path}: the checkpoint does not store the LSTM's forget_bias: pass --config of the original "
                         "run (or --forget-bias)")
     # TF1 added the forget bias to float32 pre-activations: float32(forget_bias) is what it computed
