@@ -70,3 +70,26 @@ def test_holm_family_adjusts_within_the_family_only():
     assert one[0].p_holm == one[0].p
     three = verdicts.holm_family([verdicts.difference(reps, "a", "b", 1) for _ in range(3)])
     assert all(c.p_holm == min(1.0, 3 * c.p) for c in three)
+
+
+def test_each_measure_reads_its_columns():
+    # the panel's measures from one intervals.csv row and one replicates.csv row, against their definitions
+    row = {"estimate": 3.0, "bias": 0.25, "magnitude_sq": 16.0, "coherence_sq": 4.0, "occ_nuclear": 5.0,
+           "output_norm": 0.5}
+    rep = {"loo_sv_sum": 3.5, "loo_magnitude_sq": 9.0, "loo_coherence_sq": 3.0, "loo_occ_nuclear": 6.0,
+           "loo_output_norm": 0.75}
+    expected = {"sv_sum": (3.0, 3.25), "magnitude": (4.0, 3.0), "coherence_ratio": (0.25, 1 / 3),
+                "occ_nuclear": (5.0, 6.0), "output_norm": (0.5, 0.75)}
+    assert set(verdicts.MEASURES) == set(expected)
+    for name, (value, loo) in expected.items():
+        measure = verdicts.find_measure(name)
+        assert measure.name == name and measure.what
+        assert measure.value(row) == value and abs(measure.loo(row, rep) - loo) < 1e-15, name
+    assert [m for m in verdicts.MEASURES.values() if m.share] == [verdicts.MEASURES["coherence_ratio"]]
+    assert np.isnan(verdicts.MEASURES["magnitude"].value({"magnitude_sq": -1.0}))
+    try:
+        verdicts.find_measure("nuclear")
+    except ValueError as err:
+        assert "sv_sum" in str(err)
+    else:
+        raise AssertionError("an unknown measure was accepted")

@@ -21,50 +21,105 @@ from state_gradients.measures import uncertainty
 ALPHA = 0.05
 HOLDS, PARTLY, NOT, INCONCLUSIVE = "holds", "partly", "does not hold", "inconclusive"
 
-# The panel of memory measures (docs/measures.md): name -> what it is. Each is read from an
-# intervals.csv row (its value on all blocks) and a replicates.csv row (its value without block j).
-MEASURES = {
-    "sv_sum": "SV sum of the mean ‖E[G·D]‖_* (the papers'; bias-corrected)",
-    "magnitude": "RMS magnitude (E‖G·D‖_F²)^½",
-    "occ_nuclear": "per-occurrence nuclear norm E‖G·D‖_*",
-    "coherence_ratio": "coherence ratio ‖E[G·D]‖_F² / E‖G·D‖_F²",
-    "output_norm": "output level E‖d log p(w_t+1) / d x_t−k · D‖",
-}
-
+# The panel of memory measures (docs/measures.md), one class each. A measure is read from an
+# intervals.csv row (its value on all blocks) and a replicates.csv row (its value without block
+# j); adding one is a class here and its line in MEASURES (docs/design.md, "Adding a measure").
 
 def _root(x):
     return math.sqrt(x) if x >= 0 else math.nan
 
 
-def measure_value(measure, row, replicate=None):
-    """The measure's value in an intervals.csv row, or without block j given that block's replicates.csv row."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if measure == "sv_sum":
-            return row["estimate"] if replicate is None else replicate["loo_sv_sum"] - row["bias"]
-        if measure == "magnitude":
-            return _root(row["magnitude_sq"] if replicate is None else replicate["loo_magnitude_sq"])
-        if measure == "coherence_ratio":
-            source, prefix = (row, "") if replicate is None else (replicate, "loo_")
+class Measure:
+    """One memory measure: `name` (its key in MEASURES and the CSV files), `what` (its heading), `share` (a share in
+    [0, 1], shown as it is rather than relative to k = 0)."""
+    name = what = ""
+    share = False
+
+    def value(self, row):
+        """Its value in an intervals.csv row."""
+        raise NotImplementedError
+
+    def loo(self, row, replicate):
+        """Its value without block j, from the class's intervals.csv row and that block's replicates.csv row."""
+        raise NotImplementedError
+
+
+class SvSum(Measure):
+    """The papers' measure, bias-corrected: the correction shifts every replicate alike."""
+    name, what = "sv_sum", "SV sum of the mean ‖E[G·D]‖_* (the papers'; bias-corrected)"
+
+    def value(self, row):
+        return row["estimate"]
+
+    def loo(self, row, replicate):
+        return replicate["loo_sv_sum"] - row["bias"]
+
+
+class Magnitude(Measure):
+    name, what = "magnitude", "RMS magnitude (E‖G·D‖_F²)^½"
+
+    def value(self, row):
+        return _root(row["magnitude_sq"])
+
+    def loo(self, row, replicate):
+        return _root(replicate["loo_magnitude_sq"])
+
+
+class CoherenceRatio(Measure):
+    name, what, share = "coherence_ratio", "coherence ratio ‖E[G·D]‖_F² / E‖G·D‖_F²", True
+
+    def value(self, row):
+        return self._ratio(row, "")
+
+    def loo(self, row, replicate):
+        return self._ratio(replicate, "loo_")
+
+    @staticmethod
+    def _ratio(source, prefix):
+        with np.errstate(invalid="ignore", divide="ignore"):
             return float(np.float64(source[f"{prefix}coherence_sq"]) / source[f"{prefix}magnitude_sq"])
-        if measure in ("occ_nuclear", "output_norm"):
-            return row[measure] if replicate is None else replicate[f"loo_{measure}"]
-    raise ValueError(f"unknown measure {measure!r} (known: {', '.join(MEASURES)})")
+
+
+class OccurrenceMean(Measure):
+    """A mean over occurrences that the engine sums per block (column NAME, replicates loo_NAME)."""
+
+    def __init__(self, name, what):
+        self.name, self.what = name, what
+
+    def value(self, row):
+        return row[self.name]
+
+    def loo(self, row, replicate):
+        return replicate[f"loo_{self.name}"]
+
+
+MEASURES = {measure.name: measure for measure in (
+    SvSum(), Magnitude(), OccurrenceMean("occ_nuclear", "per-occurrence nuclear norm E‖G·D‖_*"), CoherenceRatio(),
+    OccurrenceMean("output_norm", "output level E‖d log p(w_t+1) / d x_t−k · D‖"))}
+
+
+def find_measure(name):
+    """The Measure called `name` (ValueError naming the known ones)."""
+    if name not in MEASURES:
+        raise ValueError(f"unknown measure {name!r} (known: {', '.join(MEASURES)})")
+    return MEASURES[name]
 
 
 class Replicates:
     """One measure (default the bias-corrected SV sum) on all blocks and on all but block j, per (class, delay), from
     sg-intervals' two CSV files. For the SV sum: value = estimate, loo = loo_sv_sum - bias (the correction shifts
-    every replicate alike); the other measures of MEASURES are means over occurrences (measure_value)."""
+    every replicate alike); the other measures of MEASURES are means over occurrences (Measure.value, .loo)."""
 
     def __init__(self, interval_rows, replicate_rows, measure="sv_sum"):
         self.measure, self.rows, self.replicate_rows = measure, interval_rows, replicate_rows
-        self.value = {(r["class"], r["delay"]): measure_value(measure, r) for r in interval_rows}
+        reader = find_measure(measure)
+        self.value = {(r["class"], r["delay"]): reader.value(r) for r in interval_rows}
         self.count = {(r["class"], r["delay"]): r["count"] for r in interval_rows}
         by_key = {(r["class"], r["delay"]): r for r in interval_rows}
         grouped = {}
         for r in replicate_rows:
             key = (r["class"], r["delay"])
-            loo = measure_value(measure, by_key[key], r) if key in by_key else np.nan
+            loo = reader.loo(by_key[key], r) if key in by_key else np.nan
             grouped.setdefault(key, []).append((r["block"], loo, r["block_positions"], r.get("block_count")))
         self.loo, self.sizes, self.block_counts = {}, {}, {}
         for key, items in grouped.items():

@@ -676,7 +676,7 @@ def _panel_section(lead, panel):
               "(for the decay finding, the difference of RMS log errors). A finding 'holds under every measure' "
               "when it holds under each that could judge it, 'holds under none' when it holds under none, and "
               "otherwise 'depends on the measure'.")
-    lead.table(["finding"] + [verdicts.MEASURES[m] for m in measures] + ["across measures"],
+    lead.table(["finding"] + [verdicts.MEASURES[m].what for m in measures] + ["across measures"],
                [[name] + [f"{by[m][0]} ({by[m][1]:+.2g})" if m in by and by[m][2] else "n/a" for m in measures]
                 + [summary] for name, by, summary in panel])
     return [[name, m, by[m][0], by[m][1], summary] for name, by, summary in panel for m in measures if m in by]

@@ -439,12 +439,12 @@ def panel_markdown(labels, panel):
              "coherence ratio as it is. Measures that need the blocks' grams or the occurrence measures appear at "
              "the delays where the run has them (passes before 2026-12-07 kept grams at 0, 1, 2, 5, 10, 20, 40 "
              "and no occurrence measures).", ""]
-    for measure, what in verdicts.MEASURES.items():
+    for measure, reader in verdicts.MEASURES.items():
         if not any(r["measure"] == measure for r in panel):
             continue
-        # the coherence ratio is a share in [0, 1] already: shown as it is
-        key, how = ("value", "") if measure == "coherence_ratio" else ("relative_k0", ", relative to k = 0")
-        lines += [f"{what}{how}:", "", "| delay | " + " | ".join(labels) + " |", "|---:|" + "---:|" * len(labels)]
+        # a share in [0, 1] (the coherence ratio) is shown as it is
+        key, how = ("value", "") if reader.share else ("relative_k0", ", relative to k = 0")
+        lines += [f"{reader.what}{how}:", "", "| delay | " + " | ".join(labels) + " |", "|---:|" + "---:|" * len(labels)]
         for k in delays:
             cells = [by.get((lab, measure, k)) for lab in labels]
             if not any(cells):
