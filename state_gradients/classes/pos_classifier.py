@@ -12,6 +12,7 @@ import numpy as np
 from state_gradients.core import fileio, lm_data, results
 from state_gradients.core.errors import UserError
 from state_gradients.measures import analysis
+from state_gradients.plots import figure
 
 # The original's grid without `multi_class` (removed from scikit-learn; the multinomial loss is
 # now always used) and with l1_ratio=0 in place of the deprecated penalty='l2' (the same model).
@@ -235,9 +236,7 @@ def print_grid_results(name, log=print):
 # --------------------------------------------------------------------------------------------
 
 def _save_figure(fig, path, log):
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    fileio.write_bytes(path, buf.getvalue())
+    figure.save_png(fig, path)
     log(f"wrote {path}")
 
 
@@ -249,9 +248,8 @@ def _colours(n):
 
 def _scatter_plot(points, labels, title, path, log):
     """2-D scatter of points [X, 2] coloured by label (legend above the axes)."""
-    from matplotlib.figure import Figure
     names = sorted(set(labels))
-    fig = Figure(figsize=(8, 8))
+    fig = figure.new_figure(8, 8)
     ax = fig.subplots()
     for colour, name in zip(_colours(len(names)), names):
         chosen = labels == name
@@ -265,7 +263,6 @@ def _scatter_plot(points, labels, title, path, log):
 
 def plot_confusion_matrix(estimator, x, y, path, log=print):
     """Row-normalised confusion matrix of the estimator's predictions on (x, y), as an image."""
-    from matplotlib.figure import Figure
     from sklearn.metrics import confusion_matrix
     predicted = estimator.predict(x)
     for label in estimator.classes_:
@@ -276,7 +273,7 @@ def plot_confusion_matrix(estimator, x, y, path, log=print):
     totals = counts.sum(axis=1, keepdims=True)
     matrix = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
     side = max(5.0, 0.35 * len(labels) + 2.0)
-    fig = Figure(figsize=(side, side))
+    fig = figure.new_figure(side, side)
     ax = fig.subplots()
     image = ax.imshow(matrix, interpolation="nearest", cmap="binary", vmin=0.0, vmax=1.0)
     fig.colorbar(image, ax=ax)
@@ -330,11 +327,10 @@ def plot_lda(x, y, path, log=print):
 
 def plot_coef(estimator, path, log=print):
     """The estimator's weights per label against embedding dimension."""
-    from matplotlib.figure import Figure
     coef = estimator.coef_
     # A binary model has one weight row, for its second class.
     labels = list(estimator.classes_) if coef.shape[0] == len(estimator.classes_) else [estimator.classes_[-1]]
-    fig = Figure(figsize=(10, 6))
+    fig = figure.new_figure(10, 6)
     ax = fig.subplots()
     for colour, label, row in zip(_colours(len(labels)), labels, coef):
         ax.plot(row, color=colour, label=label)

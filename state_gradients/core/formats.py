@@ -20,6 +20,7 @@ from state_gradients.core.errors import UserError
 from state_gradients.core.fileio import atomic_write_text, read_lines, read_text
 
 NPZ_NAME = "all.npz"
+OVERALL = "overall"      # the class of all words: row 0 of the class masks, first in every table
 MAPPING_NAME = "mapping.txt"
 
 

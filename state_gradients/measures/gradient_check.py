@@ -28,6 +28,7 @@ from state_gradients.files.saved_model import SavedModel
 from state_gradients.measures import analysis
 from state_gradients.models.numpy_rnn import NumpyRNN, finite_difference_state_gradients, finite_difference_weight
 from state_gradients.passes import measure_setup
+from state_gradients.plots import figure
 
 _WEIGHT_SPEC = re.compile(r"^([A-Za-z0-9_/]+)\[\s*(\d+)\s*(?:,\s*(\d+)\s*)?\]$")
 
@@ -158,11 +159,7 @@ def check_weight(net, name, index, inputs, targets, state, span, points, eps, gr
 
 def plot_weight_check(result, label, path):
     """PNG: the loss against the weight, the tangent line of the analytic gradient, the point w."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.4, 4.8))
-    FigureCanvasAgg(fig)
+    fig = figure.new_figure(6.4, 4.8)
     ax = fig.subplots()
     w, value, loss = result["curve_w"], result["value"], result["loss"]
     ax.plot(w, result["curve_loss"], marker=".", label="loss (numpy forward)")
@@ -176,7 +173,7 @@ def plot_weight_check(result, label, path):
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
-    analysis.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    figure.save_png(fig, path, dpi=120)
 
 
 # ------------------------------------------------------------------------------------ settings

@@ -13,13 +13,13 @@ import numpy as np
 from state_gradients.core import configuration, lm_data
 from state_gradients.core.cli import progress_bar
 from state_gradients.core.errors import UserError
-from state_gradients.core.formats import class_masks
+from state_gradients.core.formats import OVERALL, class_masks
 from state_gradients.files.saved_model import SavedModel
 from state_gradients.measures import analysis
 from state_gradients.passes import measure_setup
 from state_gradients.plots import palette
+from state_gradients.plots.figure import new_figure, save_png
 
-OVERALL = "overall"
 
 
 def validation_ids(config, source):
@@ -59,12 +59,9 @@ def _csv(header, rows):
 
 def draw(rows, names, max_sigma, title):
     """sigma against delay, one line per class; the same size and delay axis as plot_svs.py's figure."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(6.4, 4.8))
-    FigureCanvasAgg(fig)
+    fig = new_figure(6.4, 4.8)
     ax = fig.subplots()
     for name in names:
         points = [(k, mean, std) for cls, k, _, mean, std in rows if cls == name]
@@ -256,5 +253,5 @@ def write_outputs(result, out):
                                                 window_rows(result.numbers, result.time_step, result.words,
                                                             result.sigma)))
     analysis.atomic_write_text(outputs[1], _csv(["class", "delay", "count", "mean_sigma", "std_sigma"], result.rows))
-    analysis.atomic_write(outputs[2], lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    save_png(fig, outputs[2], dpi=100)
     return outputs

@@ -44,10 +44,10 @@ import re
 import numpy as np
 
 from state_gradients.core.errors import UserError
+from state_gradients.core.formats import OVERALL
 from state_gradients.files import gradient_files
 from state_gradients.measures import analysis, uncertainty
 
-OVERALL = "overall"
 INTERVALS_CSV = "intervals.csv"
 REPLICATES_CSV = "replicates.csv"
 INTERVAL_COLUMNS = ["class", "delay", "count", "blocks", "sv_sum", "estimate", "bias", "se", "lo", "hi",

@@ -6,10 +6,10 @@ import io
 import numpy as np
 
 from state_gradients.core.errors import UserError
+from state_gradients.core.formats import OVERALL
 from state_gradients.measures import analysis
-from state_gradients.plots import palette
+from state_gradients.plots import figure, palette
 
-OVERALL = "overall"
 ALL = "all"
 CSV_SVS = 5
 STYLES = ("-", "--", ":", "-.")
@@ -95,16 +95,12 @@ def draw(data, classes, normalised, top_k, relative, log_y=True):
     log_y: a log delay axis's counterpart for the values, which fall by decades over the delays (a
     linear axis squashes everything after the first few delays onto zero).
     """
-    # The object API with an explicit Agg canvas: no display needed, no global pyplot state.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     matrix = "G D" if normalised else "G (not normalised)"
     scale = " / value at delay 0" if relative else ""
     panels = 2 if top_k else 1
-    fig = Figure(figsize=(6.4 * panels, 4.8))
-    FigureCanvasAgg(fig)
+    fig = figure.new_figure(6.4 * panels, 4.8)
     axes = fig.subplots(1, panels, squeeze=False)
     models = list(dict.fromkeys(label for label, _ in data))
     for (label, cls), (delays, sums, top) in data.items():
@@ -151,7 +147,7 @@ def redraw(csv_path, out, classes=None, log_y=True):
     data = read_csv(csv_path, classes)
     names = list(dict.fromkeys(cls for _, cls in data))
     fig = draw(data, names, normalised=True, top_k=None, relative=False, log_y=log_y)
-    analysis.atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    figure.save_png(fig, out, dpi=120)
 
 
 def write_plot(gradroots, labels, classes, grad_norms, out, top_k=None, relative=False, log_y=True):
@@ -176,9 +172,6 @@ def write_plot(gradroots, labels, classes, grad_norms, out, top_k=None, relative
     rows = collect(gradroots, labels, classes, norms)
     data = curves(rows, top_k, relative)
     fig = draw(data, classes, normalised=bool(grad_norms), top_k=top_k, relative=relative, log_y=log_y)
-
-    def save_png(tmp):
-        fig.savefig(tmp, format="png", dpi=120)
-    analysis.atomic_write(out, save_png)
+    figure.save_png(fig, out, dpi=120)
     analysis.atomic_write_text(csv_path, csv_text(rows))
     return csv_path

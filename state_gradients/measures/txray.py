@@ -29,7 +29,7 @@ from state_gradients.core.errors import UserError
 from state_gradients.files.saved_model import SavedModel
 from state_gradients.measures import analysis
 from state_gradients.passes import measure_setup  # TensorFlow only once a model is built
-from state_gradients.plots import palette
+from state_gradients.plots import figure, palette
 
 UNTAGGED = "UNTAGGED"
 DATA_SETS = ("valid", "test", "train")
@@ -395,7 +395,7 @@ def separation_span(rows, alpha=SPAN_ALPHA):
 def plot_separation(result, path=None):
     """Separation against delay, one panel per tag set: A solid, B dashed, chance dotted."""
     tag_sets = [",".join(tags) for tags in result.tag_sets]
-    fig = _figure(5.0 * len(tag_sets), 4.0)
+    fig = figure.new_figure(5.0 * len(tag_sets), 4.0)
     axes = fig.subplots(1, len(tag_sets), squeeze=False)[0]
     for ax, tags in zip(axes, tag_sets):
         for label, side, style in (("A", result.a, "-"), ("B", result.b, "--")):
@@ -414,7 +414,7 @@ def plot_separation(result, path=None):
         ax.legend(fontsize="small")
     fig.tight_layout()
     if path:
-        _save_png(fig, path)
+        figure.save_png(fig, dpi=100, path=path)
     return fig
 
 
@@ -427,24 +427,10 @@ def _extreme_units(distances, n=UNITS_IN_PLOT):
     return list(most), least
 
 
-def _figure(width, height):
-    # The object API with an explicit Agg canvas: no display needed, no global pyplot state.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save_png(fig, path):
-    analysis.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-
-
 def plot_distance_vs_features(result, path=None):
     """Hellinger distance per unit against its number of distinct features (A and B), one panel per kind."""
     kinds = result.kinds
-    fig = _figure(5.5 * len(kinds), 4.5)
+    fig = figure.new_figure(5.5 * len(kinds), 4.5)
     axes = fig.subplots(1, len(kinds), squeeze=False)[0]
     a, b, partner = result.a, result.b, result.partner
     for ax, kind in zip(axes, kinds):
@@ -463,7 +449,7 @@ def plot_distance_vs_features(result, path=None):
                  + (" (matched units)" if result.matched else ""))
     fig.tight_layout()
     if path:
-        _save_png(fig, path)
+        figure.save_png(fig, dpi=100, path=path)
     return fig
 
 
@@ -480,7 +466,7 @@ def plot_top_units(result, path=None):
                 + [(i, int(result.partner[i]), "least changed") for i in least])
         sides = [("A", a), ("B", b)]
     columns = [(kind, label, side) for kind in kinds for label, side in sides]
-    fig = _figure(3.6 * len(columns), 2.2 * max(len(rows), 1) + 0.6)
+    fig = figure.new_figure(3.6 * len(columns), 2.2 * max(len(rows), 1) + 0.6)
     if not rows:
         fig.text(0.5, 0.5, "no unit was active", ha="center")
     axes = fig.subplots(max(len(rows), 1), len(columns), squeeze=False)
@@ -499,7 +485,7 @@ def plot_top_units(result, path=None):
             ax.set_title(title, fontsize="small")
     fig.tight_layout()
     if path:
-        _save_png(fig, path)
+        figure.save_png(fig, dpi=100, path=path)
     return fig
 
 

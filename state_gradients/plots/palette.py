@@ -8,7 +8,8 @@
 import re
 import zlib
 
-OVERALL = "overall"
+from state_gradients.core.formats import OVERALL
+
 CONTEXT_PREFIX = "ctx_"
 FIXED = {
     OVERALL: "#000000",
