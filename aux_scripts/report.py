@@ -6,7 +6,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from state_gradients.core.cli import make_parser, run_cli  # noqa: E402
-from state_gradients.report import report  # noqa: E402
+from state_gradients.report import findings, report  # noqa: E402
 
 
 def build_parser():
@@ -16,7 +16,7 @@ def build_parser():
         description="Write DIR/report.md and a self-contained DIR/report.html (figures embedded) from the "
                     "outputs of sg-reproduce in DIR: the sum of singular values per POS class and frequency "
                     "bin, exponential and power-law fits of the decay, class rankings at delays "
-                    f"{', '.join(map(str, report.RANK_DELAYS))}, relative memory, classifier accuracy, and the "
+                    f"{', '.join(map(str, findings.RANK_DELAYS))}, relative memory, classifier accuracy, and the "
                     "papers' findings judged by fixed rules. Tables behind every figure: DIR/report_*.csv.")
     parser.add_argument("dir", metavar="DIR", help="the sg-reproduce output folder (needs DIR/svs.csv)")
     parser.add_argument("--title", default="State-gradient reproduction report", help="report title")

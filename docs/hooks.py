@@ -19,10 +19,10 @@ HELP_WIDTH = "80"   # argparse wraps --help to $COLUMNS: one width for every bui
 
 
 def console_scripts():
-    """{console command: module}, setup.py's SCRIPTS table (the one list of commands)."""
-    from state_gradients.workflows.reproduce import console_scripts as table
+    """{console command: module}: state_gradients/core/commands.py's table (the one list of commands)."""
+    from state_gradients.core.commands import COMMANDS
 
-    return table()
+    return dict(COMMANDS)
 
 
 def command_help(name, module):

@@ -22,7 +22,7 @@ _HOMES = {
     "Config": "state_gradients.core.configuration",
     "derive": "state_gradients.core.configuration",
     "Estimate": "state_gradients.api.profile",
-    "Fit": "state_gradients.report.report",
+    "Fit": "state_gradients.report.findings",
     "frequency_bins": "state_gradients.api.data",
     "import_model": "state_gradients.api.models",
     "Intervals": "state_gradients.api.profile",

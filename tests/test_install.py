@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SETUP_COMMANDS = (REPO / "setup.py").read_text().count('": "tf_scripts.') + \
-    (REPO / "setup.py").read_text().count('": "aux_scripts.')
+# the console commands setup.py installs: core/commands.py's table, read as setup.py reads it
+SETUP_COMMANDS = len(__import__("runpy").run_path(str(REPO / "state_gradients" / "core" / "commands.py"))["COMMANDS"])
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +40,14 @@ def test_installed_demo_finds_its_files_in_the_package(wheel, tmp_path):
               "print(demo.resource_dir(demo.DATA_PACKAGE, demo.DATA_SOURCE))\n"
               "print(demo.resource_dir(demo.CONFIG_PACKAGE, demo.CONFIG_SOURCE))\n"
               "print(demo.__file__)\n"
-              "import state_gradients, state_gradients.workflows.reproduce as r\n"
-              "print(state_gradients.__file__, len(r.console_scripts()))\n")
+              "import state_gradients, state_gradients.core.commands as c\n"
+              "print(state_gradients.__file__, len(c.COMMANDS))\n")
     env = dict(os.environ, PYTHONPATH=str(site), TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     data, configs, module, api, commands = done.stdout.split()
     assert Path(module).is_relative_to(site) and Path(api).is_relative_to(site)
-    # no setup.py there: sg-reproduce's command table comes from the installed entry points
+    # no setup.py there: sg-reproduce's command table is the installed core/commands.py
     assert int(commands) == SETUP_COMMANDS
     assert Path(data) == site / "aux_scripts" / "demo_data" and (Path(data) / "train.txt").is_file()
     assert Path(configs) == site / "aux_scripts" / "demo_configs" and (Path(configs) / "demo.config").is_file()

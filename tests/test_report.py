@@ -8,13 +8,13 @@ import pytest
 from aux_scripts import report as sg_report
 from state_gradients.core import results
 from state_gradients.core.errors import UserError
-from state_gradients.report import report
+from state_gradients.report import document, findings, report
 
 
 @pytest.mark.parametrize("a,tau", [(3.0, 4.0), (0.5, 20.0)])
 def test_exponential_curve_is_recovered_and_fits_better(a, tau):
     delays = np.arange(0, 50)
-    exp_fit, pow_fit = report.fit_decay(delays, a * np.exp(-delays / tau))
+    exp_fit, pow_fit = findings.fit_decay(delays, a * np.exp(-delays / tau))
     assert exp_fit.a == pytest.approx(a, rel=1e-9) and exp_fit.rate == pytest.approx(tau, rel=1e-9)
     assert exp_fit.rmse_log < 1e-9 < pow_fit.rmse_log
     assert exp_fit.delays == tuple(range(1, 50))          # delay 0 left out for both
@@ -24,23 +24,23 @@ def test_exponential_curve_is_recovered_and_fits_better(a, tau):
 def test_power_law_curve_is_recovered_and_fits_better(a, b):
     delays = np.arange(0, 40)
     values = np.concatenate([[10.0], a * delays[1:] ** -b])   # delay 0 has no power-law value
-    exp_fit, pow_fit = report.fit_decay(delays, values)
+    exp_fit, pow_fit = findings.fit_decay(delays, values)
     assert pow_fit.a == pytest.approx(a, rel=1e-9) and pow_fit.rate == pytest.approx(b, rel=1e-9)
     assert pow_fit.rmse_log < 1e-9 < exp_fit.rmse_log
-    verdict, text = report.finding_decay(exp_fit, pow_fit)
+    verdict, text = findings.finding_decay(exp_fit, pow_fit)
     assert verdict == "holds" and "power law fits better" in text
 
 
 def test_fit_rmse_is_the_log_residual_by_hand():
     # ln y = 0, ln 2, 0 at k = 1, 2, 3: the exponential's line is ln 2 / 3 flat; residuals -1/3, 2/3, -1/3 of ln 2
-    exp_fit, _ = report.fit_decay([1, 2, 3], [1.0, 2.0, 1.0])
+    exp_fit, _ = findings.fit_decay([1, 2, 3], [1.0, 2.0, 1.0])
     assert exp_fit.rate == np.inf or abs(1 / exp_fit.rate) < 1e-12
     assert exp_fit.rmse_log == pytest.approx(np.log(2) * np.sqrt(2) / 3)
 
 
 def test_fit_needs_three_points():
     with pytest.raises(UserError, match="at least 3 delays"):
-        report.fit_decay([0, 1, 2], [1.0, 0.5, 0.25])
+        findings.fit_decay([0, 1, 2], [1.0, 0.5, 0.25])
 
 
 def _table(curves):
@@ -51,18 +51,18 @@ def test_ranking_and_findings_by_hand():
     k = np.arange(45)
     table = _table({"overall": 2.0 / (k + 1), "nouns": 3.0 / (k + 1), "verbs": 2.5 / (k + 1) + (k == 5) * 1.0,
                     "freq_1-9": 4.0 / (k + 1) ** 0.8, "freq_10-99": 3.0 / (k + 1), "freq_100+": 1.0 / (k + 1) ** 1.2})
-    ranks = report.ranking(table, ["verbs", "nouns"], report.RANK_DELAYS)
+    ranks = findings.ranking(table, ["verbs", "nouns"], findings.RANK_DELAYS)
     assert [c for c, _ in ranks[1]] == ["nouns", "verbs"] and [c for c, _ in ranks[5]] == ["verbs", "nouns"]
-    verdict, text = report.finding_nouns(ranks)
+    verdict, text = findings.finding_nouns(ranks)
     assert verdict == "partly" and "5: 2 of 2" in text
-    assert report.finding_shrink(table["overall"])[0] == "holds"
-    assert report.finding_shrink({0: 1.0, 1: 0.5, 2: 0.7})[0] == "partly"
-    assert report.finding_shrink({0: 1.0, 1: 1.5})[0] == "does not hold"
-    verdict, text = report.finding_frequency(table, ["freq_1-9", "freq_10-99", "freq_100+"], report.RANK_DELAYS)
+    assert findings.finding_shrink(table["overall"])[0] == "holds"
+    assert findings.finding_shrink({0: 1.0, 1: 0.5, 2: 0.7})[0] == "partly"
+    assert findings.finding_shrink({0: 1.0, 1: 1.5})[0] == "does not hold"
+    verdict, text = findings.finding_frequency(table, ["freq_1-9", "freq_10-99", "freq_100+"], findings.RANK_DELAYS)
     assert verdict == "holds" and "at 5 of 5" in text
     # the rare bin decays faster and ends below the frequent one: does not hold
     flipped = _table({"freq_1-9": 1.0 / (k + 1) ** 1.2, "freq_100+": 4.0 / (k + 1) ** 0.8})
-    assert report.finding_frequency(flipped, ["freq_1-9", "freq_100+"], report.RANK_DELAYS)[0] == "does not hold"
+    assert findings.finding_frequency(flipped, ["freq_1-9", "freq_100+"], findings.RANK_DELAYS)[0] == "does not hold"
 
 
 def _write_svs(path, curves):
@@ -99,7 +99,7 @@ def test_report_files_from_a_minimal_folder(tmp_path):
     headings = [line[3:] for line in md.splitlines() if line.startswith("## ")]
     assert headings[:3] == ["Provenance", "Findings", "Sum of singular values of G·D against delay"]
     contents = next(line for line in md.splitlines() if line.startswith("Contents: "))
-    assert all(f"[{h}](#{report.slug(h)})" in contents for h in headings)
+    assert all(f"[{h}](#{document.slug(h)})" in contents for h in headings)
     assert md.index("## Findings") < md.index("![")
     assert "| model | a | τ or b | RMS error of ln | delays |\n|---|---:|---:|---:|---|" in md   # numbers right-aligned
     html = (tmp_path / "report.html").read_text()

@@ -2,7 +2,7 @@
 import numpy as np
 
 from state_gradients.measures import verdicts
-from state_gradients.report import report
+from state_gradients.report import findings
 
 BLOCKS = 20
 
@@ -22,31 +22,31 @@ def _replicates(curves, spread):
     return verdicts.Replicates(rows, reps)
 
 
-def _curve(scale, delays=report.RANK_DELAYS):
+def _curve(scale, delays=findings.RANK_DELAYS):
     return {k: scale / k for k in delays}
 
 
 def test_best_class_rules():
     # nouns 2x verbs and adjectives at every delay, replicates scattered 1e-4: holds
     reps = _replicates({"nouns": _curve(2.0), "verbs": _curve(1.0), "adjectives": _curve(1.0)}, 1e-4)
-    verdict, family = verdicts.finding_best(reps, "nouns", ["verbs", "adjectives"], list(report.RANK_DELAYS))
+    verdict, family = verdicts.finding_best(reps, "nouns", ["verbs", "adjectives"], list(findings.RANK_DELAYS))
     assert verdict == verdicts.HOLDS and len(family) == 10 and all(c.sign == 1 for c in family)
     # verbs above nouns everywhere: does not hold
     reps = _replicates({"nouns": _curve(1.0), "verbs": _curve(2.0), "adjectives": _curve(0.5)}, 1e-4)
-    assert verdicts.finding_best(reps, "nouns", ["verbs", "adjectives"], list(report.RANK_DELAYS))[0] == verdicts.NOT
+    assert verdicts.finding_best(reps, "nouns", ["verbs", "adjectives"], list(findings.RANK_DELAYS))[0] == verdicts.NOT
     # the same values with replicates scattered as widely as the values: nothing is significant
     reps = _replicates({"nouns": _curve(1.0), "verbs": _curve(1.1), "adjectives": _curve(0.9)}, 0.5)
-    assert verdicts.finding_best(reps, "nouns", ["verbs", "adjectives"], list(report.RANK_DELAYS))[0] == \
+    assert verdicts.finding_best(reps, "nouns", ["verbs", "adjectives"], list(findings.RANK_DELAYS))[0] == \
         verdicts.INCONCLUSIVE
     # above all others at k = 1 only, tied (within noise) later: partly
-    nouns = {k: (2.0 if k == 1 else 1.0) / k for k in report.RANK_DELAYS}
+    nouns = {k: (2.0 if k == 1 else 1.0) / k for k in findings.RANK_DELAYS}
     reps = _replicates({"nouns": nouns, "verbs": _curve(1.0), "adjectives": _curve(1.0)}, 1e-4)
-    assert verdicts.finding_best(reps, "nouns", ["verbs", "adjectives"], list(report.RANK_DELAYS))[0] == \
+    assert verdicts.finding_best(reps, "nouns", ["verbs", "adjectives"], list(findings.RANK_DELAYS))[0] == \
         verdicts.PARTLY
 
 
 def test_rare_shrink_and_decay_rules():
-    delays = list(report.RANK_DELAYS)
+    delays = list(findings.RANK_DELAYS)
     reps = _replicates({"freq_1-9": {k: 2.0 / k ** 0.5 for k in delays}, "freq_1000+": _curve(1.0)}, 1e-4)
     verdict, family = verdicts.finding_rare(reps, "freq_1-9", "freq_1000+", delays, 40)
     assert verdict == verdicts.HOLDS and len(family) == 6 and family[-1].estimate > 0
@@ -60,7 +60,7 @@ def test_rare_shrink_and_decay_rules():
     # an exact power law: its RMS log error is 0, the exponential's is not
     power = {k: 3.0 * k ** -0.7 for k in range(1, 30)}
     reps = _replicates({"overall": power}, 1e-6)
-    verdict, family = verdicts.finding_decay(reps, "overall", sorted(power), report.fit_decay)
+    verdict, family = verdicts.finding_decay(reps, "overall", sorted(power), findings.fit_decay)
     assert verdict == verdicts.HOLDS and family[0].estimate > 0
 
 

@@ -4,18 +4,8 @@ import numpy as np
 
 from state_gradients.measures import interpret_state
 from state_gradients.measures import txray as txray_tool
-from state_gradients.plots import palette
-from state_gradients.report import report
-
-
-def _figure(width=6.4, height=4.8):
-    # The object API with an explicit Agg canvas: works without a display; a notebook shows the returned Figure.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
-    return fig
+from state_gradients.plots import figure, palette
+from state_gradients.report import figures
 
 
 def plot_sv_sums(profile, grad_norm=None, classes=None, intervals=True, log_y=True):
@@ -24,7 +14,7 @@ def plot_sv_sums(profile, grad_norm=None, classes=None, intervals=True, log_y=Tr
     from matplotlib.ticker import MaxNLocator
 
     classes = list(classes or profile.classes)
-    fig = _figure()
+    fig = figure.new_figure()
     ax = fig.subplots()
     if intervals and profile.blocks and grad_norm is not None:
         est = profile.sv_intervals(grad_norm)
@@ -55,7 +45,7 @@ def plot_decay(profile, grad_norm, cls="overall", first_delay=1):
     """One class's SV sums of G·D against the delay (log y) with the exponential and power-law fits (sg-report's
     figure of the fits)."""
     exp_fit, pow_fit = profile.fit_decay(grad_norm, cls, first_delay)
-    return report.fits_figure(profile.table(grad_norm)[cls], exp_fit, pow_fit, label=f"{cls} (measured)")
+    return figures.fits_figure(profile.table(grad_norm)[cls], exp_fit, pow_fit, label=f"{cls} (measured)")
 
 
 def plot_sigma(result):

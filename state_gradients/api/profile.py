@@ -22,9 +22,9 @@ from state_gradients.core.errors import UserError
 from state_gradients.core.fileio import atomic_save_npy, atomic_write_text
 from state_gradients.files import gradient_files
 from state_gradients.measures import analysis, intervals, uncertainty, verdicts
-from state_gradients.report import report
+from state_gradients.report import findings
 
-OVERALL = intervals.OVERALL
+OVERALL = formats.OVERALL
 """The name of the class of all tokens, first in every profile's classes."""
 
 
@@ -228,15 +228,15 @@ class MemoryProfile:
         return self.statistic(lambda g: analysis.subspace_cosine(g, grad_norm, direction, columns)[0], classes)
 
     def fit_decay(self, grad_norm, cls=OVERALL, first_delay=1):
-        """(exponential, power-law) report.Fit of one class's SV sums against the delay (least squares on log)."""
+        """(exponential, power-law) findings.Fit of one class's SV sums against the delay (least squares on log)."""
         row = self.sv_sums(grad_norm)[self.classes.index(cls) if cls in self.classes else _unknown(cls, self.classes)]
         keep = np.isfinite(row)
-        return report.fit_decay(np.array(self.delays)[keep], row[keep], first_delay)
+        return findings.fit_decay(np.array(self.delays)[keep], row[keep], first_delay)
 
     def ranking(self, grad_norm, classes=None, delays=None):
         """{delay: [(class, SV sum)] largest first} over the classes (default: all but overall)."""
         classes = list(classes or self.classes[1:])
-        return report.ranking(self.table(grad_norm), classes, delays or self.delays)
+        return findings.ranking(self.table(grad_norm), classes, delays or self.delays)
 
 
 def _unknown(cls, names):

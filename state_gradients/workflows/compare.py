@@ -40,14 +40,16 @@ import numpy as np
 from state_gradients.classes import token_classes
 from state_gradients.core import fileio
 from state_gradients.core.errors import UserError
+from state_gradients.core.formats import OVERALL
+from state_gradients.files.run_folder import RunFolder
 from state_gradients.measures import analysis, intervals, verdicts
-from state_gradients.plots import palette
-from state_gradients.report import report
+from state_gradients.plots import figure, palette
+from state_gradients.report import findings
 
 MODELS_CSV, SVS_CSV, FITS_CSV, RANKING_CSV, FREQUENCY_CSV = (
     "compare_models.csv", "compare_svs.csv", "compare_fits.csv", "compare_ranking.csv", "compare_frequency.csv")
 SUMMARY_MD, OVERALL_PNG, POS_PNG = "compare.md", "compare_overall.png", "compare_pos.png"
-RANK_DELAYS = report.RANK_DELAYS
+RANK_DELAYS = findings.RANK_DELAYS
 EMBEDDING_ARRAYS = ("embedding", "positions", "softmax_w", "softmax_b")
 RARE, FREQUENT = "freq_1-9", "freq_10000+"
 SIZE_CONTROL = f"{FREQUENT}-as-{RARE}-"   # sg-token-classes' frequent tokens subsampled to the rare class's count
@@ -75,16 +77,16 @@ def load_run(directory):
         for k, r in by_delay.items():
             for base, name in ((0, "normalised"), (1, "relative_k1")):
                 r.update(ratio_interval(reps, cls, k, base, name))
-    return rows, report.read_svs(os.path.join(directory, "svs.csv")), reps
+    return rows, RunFolder(directory).svs(), reps
 
 
 def check_same_positions(runs, loaded):
     """UserError unless every run counts the same occurrences of all words at every delay: the same validation
     windows and the same target positions (sg-reproduce --valid-windows, --same-targets), so that the runs'
     statistics are over the same text."""
-    first = {k: r["count"] for k, r in loaded[0][0].get(report.OVERALL, {}).items()}
+    first = {k: r["count"] for k, r in loaded[0][0].get(OVERALL, {}).items()}
     for directory, (rows, _, _) in zip(runs[1:], loaded[1:]):
-        counts = {k: r["count"] for k, r in rows.get(report.OVERALL, {}).items()}
+        counts = {k: r["count"] for k, r in rows.get(OVERALL, {}).items()}
         for k in sorted(set(first) & set(counts)):
             if counts[k] != first[k]:
                 raise UserError(f"{directory} counts {counts[k]} words at delay {k}, {runs[0]} {first[k]}: the runs "
@@ -100,14 +102,14 @@ def panel_rows(label, reps):
         return out
     for measure in verdicts.MEASURES:
         m = reps.for_measure(measure)
-        for k in sorted(k for cls, k in m.value if cls == report.OVERALL):
-            if not m.has([(report.OVERALL, k)]):
+        for k in sorted(k for cls, k in m.value if cls == OVERALL):
+            if not m.has([(OVERALL, k)]):
                 continue
-            own = m.statistic(lambda v, k=k: v[(report.OVERALL, k)], [(report.OVERALL, k)])
+            own = m.statistic(lambda v, k=k: v[(OVERALL, k)], [(OVERALL, k)])
             row = {"label": label, "measure": measure, "delay": k, "value": own["estimate"], "lo": own["lo"],
                    "hi": own["hi"]}
             for base, name in ((0, "relative_k0"), (1, "relative_k1")):
-                row.update(ratio_interval(m, report.OVERALL, k, base, name))
+                row.update(ratio_interval(m, OVERALL, k, base, name))
             out.append(row)
     return out
 
@@ -167,17 +169,17 @@ def svs_rows(label, rows):
 
 
 def fit_rows(label, table):
-    overall = table[report.OVERALL]
+    overall = table[OVERALL]
     delays = sorted(overall)
     out = []
-    for fit in report.fit_decay(delays, [overall[k] for k in delays]):
+    for fit in findings.fit_decay(delays, [overall[k] for k in delays]):
         out.append({"label": label, "model": fit.model, "a": fit.a, "tau_or_b": fit.rate, "rmse_log": fit.rmse_log,
                     "first_delay": fit.delays[0], "last_delay": fit.delays[-1]})
     return out
 
 
 def ranking_rows(label, rows, table):
-    pos, freq = report.class_groups(table)
+    pos, freq = findings.class_groups(table)
     out = []
     for group, classes in (("POS", pos), ("frequency", freq)):
         for k in RANK_DELAYS:
@@ -215,11 +217,7 @@ def _csv_text(rows, columns):
 
 
 def _figure(rows, cols, width=6.0, height=4.2):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width * cols, height * rows))
-    FigureCanvasAgg(fig)
+    fig = figure.new_figure(width * cols, height * rows)
     return fig, fig.subplots(rows, cols, squeeze=False)
 
 
@@ -255,7 +253,7 @@ def plot_overall(svs, labels):
     fig, axes = _figure(1, 2)
     colors = palette.OTHERS
     for i, label in enumerate(labels):
-        series = [r for r in svs if r["label"] == label and r["class"] == report.OVERALL]
+        series = [r for r in svs if r["label"] == label and r["class"] == OVERALL]
         for ax, key in zip(axes[0], ("estimate", "normalised")):
             _band(ax, series, key, colors[i % len(colors)], label)
         axes[0][0].plot([r["delay"] for r in series], [r["noise_floor"] for r in series], color=colors[i % len(colors)],
@@ -270,7 +268,7 @@ def plot_pos(svs, labels, classes):
     """PNG: per POS class (one colour per class, the shared palette), one row per run, absolute and normalised."""
     fig, axes = _figure(len(labels), 2)
     for row, label in enumerate(labels):
-        for cls in [report.OVERALL] + classes:
+        for cls in [OVERALL] + classes:
             series = [r for r in svs if r["label"] == label and r["class"] == cls]
             if series:
                 for ax, key in zip(axes[row], ("estimate", "normalised")):
@@ -282,9 +280,7 @@ def plot_pos(svs, labels, classes):
 
 
 def _png(fig):
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    return buffer.getvalue()
+    return figure.png_bytes(fig, dpi=100, stamp=False)
 
 
 def _g(x, digits=4):
@@ -321,7 +317,7 @@ def markdown(labels, models, svs, fits, ranking, frequency):
     for k in (0,) + RANK_DELAYS + (49,):
         cells = []
         for lab in labels:
-            r = by.get((lab, report.OVERALL, k))
+            r = by.get((lab, OVERALL, k))
             cells += [_interval_text(r), _interval_text(r, "normalised")] if r else ["", ""]
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
     lines += ["", "## Fits of the overall curve (delays 1 onwards, least squares on log)", "",
@@ -397,7 +393,7 @@ def compare(runs, labels, out, *, models=None, data=None, num_steps=200, stride=
         fits += fit_rows(label, table)
         ranking += ranking_rows(label, rows, table)
         frequency += frequency_rows(label, rows)
-    pos = report.class_groups(loaded[0][1])[0]
+    pos = findings.class_groups(loaded[0][1])[0]
     os.makedirs(out, exist_ok=True)
     files = {
         MODELS_CSV: _csv_text(model_rows, ["label", "cell", "layers", "embedding", "size", "parameters",
@@ -477,11 +473,11 @@ def headline_table(directory):
         rows.append(["perplexity on 200-token windows without carried state, valid / test"] +
                     [f"{float(models[lab]['valid_ppl_windows']):.1f} / {float(models[lab]['test_ppl_windows']):.1f}"
                      for lab in labels])
-    rows.append(["overall SV sum at k = 0"] + [cell(svs[(lab, report.OVERALL, 0)], "estimate") for lab in labels])
+    rows.append(["overall SV sum at k = 0"] + [cell(svs[(lab, OVERALL, 0)], "estimate") for lab in labels])
     for k in (1, 10, 40):
-        rows.append([f"relative to k = 0, at k = {k}"] + [cell(svs[(lab, report.OVERALL, k)]) for lab in labels])
+        rows.append([f"relative to k = 0, at k = {k}"] + [cell(svs[(lab, OVERALL, k)]) for lab in labels])
     for k in (10, 40):
-        rows.append([f"relative to k = 1, at k = {k}"] + [cell(svs[(lab, report.OVERALL, k)], "relative_k1")
+        rows.append([f"relative to k = 1, at k = {k}"] + [cell(svs[(lab, OVERALL, k)], "relative_k1")
                                                          for lab in labels])
     panel_path = os.path.join(directory, PANEL_CSV)
     panel = {(r["label"], r["measure"], int(r["delay"])): r for r in _read(panel_path)} \

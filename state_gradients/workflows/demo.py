@@ -17,6 +17,7 @@ import numpy as np
 
 from state_gradients.core import configuration, fileio, results
 from state_gradients.core.errors import UserError
+from state_gradients.files.run_folder import RunFolder
 from state_gradients.files.saved_model import SavedModel
 from state_gradients.measures import analysis, interpret_state, intervals, plot_svs, txray, verdicts
 from state_gradients.report import report
@@ -188,8 +189,8 @@ def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print, seed=N
 
 
 def write_planted_memory(out_dir, ratio, interval, long, blocks):
-    """OUT/planted_memory.json: the demo's answer, for the report (schema: report.read_planted_memory)."""
-    results.write_result(os.path.join(out_dir, report.PLANTED_MEMORY), "sg-demo", remembered=REMEMBERED, fillers=list(FILLERS),
+    """OUT/planted_memory.json: the demo's answer, for the report (schema: RunFolder.planted_memory)."""
+    results.write_result(RunFolder(out_dir).planted_memory_json, "sg-demo", remembered=REMEMBERED, fillers=list(FILLERS),
                          delays=[int(k) for k in long], ratio=float(ratio), estimate=float(interval["estimate"]),
                          lo=float(interval["lo"]), hi=float(interval["hi"]), blocks=int(blocks))
 

@@ -1,6 +1,7 @@
 """sg-reproduce: the papers' workflow in one command, from a training config (or a trained model) to report.md/.html."""
 # Every step is a list of plain commands (this package's console scripts, test/cp/mkdir/rm),
-# run in-process; --dry-run prints the same commands for a shell. DIR = --out.
+# run in-process; --dry-run prints the same commands for a shell. DIR = --out; its files are
+# named in files/run_folder.py.
 #
 #   data ─► train ─► model ─┬─► pos_mapping ─► freq_classes ─► gradients ─┐
 #                           ├─► test_perplexity                           ├─► svs ─► diff ─► report
@@ -10,13 +11,11 @@
 # fingerprint (its commands, the config values it depends on, the bytes of the files it reads)
 # and its outputs exist. A step that was interrupted runs again (the gradient pass resumes at
 # its last checkpointed window); a step whose inputs changed first removes its old outputs.
-import ast
 import contextlib
 import dataclasses
 import glob
 import hashlib
 import importlib
-import importlib.metadata
 import json
 import os
 import shlex
@@ -25,15 +24,15 @@ import sys
 import time
 
 from state_gradients.classes import token_classes
-from state_gradients.core import configuration, families, lm_data, results
+from state_gradients.core import commands, configuration, families, lm_data, results
 from state_gradients.core.errors import UserError
 from state_gradients.core.fileio import atomic_write
 from state_gradients.files import saved_model
+from state_gradients.files.run_folder import RunFolder
 from state_gradients.files.saved_model import SavedModel
 from state_gradients.measures import analysis
 
 PROG = "sg-reproduce"
-DISTRIBUTION = "state-gradients"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 POS_CLASSES = ("nouns", "verbs", "adjectives", "adverbs", "determiners", "prepositions", "pronouns",
                "conjunctions", "numbers")
@@ -76,30 +75,14 @@ TREEBANK_FILES = ("treebank_sample/wsj_0001-0199.pos",)
 # Commands and steps
 # --------------------------------------------------------------------------------------------
 
-def console_scripts():
-    """{console command: module with main(argv) -> exit status}: setup.py's SCRIPTS table, the one list of commands.
-
-    Read from setup.py in a source checkout (it is the truth even before a reinstall), else from
-    the installed package's entry points.
-    """
-    setup_py = os.path.join(REPO, "setup.py")
-    if os.path.isfile(setup_py):
-        with open(setup_py, encoding="utf-8") as handle:
-            tree = ast.parse(handle.read())
-        for node in tree.body:
-            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SCRIPTS" for t in node.targets):
-                return ast.literal_eval(node.value)
-        raise UserError(f"{setup_py} has no SCRIPTS table of console commands")
-    try:
-        points = importlib.metadata.distribution(DISTRIBUTION).entry_points
-    except importlib.metadata.PackageNotFoundError:
-        raise UserError(f"{DISTRIBUTION} is neither installed nor a source checkout: no console commands") from None
-    return {ep.name: ep.value.split(":")[0] for ep in points if ep.group == "console_scripts"}
-
-
 @dataclasses.dataclass
 class Command:
-    """One plain command: argv as a shell would see it, and the file its standard output goes to."""
+    """One command of a step: argv as a shell would see it, and the file its standard output goes to.
+
+    The argv is the step's one description: --dry-run prints it, the fingerprint hashes it, and
+    run() executes it in this process (a console command through core/commands.py's table, a file
+    operation through SHELL), so what runs is exactly what --dry-run prints.
+    """
     argv: list
     stdout: str | None = None
 
@@ -134,38 +117,49 @@ def _atomic_copy(src, dst):
     atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
+def _test(args, where):
+    """test -f FILE: a data check."""
+    if len(args) != 2 or args[0] != "-f":
+        raise UserError(f"unsupported command {shlex.join(['test', *args])!r}{where}")
+    if not os.path.isfile(args[1]):
+        raise UserError(f"{args[1]} not found{where}")
+
+
+def _mkdir(args, where):
+    for path in args[1:] if args[:1] == ["-p"] else args:
+        os.makedirs(path, exist_ok=True)
+
+
+def _rm(args, where):
+    for path in args[1:] if args[:1] == ["-rf"] else args:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+
+
+def _cp(args, where):
+    *sources, target = args
+    for src in sources:
+        if not os.path.isfile(src):
+            raise UserError(f"{src} not found{where}")
+        dst = os.path.join(target, os.path.basename(src)) if os.path.isdir(target) else target
+        _atomic_copy(src, dst)
+
+
+# the file operations a step uses, as the shell spells them and as Python runs them
+SHELL = {"test": _test, "mkdir": _mkdir, "rm": _rm, "cp": _cp}
+
+
 def run_command(command, where=""):
     """Run one Command in this process; UserError naming the command when it fails."""
     prog, args = command.argv[0], command.argv[1:]
-    if prog == "test":       # test -f FILE: a data check
-        if len(args) != 2 or args[0] != "-f":
-            raise UserError(f"unsupported command {command.text()!r}{where}")
-        if not os.path.isfile(args[1]):
-            raise UserError(f"{args[1]} not found{where}")
+    if prog in SHELL:
+        SHELL[prog](args, where)
         return
-    if prog == "mkdir":
-        for path in args[1:] if args[:1] == ["-p"] else args:
-            os.makedirs(path, exist_ok=True)
-        return
-    if prog == "rm":
-        for path in args[1:] if args[:1] == ["-rf"] else args:
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            elif os.path.lexists(path):
-                os.remove(path)
-        return
-    if prog == "cp":
-        *sources, target = args
-        for src in sources:
-            if not os.path.isfile(src):
-                raise UserError(f"{src} not found{where}")
-            dst = os.path.join(target, os.path.basename(src)) if os.path.isdir(target) else target
-            _atomic_copy(src, dst)
-        return
-    programs = console_scripts()
-    if prog not in programs:
+    if prog not in commands.COMMANDS:
         raise UserError(f"unknown command {prog!r} in {command.text()!r}{where}")
-    module = importlib.import_module(programs[prog])
+    module = importlib.import_module(commands.COMMANDS[prog])
     if command.stdout is None:
         status = module.main(args)
     else:
@@ -244,8 +238,9 @@ def plan(opts):
     train = opts.model is None
     config = configuration.load_config(opts.config, train=train, valid=True, test=True, warn=lambda m: None)
     out = opts.out
-    p = lambda *parts: os.path.join(out, *parts)  # noqa: E731
-    model_dir, logs = p("model"), p("logs")
+    run = RunFolder(out)
+    p = run.path
+    model_dir, logs = run.model, run.logs
     data_files = [lm_data.data_file(config, s) for s in ("train", "valid", "test")]   # other_test included
     valid_file, test_file = data_files[1], data_files[2]
     data_keys = {k: getattr(config, k) for k in DATA_KEYS}
@@ -256,7 +251,7 @@ def plan(opts):
     base = [("save_path", model_dir), ("log_dir", logs), ("batch_size", 1), ("num_steps", config.num_steps)]
     base += [(k, getattr(config, k)) for k in DATA_KEYS + MODEL_KEYS + INERT_KEYS + TEST_KEYS]
     pos_files = [os.path.join(POS_CLASS_DIR, f"{name}.txt") for name in POS_CLASSES]
-    in_context = p("in_context")
+    in_context = run.in_context
     tags_name = os.path.basename(valid_file)[:-4] + ".tags"      # sg-pos-tagger's name for the tags of valid_file
     tags = os.path.join(in_context, tags_name)
     # the papers' cell state; a Transformer's residual stream after its top block
@@ -267,9 +262,9 @@ def plan(opts):
     delays = min(MAX_DELAY, config.num_steps)
     time_step = f"{delays - 1}-{config.num_steps - 1}" if opts.same_targets else "all"
     grad_keys = [("log", "gradients"), ("grad_interm", interm), ("time_step", time_step), ("max_delay", MAX_DELAY),
-                 ("grad_dir", p("gradients")), ("grad_average", True), ("grad_dump", False),
-                 ("pos_mapping", p("classes", "pos_mapping.txt")),
-                 ("pos_classes", ",".join(pos_files + [p("classes", "freq")]))]
+                 ("grad_dir", run.gradients), ("grad_average", True), ("grad_dump", False),
+                 ("pos_mapping", run.class_mapping),
+                 ("pos_classes", ",".join(pos_files + [run.freq_classes]))]
     if opts.pos_data:   # the classes in context in the same pass: the Jacobians are computed once
         grad_keys += [("pos_tokens", tags), ("pos_token_classes", os.path.join(in_context, "classes"))]
     if opts.valid_windows:
@@ -277,14 +272,14 @@ def plan(opts):
     chosen = opts.blocks if opts.blocks is not None else BLOCKS_WITH_CONTEXT if opts.pos_data else BLOCKS
     blocks = min(chosen, opts.valid_windows or chosen)
     if blocks >= 2:   # with the occurrence measures (per-occurrence nuclear norm, output level) under D
-        grad_keys += [("grad_blocks", blocks), ("grad_norm_file", p("embedding_D_norm_grad.npy"))]
+        grad_keys += [("grad_blocks", blocks), ("grad_norm_file", run.d_norm)]
     configs = {
         p("configs", "model.config"): derived_config(config, base + [("log", "model")],
                                                      "the model for the --notrain passes"),
         p("configs", "gradients.config"): derived_config(config, base + grad_keys,
                                                          f"state gradients of the {interm} state, all time steps"),
         p("configs", "embedding.config"): derived_config(config, base + [("log", "embedding"),
-                                                                         ("save_embedding", p("embedding.npy"))],
+                                                                         ("save_embedding", run.embedding)],
                                                          "export of the embedding matrix"),
     }
     model_cfg, grad_cfg, emb_cfg = list(configs)[:3]
@@ -298,7 +293,7 @@ def plan(opts):
     if train:
         save_path = config.save_path
         steps.append(Step("train", f"train {opts.config} up to max_max_epoch {config.max_max_epoch} (resumes)",
-                          [Command(["sg-main", "--config", opts.config, "--notest"], p("logs", "train.out"))],
+                          [Command(["sg-main", "--config", opts.config, "--notest"], run.log("train"))],
                           keys=dict(config.items()), outputs=[SavedModel(save_path).weights_path],
                           done=lambda: SavedModel(save_path).epochs_done() >= config.max_max_epoch))
         source = save_path
@@ -316,7 +311,7 @@ def plan(opts):
                             "checkpoint")
         model_inputs = given.checkpoint_files()
         copy = [Command(["cp", *model_inputs, model_dir]),
-                Command(["sg-main", "--notrain", "--export_weights", "--config", model_cfg], p("logs", "export.out"))]
+                Command(["sg-main", "--notrain", "--export_weights", "--config", model_cfg], run.log("export"))]
     else:
         if not train and not given.has_vocab:
             raise UserError(f"--model {source} has {saved_model.WEIGHTS} but no {saved_model.VOCAB} beside it")
@@ -330,31 +325,31 @@ def plan(opts):
     test_windows = f"{config.num_steps}-token windows" if not config.family.stateful else "B 1, T 1"
     steps.append(Step("test_perplexity", f"test perplexity ({test_windows})",
                       [Command(["sg-main", "--notrain", "--novalid", "--config", model_cfg,
-                                "--result", p("test_perplexity.json")], p("test_perplexity.txt"))],
+                                "--result", run.test_perplexity_json], run.test_perplexity_txt)],
                       inputs=[m_weights, m_dict, data_files[0], test_file],
                       keys={**data_keys, **model_keys, **{k: getattr(config, k) for k in TEST_KEYS}},
-                      outputs=[p("test_perplexity.txt"), p("test_perplexity.json")]))
+                      outputs=[run.test_perplexity_txt, run.test_perplexity_json]))
 
     # -- POS mapping and frequency classes
-    pos_only = p("pos_mapping_pos.txt")
+    pos_only = run.pos_mapping_pos
     if opts.pos_mapping:
         pos_step = Step("pos_mapping", f"copy the POS mapping {opts.pos_mapping}",
                         [Command(["cp", opts.pos_mapping, pos_only])], inputs=[opts.pos_mapping], outputs=[pos_only])
     else:
         argv = ["sg-build-pos-mapping", m_dict, pos_only]
         argv += (["--conll", *opts.conll] if opts.conll else []) + (["--treebank", *opts.treebank] if opts.treebank else [])
-        argv += ["--coverage", valid_file, "--result", p("pos_mapping.json")]
+        argv += ["--coverage", valid_file, "--result", run.pos_mapping_json]
         pos_step = Step("pos_mapping", "POS mapping of the vocabulary from the tagged corpora",
-                        [Command(argv, p("pos_mapping.log"))], inputs=[m_dict, *opts.conll, *opts.treebank, valid_file],
-                        outputs=[pos_only, p("pos_mapping.log"), p("pos_mapping.json")])
+                        [Command(argv, run.pos_mapping_log)], inputs=[m_dict, *opts.conll, *opts.treebank, valid_file],
+                        outputs=[pos_only, run.pos_mapping_log, run.pos_mapping_json])
     steps.append(pos_step)
     steps.append(Step("freq_classes", "training-frequency bins, added to the POS mapping",
-                      [Command(["rm", "-rf", p("classes")]), Command(["mkdir", "-p", p("classes")]),
-                       Command(["sg-freq-classes", model_cfg, m_dict, p("classes", "freq"), "--pos-mapping", pos_only,
-                                "--out-mapping", p("classes", "pos_mapping.txt"), "--min-valid-tokens", str(opts.min_valid_tokens)],
+                      [Command(["rm", "-rf", run.classes]), Command(["mkdir", "-p", run.classes]),
+                       Command(["sg-freq-classes", model_cfg, m_dict, run.freq_classes, "--pos-mapping", pos_only,
+                                "--out-mapping", run.class_mapping, "--min-valid-tokens", str(opts.min_valid_tokens)],
                                p("classes", "freq_classes.log"))],
                       inputs=[m_dict, pos_only, data_files[0], valid_file], keys=data_keys,
-                      outputs=[p("classes", "pos_mapping.txt"), p("classes", "freq", "freq_bins.csv")]))
+                      outputs=[run.class_mapping, run.freq_bins]))
 
     # -- tags in context and their classes
     if opts.pos_data:
@@ -371,47 +366,47 @@ def plan(opts):
         steps.append(Step("tagger", "POS tagger trained on the normalised tagged corpora, tested on CoNLL-2000 test, "
                           "tags of the validation text in context",
                           [Command(["sg-pos-tagger", "--pos-data", opts.pos_data, "--vocab-text", data_files[0],
-                                    "--tag", valid_file, "--classes", *pos_files, "--out", p("tagger")],
-                                   p("logs", "tagger.out"))],
+                                    "--tag", valid_file, "--classes", *pos_files, "--out", run.tagger],
+                                   run.log("tagger"))],
                           inputs=[opts.pos_data, data_files[0], valid_file, *pos_files],
-                          outputs=[p("tagger", "tagger.json"), tagger_tags]))
+                          outputs=[run.tagger_json, tagger_tags]))
         steps.append(Step("token_classes", "classes of the tagged tokens: POS in context, with <unk>, by frequency bin",
                           [Command(["rm", "-rf", in_context]),
-                           Command(["sg-token-classes", valid_file, tagger_tags, p("classes", "pos_mapping.txt"),
+                           Command(["sg-token-classes", valid_file, tagger_tags, run.class_mapping,
                                     "--classes", *pos_files, "--with-unk", *WITH_UNK, "--by-frequency", *BY_FREQUENCY,
                                     "--bins", "rarest", "commonest", "--size-matched", *SIZE_MATCHED,
                                     "--draws", str(SIZE_DRAWS), "--type-weighted", *TYPE_WEIGHTED,
                                     "--type-groups", str(TYPE_GROUPS), *measured,
                                     "--prefix", token_classes.CONTEXT_PREFIX, "--out", in_context],
-                                   p("logs", "token_classes.out"))],
-                          inputs=[valid_file, tagger_tags, p("classes", "pos_mapping.txt"), *pos_files],
+                                   run.log("token_classes"))],
+                          inputs=[valid_file, tagger_tags, run.class_mapping, *pos_files],
                           outputs=[tags, os.path.join(in_context, "classes")]))
     # -- embedding and normalisation (before the pass: its occurrence measures use D)
-    emb = p("embedding.npy")
+    emb = run.embedding
     steps.append(Step("embedding", "export the embedding matrix",
                       [Command(["sg-main", "--notrain", "--novalid", "--notest", "--config", emb_cfg],
-                               p("logs", "embedding.out"))],
+                               run.log("embedding"))],
                       inputs=[m_weights, m_dict, data_files[0]], keys={**data_keys, **model_keys}, outputs=[emb]))
-    d_norm, z_norm = p("embedding_D_norm_grad.npy"), p("embedding_Z_norm_emb.npy")
+    d_norm, z_norm = run.d_norm, run.z_norm
     steps.append(Step("normalise", "embedding mean, covariance, Cholesky factor D and Z = D^-1",
                       [Command(["sg-normalize-equal-variance", emb], p("normalisation.log"))],
                       inputs=[emb], outputs=[d_norm, z_norm]))
     # -- state gradients
     steps.append(Step("gradients", f"state gradients of the {interm} state, all time steps, {MAX_DELAY} delays, "
                       "streaming averages overall, per POS class and per frequency bin (and per class in context with --pos-data)",
-                      [Command(["sg-main", "--notrain", "--notest", "--config", grad_cfg], p("logs", "gradients.out"))],
-                      inputs=[m_weights, m_dict, valid_file, data_files[0], p("classes"), *pos_files,
+                      [Command(["sg-main", "--notrain", "--notest", "--config", grad_cfg], run.log("gradients"))],
+                      inputs=[m_weights, m_dict, valid_file, data_files[0], run.classes, *pos_files,
                               *([in_context] if opts.pos_data else []), *([d_norm] if blocks >= 2 else [])],
                       keys={**data_keys, **model_keys, "num_steps": config.num_steps,
                             "valid_batches": opts.valid_windows, "max_delay": MAX_DELAY, "grad_blocks": blocks,
                             "time_step": time_step},
-                      outputs=[p("gradients", "delay_0_avg.npy")], clean=[p("gradients")]))
+                      outputs=[run.gradient_average(0)], clean=[run.gradients]))
 
     # -- classifier
     classifier = p("classifier", "pos")
     steps.append(Step("classifier", f"POS classifier on the embeddings ({opts.classifier_grid} grid), mean "
                       "embedding per tag",
-                      [Command(["rm", "-rf", p("classifier")]), Command(["mkdir", "-p", p("classifier")]),
+                      [Command(["rm", "-rf", run.classifier]), Command(["mkdir", "-p", run.classifier]),
                        Command(["sg-pos-classifier", emb, m_dict, pos_only, classifier, "--freq_cutoff", "2",
                                 "--avg_emb", "--confusion_matrix", "--grid", opts.classifier_grid,
                                 "--result", classifier + ".json"], classifier + ".log")],
@@ -421,36 +416,36 @@ def plan(opts):
     averages = p("gradients", "delay_*_avg*.npy")
     context_classes = token_classes.CONTEXT_PREFIX + "*"
     steps.append(Step("svs", "sum of singular values of G.D per delay and class (the papers' figure)",
-                      [Command(["sg-plot-svs", p("gradients"), "--grad-norm", d_norm, "--classes", "all",
+                      [Command(["sg-plot-svs", run.gradients, "--grad-norm", d_norm, "--classes", "all",
                                 "--exclude", context_classes,
                                 "--labels", f"{config.basic_cell} E{config.embedding_size} H{config.size}",
-                                "--out", p("svs.png")], p("logs", "svs.out"))],
-                      inputs=[averages, d_norm], outputs=[p("svs.csv"), p("svs.png")]))
+                                "--out", run.svs_png], run.log("svs"))],
+                      inputs=[averages, d_norm], outputs=[run.svs_csv, run.svs_png]))
     if opts.pos_data:
         steps.append(Step("svs_in_context", "sum of singular values of G.D per delay and class in context",
-                          [Command(["sg-plot-svs", p("gradients"), "--grad-norm", d_norm,
+                          [Command(["sg-plot-svs", run.gradients, "--grad-norm", d_norm,
                                     "--classes", f"overall,{context_classes}",
                                     "--labels", f"{config.basic_cell} E{config.embedding_size} H{config.size}",
-                                    "--out", p("svs_in_context.png")], p("logs", "svs_in_context.out"))],
+                                    "--out", p("svs_in_context.png")], run.log("svs_in_context"))],
                           inputs=[averages, d_norm], outputs=[p("svs_in_context.csv"), p("svs_in_context.png")]))
     if blocks >= 2:
         steps.append(Step("intervals", f"bias-corrected SV sums with jackknife intervals over {blocks} blocks of the "
                           "validation text, noise floors and coherence (sg-intervals)",
-                          [Command(["sg-intervals", p("gradients"), d_norm, "--out", p("intervals"),
+                          [Command(["sg-intervals", run.gradients, d_norm, "--out", run.intervals,
                                     "--draws", str(NOISE_DRAWS)],
-                                   p("logs", "intervals.out"))],
+                                   run.log("intervals"))],
                           inputs=[p("gradients", "blocks"), d_norm],
                           outputs=[p("intervals", "intervals.csv"), p("intervals", "replicates.csv")]))
-    diff_commands, diff_outputs = [Command(["rm", "-rf", p("diff")]), Command(["mkdir", "-p", p("diff")])], []
+    diff_commands, diff_outputs = [Command(["rm", "-rf", run.diff]), Command(["mkdir", "-p", run.diff])], []
     for a, b in DIFFERENCES:
         vector = p("diff", f"{a}-{b}.npy")
         diff_commands += [
             Command(["sg-diff-vector", f"{classifier}_avg_{a}.npy", f"{classifier}_avg_{b}.npy", vector],
-                    p("logs", f"diff_{a}-{b}.out")),
-            Command(["sg-relative-memory", vector, p("gradients"), z_norm, "--grad-norm", d_norm,
-                     "--result", p("diff", f"{a}-{b}_relative_memory.json")], p("diff", f"{a}-{b}_relative_memory.txt")),
-            Command(["sg-cos-subspace-diff-vector", vector, p("gradients"), str(SUBSPACE_COLUMNS), z_norm, d_norm,
-                     "--result", p("diff", f"{a}-{b}_cos_subspace.json")], p("diff", f"{a}-{b}_cos_subspace.txt")),
+                    run.log(f"diff_{a}-{b}")),
+            Command(["sg-relative-memory", vector, run.gradients, z_norm, "--grad-norm", d_norm,
+                     "--result", run.relative_memory_json(f"{a}-{b}")], p("diff", f"{a}-{b}_relative_memory.txt")),
+            Command(["sg-cos-subspace-diff-vector", vector, run.gradients, str(SUBSPACE_COLUMNS), z_norm, d_norm,
+                     "--result", run.cos_subspace_json(f"{a}-{b}")], p("diff", f"{a}-{b}_cos_subspace.txt")),
         ]
         diff_outputs += [p("diff", f"{a}-{b}_{what}.{ext}") for what in ("relative_memory", "cos_subspace")
                          for ext in ("txt", "json")]
@@ -458,12 +453,12 @@ def plan(opts):
                       + ": relative memory and subspace cosine", diff_commands,
                       inputs=[p("classifier", "pos_avg_*.npy"), averages, d_norm, z_norm], outputs=diff_outputs))
     steps.append(Step("report", "report.md, report.html, figures and tables",
-                      [Command(["sg-report", out], p("logs", "report.out"))],
-                      inputs=[p("svs.csv"), p("test_perplexity.json"), p("gradients", "grad_progress.json"),
-                              p("classes"), p("classifier", "pos.json"), p("diff"), p("pos_mapping_pos.txt"),
-                              *([p("intervals")] if blocks >= 2 else []),
-                              *([p("tagger"), p("svs_in_context.csv")] if opts.pos_data else [])],
-                      outputs=[p("report.md"), p("report.html")]))
+                      [Command(["sg-report", out], run.log("report"))],
+                      inputs=[run.svs_csv, run.test_perplexity_json, run.progress_json,
+                              run.classes, run.classifier_json, run.diff, run.pos_mapping_pos,
+                              *([run.intervals] if blocks >= 2 else []),
+                              *([run.tagger, p("svs_in_context.csv")] if opts.pos_data else [])],
+                      outputs=[run.report_md, run.report_html]))
     return steps, configs
 
 
@@ -558,5 +553,5 @@ def reproduce(opts, dry_run=False, log=print, command=None):
     epochs = SavedModel(opts.model).epochs_done() if opts.model else None
     results.write_provenance(opts.out, command, **({"epochs_done": epochs} if epochs else {}))
     run_plan(steps, opts.out, log)
-    log(f"Report: {os.path.join(opts.out, 'report.md')} and {os.path.join(opts.out, 'report.html')}")
+    log(f"Report: {RunFolder(opts.out).report_md} and {RunFolder(opts.out).report_html}")
     return steps

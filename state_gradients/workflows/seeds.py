@@ -28,9 +28,12 @@ import os
 
 from state_gradients.classes import token_classes
 from state_gradients.core.errors import UserError
+from state_gradients.core.formats import OVERALL
+from state_gradients.files.run_folder import RunFolder
 from state_gradients.measures import intervals
 from state_gradients.measures import analysis, verdicts
-from state_gradients.report import report
+from state_gradients.report import findings, readers
+from state_gradients.report.document import Document, table_csv
 
 FINDINGS_CSV, COMPARISONS_CSV, SVS_CSV, SUMMARY_MD = "seeds_findings.csv", "seeds_comparisons.csv", "seeds_svs.csv", \
     "seeds.md"
@@ -40,13 +43,13 @@ COMBINED = ("-as-", "-freq_", "+unk")  # in-context classes left out of seeds.md
 def load_run(directory):
     """(type-level Replicates, in-context Replicates or None, svs table, {perplexity name: value}) of a RUN folder."""
     analysis.check_dir(directory, "run folder")
+    run = RunFolder(directory)
     for name in (intervals.INTERVALS_CSV, intervals.REPLICATES_CSV):
-        if not os.path.isfile(os.path.join(directory, "intervals", name)):
+        if not os.path.isfile(run.path("intervals", name)):
             raise UserError(f"{directory}: no intervals/{name} (sg-reproduce with blocks writes it)")
-    table = report.read_svs(os.path.join(directory, "svs.csv"))
-    type_level, context = report.read_replicates(directory)
-    perplexity = {"validation (gradient pass)": report.read_progress(directory).get("perplexity"),
-                  "test": report.read_test_perplexity(directory)}
+    table = run.svs()
+    type_level, context = readers.read_replicates(directory)
+    perplexity = {"validation (gradient pass)": run.progress().get("perplexity"), "test": run.test_perplexity()}
     return type_level[1], None if context is None else context[1], table, perplexity
 
 
@@ -59,10 +62,10 @@ def pooled(replicates, directories):
 
 def families(type_level, context, table):
     """{finding: (verdict, family)} of one Replicates (or Pooled) pair, as report.py forms them."""
-    pos, freq = report.class_groups(table)
-    out = report.type_level_families(type_level, pos, freq, list(table[report.OVERALL]))
+    pos, freq = findings.class_groups(table)
+    out = findings.type_level_families(type_level, pos, freq, list(table[OVERALL]))
     if context is not None:
-        out.update(report.context_families(context, pos))
+        out.update(findings.context_families(context, pos))
     return out
 
 
@@ -95,8 +98,8 @@ def summarise(directories, labels, out_dir):
     for prefix, reps in (("", type_pool), (token_classes.CONTEXT_PREFIX, context_pool)):
         if reps is None:
             continue
-        for cls, k in sorted(reps.value, key=lambda key: (key[0] != report.OVERALL, key[0], key[1])):
-            if prefix and cls == report.OVERALL or not reps.has([(cls, k)]):
+        for cls, k in sorted(reps.value, key=lambda key: (key[0] != OVERALL, key[0], key[1])):
+            if prefix and cls == OVERALL or not reps.has([(cls, k)]):
                 continue
             s = reps.statistic(lambda v: v[(cls, k)], [(cls, k)])
             svs_rows.append([prefix + cls, k, reps.count[(cls, k)], s["estimate"], s["se"], s["lo"], s["hi"],
@@ -104,11 +107,11 @@ def summarise(directories, labels, out_dir):
 
     seed_columns = [f"estimate_{label}" for label in labels]
     files = {
-        FINDINGS_CSV: report.table_csv(finding_rows, ["finding", "verdict"] + [f"verdict_{label}" for label in labels]),
-        COMPARISONS_CSV: report.table_csv(comparison_rows, ["finding", "comparison", "estimate", "se", "lo", "hi", "p",
+        FINDINGS_CSV: table_csv(finding_rows, ["finding", "verdict"] + [f"verdict_{label}" for label in labels]),
+        COMPARISONS_CSV: table_csv(comparison_rows, ["finding", "comparison", "estimate", "se", "lo", "hi", "p",
                                                        "p_holm", "sign", "signs_agree", "seed_min", "seed_max"]
                                      + seed_columns),
-        SVS_CSV: report.table_csv(svs_rows, ["class", "delay", "count", "estimate", "se", "lo", "hi", "text_se",
+        SVS_CSV: table_csv(svs_rows, ["class", "delay", "count", "estimate", "se", "lo", "hi", "text_se",
                                              "between_var", "df", "seed_min", "seed_max"] + seed_columns),
         SUMMARY_MD: summary_markdown(directories, labels, runs, finding_rows, comparison_rows, svs_rows,
                                      type_pool.blocks),
@@ -120,7 +123,7 @@ def summarise(directories, labels, out_dir):
 
 
 def summary_markdown(directories, labels, runs, finding_rows, comparison_rows, svs_rows, blocks):
-    doc = report.Document("The papers' findings across training seeds")
+    doc = Document("The papers' findings across training seeds")
     doc.para(f"{len(runs)} runs of one config that differ only in their training seed, each analysed by "
              f"sg-reproduce over the same validation text in the same {blocks} blocks. The estimand is the recipe "
              "(this config trained with any seed), not one trained model: the seed average of each bias-corrected "
@@ -150,5 +153,5 @@ def summary_markdown(directories, labels, runs, finding_rows, comparison_rows, s
     doc.table(["class", "k", "occurrences", "seed average [95%]", "text se", "between-seed sd", "seed range"],
               [[r[0], r[1], r[2], f"{r[3]:.4g} [{r[5]:.4g}, {r[6]:.4g}]", r[7], r[8] ** 0.5,
                 f"{r[10]:.4g} to {r[11]:.4g}"]
-               for r in svs_rows if r[1] in report.RANK_DELAYS and not any(x in r[0] for x in COMBINED)])
+               for r in svs_rows if r[1] in findings.RANK_DELAYS and not any(x in r[0] for x in COMBINED)])
     return doc.markdown()

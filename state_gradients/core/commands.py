@@ -1,0 +1,35 @@
+"""The console commands: name -> the module whose main(argv=None) -> exit status runs it (setup.py installs them)."""
+# The one list of commands: setup.py reads it (with runpy, so this module imports nothing),
+# sg-reproduce runs its steps' commands by it, and the docs' command reference is generated from
+# it. A command module is thin: it parses its flags, calls the library and prints.
+
+COMMANDS = {
+    "sg-main": "tf_scripts.main",
+    "sg-demo": "aux_scripts.demo",
+    "sg-np2npz": "aux_scripts.np2npz",
+    "sg-avg-gradient-matrix": "aux_scripts.avg_gradient_matrix",
+    "sg-avg-gradient-matrix-pos": "aux_scripts.avg_gradient_matrix_pos",
+    "sg-diff-vector": "aux_scripts.diff_vector",
+    "sg-normalize-equal-variance": "aux_scripts.normalize_equal_variance",
+    "sg-calculate-svs": "aux_scripts.calculate_svs",
+    "sg-relative-memory": "aux_scripts.relative_memory",
+    "sg-cos-subspace-diff-vector": "aux_scripts.cos_subspace_diff_vector",
+    "sg-convert-word2vec2tf": "aux_scripts.convert_word2vec2tf",
+    "sg-pos-classifier": "aux_scripts.pos_classifier_sklearn",
+    "sg-build-pos-mapping": "aux_scripts.build_pos_mapping",
+    "sg-plot-svs": "aux_scripts.plot_svs",
+    "sg-gradient-check": "aux_scripts.gradient_check",
+    "sg-interpret-state": "aux_scripts.interpret_state",
+    "sg-txray": "aux_scripts.txray",
+    "sg-freq-classes": "aux_scripts.freq_classes",
+    "sg-report": "aux_scripts.report",
+    "sg-reproduce": "aux_scripts.reproduce",
+    "sg-import": "aux_scripts.import_model",
+    "sg-merge-gradients": "aux_scripts.merge_gradients",
+    "sg-launch-shards": "aux_scripts.launch_shards",
+    "sg-intervals": "aux_scripts.intervals",
+    "sg-pos-tagger": "aux_scripts.pos_tagger",
+    "sg-token-classes": "aux_scripts.token_classes",
+    "sg-seeds": "aux_scripts.seeds",
+    "sg-compare": "aux_scripts.compare_runs",
+}

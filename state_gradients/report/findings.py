@@ -1,0 +1,245 @@
+"""The papers' findings from SV-sum tables and replicates: decay fits, class rankings, rules, families of comparisons."""
+# Shape letters: K delays, C classes.
+import dataclasses
+import math
+import re
+
+import numpy as np
+
+from state_gradients.core.errors import UserError
+from state_gradients.core.formats import OVERALL  # noqa: F401  (the findings' class of all words)
+from state_gradients.measures import intervals, verdicts
+
+FREQ_PREFIX = "freq_"
+RANK_DELAYS = (1, 5, 10, 20, 40)
+REMEMBERED_POS = "nouns"
+
+
+@dataclasses.dataclass
+class Fit:
+    """y ≈ a·exp(−k/tau) ("exponential") or y ≈ a·k^(−b) ("power law"), fitted on log y."""
+    model: str
+    a: float
+    rate: float          # tau for the exponential, b for the power law
+    rmse_log: float      # root mean square of the residuals of log y (natural log)
+    delays: tuple
+
+    def predict(self, k):
+        k = np.asarray(k, dtype=np.float64)
+        if self.model == "exponential":
+            return self.a * np.exp(-k / self.rate)
+        return self.a * k ** (-self.rate)
+
+
+def fit_decay(delays, values, first_delay=1):
+    """(exponential Fit, power-law Fit) of values against delays >= first_delay (least squares on log).
+
+    Both use the same points, so their errors compare. delay 0 is left out by default: the
+    power law is undefined there, and delay 0 (the word itself) is not memory.
+    """
+    delays = np.asarray(delays, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    keep = (delays >= max(first_delay, 1e-12)) & (values > 0)
+    k, y = delays[keep], np.log(values[keep])
+    if len(k) < 3:
+        raise UserError(f"fitting the decay needs at least 3 delays >= {first_delay} with a positive value, "
+                        f"got {len(k)}")
+    fits = []
+    for model, x in (("exponential", k), ("power law", np.log(k))):
+        slope, intercept = np.polyfit(x, y, 1)
+        rmse = float(np.sqrt(np.mean((intercept + slope * x - y) ** 2)))
+        rate = -1.0 / slope if model == "exponential" else -slope
+        if model == "exponential" and slope == 0:
+            rate = math.inf
+        fits.append(Fit(model, float(np.exp(intercept)), float(rate), rmse, tuple(int(d) for d in k)))
+    return fits[0], fits[1]
+
+
+def ranking(table, classes, delays):
+    """{delay: [(class, sum)] sorted by decreasing sum} for the delays that every class has."""
+    out = {}
+    for k in delays:
+        if all(k in table[c] for c in classes):
+            out[k] = sorted(((c, table[c][k]) for c in classes), key=lambda item: -item[1])
+    return out
+
+
+def class_groups(table):
+    """(POS classes in file order, frequency bins rarest first) of an svs table ({class: {delay: sum}})."""
+    pos = [c for c in table if c != OVERALL and not c.startswith(FREQ_PREFIX)]
+    return pos, sorted((c for c in table if c.startswith(FREQ_PREFIX)), key=freq_sort_key)
+
+
+def freq_sort_key(name):
+    match = re.match(rf"^{FREQ_PREFIX}(\d+)", name)
+    return int(match.group(1)) if match else math.inf
+
+
+# --------------------------------------------------------------------------------------------
+# Point-estimate rules (stated in the report)
+# --------------------------------------------------------------------------------------------
+
+def finding_shrink(overall):
+    delays = sorted(overall)
+    drops = sum(overall[b] < overall[a] for a, b in zip(delays, delays[1:]))
+    pairs = len(delays) - 1
+    last = overall[delays[-1]] / overall[delays[0]]
+    verdict = "holds" if drops == pairs else ("partly" if last < 1 else "does not hold")
+    return verdict, (f"the sum falls from delay {delays[0]} to {delays[-1]} at {drops} of {pairs} steps; "
+                     f"at delay {delays[-1]} it is {last:.3g} of its delay-{delays[0]} value")
+
+
+def finding_decay(exp_fit, pow_fit):
+    better = "power law" if pow_fit.rmse_log < exp_fit.rmse_log else "exponential"
+    verdict = "holds" if better == "power law" else "does not hold"
+    return verdict, (f"on log scale over delays {exp_fit.delays[0]}-{exp_fit.delays[-1]} the power law "
+                     f"(b = {pow_fit.rate:.3g}) leaves an RMS error of {pow_fit.rmse_log:.3g}, the exponential "
+                     f"(tau = {exp_fit.rate:.3g}) {exp_fit.rmse_log:.3g}: the {better} fits better")
+
+
+def finding_nouns(ranks):
+    if not ranks:
+        return "not computed", "no POS classes"
+    firsts = [k for k, order in ranks.items() if order[0][0] == REMEMBERED_POS]
+    places = ", ".join(f"{k}: {[c for c, _ in order].index(REMEMBERED_POS) + 1} of {len(order)}"
+                       for k, order in ranks.items())
+    verdict = "holds" if len(firsts) == len(ranks) else ("partly" if firsts else "does not hold")
+    return verdict, f"rank of {REMEMBERED_POS} among the POS classes at delay {places}"
+
+
+def finding_frequency(table, freq_classes, delays):
+    if len(freq_classes) < 2:
+        return "not computed", "fewer than two frequency bins"
+    rare, frequent = freq_classes[0], freq_classes[-1]
+    usable = [k for k in delays if all(k in table[c] for c in freq_classes)]
+    above = [k for k in usable if table[rare][k] > table[frequent][k]]
+    ordered = [k for k in usable if all(table[a][k] > table[b][k] for a, b in zip(freq_classes, freq_classes[1:]))]
+    start = 1 if all(1 in table[c] for c in (rare, frequent)) else min(table[rare])
+    far = max(k for k in usable) if usable else None
+    longer = None
+    if far is not None and table[rare][start] > 0 and table[frequent][start] > 0:
+        keep_rare = table[rare][far] / table[rare][start]
+        keep_freq = table[frequent][far] / table[frequent][start]
+        longer = (keep_rare, keep_freq)
+    better = len(above) == len(usable) and usable
+    kept_longer = longer is not None and longer[0] > longer[1]
+    if better and kept_longer:
+        verdict = "holds"
+    elif above or kept_longer:
+        verdict = "partly"
+    else:
+        verdict = "does not hold"
+    text = (f"{rare} above {frequent} at {len(above)} of {len(usable)} ranking delays; all bins in frequency "
+            f"order at {len(ordered)} of {len(usable)}")
+    if longer is not None:
+        text += (f"; share of the delay-{start} value left at delay {far}: {rare} {longer[0]:.3g}, "
+                 f"{frequent} {longer[1]:.3g}")
+    return verdict, text
+
+
+# --------------------------------------------------------------------------------------------
+# Families of comparisons with intervals (measures/verdicts.py), under every measure
+# --------------------------------------------------------------------------------------------
+
+CONTEXT_FINDINGS = {"nouns": "nouns are remembered best among POS classes (tags in context)",
+                    "matched": "nouns above verbs within frequency bins (tags in context)",
+                    "types": "infrequent words are remembered better and longer, every word type weighted equally "
+                             "(tags in context)",
+                    "within_pos": "infrequent words are remembered better within POS classes (tags in context)"}
+# a POS x frequency cell enters the within-POS comparison with at least this many occurrences at k = 1 (the
+# frequency bins themselves are merged until each has 1,000 validation tokens: sg-freq-classes)
+MIN_CELL_OCCURRENCES = 1000
+TYPE_WEIGHTED = intervals.TYPE_GROUPS
+
+
+def type_level_families(reps, pos_classes, freq_classes, overall_delays):
+    """{finding: (verdict, family of verdicts.Comparison)} of the type-level classes, judged on reps.
+
+    reps: verdicts.Replicates of one run, or verdicts.Pooled of several seeds; overall_delays:
+    the delays of the overall curve (those >= 1 with replicates are fitted).
+    """
+    fit_delays = [k for k in sorted(overall_delays) if k >= 1 and reps.has([(OVERALL, k)])]
+    families = {}
+    if len(fit_delays) >= 3:
+        families["the decay is fast but not exponential"] = verdicts.finding_decay(reps, OVERALL, fit_delays, fit_decay)
+    families["singular values shrink with delay"] = verdicts.finding_shrink(reps, OVERALL, list(RANK_DELAYS))
+    if REMEMBERED_POS in pos_classes and len(pos_classes) > 1:
+        others = [c for c in pos_classes if c != REMEMBERED_POS]
+        families["nouns are remembered best among POS classes"] = verdicts.finding_best(
+            reps, REMEMBERED_POS, others, list(RANK_DELAYS))
+    if len(freq_classes) >= 2:
+        families["infrequent words are remembered better and longer"] = verdicts.finding_rare(
+            reps, freq_classes[0], freq_classes[-1], list(RANK_DELAYS), RANK_DELAYS[-1])
+    return families
+
+
+def common_bin_weights(reps):
+    """{bin: weight} of the frequency bins where nouns and verbs (in context) both occur: the bins' share of the
+    two classes together at k = 1 (empty when there are no such classes)."""
+    names = {cls for cls, _ in reps.value}
+    bins = sorted((n.split("-", 1)[1] for n in names if n.startswith("nouns-freq_")), key=freq_sort_key)
+    # a bin without nouns or verbs has nothing to compare
+    counts = {b: [reps.count.get((f"{c}-{b}", 1)) for c in ("nouns", "verbs")] for b in bins}
+    counts = {b: sum(pair) for b, pair in counts.items() if all(pair)}
+    total = sum(counts.values())
+    return {b: n / total for b, n in counts.items()}
+
+
+def measure_panel(type_level, context, pos_classes, freq_classes, overall_delays):
+    """The findings judged under every measure of verdicts.MEASURES that the run has: [(finding, {measure: (verdict,
+    effect, comparisons)}, summary)], summary by verdicts.across_measures over the measures that judged it."""
+    panel = {}
+    for measure in verdicts.MEASURES:
+        reps = type_level.for_measure(measure)
+        if not reps.has([(OVERALL, 1)]):
+            continue
+        families = type_level_families(reps, pos_classes, freq_classes, overall_delays)
+        if context is not None:
+            families.update(context_families(context.for_measure(measure), pos_classes))
+        for name, (verdict, family) in families.items():
+            panel.setdefault(name, {})[measure] = (verdict, verdicts.family_effect(family), len(family))
+    return [(name, by_measure, verdicts.across_measures({m: v for m, (v, _, n) in by_measure.items() if n}))
+            for name, by_measure in panel.items()]
+
+
+def context_families(reps, pos_classes):
+    """{finding: (verdict, family)} of the classes in context (named without the ctx_ prefix), judged on reps."""
+    names = {cls for cls, _ in reps.value}
+    plain = [c for c in pos_classes if c in names]
+    families = {}
+    if REMEMBERED_POS in plain and len(plain) > 1:
+        families[CONTEXT_FINDINGS["nouns"]] = verdicts.finding_best(
+            reps, REMEMBERED_POS, [c for c in plain if c != REMEMBERED_POS], list(RANK_DELAYS))
+    weights = common_bin_weights(reps)
+    if weights:
+        families[CONTEXT_FINDINGS["matched"]] = verdicts.frequency_matched(
+            reps, "nouns", "verbs", list(weights), list(RANK_DELAYS), weights)
+    typed = type_weighted_bins(reps)
+    if len(typed) >= 2:
+        families[CONTEXT_FINDINGS["types"]] = verdicts.finding_rare(reps, typed[0], typed[-1], list(RANK_DELAYS),
+                                                                    RANK_DELAYS[-1])
+    cells = pos_frequency_cells(reps, pos_classes)
+    if cells:
+        families[CONTEXT_FINDINGS["within_pos"]] = verdicts.finding_within(reps, cells, list(RANK_DELAYS))
+    return families
+
+
+def type_weighted_bins(reps):
+    """The type-weighted bins freq_BIN+types (sg-intervals' type-group families) of reps, rarest first."""
+    names = {cls for cls, _ in reps.value}
+    return sorted((n for n in names if n.startswith(FREQ_PREFIX) and n.endswith(TYPE_WEIGHTED)), key=freq_sort_key)
+
+
+def pos_frequency_cells(reps, pos_classes):
+    """{POS class: (its rarest bin's class, its most frequent bin's class)} among its POS x frequency cells
+    (NAME-freq_BIN, in context) with at least MIN_CELL_OCCURRENCES at k = 1; classes with fewer than two such cells
+    are left out."""
+    names = {cls for cls, _ in reps.value}
+    out = {}
+    for pos in pos_classes:
+        cells = sorted((n for n in names if n.startswith(f"{pos}-{FREQ_PREFIX}")
+                        and (reps.count.get((n, 1)) or 0) >= MIN_CELL_OCCURRENCES),
+                       key=lambda n: freq_sort_key(n.split("-", 1)[1]))
+        if len(cells) >= 2:
+            out[pos] = (cells[0], cells[-1])
+    return out
