@@ -136,7 +136,7 @@ committed (a few hundred kB), so the demo needs no generation step. Regenerate t
 
     {cmd} --out data/demo
 
-(the defaults; tests/test_make_demo.py checks that the committed files equal this output).
+(the defaults; tests/unit/measures/test_make_demo.py checks that the committed files equal this output).
 
 ## Grammar
 

@@ -3,7 +3,7 @@
 #
 # A literate script: each `# %%` starts a cell, so Jupyter (with jupytext), VS Code and
 # PyCharm open it as a notebook, and `python docs/tutorial.py` runs it top to bottom. The test
-# suite runs it (tests/test_tutorial.py), so every line here works with the code it ships with.
+# suite runs it (tests/e2e/test_tutorial.py), so every line here works with the code it ships with.
 #
 # It loads the demo's trained LSTM, computes a memory profile with blocks of the validation
 # text, plots the SV sums per class with their 95% intervals, and compares two classes.

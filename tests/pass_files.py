@@ -9,7 +9,7 @@ from state_gradients.files import gradient_files
 def pass_files(root):
     """Every file one pass writes (relative path -> array or text), without the shards, blocks and progress record.
 
-    The block files (grad_blocks) are compared by tests/test_blocks.py with their own bound.
+    The block files (grad_blocks) are compared by tests/unit/passes/test_blocks.py with their own bound.
     """
     out = {}
     for folder, dirs, names in os.walk(root):

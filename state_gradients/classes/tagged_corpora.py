@@ -2,7 +2,7 @@
 # The PTB LM text (Mikolov's data/ptb: one sentence a line) was made from the treebank with
 # these rules, which this module applies to tagged tokens (checked against ptb/train.txt, whose
 # lines 2-3,911 are the treebank sample's sentences: see align_to_lines and
-# tests/test_tagged_corpora.py):
+# tests/unit/classes/test_tagged_corpora.py):
 #   - punctuation is dropped: tokens tagged , . : `` '' ( ) -LRB- -RRB- -NONE-;
 #   - a number (digits with . , - / : between them) and % become N;
 #   - words are lower-cased;

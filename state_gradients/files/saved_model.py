@@ -12,7 +12,7 @@
 #   labels.tsv                   the words in id order (TensorBoard's projector)
 #   config.resolved              every key of the config that trained it
 #   import.config, import_report.json   written by sg-import beside a checkpoint (epoch-0)
-# No other module spells these names (tests/test_saved_model.py checks the sources).
+# No other module spells these names (tests/unit/files/test_saved_model.py checks the sources).
 # TensorFlow is imported only where a checkpoint or a model is touched, so that the TF-free
 # tools (sg-reproduce's planning, the report) can ask what a folder holds.
 import functools

@@ -9,7 +9,7 @@
 #
 #   d h_t / d x_{t-k} = diag(a)^k B^T   exactly, whatever the input,
 #
-# the closed form tests/test_diagonal.py checks the engine against; every occurrence of a class has
+# the closed form tests/unit/models/test_diagonal.py checks the engine against; every occurrence of a class has
 # the same G at one delay, so the intervals of the cell state's SV sums have zero width.
 import tensorflow as tf
 

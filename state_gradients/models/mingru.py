@@ -8,7 +8,7 @@
 #
 #   d h_t / d x_{t-k} = diag(prod_{i=t-k+1..t} (1 - z_i)) (diag(z) W_h^T + diag(z (1 - z) (h~ - h_prev)) W_z^T)_{t-k}
 #
-# (tests/test_mingru.py checks the engine against this closed form). The candidate is linear, as
+# (tests/unit/models/test_mingru.py checks the engine against this closed form). The candidate is linear, as
 # in the paper's minGRU (its log-space variant only changes how a long scan is computed).
 import tensorflow as tf
 

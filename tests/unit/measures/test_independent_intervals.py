@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "results")
+RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))), "docs", "results")
 RUNS = sorted(os.path.dirname(os.path.dirname(p)) for p in glob.glob(os.path.join(RESULTS, "*", "intervals",
                                                                                   "intervals.csv")))
 

@@ -12,7 +12,7 @@ from state_gradients.files import saved_model
 from state_gradients.files.saved_model import Checkpointer, SavedModel
 from state_gradients.models.lm import LanguageModel
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ("tf_scripts", "aux_scripts", "state_gradients")
 SOURCES = sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py") if p.name != "saved_model.py")
 # the names only a saved model's folder uses ("dict" also names a pretrained_embeddings file and

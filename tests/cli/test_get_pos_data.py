@@ -4,7 +4,7 @@ import io
 import zipfile
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parent.parent / "data" / "get_pos_data.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "data" / "get_pos_data.py"
 _spec = importlib.util.spec_from_file_location("get_pos_data", SCRIPT)
 get_pos_data = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(get_pos_data)

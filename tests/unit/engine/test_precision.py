@@ -10,7 +10,7 @@ from state_gradients.passes.gradient_pass import entering_states
 from tests import precision_check
 from tf_scripts import main as sg_main
 
-DEMO = Path(__file__).resolve().parent.parent / "data" / "demo"
+DEMO = Path(__file__).resolve().parents[3] / "data" / "demo"
 T, DELAYS, WINDOWS = 25, 12, 40
 # Adam on the demo corpus (agreement across fillers) for 15 epochs; the GRU diverges at 0.03
 LEARNING_RATE = {"LSTM": 0.03, "GRU": 0.01, "RNN": 0.03, "GRU_RESET_AFTER": 0.01}

@@ -289,7 +289,7 @@ def test_every_command_of_the_plan_is_a_console_script(project):
     from state_gradients.core import commands
 
     table = commands.COMMANDS
-    setup = open(os.path.join(os.path.dirname(__file__), os.pardir, "setup.py"), encoding="utf-8").read()
+    setup = open(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "setup.py"), encoding="utf-8").read()
     assert len(table) >= 25 and 'runpy.run_path("state_gradients/core/commands.py")["COMMANDS"]' in setup
     with _cwd(project):
         steps, _ = reproduce.plan(reproduce.Options(config="train.config", out="P", pos_mapping="pos_mapping.txt",

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 LIBRARY = ROOT / "state_gradients"
 # Each sub-package may import the ones of a lower rank (and its own modules); equal ranks never import each other.
 LAYERS = {"core": 0, "plots": 1, "models": 2, "engine": 3, "files": 3, "training": 4, "passes": 5, "measures": 6,
@@ -92,12 +92,13 @@ def test_importing_a_low_layer_does_not_run_the_library():
     assert eval(out) == ["state_gradients.core", "state_gradients.core.errors"], out
 
 
-TEST_MODULES = sorted(Path(__file__).resolve().parent.glob("test_*.py"))
+TEST_MODULES = sorted(Path(__file__).resolve().parents[2].rglob("test_*.py"))
 
 
 @pytest.mark.parametrize("path", TEST_MODULES, ids=lambda p: p.name)
 def test_test_modules_do_not_import_each_other(path):
-    bad = sorted(n for n in imported_modules(path.read_text()) if n.startswith("tests.test_"))
+    bad = sorted(n for n in imported_modules(path.read_text())
+                 if n.startswith("tests.") and n.split(".")[-1].startswith("test_"))
     assert not bad, f"{path.name} imports {bad} (shared helpers go to conftest.py or a helper module)"
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from state_gradients.measures.analysis import read_pos_class, read_pos_mapping
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 _SPEC = importlib.util.spec_from_file_location("make_demo", REPO / "data" / "make_demo.py")
 make_demo = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(make_demo)

@@ -5,7 +5,7 @@ import shutil
 import urllib.error
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parent.parent / "data" / "get_ptb.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "data" / "get_ptb.py"
 _spec = importlib.util.spec_from_file_location("get_ptb", SCRIPT)
 get_ptb = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(get_ptb)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # the console commands setup.py installs: core/commands.py's table, read as setup.py reads it
 SETUP_COMMANDS = len(__import__("runpy").run_path(str(REPO / "state_gradients" / "core" / "commands.py"))["COMMANDS"])
 

@@ -3,7 +3,7 @@ import os
 import runpy
 from pathlib import Path
 
-TUTORIAL = Path(__file__).resolve().parent.parent / "docs" / "tutorial.py"
+TUTORIAL = Path(__file__).resolve().parents[2] / "docs" / "tutorial.py"
 
 
 def test_the_tutorial_runs(demo_run, monkeypatch, capsys):

@@ -10,7 +10,7 @@ from state_gradients.core import configuration
 from state_gradients.core.configuration import KEYS, config_from_dict, convert_value, load_config, read_config_lines
 from state_gradients.core.errors import UserError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 
 BASE = """\
 save_path       models/tiny/

@@ -12,7 +12,7 @@ from state_gradients.core import configuration
 from state_gradients.core.errors import UserError
 from state_gradients.training import trainer
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 WORKER = os.path.join(REPO, "tests", "distribute_worker.py")
 B, T = 4, 5
 
