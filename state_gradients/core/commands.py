@@ -32,4 +32,5 @@ COMMANDS = {
     "sg-token-classes": "aux_scripts.token_classes",
     "sg-seeds": "aux_scripts.seeds",
     "sg-compare": "aux_scripts.compare_runs",
+    "sg-perturb": "aux_scripts.perturb",
 }

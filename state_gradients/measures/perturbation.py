@@ -1,0 +1,397 @@
+"""Behavioural memory: how a recurrent model's state and loss change when a past word is replaced or its context cut."""
+# Shape letters: R rows (occurrences or targets), K inputs run, E embedding, H state, V vocabulary,
+# C classes (0: all words), N blocks, D delays (or context lengths).
+#
+# Khandelwal, He, Qi and Jurafsky ("Sharp Nearby, Fuzzy Far Away", ACL 2018) asked what a
+# language model does with its past by perturbing the context at evaluation time only. Two of
+# their perturbations, computed here on the windows, targets, classes and blocks of a gradient
+# pass (batch_size 1, so that the validation text is one stream of positions p = i T + t):
+#
+#   replacement  the word at t - k is replaced by a word drawn from the training unigram
+#                distribution; from the state entering t - k (the pass's carried state) the model
+#                runs to t with the new word. Measured: ‖Δs_t‖ (the chosen state), the loss
+#                change at t (predicting the word at t + 1), and the gradient's own prediction
+#                G·Δx (forward mode, the same run), both state sizes in units of ‖D⁻¹Δx‖ so that
+#                they compare with the SV sums of G·D (D from grad_norm_file).
+#   truncation   the loss at target p when the model starts from a zero state d tokens back,
+#                reading across window boundaries (inputs p - d + 1 .. p), minus the loss with
+#                the whole history (the pass's carried state); targets with p >= d_max - 1 only,
+#                so that every d has the same targets.
+#
+# Every quantity is summed per class of the replaced word (replacement) or of the target word
+# (truncation), per delay or context length and per block of the text (the gradient pass's
+# blocks), so that its mean has the delete-one-block jackknife's interval. TensorFlow is imported
+# inside the functions that run the model: sg-perturb --help needs none of it.
+import dataclasses
+
+import numpy as np
+
+
+def _states(model, x, state):
+    """All layers' states for inputs x [R, K, E] from `state`: per layer, per component [R, K, H]."""
+    return model.run_layers(x, state)
+
+
+def perturb_first(model, state, ids, delta_x, *, layer, component, targets=None):
+    """The effect on s_t of adding delta_x to the first of K input embeddings, and its first-order prediction.
+
+    Args:
+        model: a recurrent LanguageModel (any dtype; the arithmetic runs in its dtype).
+        state: the state entering the first input (per layer, per component [R, H]).
+        ids [R, K]: the inputs x_{t-k} .. x_t (K = k + 1).
+        delta_x [R, E]: the change of x_{t-k}'s embedding.
+        layer, component: the state s_t measured (grad_layer and the component of grad_interm).
+        targets [R]: the word at t + 1, for the loss change (None: not computed).
+
+    Returns:
+        dict of float64 numpy arrays: delta_state [R, H] = s'_t - s_t, predicted [R, H] = G·Δx with
+        G = d s_t / d x_{t-k} (forward mode along the original inputs), delta_x [R, E], and with
+        targets delta_loss [R] (cross entropy at t after the change minus before).
+    """
+    import tensorflow as tf
+
+    x = model.embed(tf.constant(ids, tf.int32))
+    delta_x = tf.cast(delta_x, x.dtype)
+    tangent = tf.concat([delta_x[:, None], tf.zeros_like(x[:, 1:])], axis=1)
+    with tf.autodiff.ForwardAccumulator(x, tangent) as acc:
+        original = _states(model, x, state)
+        s_t = original[layer][component][:, -1]
+    predicted = acc.jvp(s_t)
+    changed = _states(model, tf.concat([x[:, :1] + delta_x[:, None], x[:, 1:]], axis=1), state)
+    out = {"delta_state": changed[layer][component][:, -1] - s_t, "predicted": predicted, "delta_x": delta_x}
+    if targets is not None:
+        targets = tf.constant(np.asarray(targets)[:, None], tf.int32)
+        before = model.token_losses(original[-1][-1][:, -1:], targets)[:, 0]
+        after = model.token_losses(changed[-1][-1][:, -1:], targets)[:, 0]
+        out["delta_loss"] = after - before
+    return {name: np.asarray(value, np.float64) for name, value in out.items()}
+
+
+def replacement_effects(model, state, ids, new_first, *, layer, component, targets=None):
+    """perturb_first with the first input's word replaced by new_first [R] (Δx = x(new) - x(old))."""
+    embedding = np.asarray(model.embedding, np.float64)
+    delta_x = embedding[np.asarray(new_first)] - embedding[np.asarray(ids)[:, 0]]
+    return perturb_first(model, state, ids, delta_x, layer=layer, component=component, targets=targets)
+
+
+def context_losses(model, contexts, targets):
+    """Cross entropy [R] of targets [R] after reading contexts [R, d] from a zero state (a truncated history)."""
+    import tensorflow as tf
+
+    contexts = tf.constant(contexts, tf.int32)
+    states = _states(model, model.embed(contexts), model.zero_state(contexts.shape[0]))
+    top = states[-1][-1][:, -1:]
+    return np.asarray(model.token_losses(top, tf.constant(np.asarray(targets)[:, None], tf.int32))[:, 0], np.float64)
+
+
+def stream_losses(model, stream, state=None):
+    """Cross entropy [P - 1] at every position p of stream [P] (predicting stream[p + 1]) with the whole history
+    from `state` (default zeros), and the states after every position (per layer, per component [P, H])."""
+    import tensorflow as tf
+
+    stream = np.asarray(stream)
+    if state is None:
+        state = model.zero_state(1)
+    states = _states(model, model.embed(tf.constant(stream[None, :-1], tf.int32)), state)
+    losses = model.token_losses(states[-1][-1], tf.constant(stream[None, 1:], tf.int32))[0]
+    return np.asarray(losses, np.float64), [[np.asarray(s[0]) for s in layer] for layer in states]
+
+
+# --------------------------------------------------------------------------------------------
+# Sums per class, delay and block
+# --------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class BlockSums:
+    """Running sums and counts of quantities per block, delay and class: sums[name] [N, D, C], counts [N, D, C]."""
+    names: tuple
+    n_blocks: int
+    delays: tuple
+    n_classes: int
+
+    def __post_init__(self):
+        shape = (self.n_blocks, len(self.delays), self.n_classes)
+        self.sums = {name: np.zeros(shape) for name in self.names}
+        self.counts = np.zeros(shape)
+
+    def add(self, block, delay, masks, values):
+        """masks [C, R] (0/1 or weights) of the rows' classes; values {name: [R]}."""
+        d = self.delays.index(delay)
+        masks = np.asarray(masks, np.float64)
+        self.counts[block, d] += masks.sum(axis=1)
+        for name in self.names:
+            self.sums[name][block, d] += masks @ np.asarray(values[name], np.float64)
+
+    def means(self, name):
+        """(mean [D, C] on all blocks, leave-one-block-out means [N, D, C], block counts [N, D, C]); NaN where a
+        class has no occurrence."""
+        sums = self.sums[name]
+        total, count = sums.sum(axis=0), self.counts.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return total / count, (total[None] - sums) / (count[None] - self.counts), self.counts
+
+    def intervals(self, name):
+        """uncertainty.jackknife of each class mean (no bias correction: a mean is unbiased) per delay and class:
+        {value, estimate, se, lo, hi, df} [D, C]. Blocks without an occurrence of the class are left out (their
+        delete-one replicate is the mean itself and carries no information); a class with occurrences in one block
+        only has no interval (NaN)."""
+        from state_gradients.measures import uncertainty
+
+        full, loo, counts = self.means(name)
+        keys = ("value", "estimate", "se", "lo", "hi", "df")
+        out = {key: np.full(full.shape, np.nan) for key in keys}
+        for d, c in np.ndindex(full.shape):
+            used = counts[:, d, c] > 0
+            if used.sum() < 2:
+                out["value"][d, c] = out["estimate"][d, c] = full[d, c]
+                continue
+            stats = uncertainty.jackknife(full[d, c], loo[used, d, c], counts[used, d, c], exponent=None)
+            for key in keys:
+                out[key][d, c] = stats[key]
+        return out
+
+    def state(self):
+        return {"counts": self.counts, **{f"sum_{name}": value for name, value in self.sums.items()}}
+
+    def load(self, arrays):
+        self.counts = np.array(arrays["counts"], np.float64)
+        self.sums = {name: np.array(arrays[f"sum_{name}"], np.float64) for name in self.names}
+
+
+# --------------------------------------------------------------------------------------------
+# The pass
+# --------------------------------------------------------------------------------------------
+
+REPLACEMENT = ("replacement_state", "replacement_predicted", "replacement_loss")
+TRUNCATION = ("truncation_loss",)
+MEASURES = {
+    "replacement_state": "‖Δs_t‖ / ‖D⁻¹Δx‖ when the word at t − k is replaced by a unigram draw",
+    "replacement_predicted": "‖G·Δx‖ / ‖D⁻¹Δx‖, the state gradient's first-order prediction of the same change",
+    "replacement_loss": "loss change at t when the word at t − k is replaced by a unigram draw",
+    "truncation_loss": "loss increase at t when only the last d words are read (from a zero state)",
+}
+CSV_COLUMNS = ["measure", "class", "delay", "count", "value", "se", "lo", "hi"]
+
+
+@dataclasses.dataclass
+class PerturbOptions:
+    """What sg-perturb measures: delays k of the replaced word (each < max_delay, <= the window's last target),
+    context lengths d of the truncation, target positions sampled per window and delay (None: every target of the
+    gradient pass's time steps), the seed of the samples and replacement words."""
+    delays: tuple = (0, 1, 2, 3, 5, 7, 10, 15, 20, 30, 40)
+    contexts: tuple = (1, 2, 3, 5, 10, 20, 50, 100, 200)
+    targets_per_window: int | None = 20
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class PerturbResult:
+    """sums: BlockSums of every measure (names REPLACEMENT and TRUNCATION), classes [C] ("overall" first), delays
+    and contexts as measured, windows [N] of the pass, blocks; units: what ‖D⁻¹Δx‖ was (D or the identity)."""
+    sums_replacement: BlockSums
+    sums_truncation: BlockSums
+    classes: list
+    windows: int
+    blocks: int
+    units: str
+
+    def rows(self):
+        """perturbation.csv's rows: every measure, class and delay (or context length) with a count."""
+        out = []
+        for sums in (self.sums_replacement, self.sums_truncation):
+            for name in sums.names:
+                stats = sums.intervals(name)
+                counts = sums.counts.sum(axis=0)
+                for d, delay in enumerate(sums.delays):
+                    for c, cls in enumerate(self.classes):
+                        if counts[d, c] > 0:
+                            out.append([name, cls, delay, counts[d, c]] + [float(stats[key][d, c])
+                                                                          for key in ("value", "se", "lo", "hi")])
+        return out
+
+
+def _unigram(train_ids, vocab_size):
+    counts = np.bincount(np.asarray(train_ids), minlength=vocab_size).astype(np.float64)
+    return counts / counts.sum()
+
+
+def _draw_other(rng, probabilities, original):
+    """A word from `probabilities` for each original word, redrawn until it differs (Δx = 0 measures nothing)."""
+    new = rng.choice(len(probabilities), size=len(original), p=probabilities)
+    same = new == original
+    while same.any():
+        new[same] = rng.choice(len(probabilities), size=int(same.sum()), p=probabilities)
+        same = new == original
+    return new
+
+
+def measure_window(model, window, targets, entering, *, layer, component, z_inv, delays, contexts, stream, offset,
+                   time_steps, unigram, table, rng, sample):
+    """One window's replacement and truncation values, [(measure group, delay, masks [C, R], {name: [R]})].
+
+    window, targets [T]: the window's inputs and next words; entering: the carried state entering it; stream: the
+    pass's whole input stream (for contexts reaching back across windows), offset: the window's first position.
+    """
+    import tensorflow as tf
+
+    x = model.embed(tf.constant(window[None], tf.int32))
+    states = _states(model, x, entering)
+    losses = np.asarray(model.token_losses(states[-1][-1], tf.constant(targets[None], tf.int32))[0], np.float64)
+    out = []
+    for k in delays:
+        ts = sample(np.array([t for t in time_steps if t >= k]))
+        if not len(ts):
+            continue
+        starts = ts - k
+        state = tuple(tuple(tf.gather(tf.concat([tf.expand_dims(e, 1), s], axis=1)[0], starts) for e, s in
+                            zip(entering_layer, layer_states)) for entering_layer, layer_states in zip(entering, states))
+        ids = np.stack([window[j:j + k + 1] for j in starts])
+        new = _draw_other(rng, unigram, ids[:, 0])
+        effect = replacement_effects(model, state, ids, new, layer=layer, component=component, targets=targets[ts])
+        size = np.linalg.norm(effect["delta_x"] @ z_inv.T, axis=1)                      # ‖D⁻¹Δx‖
+        values = {"replacement_state": np.linalg.norm(effect["delta_state"], axis=1) / size,
+                  "replacement_predicted": np.linalg.norm(effect["predicted"], axis=1) / size,
+                  "replacement_loss": effect["delta_loss"]}
+        out.append(("replacement", k, table[:, ids[:, 0]], values))
+    longest = max(contexts) if contexts else 0
+    ts = sample(np.array([t for t in time_steps if offset + t >= longest - 1]))
+    if len(ts) and contexts:
+        positions = offset + ts
+        for d in contexts:
+            windows = np.stack([stream[p - d + 1:p + 1] for p in positions])
+            cut = context_losses(model, windows, targets[ts])
+            out.append(("truncation", d, table[:, targets[ts]], {"truncation_loss": cut - losses[ts]}))
+    return out, tuple(tuple(s[:, -1] for s in layer) for layer in states)
+
+
+def _fingerprint(config, options, stream, table, n_blocks):
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps([config.save_path, config.num_steps, config.valid_batches, config.grad_layer,
+                                        config.grad_interm, config.time_step, config.grad_norm_file, n_blocks,
+                                        dataclasses.asdict(options)], sort_keys=True, default=str).encode())
+    digest.update(np.ascontiguousarray(stream).tobytes())
+    digest.update(np.ascontiguousarray(table).tobytes())
+    return digest.hexdigest()
+
+
+PROGRESS = "perturbation_progress.npz"
+
+
+def run_perturbation(config_path, out, options=PerturbOptions(), log=print, checkpoint_seconds=60.0):
+    """The replacement and truncation measures on the windows, targets, classes and blocks of a gradient config.
+
+    config_path: a gradient-pass config (batch_size 1; pos_mapping and pos_classes give the classes,
+    grad_blocks the blocks, grad_norm_file the D of ‖D⁻¹Δx‖, time_step the targets, valid_batches the
+    windows). Resumes from OUT/perturbation_progress.npz (the same config and options). Returns a
+    PerturbResult; write_outputs writes its files.
+    """
+    import tensorflow as tf
+
+    import os
+    import time
+
+    from state_gradients.core import configuration, families, formats, lm_data
+    from state_gradients.core.cli import progress_bar
+    from state_gradients.core.errors import UserError
+    from state_gradients.files.gradient_files import shard_range, write_npz
+    from state_gradients.files.saved_model import SavedModel
+    from state_gradients.passes import measure_setup
+    from state_gradients.passes.gradient_pass import read_norm
+
+    config = configuration.load_config(config_path, train=False, valid=True, test=False)
+    measure_setup.refuse_stateless(config.basic_cell, "sg-perturb (the behavioural measures)", config.path)
+    if config.batch_size != 1:
+        raise UserError(f"{config.path}: batch_size must be 1 for sg-perturb (one stream of validation positions, "
+                        f"as sg-reproduce's gradient pass reads it), got {config.batch_size}")
+    source = SavedModel.from_config(config)
+    model = source.load(tf.float64)
+    corpus = lm_data.load_corpus(config, need_train=True, need_valid=True, need_test=False)
+    inputs, targets = lm_data.make_windows(source.ids(corpus, "valid"), 1, config.num_steps,
+                                           what=corpus.describe("valid"), max_windows=config.valid_batches)
+    n_windows, steps = inputs.shape[0], config.num_steps
+    stream = inputs[:, 0].reshape(-1)
+    time_steps = np.array(config.time_steps())
+    delays = tuple(k for k in options.delays if k <= time_steps.max())
+    bad = [k for k in options.delays if k >= steps or k < 0]
+    if bad:
+        raise UserError(f"--delays {bad}: a replaced word must lie in the window of {steps} (0 <= k < num_steps)")
+    if options.contexts and (min(options.contexts) < 1 or max(options.contexts) > len(stream)):
+        raise UserError(f"--contexts must lie in 1..{len(stream)} (the pass's positions), got {list(options.contexts)}")
+    class_files = config.pos_class_files()
+    classes = [formats.OVERALL] + [formats.class_name(p) for p in class_files]
+    table = formats.class_masks(config.pos_mapping, class_files, source.id_to_word)
+    layer, component = config.grad_layer, families.family(model.cell_type).state_index(config.grad_interm)
+    norm = read_norm(config, model.embedding_size)
+    units = "D of grad_norm_file" if norm is not None else "the identity (no grad_norm_file): ‖Δx‖"
+    z_inv = np.linalg.inv(norm) if norm is not None else np.eye(model.embedding_size)
+    n_blocks = config.grad_blocks or 1
+    ranges = [shard_range(n_windows, b, n_blocks) for b in range(1, n_blocks + 1)]
+    block_of = np.concatenate([np.full(hi - lo, b) for b, (lo, hi) in enumerate(ranges)])
+    replacement = BlockSums(REPLACEMENT, n_blocks, delays, len(classes))
+    truncation = BlockSums(TRUNCATION, n_blocks, tuple(options.contexts), len(classes))
+    unigram = _unigram(source.ids(corpus, "train"), model.vocab_size)
+    fingerprint = _fingerprint(config, options, stream, table, n_blocks)
+    progress_path = os.path.join(out, PROGRESS)
+    start = 0
+    if os.path.isfile(progress_path):
+        with np.load(progress_path, allow_pickle=False) as saved:
+            if str(saved["fingerprint"]) != fingerprint:
+                raise UserError(f"{progress_path} holds another model, config or options; remove it or choose "
+                                "another --out")
+            start = int(saved["windows_done"])
+            replacement.load({k[len("r_"):]: saved[k] for k in saved.files if k.startswith("r_")})
+            truncation.load({k[len("t_"):]: saved[k] for k in saved.files if k.startswith("t_")})
+        log(f"sg-perturb in {out}: complete ({PROGRESS})" if start == n_windows else
+            f"Resuming sg-perturb in {out} at window {start + 1} of {n_windows}")
+    os.makedirs(out, exist_ok=True)
+    state = model.zero_state(1)
+    for i in range(start):      # replay the forward pass to the state entering `start`
+        states = _states(model, model.embed(tf.constant(inputs[i], tf.int32)), state)
+        state = tuple(tuple(s[:, -1] for s in layer) for layer in states)
+
+    def save(done):
+        write_npz(progress_path, {"fingerprint": np.array(fingerprint), "windows_done": np.array(done),
+                                  **{f"r_{k}": v for k, v in replacement.state().items()},
+                                  **{f"t_{k}": v for k, v in truncation.state().items()}})
+
+    last = time.monotonic()
+    for i in progress_bar(range(start, n_windows), total=n_windows, initial=start, unit="window", desc="perturb"):
+        rng = np.random.default_rng([options.seed, i])       # per window: the same draws after a resume
+
+        def sample(ts, rng=rng):
+            if options.targets_per_window is None or len(ts) <= options.targets_per_window:
+                return ts
+            return np.sort(rng.choice(ts, options.targets_per_window, replace=False))
+
+        parts, state = measure_window(model, inputs[i, 0], targets[i, 0], state, layer=layer, component=component,
+                                      z_inv=z_inv, delays=delays, contexts=tuple(options.contexts), stream=stream,
+                                      offset=i * steps, time_steps=time_steps, unigram=unigram, table=table, rng=rng,
+                                      sample=sample)
+        for group, delay, masks, values in parts:
+            (replacement if group == "replacement" else truncation).add(block_of[i], delay, masks, values)
+        if time.monotonic() - last > checkpoint_seconds:
+            save(i + 1)
+            last = time.monotonic()
+    save(n_windows)
+    return PerturbResult(replacement, truncation, classes, n_windows, n_blocks, units)
+
+
+def write_outputs(result, out):
+    """OUT/perturbation.csv (CSV_COLUMNS: each measure's class means per delay or context length with the
+    delete-one-block jackknife's 95% interval); returns its path."""
+    import csv
+    import io
+    import os
+
+    from state_gradients.core.fileio import atomic_write_text
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in result.rows():
+        writer.writerow([row[0], row[1], row[2], f"{row[3]:g}"] + [repr(float(v)) for v in row[4:]])
+    path = os.path.join(out, "perturbation.csv")
+    atomic_write_text(path, buffer.getvalue())
+    return path
