@@ -1,4 +1,4 @@
-"""sg-perturb: behavioural memory beside the state gradients: a past word replaced, the context truncated."""
+"""sg-perturb: behavioural memory beside the state gradients: a past word replaced, the context cut, shuffled or thinned."""
 import os
 import sys
 
@@ -32,7 +32,9 @@ def build_parser():
         "and blocks (grad_blocks) of a gradient-pass config with batch_size 1: the word at t-k replaced by a "
         "word drawn from the training unigram distribution (the change of the state, in units of ‖D⁻¹Δx‖ with "
         "D of grad_norm_file, beside the state gradient's prediction ‖G·Δx‖, and the loss change at t), and "
-        "the loss increase when the model reads only the last d words from a zero state. Writes "
+        "the loss increase when the model reads only the last d words from a zero state, and, against the "
+        "longest context, when its words beyond d are shuffled, reversed, or its content words, function "
+        "words or as many random words are dropped. Writes "
         "OUT/perturbation.csv (docs/measures.md) and resumes from OUT/perturbation_progress.npz.")
     parser.add_argument("--config", required=True, help="the gradient pass's config (batch_size 1)")
     parser.add_argument("--out", required=True, help="folder for perturbation.csv and the progress file")
@@ -43,6 +45,12 @@ def build_parser():
                              "at positions >= max(d) - 1 of the pass only)")
     parser.add_argument("--targets-per-window", type=int, default=defaults.targets_per_window,
                         help="target positions sampled per window and delay (default %(default)s; 0: all)")
+    parser.add_argument("--content", default=",".join(defaults.content),
+                        help="pos_classes whose words are content words (dropped by drop_content; default "
+                             "%(default)s)")
+    parser.add_argument("--function", default=",".join(defaults.function),
+                        help="pos_classes whose words are function words (dropped by drop_function; default "
+                             "%(default)s); a word in both is content")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the samples and replacement "
                         "words (default %(default)s)")
     return parser
@@ -57,7 +65,9 @@ def _main(argv):
     from state_gradients.measures import perturbation
 
     options = perturbation.PerturbOptions(delays=delays, contexts=contexts,
-                                          targets_per_window=args.targets_per_window or None, seed=args.seed)
+                                          targets_per_window=args.targets_per_window or None, seed=args.seed,
+                                          content=tuple(filter(None, args.content.split(","))),
+                                          function=tuple(filter(None, args.function.split(","))))
     result = perturbation.run_perturbation(args.config, args.out, options)
     path = perturbation.write_outputs(result, args.out)
     print(f"{len(result.classes)} classes, {result.windows} windows in {result.blocks} blocks; units of Δx: "

@@ -97,13 +97,61 @@ def stream_losses(model, stream, state=None):
     return np.asarray(losses, np.float64), [[np.asarray(s[0]) for s in layer] for layer in states]
 
 
+def _kept_states(model, x, state, keep):
+    """Like model.run_layers, but a step whose keep is False leaves every layer's state as it was: the word is
+    dropped from the input (exactly, for rows of different kept lengths in one batch). keep [R, K] bool."""
+    import tensorflow as tf
+
+    keep = tf.transpose(tf.constant(keep))[:, :, None]                       # [K, R, 1]
+    all_states = []
+    for layer in range(model.num_layers):
+        p = model.layers[layer]
+        shape = tf.shape(x)
+        xw = model.cell.project_input(p, tf.reshape(x, [-1, shape[2]]))
+        xw = tf.transpose(tf.reshape(xw, [shape[0], shape[1], -1]), [1, 0, 2])   # [K, R, P]
+        w_h = model.cell.recurrent_weights(p, model.size)
+
+        def step(s, inputs, p=p, w_h=w_h):
+            xw_t, keep_t = inputs
+            new = model.cell.step(p, xw_t, s, w_h)[0]
+            return tuple(tf.where(keep_t, n, old) for n, old in zip(new, s))
+
+        seq = tf.scan(step, (xw, keep), initializer=tuple(state[layer]))
+        seq = tuple(tf.transpose(s, [1, 0, 2]) for s in seq)
+        all_states.append(seq)
+        x = seq[-1]
+    return all_states
+
+
+def kept_context_losses(model, contexts, keep, targets):
+    """Cross entropy [R] of targets [R] after reading contexts [R, L] from a zero state with the words where keep
+    [R, L] is False dropped (context_losses of each row's kept words)."""
+    import tensorflow as tf
+
+    contexts = tf.constant(contexts, tf.int32)
+    states = _kept_states(model, model.embed(contexts), model.zero_state(contexts.shape[0]), np.asarray(keep, bool))
+    top = states[-1][-1][:, -1:]
+    return np.asarray(model.token_losses(top, tf.constant(np.asarray(targets)[:, None], tf.int32))[:, 0], np.float64)
+
+
+def reorder_far(contexts, d, how, rng):
+    """contexts [R, L] with the words beyond distance d (all but the last d) shuffled (each row its own
+    permutation) or reversed; the last d words stay in place."""
+    out = np.array(contexts, copy=True)
+    far = out.shape[1] - d
+    for row in out:
+        row[:far] = row[:far][::-1] if how == "reversed" else rng.permutation(row[:far])
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Sums per class, delay and block
 # --------------------------------------------------------------------------------------------
 
 @dataclasses.dataclass
 class BlockSums:
-    """Running sums and counts of quantities per block, delay and class: sums[name] [N, D, C], counts [N, D, C]."""
+    """Running sums and counts of quantities per block, delay and class: sums[name], counts[name] [N, D, C] (a
+    quantity that is NaN for a row, e.g. not defined at that delay, does not count)."""
     names: tuple
     n_blocks: int
     delays: tuple
@@ -112,23 +160,25 @@ class BlockSums:
     def __post_init__(self):
         shape = (self.n_blocks, len(self.delays), self.n_classes)
         self.sums = {name: np.zeros(shape) for name in self.names}
-        self.counts = np.zeros(shape)
+        self.counts = {name: np.zeros(shape) for name in self.names}
 
     def add(self, block, delay, masks, values):
         """masks [C, R] (0/1 or weights) of the rows' classes; values {name: [R]}."""
         d = self.delays.index(delay)
         masks = np.asarray(masks, np.float64)
-        self.counts[block, d] += masks.sum(axis=1)
         for name in self.names:
-            self.sums[name][block, d] += masks @ np.asarray(values[name], np.float64)
+            value = np.asarray(values[name], np.float64)
+            finite = np.isfinite(value)
+            self.counts[name][block, d] += masks[:, finite].sum(axis=1)
+            self.sums[name][block, d] += masks[:, finite] @ value[finite]
 
     def means(self, name):
         """(mean [D, C] on all blocks, leave-one-block-out means [N, D, C], block counts [N, D, C]); NaN where a
         class has no occurrence."""
-        sums = self.sums[name]
-        total, count = sums.sum(axis=0), self.counts.sum(axis=0)
+        sums, counts = self.sums[name], self.counts[name]
+        total, count = sums.sum(axis=0), counts.sum(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return total / count, (total[None] - sums) / (count[None] - self.counts), self.counts
+            return total / count, (total[None] - sums) / (count[None] - counts), counts
 
     def intervals(self, name):
         """uncertainty.jackknife of each class mean (no bias correction: a mean is unbiased) per delay and class:
@@ -151,10 +201,11 @@ class BlockSums:
         return out
 
     def state(self):
-        return {"counts": self.counts, **{f"sum_{name}": value for name, value in self.sums.items()}}
+        return {**{f"count_{name}": value for name, value in self.counts.items()},
+                **{f"sum_{name}": value for name, value in self.sums.items()}}
 
     def load(self, arrays):
-        self.counts = np.array(arrays["counts"], np.float64)
+        self.counts = {name: np.array(arrays[f"count_{name}"], np.float64) for name in self.names}
         self.sums = {name: np.array(arrays[f"sum_{name}"], np.float64) for name in self.names}
 
 
@@ -163,12 +214,17 @@ class BlockSums:
 # --------------------------------------------------------------------------------------------
 
 REPLACEMENT = ("replacement_state", "replacement_predicted", "replacement_loss")
-TRUNCATION = ("truncation_loss",)
+TRUNCATION = ("truncation_loss", "order_shuffled", "order_reversed", "drop_content", "drop_function", "drop_random")
 MEASURES = {
     "replacement_state": "‖Δs_t‖ / ‖D⁻¹Δx‖ when the word at t − k is replaced by a unigram draw",
     "replacement_predicted": "‖G·Δx‖ / ‖D⁻¹Δx‖, the state gradient's first-order prediction of the same change",
     "replacement_loss": "loss change at t when the word at t − k is replaced by a unigram draw",
     "truncation_loss": "loss increase at t when only the last d words are read (from a zero state)",
+    "order_shuffled": "loss increase when the words beyond distance d of the longest context are shuffled",
+    "order_reversed": "loss increase when the words beyond distance d of the longest context are reversed",
+    "drop_content": "loss increase when the content words beyond distance d of the longest context are dropped",
+    "drop_function": "loss increase when the function words beyond distance d of the longest context are dropped",
+    "drop_random": "loss increase when as many random words beyond distance d as there are content words are dropped",
 }
 CSV_COLUMNS = ["measure", "class", "delay", "count", "value", "se", "lo", "hi"]
 
@@ -177,11 +233,15 @@ CSV_COLUMNS = ["measure", "class", "delay", "count", "value", "se", "lo", "hi"]
 class PerturbOptions:
     """What sg-perturb measures: delays k of the replaced word (each < max_delay, <= the window's last target),
     context lengths d of the truncation, target positions sampled per window and delay (None: every target of the
-    gradient pass's time steps), the seed of the samples and replacement words."""
+    gradient pass's time steps), the seed of the samples and replacement words, and the classes (pos_classes
+    names) whose words count as content and as function words when words are dropped (a word in both is
+    content; a word in neither is never dropped)."""
     delays: tuple = (0, 1, 2, 3, 5, 7, 10, 15, 20, 30, 40)
     contexts: tuple = (1, 2, 3, 5, 10, 20, 50, 100, 200)
     targets_per_window: int | None = 20
     seed: int = 0
+    content: tuple = ("nouns", "verbs", "adjectives", "adverbs")
+    function: tuple = ("determiners", "prepositions", "pronouns", "conjunctions")
 
 
 @dataclasses.dataclass
@@ -201,7 +261,7 @@ class PerturbResult:
         for sums in (self.sums_replacement, self.sums_truncation):
             for name in sums.names:
                 stats = sums.intervals(name)
-                counts = sums.counts.sum(axis=0)
+                counts = sums.counts[name].sum(axis=0)
                 for d, delay in enumerate(sums.delays):
                     for c, cls in enumerate(self.classes):
                         if counts[d, c] > 0:
@@ -226,11 +286,12 @@ def _draw_other(rng, probabilities, original):
 
 
 def measure_window(model, window, targets, entering, *, layer, component, z_inv, delays, contexts, stream, offset,
-                   time_steps, unigram, table, rng, sample):
+                   time_steps, unigram, table, kinds, rng, sample):
     """One window's replacement and truncation values, [(measure group, delay, masks [C, R], {name: [R]})].
 
     window, targets [T]: the window's inputs and next words; entering: the carried state entering it; stream: the
-    pass's whole input stream (for contexts reaching back across windows), offset: the window's first position.
+    pass's whole input stream (for contexts reaching back across windows), offset: the window's first position;
+    kinds: ([V] content words, [V] function words) as booleans.
     """
     import tensorflow as tf
 
@@ -257,10 +318,29 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
     ts = sample(np.array([t for t in time_steps if offset + t >= longest - 1]))
     if len(ts) and contexts:
         positions = offset + ts
+        masks = table[:, targets[ts]]
+        cut = {}
         for d in contexts:
             windows = np.stack([stream[p - d + 1:p + 1] for p in positions])
-            cut = context_losses(model, windows, targets[ts])
-            out.append(("truncation", d, table[:, targets[ts]], {"truncation_loss": cut - losses[ts]}))
+            cut[d] = context_losses(model, windows, targets[ts])
+        longest_ctx = np.stack([stream[p - longest + 1:p + 1] for p in positions])
+        for d in contexts:
+            values = {name: np.full(len(ts), np.nan) for name in TRUNCATION}
+            values["truncation_loss"] = cut[d] - losses[ts]
+            if d < longest:      # the longest context's far words rearranged or dropped, against it as it is
+                base = cut[longest]
+                for how in ("shuffled", "reversed"):
+                    values[f"order_{how}"] = context_losses(model, reorder_far(longest_ctx, d, how, rng),
+                                                            targets[ts]) - base
+                far = np.arange(longest) < longest - d
+                content, function = far & kinds[0][longest_ctx], far & kinds[1][longest_ctx]
+                random = np.zeros_like(far[None] & content)
+                for r, n in enumerate(content.sum(axis=1)):
+                    random[r, rng.choice(longest - d, n, replace=False)] = True
+                for name, dropped in (("drop_content", content), ("drop_function", function),
+                                      ("drop_random", random)):
+                    values[name] = kept_context_losses(model, longest_ctx, ~dropped, targets[ts]) - base
+            out.append(("truncation", d, masks, values))
     return out, tuple(tuple(s[:, -1] for s in layer) for layer in states)
 
 
@@ -322,6 +402,13 @@ def run_perturbation(config_path, out, options=PerturbOptions(), log=print, chec
     class_files = config.pos_class_files()
     classes = [formats.OVERALL] + [formats.class_name(p) for p in class_files]
     table = formats.class_masks(config.pos_mapping, class_files, source.id_to_word)
+    missing = sorted(set(options.content + options.function) - set(classes))
+    if missing and options.contexts:
+        raise UserError(f"{config.path}: pos_classes has no class {', '.join(missing)} (the content and function "
+                        f"words that sg-perturb drops); its classes: {', '.join(classes[1:]) or 'none'}")
+    kinds = tuple(table[[classes.index(c) for c in group]].max(axis=0) > 0 if group else
+                  np.zeros(table.shape[1], bool) for group in (options.content, options.function))
+    kinds = (kinds[0], kinds[1] & ~kinds[0])         # a word with a content tag is content
     layer, component = config.grad_layer, families.family(model.cell_type).state_index(config.grad_interm)
     norm = read_norm(config, model.embedding_size)
     units = "D of grad_norm_file" if norm is not None else "the identity (no grad_norm_file): ‖Δx‖"
@@ -367,8 +454,8 @@ def run_perturbation(config_path, out, options=PerturbOptions(), log=print, chec
 
         parts, state = measure_window(model, inputs[i, 0], targets[i, 0], state, layer=layer, component=component,
                                       z_inv=z_inv, delays=delays, contexts=tuple(options.contexts), stream=stream,
-                                      offset=i * steps, time_steps=time_steps, unigram=unigram, table=table, rng=rng,
-                                      sample=sample)
+                                      offset=i * steps, time_steps=time_steps, unigram=unigram, table=table,
+                                      kinds=kinds, rng=rng, sample=sample)
         for group, delay, masks, values in parts:
             (replacement if group == "replacement" else truncation).add(block_of[i], delay, masks, values)
         if time.monotonic() - last > checkpoint_seconds:

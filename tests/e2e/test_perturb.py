@@ -31,7 +31,7 @@ def test_the_command_writes_intervals_per_class_and_resumes(demo_run, tmp_path):
     out = demo_run[0]
     config = _derived_config(out, valid_batches=12, grad_blocks=4, grad_norm_file=str(out / "embedding_D_norm_grad.npy"))
     argv = ["--config", str(config), "--out", str(tmp_path / "p"), "--delays", "0,2,6", "--contexts", "1,4,12",
-            "--targets-per-window", "4"]
+            "--function", "determiners", "--targets-per-window", "4"]
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         assert perturb.main(argv) == 0
     assert "12 windows in 4 blocks" in printed.getvalue()
@@ -39,8 +39,10 @@ def test_the_command_writes_intervals_per_class_and_resumes(demo_run, tmp_path):
     assert list(rows[0]) == perturbation.CSV_COLUMNS
     overall = {(r["measure"], int(r["delay"])): r for r in rows if r["class"] == "overall"}
     # every measure at every delay; 4 sampled targets in each of the 12 windows (demo windows have 25 positions)
+    # the rearranged and thinned contexts at every d below the longest (12), against the longest
     assert set(overall) == {(m, k) for m in perturbation.REPLACEMENT for k in (0, 2, 6)} | \
-        {("truncation_loss", d) for d in (1, 4, 12)}
+        {("truncation_loss", d) for d in (1, 4, 12)} | \
+        {(m, d) for m in perturbation.TRUNCATION[1:] for d in (1, 4)}
     assert all(float(r["count"]) == 48 for key, r in overall.items() if key[0] != "truncation_loss")
     for r in rows:
         value, lo, hi = float(r["value"]), float(r["lo"]), float(r["hi"])

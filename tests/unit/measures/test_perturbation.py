@@ -107,3 +107,30 @@ def test_block_sums_give_the_jackknife_of_class_means():
         sparse.add(block, 1, np.array([[1, 1], [1, 1] if block else [0, 0]]), {"x": values})
     stats = sparse.intervals("x")
     assert stats["df"][0, 1] == 1 and np.isfinite(stats["se"][0, 1]) and stats["value"][0, 1] == pytest.approx(4.0)
+
+
+def test_dropped_words_are_skipped_exactly():
+    # a row with words dropped by the keep mask reads as the same row without them (rows of different kept lengths
+    # in one batch); float64 with different row counts: equal to rounding (1e-12)
+    model = _model()
+    stream = _stream(30, seed=6)
+    contexts = np.stack([stream[0:12], stream[5:17], stream[10:22]])
+    keep = np.ones((3, 12), bool)
+    keep[0, [1, 4, 5]] = False
+    keep[2, :7] = False
+    targets = stream[[12, 17, 22]]
+    got = perturbation.kept_context_losses(model, contexts, keep, targets)
+    for r in range(3):
+        want = perturbation.context_losses(model, contexts[r][keep[r]][None], targets[r:r + 1])[0]
+        assert abs(got[r] - want) <= 1e-12 * abs(want)
+    assert abs(got[1] - perturbation.context_losses(model, contexts[1:2], targets[1:2])[0]) <= 1e-12 * abs(got[1])
+
+
+def test_only_the_far_words_are_rearranged():
+    rng = np.random.default_rng(7)
+    contexts = np.arange(20).reshape(2, 10)
+    shuffled = perturbation.reorder_far(contexts, 3, "shuffled", rng)
+    np.testing.assert_array_equal(shuffled[:, -3:], contexts[:, -3:])
+    assert all(sorted(a) == sorted(b) for a, b in zip(shuffled[:, :7], contexts[:, :7]))
+    assert not np.array_equal(shuffled, contexts)
+    np.testing.assert_array_equal(perturbation.reorder_far(contexts, 3, "reversed", rng)[:, :7], contexts[:, 6::-1])
