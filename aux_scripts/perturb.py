@@ -45,6 +45,9 @@ def build_parser():
                              "at positions >= max(d) - 1 of the pass only)")
     parser.add_argument("--targets-per-window", type=int, default=defaults.targets_per_window,
                         help="target positions sampled per window and delay (default %(default)s; 0: all)")
+    parser.add_argument("--rearranged-per-window", type=int, default=defaults.rearranged_per_window,
+                        help="of those targets, how many get the word-order and dropping variants (default "
+                             "%(default)s; each d reads the longest context five times)")
     parser.add_argument("--content", default=",".join(defaults.content),
                         help="pos_classes whose words are content words (dropped by drop_content; default "
                              "%(default)s)")
@@ -58,14 +61,17 @@ def build_parser():
 
 def _main(argv):
     args = build_parser().parse_args(argv)
-    if args.targets_per_window < 0:
-        raise UserError(f"--targets-per-window must be >= 0, got {args.targets_per_window}")
+    for flag, value in (("--targets-per-window", args.targets_per_window),
+                        ("--rearranged-per-window", args.rearranged_per_window)):
+        if value < 0:
+            raise UserError(f"{flag} must be >= 0, got {value}")
     delays, contexts = _ints(args.delays), _ints(args.contexts)
     import_tensorflow(args.verbose)
     from state_gradients.measures import perturbation
 
     options = perturbation.PerturbOptions(delays=delays, contexts=contexts,
-                                          targets_per_window=args.targets_per_window or None, seed=args.seed,
+                                          targets_per_window=args.targets_per_window or None,
+                                          rearranged_per_window=args.rearranged_per_window, seed=args.seed,
                                           content=tuple(filter(None, args.content.split(","))),
                                           function=tuple(filter(None, args.function.split(","))))
     result = perturbation.run_perturbation(args.config, args.out, options)

@@ -32,6 +32,57 @@ def _states(model, x, state):
     return model.run_layers(x, state)
 
 
+_GRAPHS = {}
+
+
+def _graph(fn, static_shapes=False):
+    """fn as a tf.function, so that the steps run as one compiled loop instead of op by op from Python: traced
+    once per model and input rank (reduce_retracing), or with static_shapes once per input shape (a function
+    whose loop is written out needs its length)."""
+    import tensorflow as tf
+
+    if fn not in _GRAPHS:
+        _GRAPHS[fn] = tf.function(fn, reduce_retracing=not static_shapes, autograph=not static_shapes)
+    return _GRAPHS[fn]
+
+
+def _unrolled_top(model, x, state, layer, component):
+    """(s_t of `layer`'s `component`, the top layer's h at t) after inputs x [R, K, E] from `state`, the steps
+    written out (K is small: a replaced word's delay): forward-mode accumulation through them compiles, while it
+    does not through tf.scan's loop."""
+    import tensorflow as tf
+
+    chosen = None
+    for number in range(model.num_layers):
+        p = model.layers[number]
+        w_h = model.cell.recurrent_weights(p, model.size)
+        shape = tf.shape(x)
+        xw = tf.reshape(model.cell.project_input(p, tf.reshape(x, [-1, shape[2]])), [shape[0], shape[1], -1])
+        s, outputs = tuple(state[number]), []
+        for step in range(x.shape[1]):
+            s = model.cell.step(p, xw[:, step], s, w_h)[0]
+            outputs.append(s[-1])
+        if number == layer:
+            chosen = s[component]
+        x = tf.stack(outputs, axis=1)
+    return chosen, x[:, -1]
+
+
+def _perturb_graph(model, state, ids, delta_x, targets, layer, component):
+    import tensorflow as tf
+
+    x = model.embed(ids)
+    tangent = tf.concat([delta_x[:, None], tf.zeros_like(x[:, 1:])], axis=1)
+    with tf.autodiff.ForwardAccumulator(x, tangent) as acc:
+        s_t, top = _unrolled_top(model, x, state, layer, component)
+    predicted = acc.jvp(s_t)
+    s_new, top_new = _unrolled_top(model, tf.concat([x[:, :1] + delta_x[:, None], x[:, 1:]], axis=1), state, layer,
+                                   component)
+    before = model.token_losses(top[:, None], targets[:, None])[:, 0]
+    after = model.token_losses(top_new[:, None], targets[:, None])[:, 0]
+    return s_new - s_t, predicted, after - before
+
+
 def perturb_first(model, state, ids, delta_x, *, layer, component, targets=None):
     """The effect on s_t of adding delta_x to the first of K input embeddings, and its first-order prediction.
 
@@ -50,20 +101,14 @@ def perturb_first(model, state, ids, delta_x, *, layer, component, targets=None)
     """
     import tensorflow as tf
 
-    x = model.embed(tf.constant(ids, tf.int32))
-    delta_x = tf.cast(delta_x, x.dtype)
-    tangent = tf.concat([delta_x[:, None], tf.zeros_like(x[:, 1:])], axis=1)
-    with tf.autodiff.ForwardAccumulator(x, tangent) as acc:
-        original = _states(model, x, state)
-        s_t = original[layer][component][:, -1]
-    predicted = acc.jvp(s_t)
-    changed = _states(model, tf.concat([x[:, :1] + delta_x[:, None], x[:, 1:]], axis=1), state)
-    out = {"delta_state": changed[layer][component][:, -1] - s_t, "predicted": predicted, "delta_x": delta_x}
+    ids = np.asarray(ids)
+    labels = np.zeros(len(ids), np.int32) if targets is None else np.asarray(targets, np.int32)
+    delta_state, predicted, delta_loss = _graph(_perturb_graph, static_shapes=True)(
+        model, state, tf.constant(ids, tf.int32), tf.constant(delta_x, model.dtype), tf.constant(labels), layer,
+        component)
+    out = {"delta_state": delta_state, "predicted": predicted, "delta_x": delta_x}
     if targets is not None:
-        targets = tf.constant(np.asarray(targets)[:, None], tf.int32)
-        before = model.token_losses(original[-1][-1][:, -1:], targets)[:, 0]
-        after = model.token_losses(changed[-1][-1][:, -1:], targets)[:, 0]
-        out["delta_loss"] = after - before
+        out["delta_loss"] = delta_loss
     return {name: np.asarray(value, np.float64) for name, value in out.items()}
 
 
@@ -74,35 +119,12 @@ def replacement_effects(model, state, ids, new_first, *, layer, component, targe
     return perturb_first(model, state, ids, delta_x, layer=layer, component=component, targets=targets)
 
 
-def context_losses(model, contexts, targets):
-    """Cross entropy [R] of targets [R] after reading contexts [R, d] from a zero state (a truncated history)."""
-    import tensorflow as tf
-
-    contexts = tf.constant(contexts, tf.int32)
-    states = _states(model, model.embed(contexts), model.zero_state(contexts.shape[0]))
-    top = states[-1][-1][:, -1:]
-    return np.asarray(model.token_losses(top, tf.constant(np.asarray(targets)[:, None], tf.int32))[:, 0], np.float64)
-
-
-def stream_losses(model, stream, state=None):
-    """Cross entropy [P - 1] at every position p of stream [P] (predicting stream[p + 1]) with the whole history
-    from `state` (default zeros), and the states after every position (per layer, per component [P, H])."""
-    import tensorflow as tf
-
-    stream = np.asarray(stream)
-    if state is None:
-        state = model.zero_state(1)
-    states = _states(model, model.embed(tf.constant(stream[None, :-1], tf.int32)), state)
-    losses = model.token_losses(states[-1][-1], tf.constant(stream[None, 1:], tf.int32))[0]
-    return np.asarray(losses, np.float64), [[np.asarray(s[0]) for s in layer] for layer in states]
-
-
 def _kept_states(model, x, state, keep):
     """Like model.run_layers, but a step whose keep is False leaves every layer's state as it was: the word is
     dropped from the input (exactly, for rows of different kept lengths in one batch). keep [R, K] bool."""
     import tensorflow as tf
 
-    keep = tf.transpose(tf.constant(keep))[:, :, None]                       # [K, R, 1]
+    keep = tf.transpose(keep)[:, :, None]                                      # [K, R, 1]
     all_states = []
     for layer in range(model.num_layers):
         p = model.layers[layer]
@@ -123,15 +145,39 @@ def _kept_states(model, x, state, keep):
     return all_states
 
 
+def _losses_graph(model, contexts, keep, targets):
+    import tensorflow as tf
+
+    states = _kept_states(model, model.embed(contexts), model.zero_state(tf.shape(contexts)[0]), keep)
+    return model.token_losses(states[-1][-1][:, -1:], targets[:, None])[:, 0]
+
+
 def kept_context_losses(model, contexts, keep, targets):
     """Cross entropy [R] of targets [R] after reading contexts [R, L] from a zero state with the words where keep
     [R, L] is False dropped (context_losses of each row's kept words)."""
     import tensorflow as tf
 
-    contexts = tf.constant(contexts, tf.int32)
-    states = _kept_states(model, model.embed(contexts), model.zero_state(contexts.shape[0]), np.asarray(keep, bool))
-    top = states[-1][-1][:, -1:]
-    return np.asarray(model.token_losses(top, tf.constant(np.asarray(targets)[:, None], tf.int32))[:, 0], np.float64)
+    losses = _graph(_losses_graph)(model, tf.constant(contexts, tf.int32), tf.constant(np.asarray(keep, bool)),
+                                   tf.constant(np.asarray(targets, np.int32)))
+    return np.asarray(losses, np.float64)
+
+
+def context_losses(model, contexts, targets):
+    """Cross entropy [R] of targets [R] after reading contexts [R, d] from a zero state (a truncated history)."""
+    return kept_context_losses(model, contexts, np.ones(np.shape(contexts), bool), targets)
+
+
+def stream_losses(model, stream, state=None):
+    """Cross entropy [P - 1] at every position p of stream [P] (predicting stream[p + 1]) with the whole history
+    from `state` (default zeros), and the states after every position (per layer, per component [P, H])."""
+    import tensorflow as tf
+
+    stream = np.asarray(stream)
+    if state is None:
+        state = model.zero_state(1)
+    states = _states(model, model.embed(tf.constant(stream[None, :-1], tf.int32)), state)
+    losses = model.token_losses(states[-1][-1], tf.constant(stream[None, 1:], tf.int32))[0]
+    return np.asarray(losses, np.float64), [[np.asarray(s[0]) for s in layer] for layer in states]
 
 
 def reorder_far(contexts, d, how, rng):
@@ -233,12 +279,14 @@ CSV_COLUMNS = ["measure", "class", "delay", "count", "value", "se", "lo", "hi"]
 class PerturbOptions:
     """What sg-perturb measures: delays k of the replaced word (each < max_delay, <= the window's last target),
     context lengths d of the truncation, target positions sampled per window and delay (None: every target of the
-    gradient pass's time steps), the seed of the samples and replacement words, and the classes (pos_classes
+    gradient pass's time steps), how many of those targets get the word-order and dropping variants (each d
+    reads the longest context five times), the seed of the samples and replacement words, and the classes (pos_classes
     names) whose words count as content and as function words when words are dropped (a word in both is
     content; a word in neither is never dropped)."""
     delays: tuple = (0, 1, 2, 3, 5, 7, 10, 15, 20, 30, 40)
     contexts: tuple = (1, 2, 3, 5, 10, 20, 50, 100, 200)
     targets_per_window: int | None = 20
+    rearranged_per_window: int = 4
     seed: int = 0
     content: tuple = ("nouns", "verbs", "adjectives", "adverbs")
     function: tuple = ("determiners", "prepositions", "pronouns", "conjunctions")
@@ -286,12 +334,13 @@ def _draw_other(rng, probabilities, original):
 
 
 def measure_window(model, window, targets, entering, *, layer, component, z_inv, delays, contexts, stream, offset,
-                   time_steps, unigram, table, kinds, rng, sample):
+                   time_steps, unigram, table, kinds, rng, sample, rearranged):
     """One window's replacement and truncation values, [(measure group, delay, masks [C, R], {name: [R]})].
 
     window, targets [T]: the window's inputs and next words; entering: the carried state entering it; stream: the
     pass's whole input stream (for contexts reaching back across windows), offset: the window's first position;
-    kinds: ([V] content words, [V] function words) as booleans.
+    kinds: ([V] content words, [V] function words) as booleans; rearranged: how many of the sampled truncation
+    targets get the word-order and dropping variants.
     """
     import tensorflow as tf
 
@@ -319,28 +368,40 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
     if len(ts) and contexts:
         positions = offset + ts
         masks = table[:, targets[ts]]
-        cut = {}
-        for d in contexts:
-            windows = np.stack([stream[p - d + 1:p + 1] for p in positions])
-            cut[d] = context_losses(model, windows, targets[ts])
-        longest_ctx = np.stack([stream[p - longest + 1:p + 1] for p in positions])
+        cut = {d: context_losses(model, np.stack([stream[p - d + 1:p + 1] for p in positions]), targets[ts])
+               for d in contexts}
         for d in contexts:
             values = {name: np.full(len(ts), np.nan) for name in TRUNCATION}
             values["truncation_loss"] = cut[d] - losses[ts]
-            if d < longest:      # the longest context's far words rearranged or dropped, against it as it is
-                base = cut[longest]
-                for how in ("shuffled", "reversed"):
-                    values[f"order_{how}"] = context_losses(model, reorder_far(longest_ctx, d, how, rng),
-                                                            targets[ts]) - base
-                far = np.arange(longest) < longest - d
-                content, function = far & kinds[0][longest_ctx], far & kinds[1][longest_ctx]
-                random = np.zeros_like(far[None] & content)
-                for r, n in enumerate(content.sum(axis=1)):
-                    random[r, rng.choice(longest - d, n, replace=False)] = True
-                for name, dropped in (("drop_content", content), ("drop_function", function),
-                                      ("drop_random", random)):
-                    values[name] = kept_context_losses(model, longest_ctx, ~dropped, targets[ts]) - base
             out.append(("truncation", d, masks, values))
+        # word order and dropping on the first `rearranged` targets, against the longest context as it is: every
+        # variant of every d in one batch (a dropped word is a step the recurrence skips)
+        few = slice(0, rearranged)
+        base = np.stack([stream[p - longest + 1:p + 1] for p in positions[few]])          # [R', L]
+        rows, keeps, labels, where = [], [], [], []
+        for d in (d for d in contexts if d < longest):
+            far = np.arange(longest) < longest - d
+            content, function = far & kinds[0][base], far & kinds[1][base]
+            random = np.zeros_like(content)
+            for r, n in enumerate(content.sum(axis=1)):
+                random[r, rng.choice(longest - d, n, replace=False)] = True
+            keep_all = np.ones_like(content)
+            for name, ctx, keep in (("order_shuffled", reorder_far(base, d, "shuffled", rng), keep_all),
+                                    ("order_reversed", reorder_far(base, d, "reversed", rng), keep_all),
+                                    ("drop_content", base, ~content), ("drop_function", base, ~function),
+                                    ("drop_random", base, ~random)):
+                rows.append(ctx)
+                keeps.append(keep)
+                labels.append(targets[ts][few])
+                where.append((d, name))
+        if rows:
+            got = kept_context_losses(model, np.concatenate(rows), np.concatenate(keeps), np.concatenate(labels))
+            got = got.reshape(len(rows), -1) - cut[longest][few]
+            by_d = {}
+            for (d, name), increase in zip(where, got):
+                by_d.setdefault(d, {n: np.full(len(ts), np.nan) for n in TRUNCATION})[name][few] = increase
+            for d, values in by_d.items():
+                out.append(("truncation", d, masks, values))
     return out, tuple(tuple(s[:, -1] for s in layer) for layer in states)
 
 
@@ -414,6 +475,9 @@ def run_perturbation(config_path, out, options=PerturbOptions(), log=print, chec
     units = "D of grad_norm_file" if norm is not None else "the identity (no grad_norm_file): ‖Δx‖"
     z_inv = np.linalg.inv(norm) if norm is not None else np.eye(model.embedding_size)
     n_blocks = config.grad_blocks or 1
+    if n_blocks > n_windows:
+        raise UserError(f"{config.line_of('grad_blocks')}: grad_blocks {n_blocks} for a pass of {n_windows} windows: "
+                        f"use at most {n_windows} blocks")
     ranges = [shard_range(n_windows, b, n_blocks) for b in range(1, n_blocks + 1)]
     block_of = np.concatenate([np.full(hi - lo, b) for b, (lo, hi) in enumerate(ranges)])
     replacement = BlockSums(REPLACEMENT, n_blocks, delays, len(classes))
@@ -455,7 +519,7 @@ def run_perturbation(config_path, out, options=PerturbOptions(), log=print, chec
         parts, state = measure_window(model, inputs[i, 0], targets[i, 0], state, layer=layer, component=component,
                                       z_inv=z_inv, delays=delays, contexts=tuple(options.contexts), stream=stream,
                                       offset=i * steps, time_steps=time_steps, unigram=unigram, table=table,
-                                      kinds=kinds, rng=rng, sample=sample)
+                                      kinds=kinds, rng=rng, sample=sample, rearranged=options.rearranged_per_window)
         for group, delay, masks, values in parts:
             (replacement if group == "replacement" else truncation).add(block_of[i], delay, masks, values)
         if time.monotonic() - last > checkpoint_seconds:
