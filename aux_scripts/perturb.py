@@ -75,9 +75,9 @@ def _main(argv):
                                           content=tuple(filter(None, args.content.split(","))),
                                           function=tuple(filter(None, args.function.split(","))))
     result = perturbation.run_perturbation(args.config, args.out, options)
-    path = perturbation.write_outputs(result, args.out)
+    paths = perturbation.write_outputs(result, args.out)
     print(f"{len(result.classes)} classes, {result.windows} windows in {result.blocks} blocks; units of Δx: "
-          f"{result.units}: {path}")
+          f"{result.units}: {', '.join(paths)}")
     return 0
 
 

@@ -18,6 +18,7 @@
 #   diff/{A}-{B}.npy, diff/{A}-{B}_{relative_memory,cos_subspace}.{txt,json}   [sg-diff-vector and the two tools]
 #   sigma.csv, sigma.png                [sg-interpret-state] σ (sg-demo --measures)
 #   txray_separation.csv, .png          [sg-txray] TX-Ray (sg-demo --measures)
+#   perturb/perturbation.csv, perturbation_replicates.csv   [sg-perturb] behavioural memory, its replicates
 #   planted_memory.json                 [sg-demo] the demo's answer
 #   provenance.json                     [sg-reproduce, sg-demo] how the folder was made
 #   logs/{step}.out                     [sg-reproduce] each step's printed output
@@ -74,6 +75,7 @@ class RunFolder:
     diff = property(lambda self: self.path("diff"))
     sigma_csv = property(lambda self: self.path("sigma.csv"))
     sigma_png = property(lambda self: self.path("sigma.png"))
+    perturb = property(lambda self: self.path("perturb"))
     txray_csv = property(lambda self: self.path("txray_separation.csv"))
     txray_png = property(lambda self: self.path("txray_separation.png"))
     planted_memory_json = property(lambda self: self.path("planted_memory.json"))

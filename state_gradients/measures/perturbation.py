@@ -529,20 +529,69 @@ def run_perturbation(config_path, out, options=PerturbOptions(), log=print, chec
     return PerturbResult(replacement, truncation, classes, n_windows, n_blocks, units)
 
 
+REPLICATE_COLUMNS = ["measure", "class", "delay", "block", "block_count", "loo"]
+CSV_NAME, REPLICATES_NAME = "perturbation.csv", "perturbation_replicates.csv"
+
+
 def write_outputs(result, out):
     """OUT/perturbation.csv (CSV_COLUMNS: each measure's class means per delay or context length with the
-    delete-one-block jackknife's 95% interval); returns its path."""
+    delete-one-block jackknife's 95% interval) and OUT/perturbation_replicates.csv (REPLICATE_COLUMNS: the mean
+    without block j, and block j's count, for the statistics of several measures, e.g. rank correlations with
+    the gradient measures over the same blocks); returns the two paths."""
     import csv
     import io
     import os
 
     from state_gradients.core.fileio import atomic_write_text
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in result.rows():
-        writer.writerow([row[0], row[1], row[2], f"{row[3]:g}"] + [repr(float(v)) for v in row[4:]])
-    path = os.path.join(out, "perturbation.csv")
-    atomic_write_text(path, buffer.getvalue())
-    return path
+    def text(header, rows):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        return buffer.getvalue()
+
+    rows = [[r[0], r[1], r[2], f"{r[3]:g}"] + [repr(float(v)) for v in r[4:]] for r in result.rows()]
+    replicates = []
+    for sums in (result.sums_replacement, result.sums_truncation):
+        for name in sums.names:
+            _, loo, counts = sums.means(name)
+            total = counts.sum(axis=0)
+            for d, delay in enumerate(sums.delays):
+                for c, cls in enumerate(result.classes):
+                    if total[d, c] > 0:
+                        replicates += [[name, cls, delay, j, f"{counts[j, d, c]:g}", repr(float(loo[j, d, c]))]
+                                       for j in range(sums.n_blocks)]
+    paths = os.path.join(out, CSV_NAME), os.path.join(out, REPLICATES_NAME)
+    atomic_write_text(paths[1], text(REPLICATE_COLUMNS, replicates))
+    atomic_write_text(paths[0], text(CSV_COLUMNS, rows))
+    return paths
+
+
+def read_outputs(folder):
+    """(perturbation.csv's rows, perturbation_replicates.csv's rows) of an sg-perturb folder as dicts, numbers as
+    float (delay and block as int); None when the folder has no perturbation.csv. UserError naming file and line."""
+    import csv
+    import os
+
+    from state_gradients.core.errors import UserError
+
+    def read(path, columns):
+        with open(path, encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = set(columns) - set(reader.fieldnames or [])
+            if missing:
+                raise UserError(f"{path}: missing column(s) {', '.join(sorted(missing))} (expected sg-perturb's CSV)")
+            out = []
+            for lineno, row in enumerate(reader, start=2):
+                try:
+                    out.append({k: v if k in ("measure", "class") else int(v) if k in ("delay", "block") else float(v)
+                                for k, v in row.items()})
+                except ValueError:
+                    raise UserError(f"{path} line {lineno}: a value is not a number") from None
+            return out
+
+    path = os.path.join(folder, CSV_NAME)
+    if not os.path.isfile(path):
+        return None
+    return read(path, CSV_COLUMNS), read(os.path.join(folder, REPLICATES_NAME), REPLICATE_COLUMNS)

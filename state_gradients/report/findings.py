@@ -243,3 +243,62 @@ def pos_frequency_cells(reps, pos_classes):
         if len(cells) >= 2:
             out[pos] = (cells[0], cells[-1])
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# The gradient measures beside the behavioural ones (sg-perturb)
+# --------------------------------------------------------------------------------------------
+
+BEHAVIOUR = ("replacement_state", "replacement_loss")   # compared across classes with every gradient measure
+MIN_RANKED_CLASSES = 4
+
+
+def behaviour_values(rows, replicates):
+    """{(measure, class, delay): (value, [N] leave-one-block-out values)} of sg-perturb's two CSV files."""
+    loo = {}
+    for r in sorted(replicates, key=lambda r: r["block"]):
+        loo.setdefault((r["measure"], r["class"], r["delay"]), []).append(r["loo"])
+    return {(r["measure"], r["class"], r["delay"]): (r["value"], np.array(loo.get((r["measure"], r["class"],
+                                                                                     r["delay"]), [])))
+            for r in rows}
+
+
+def _spearman(x, y):
+    import scipy.stats
+
+    return float(scipy.stats.spearmanr(x, y).statistic)
+
+
+def rank_agreement(gradient, behaviour, classes, delays):
+    """Spearman's rank correlation across classes between each gradient measure (verdicts.MEASURES, read from
+    gradient, a verdicts.Replicates) and each behavioural measure of BEHAVIOUR (behaviour_values), at each delay,
+    with the delete-one-block jackknife's interval (every replicate recomputes both rankings without block j).
+
+    Returns [{gradient, behaviour, delay, classes, rho, se, lo, hi}] where both have every class finite, at least
+    MIN_RANKED_CLASSES classes, and the same blocks."""
+    from state_gradients.measures import uncertainty
+
+    out = []
+    for name in verdicts.MEASURES:
+        reps = gradient.for_measure(name)
+        for measure in BEHAVIOUR:
+            for k in delays:
+                keys = [c for c in classes if reps.has([(c, k)]) and (measure, c, k) in behaviour
+                        and np.isfinite(behaviour[(measure, c, k)][0])
+                        and len(behaviour[(measure, c, k)][1]) == len(reps.loo[(c, k)])
+                        and np.isfinite(behaviour[(measure, c, k)][1]).all()]
+                if len(keys) < MIN_RANKED_CLASSES:
+                    continue
+                full = _spearman([reps.value[(c, k)] for c in keys], [behaviour[(measure, c, k)][0] for c in keys])
+                blocks = len(reps.loo[(keys[0], k)])
+                loo = np.array([_spearman([reps.loo[(c, k)][j] for c in keys],
+                                          [behaviour[(measure, c, k)][1][j] for c in keys]) for j in range(blocks)])
+                stats = uncertainty.jackknife(full, loo, np.ones(blocks), exponent=None)
+                out.append({"gradient": name, "behaviour": measure, "delay": k, "classes": len(keys), "rho": full,
+                            "se": float(stats["se"]), "lo": float(stats["lo"]), "hi": float(stats["hi"])})
+    return out
+
+
+def agreement_word(row):
+    """'agree' when the interval of the rank correlation lies above 0, 'disagree' below, else 'unclear'."""
+    return "agree" if row["lo"] > 0 else "disagree" if row["hi"] < 0 else "unclear"

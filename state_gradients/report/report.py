@@ -53,6 +53,7 @@ def build_report(directory, title="State-gradient reproduction report"):
         doc.para(f"Not computed: {sections.MISSING['intervals']}. Without them the findings below are point "
                  "estimates.")
     sections.other_measures_section(doc, directory)
+    behaviour_rows = sections.behaviour_section(doc, run, reps, pos_classes, freq_classes)
 
     point = {
         "singular values shrink with delay": finding_shrink(overall),
@@ -76,6 +77,9 @@ def build_report(directory, title="State-gradient reproduction report"):
     if panel_rows:
         files["report_panel.csv"] = table_csv(panel_rows, ["finding", "measure", "verdict", "effect",
                                                            "across_measures"]).encode()
+    if behaviour_rows:
+        files["report_behaviour.csv"] = table_csv(behaviour_rows, ["gradient_measure", "behaviour", "delay", "classes",
+                                                                   "rho", "se", "lo", "hi", "verdict"]).encode()
     if comparison_rows:
         files["report_comparisons.csv"] = table_csv(comparison_rows, ["finding", "comparison", "estimate", "se", "lo",
                                                                       "hi", "p", "p_holm", "sign"]).encode()

@@ -12,7 +12,7 @@ import numpy as np
 from state_gradients.core import families, results
 from state_gradients.core.formats import OVERALL
 from state_gradients.files.run_folder import RunFolder, read_delay_series
-from state_gradients.measures import intervals, uncertainty, verdicts
+from state_gradients.measures import intervals, perturbation, uncertainty, verdicts
 from state_gradients.report import document, figures, findings, readers
 from state_gradients.report.findings import (CONTEXT_FINDINGS, MIN_CELL_OCCURRENCES, RANK_DELAYS, TYPE_WEIGHTED,
                                              FREQ_PREFIX, REMEMBERED_POS, common_bin_weights, context_families, fit_decay,
@@ -29,6 +29,7 @@ MISSING = {   # a part of the report -> the command that computes it
                  "(sg-reproduce does both)",
     "sigma": "sg-interpret-state --config GRAD.config --out DIR/sigma (sg-demo --measures does)",
     "txray": "sg-txray --config GRAD.config --separate NN,NNS --out DIR/txray (sg-demo --measures does)",
+    "perturb": "sg-perturb --config GRAD.config --out DIR/perturb (the gradient config with batch_size 1)",
 }
 
 
@@ -545,3 +546,52 @@ def findings_section(run, point, interval_findings, reps, context, pos_classes, 
         lead.table(["finding", "verdict", "numbers"], [[name, v, text] for name, (v, _, text) in found.items()])
     lead.para(POINT_RULES)
     return lead, found, panel_rows
+
+
+def behaviour_section(doc, run, type_level, pos_classes, freq_classes):
+    """sg-perturb's behavioural measures beside the gradient measures (DIR/perturb/); returns report_behaviour.csv's
+    rows (the rank correlations), [] when not computed."""
+    doc.heading("Behavioural memory beside the state gradients")
+    found = perturbation.read_outputs(run.perturb)
+    if found is None:
+        doc.para(f"Not computed: {MISSING['perturb']}.")
+        return []
+    rows, replicates = found
+    by = {(r["measure"], r["class"], r["delay"]): r for r in rows}
+    doc.para("A state gradient is a sensitivity; what the model does when its past is perturbed is measured beside it "
+             "(sg-perturb, after Khandelwal et al. 2018; docs/measures.md). Replacement: the word at t − k replaced by "
+             "a unigram draw: the state change ‖Δs_t‖ and the state gradient's first-order prediction ‖G·Δx‖, both "
+             "per unit ‖D⁻¹Δx‖, and the loss change at t. Truncation: the loss increase when only the last d words "
+             "are read. Means over the sampled occurrences with 95% intervals over the text's blocks.")
+    delays = sorted({r["delay"] for r in rows if r["measure"] == "replacement_state" and r["class"] == OVERALL})
+    doc.table(["delay k", "occurrences", "‖Δs‖ / ‖D⁻¹Δx‖ [95%]", "‖G·Δx‖ / ‖D⁻¹Δx‖ [95%]", "loss change [95%]"],
+              [[k, by[("replacement_state", OVERALL, k)]["count"]]
+               + [_interval({"estimate": by[(m, OVERALL, k)]["value"], "lo": by[(m, OVERALL, k)]["lo"],
+                             "hi": by[(m, OVERALL, k)]["hi"]}) for m in perturbation.REPLACEMENT] for k in delays])
+    contexts = sorted({r["delay"] for r in rows if r["measure"] == "truncation_loss" and r["class"] == OVERALL})
+    doc.table(["context d", "targets", "loss increase, truncated [95%]"] + [
+        f"{name.replace('_', ' ')} [95%]" for name in perturbation.TRUNCATION[1:]],
+        [[d, by[("truncation_loss", OVERALL, d)]["count"]]
+         + [_interval({"estimate": by[(m, OVERALL, d)]["value"], "lo": by[(m, OVERALL, d)]["lo"],
+                       "hi": by[(m, OVERALL, d)]["hi"]}) if (m, OVERALL, d) in by else None
+            for m in perturbation.TRUNCATION] for d in contexts])
+    if type_level is None:
+        doc.para(f"Rank correlations with the gradient measures need their intervals: {MISSING['intervals']}.")
+        return []
+    behaviour = findings.behaviour_values(rows, replicates)
+    agreement = findings.rank_agreement(type_level[1], behaviour, pos_classes + freq_classes,
+                                        [k for k in RANK_DELAYS if k in delays])
+    if not agreement:
+        doc.para("No rank correlation: the runs share fewer than "
+                 f"{findings.MIN_RANKED_CLASSES} classes with values at the same blocks.")
+        return []
+    doc.para("Do the gradient measures rank the classes (POS classes and frequency bins of the word at t − k) as the "
+             "replaced word's effect does? Spearman's rank correlation across the classes at each ranking delay, "
+             "with the delete-one-block jackknife's 95% interval (each replicate ranks both without block j): "
+             "'agree' when the interval lies above 0, 'disagree' when below, else 'unclear'.")
+    doc.table(["gradient measure", "behaviour", "k", "classes", "Spearman ρ [95%]", "verdict"],
+              [[verdicts.MEASURES[r["gradient"]].what, r["behaviour"].replace("_", " "), r["delay"], r["classes"],
+                _interval({"estimate": r["rho"], "lo": r["lo"], "hi": r["hi"]}), findings.agreement_word(r)]
+               for r in agreement])
+    return [[r["gradient"], r["behaviour"], r["delay"], r["classes"], r["rho"], r["se"], r["lo"], r["hi"],
+             findings.agreement_word(r)] for r in agreement]
