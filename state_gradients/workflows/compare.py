@@ -29,6 +29,8 @@
 #                         relative_k0_lo, relative_k0_hi, relative_k1, relative_k1_lo,
 #                         relative_k1_hi (the overall class under every measure the run has, with
 #                         its interval and its ratios to delays 0 and 1 with the ratios' intervals)
+#   compare_behaviour.csv label, measure (perturbation.MEASURES), delay, count, value, lo, hi: the
+#                         overall class of each run's sg-perturb folder (RUN/perturb/, where it has one)
 #   compare.md, compare_overall.png, compare_pos.png
 import csv
 import io
@@ -42,7 +44,7 @@ from state_gradients.core import fileio
 from state_gradients.core.errors import UserError
 from state_gradients.core.formats import OVERALL
 from state_gradients.files.run_folder import RunFolder
-from state_gradients.measures import analysis, intervals, verdicts
+from state_gradients.measures import analysis, intervals, perturbation, verdicts
 from state_gradients.plots import figure, palette
 from state_gradients.report import findings
 
@@ -55,6 +57,8 @@ RARE, FREQUENT = "freq_1-9", "freq_10000+"
 SIZE_CONTROL = f"{FREQUENT}-as-{RARE}-"   # sg-token-classes' frequent tokens subsampled to the rare class's count
 RATIO_COLUMNS = ["normalised", "normalised_lo", "normalised_hi", "relative_k1", "relative_k1_lo", "relative_k1_hi"]
 PANEL_CSV = "compare_panel.csv"
+BEHAVIOUR_CSV = "compare_behaviour.csv"
+BEHAVIOUR_COLUMNS = ["label", "measure", "delay", "count", "value", "lo", "hi"]
 PANEL_COLUMNS = ["label", "measure", "delay", "value", "lo", "hi", "relative_k0", "relative_k0_lo", "relative_k0_hi",
                  "relative_k1", "relative_k1_lo", "relative_k1_hi"]
 
@@ -112,6 +116,36 @@ def panel_rows(label, reps):
                 row.update(ratio_interval(m, OVERALL, k, base, name))
             out.append(row)
     return out
+
+
+def behaviour_rows(label, directory):
+    """compare_behaviour.csv rows of one run: the overall class of its sg-perturb folder ([] without one)."""
+    found = perturbation.read_outputs(RunFolder(directory).perturb)
+    if found is None:
+        return []
+    return [{"label": label, **{key: r[key] for key in BEHAVIOUR_COLUMNS[1:]}} for r in found[0]
+            if r["class"] == OVERALL]
+
+
+def behaviour_markdown(labels, rows):
+    """The behavioural measures of the runs that have them, side by side per measure and delay."""
+    if not rows:
+        return ""
+    by = {(r["label"], r["measure"], r["delay"]): r for r in rows}
+    have = [lab for lab in labels if any(r["label"] == lab for r in rows)]
+    lines = ["", "## Behavioural memory (sg-perturb)", "",
+             "What each model does when its past is perturbed (docs/measures.md), over all words: a replaced word's "
+             "effect on the state (per unit ‖D⁻¹Δx‖) and on the loss at delay k, and the loss increase when the "
+             "context is cut to d words, shuffled or thinned beyond d; 95% intervals over the text's blocks.", ""]
+    for measure, what in perturbation.MEASURES.items():
+        delays = sorted({k for lab, m, k in by if m == measure})
+        if not delays:
+            continue
+        lines += [f"{what}:", "", "| delay | " + " | ".join(have) + " |", "|---:|" + "---:|" * len(have)]
+        lines += ["| " + " | ".join([str(k)] + [_interval_text(by[(lab, measure, k)], "value") if (lab, measure, k)
+                                                 in by else "n/a" for lab in have]) + " |" for k in delays]
+        lines.append("")
+    return "\n".join(lines)
 
 
 def ratio_interval(reps, cls, k, base, name):
@@ -394,6 +428,7 @@ def compare(runs, labels, out, *, models=None, data=None, num_steps=200, stride=
         ranking += ranking_rows(label, rows, table)
         frequency += frequency_rows(label, rows)
     pos = findings.class_groups(loaded[0][1])[0]
+    behaviour = [row for label, run in zip(labels, runs) for row in behaviour_rows(label, run)]
     os.makedirs(out, exist_ok=True)
     files = {
         MODELS_CSV: _csv_text(model_rows, ["label", "cell", "layers", "embedding", "size", "parameters",
@@ -406,11 +441,13 @@ def compare(runs, labels, out, *, models=None, data=None, num_steps=200, stride=
         FREQUENCY_CSV: _csv_text(frequency, ["label", "delay", "class", "role", "count", "estimate", "lo", "hi",
                                              "noise_floor"]),
         PANEL_CSV: _csv_text(panel, PANEL_COLUMNS),
+        BEHAVIOUR_CSV: _csv_text(behaviour, BEHAVIOUR_COLUMNS),
     }
     paths = {name: os.path.join(out, name) for name in list(files) + [SUMMARY_MD, OVERALL_PNG, POS_PNG]}
     for name, text in files.items():
         fileio.atomic_write_text(paths[name], text)
-    body = markdown(labels, model_rows, svs, fits, ranking, frequency) + panel_markdown(labels, panel)
+    body = (markdown(labels, model_rows, svs, fits, ranking, frequency) + panel_markdown(labels, panel)
+            + behaviour_markdown(labels, behaviour))
     title, rest = body.split("\n", 1)
     fileio.atomic_write_text(paths[SUMMARY_MD], f"{title}\n\n## At a glance\n\n{headline_table(out)}{rest}")
     fileio.write_bytes(paths[OVERALL_PNG], plot_overall(svs, labels))

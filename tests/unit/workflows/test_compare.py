@@ -178,3 +178,24 @@ def test_models_csv_keeps_an_earlier_comparisons_model_rows(compared, tmp_path):
     assert "| 120.5 / 117.3 | 121.5 / 118.3 |" in compare.headline_table(str(again))
     with pytest.raises(UserError, match="has the runs A, B, not A, C"):
         compare.compare([str(r) for r in RUNS], ["A", "C"], str(tmp_path / "x"), models_csv=str(models))
+
+
+def test_behaviour_rows_are_each_runs_overall_perturbation_rows(tmp_path):
+    # a run with an sg-perturb folder contributes its overall rows as they are; a run without one contributes none
+    import shutil
+
+    run = tmp_path / "A"
+    shutil.copytree(RUNS[1], run)
+    (run / "perturb").mkdir(exist_ok=True)
+    rows = [["replacement_state", "overall", 1, 40, 0.5, 0.01, 0.48, 0.52],
+            ["replacement_state", "nouns", 1, 10, 0.7, 0.02, 0.66, 0.74],
+            ["truncation_loss", "overall", 20, 40, 0.25, 0.05, 0.15, 0.35]]
+    text = "measure,class,delay,count,value,se,lo,hi\n" + "".join(",".join(map(str, r)) + "\n" for r in rows)
+    (run / "perturb" / "perturbation.csv").write_text(text)
+    (run / "perturb" / "perturbation_replicates.csv").write_text("measure,class,delay,block,block_count,loo\n")
+    paths = compare.compare([str(run), str(RUNS[1])], ["P", "Q"], str(tmp_path / "out"))
+    got = read(paths[compare.BEHAVIOUR_CSV])
+    assert [(r["label"], r["measure"], int(r["delay"]), float(r["value"]), float(r["lo"])) for r in got] == \
+        [("P", "replacement_state", 1, 0.5, 0.48), ("P", "truncation_loss", 20, 0.25, 0.15)]
+    summary = open(paths[compare.SUMMARY_MD], encoding="utf-8").read()
+    assert "## Behavioural memory (sg-perturb)" in summary and "0.5 [0.48, 0.52]" in summary
