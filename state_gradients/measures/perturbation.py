@@ -498,7 +498,7 @@ def run_perturbation(config_path, out, options=PerturbOptions(), log=print, chec
             f"Resuming sg-perturb in {out} at window {start + 1} of {n_windows}")
     os.makedirs(out, exist_ok=True)
     state = model.zero_state(1)
-    for i in range(start):      # replay the forward pass to the state entering `start`
+    for i in range(start if start < n_windows else 0):      # replay the forward pass to the state entering `start`
         states = _states(model, model.embed(tf.constant(inputs[i], tf.int32)), state)
         state = tuple(tuple(s[:, -1] for s in layer) for layer in states)
 

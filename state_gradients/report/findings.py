@@ -269,12 +269,18 @@ def _spearman(x, y):
     return float(scipy.stats.spearmanr(x, y).statistic)
 
 
+def _fisher(rho):
+    """atanh(ρ), with |ρ| = 1 (every class in the same order) kept finite."""
+    return np.arctanh(np.clip(rho, -0.999999, 0.999999))
+
+
 def rank_agreement(gradient, behaviour, classes, delays):
     """Spearman's rank correlation across classes between each gradient measure (verdicts.MEASURES, read from
     gradient, a verdicts.Replicates) and each behavioural measure of BEHAVIOUR (behaviour_values), at each delay,
-    with the delete-one-block jackknife's interval (every replicate recomputes both rankings without block j).
+    with the delete-one-block jackknife's interval of Fisher's z (every replicate recomputes both rankings without
+    block j), mapped back to ρ.
 
-    Returns [{gradient, behaviour, delay, classes, rho, se, lo, hi}] where both have every class finite, at least
+    Returns [{gradient, behaviour, delay, classes, rho, se_z, lo, hi}] where both have every class finite, at least
     MIN_RANKED_CLASSES classes, and the same blocks."""
     from state_gradients.measures import uncertainty
 
@@ -293,9 +299,12 @@ def rank_agreement(gradient, behaviour, classes, delays):
                 blocks = len(reps.loo[(keys[0], k)])
                 loo = np.array([_spearman([reps.loo[(c, k)][j] for c in keys],
                                           [behaviour[(measure, c, k)][1][j] for c in keys]) for j in range(blocks)])
-                stats = uncertainty.jackknife(full, loo, np.ones(blocks), exponent=None)
+                # the jackknife on Fisher's z = atanh(ρ), whose sampling distribution is near normal and unbounded;
+                # the interval is mapped back, so it stays inside [-1, 1]
+                stats = uncertainty.jackknife(_fisher(full), _fisher(loo), np.ones(blocks), exponent=None)
                 out.append({"gradient": name, "behaviour": measure, "delay": k, "classes": len(keys), "rho": full,
-                            "se": float(stats["se"]), "lo": float(stats["lo"]), "hi": float(stats["hi"])})
+                            "se_z": float(stats["se"]), "lo": float(np.tanh(stats["lo"])),
+                            "hi": float(np.tanh(stats["hi"]))})
     return out
 
 

@@ -562,7 +562,9 @@ def behaviour_section(doc, run, type_level, pos_classes, freq_classes):
              "(sg-perturb, after Khandelwal et al. 2018; docs/measures.md). Replacement: the word at t − k replaced by "
              "a unigram draw: the state change ‖Δs_t‖ and the state gradient's first-order prediction ‖G·Δx‖, both "
              "per unit ‖D⁻¹Δx‖, and the loss change at t. Truncation: the loss increase when only the last d words "
-             "are read. Means over the sampled occurrences with 95% intervals over the text's blocks.")
+             "are read; word order and dropping, against the longest context, on a subsample of those targets (their "
+             "counts are in perturbation.csv). Means over the sampled occurrences with 95% intervals over the text's "
+             "blocks.")
     delays = sorted({r["delay"] for r in rows if r["measure"] == "replacement_state" and r["class"] == OVERALL})
     doc.table(["delay k", "occurrences", "‖Δs‖ / ‖D⁻¹Δx‖ [95%]", "‖G·Δx‖ / ‖D⁻¹Δx‖ [95%]", "loss change [95%]"],
               [[k, by[("replacement_state", OVERALL, k)]["count"]]
@@ -587,11 +589,12 @@ def behaviour_section(doc, run, type_level, pos_classes, freq_classes):
         return []
     doc.para("Do the gradient measures rank the classes (POS classes and frequency bins of the word at t − k) as the "
              "replaced word's effect does? Spearman's rank correlation across the classes at each ranking delay, "
-             "with the delete-one-block jackknife's 95% interval (each replicate ranks both without block j): "
+             "with the delete-one-block jackknife's 95% interval (each replicate ranks both without block j; the "
+             "jackknife of Fisher's z = atanh ρ, mapped back): "
              "'agree' when the interval lies above 0, 'disagree' when below, else 'unclear'.")
     doc.table(["gradient measure", "behaviour", "k", "classes", "Spearman ρ [95%]", "verdict"],
               [[verdicts.MEASURES[r["gradient"]].what, r["behaviour"].replace("_", " "), r["delay"], r["classes"],
                 _interval({"estimate": r["rho"], "lo": r["lo"], "hi": r["hi"]}), findings.agreement_word(r)]
                for r in agreement])
-    return [[r["gradient"], r["behaviour"], r["delay"], r["classes"], r["rho"], r["se"], r["lo"], r["hi"],
+    return [[r["gradient"], r["behaviour"], r["delay"], r["classes"], r["rho"], r["se_z"], r["lo"], r["hi"],
              findings.agreement_word(r)] for r in agreement]

@@ -42,10 +42,13 @@ def test_rank_correlation_and_its_jackknife_against_numpy():
     assert [(r["gradient"], r["behaviour"]) for r in out] == [("sv_sum", "replacement_state")]
     r = out[0]
     assert r["rho"] == pytest.approx(_pearson(_ranks(g), _ranks(b)), abs=1e-12) and r["classes"] == 5
-    loo = np.array([_pearson(_ranks(g_loo[j]), _ranks(b_loo[j])) for j in range(BLOCKS)])
-    # the delete-one-block jackknife with equal blocks: se² = (N - 1) / N · Σ (ρ_j − mean ρ_j)²
-    assert r["se"] == pytest.approx(np.sqrt((BLOCKS - 1) / BLOCKS * np.sum((loo - loo.mean()) ** 2)), abs=1e-12)
-    assert r["lo"] < r["rho"] < r["hi"] or r["se"] == 0
+    z = np.arctanh([_pearson(_ranks(g_loo[j]), _ranks(b_loo[j])) for j in range(BLOCKS)])
+    # the delete-one-block jackknife of Fisher's z with equal blocks: se² = (N - 1) / N · Σ (z_j − mean z_j)²
+    se = np.sqrt((BLOCKS - 1) / BLOCKS * np.sum((z - z.mean()) ** 2))
+    assert r["se_z"] == pytest.approx(se, abs=1e-12)
+    half = 3.182446305284263 * se                                  # t quantile 0.975 with 3 degrees of freedom
+    assert r["lo"] == pytest.approx(np.tanh(np.arctanh(r["rho"]) - half), abs=1e-12)
+    assert -1 <= r["lo"] <= r["rho"] <= r["hi"] <= 1
     assert findings.agreement_word({"lo": 0.1, "hi": 0.9}) == "agree"
     assert findings.agreement_word({"lo": -0.9, "hi": -0.1}) == "disagree"
     assert findings.agreement_word({"lo": -0.2, "hi": 0.5}) == "unclear"
