@@ -76,6 +76,48 @@ def _frequency_quotes():
     return [("README.md", q) for q in readme] + [("docs/results.md", q) for q in results]
 
 
+def _behaviour_quotes():
+    """sg-perturb's behavioural measures of the paper model and their rank correlations with the gradient measures."""
+    pert = {(r["measure"], r["class"], int(r["delay"])): r
+            for r in _rows(RESULTS / "ptb-64e-256h" / "perturb" / "perturbation.csv")}
+    beh = {(r["gradient_measure"], r["behaviour"], int(r["delay"])): r
+           for r in _rows(RESULTS / "ptb-64e-256h" / "report_behaviour.csv")}
+
+    def iv(measure, k, cls="overall"):
+        r = pert[(measure, cls, k)]
+        return f"{_g(float(r['value']))} [{_g(float(r['lo']))}, {_g(float(r['hi']))}]"
+
+    def rho(gradient, behaviour, k):
+        r = beh[(gradient, behaviour, k)]
+        return f"ρ = {float(r['rho']):.2f} [{float(r['lo']):.2f}, {float(r['hi']):.2f}]"
+    # "within 11% at every delay from 0 to 40": the prediction's relative error of the overall mean
+    delays = sorted(k for m, c, k in pert if m == "replacement_state" and c == "overall")
+    worst = max(abs(float(pert[("replacement_predicted", "overall", k)]["value"])
+                    / float(pert[("replacement_state", "overall", k)]["value"]) - 1) for k in delays)
+    assert delays[0] == 0 and delays[-1] == 40 and worst <= 0.11
+    agree = sum(r["verdict"] == "agree" for key, r in beh.items() if key[1] == "replacement_state")
+    total = sum(key[1] == "replacement_state" for key in beh)
+    quotes = [f"{iv('replacement_state', 1)} at k = 1, {iv('replacement_state', 10)} at k = 10 and "
+              f"{iv('replacement_state', 40)} at k = 40",
+              f"{iv('replacement_predicted', 1)}, {iv('replacement_predicted', 10)} and {iv('replacement_predicted', 40)}",
+              f"({agree} of {total} rank correlations above 0; SV sum {rho('sv_sum', 'replacement_state', 1)} at k = 1, "
+              f"{rho('sv_sum', 'replacement_state', 10)} at k = 10)",
+              f"({iv('replacement_loss', 1)} nats at k = 1, {iv('replacement_loss', 10)} at k = 10",
+              f"SV sum {rho('sv_sum', 'replacement_loss', 1)} at k = 1, {rho('sv_sum', 'replacement_loss', 5)} at k = 5",
+              f"the output-level measure too ({rho('output_norm', 'replacement_loss', 1)})",
+              f"{iv('replacement_state', 1, 'freq_1-9')} against {iv('replacement_state', 1, 'freq_10000+')} at k = 1",
+              f"{iv('replacement_loss', 1, 'freq_1-9')} against {iv('replacement_loss', 1, 'freq_10000+')} nats",
+              f"{iv('truncation_loss', 1)} nats at d = 1, {iv('truncation_loss', 10)} at d = 10, "
+              f"{iv('truncation_loss', 50)} at d = 50, {iv('truncation_loss', 100)} at d = 100",
+              f"not different from 0 at d = 200 ({iv('truncation_loss', 200)})",
+              f"beyond d = 20 costs {iv('order_shuffled', 20)}, beyond d = 50 still {iv('order_shuffled', 50)}",
+              f"({iv('order_shuffled', 100)})",
+              f"content words beyond d = 20 costs {iv('drop_content', 20)}, as many random words "
+              f"{iv('drop_random', 20)}, the function words {iv('drop_function', 20)} (beyond d = 2: "
+              f"{iv('drop_function', 2)}"]
+    return [("docs/results.md", q) for q in quotes]
+
+
 def _demo_quotes():
     rows = _rows(RESULTS / "demo" / "seeds.csv")
 
@@ -89,7 +131,8 @@ def _demo_quotes():
         span("txray_noun_span", "{:.0f}"), span("txray_filler_span", "{:.0f}"))]
 
 
-@pytest.mark.parametrize("page, quote", _paper_quotes() + _frequency_quotes() + _demo_quotes(), ids=lambda x: x[:60])
+@pytest.mark.parametrize("page, quote", _paper_quotes() + _frequency_quotes() + _behaviour_quotes() + _demo_quotes(),
+                         ids=lambda x: x[:60])
 def test_quoted_figure_matches_the_result_files(page, quote):
     text = (REPO / page).read_text(encoding="utf-8")
     assert quote in " ".join(text.split()), f"{page} does not quote {quote!r}"
