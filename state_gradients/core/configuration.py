@@ -509,10 +509,10 @@ def _cross_check(c, train, valid):
 def _check_model_keys(c, fail):
     """The keys that depend on the model family (core/families.py) and on lr_schedule."""
     family = c.family
-    for name in dict.fromkeys(key for f in families.FAMILIES.values() for key in f.keys):
+    for name, owners in families.OWNED_KEYS.items():
         if name not in family.keys and c.given(name):
-            owners = " or ".join(f.name for f in families.FAMILIES.values() if name in f.keys)
-            fail(name, f"{name} is a key of basic_cell {owners}; this config's basic_cell is {c.basic_cell}")
+            fail(name, f"{name} is a key of basic_cell {' or '.join(owners)}; this config's basic_cell is "
+                 f"{c.basic_cell}")
     if c.grad_interm is not None and c.grad_interm not in family.interm_names:
         owners = " or ".join(f.name for f in families.FAMILIES.values() if c.grad_interm in f.interm_names)
         fail("grad_interm", f"grad_interm {c.grad_interm} is a state of basic_cell {owners}; a {c.basic_cell} has "

@@ -95,6 +95,9 @@ FAMILIES = {family.name: family for family in (
 )}
 # every key that some family needs or owns, in registry order (sg-reproduce fingerprints a model by them)
 FAMILY_KEYS = tuple(dict.fromkeys(key for family in FAMILIES.values() for key in family.needs + family.keys))
+# the keys only some families take -> the names of those families (the config check refuses them elsewhere)
+OWNED_KEYS = {key: tuple(f.name for f in FAMILIES.values() if key in f.keys)
+              for key in dict.fromkeys(key for family in FAMILIES.values() for key in family.keys)}
 
 
 def family(name, what="basic_cell"):
