@@ -123,3 +123,15 @@ def install_checked(out_dir, md5, load, log=print):
         log(f"{target}: written, md5 ok")
         written.append(target)
     return written
+
+
+def table_csv(rows, header):
+    """The text of a CSV file: the header row, then rows as given (csv module quoting, '\\n' line ends)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()

@@ -370,10 +370,11 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
         masks = table[:, targets[ts]]
         cut = {d: context_losses(model, np.stack([stream[p - d + 1:p + 1] for p in positions]), targets[ts])
                for d in contexts}
+        # every measure at every d; the rearranged ones are NaN (not counted) beyond the first `rearranged` targets
+        # and at the longest d, which they are measured against
+        by_d = {d: {name: np.full(len(ts), np.nan) for name in TRUNCATION} for d in contexts}
         for d in contexts:
-            values = {name: np.full(len(ts), np.nan) for name in TRUNCATION}
-            values["truncation_loss"] = cut[d] - losses[ts]
-            out.append(("truncation", d, masks, values))
+            by_d[d]["truncation_loss"] = cut[d] - losses[ts]
         # word order and dropping on the first `rearranged` targets, against the longest context as it is: every
         # variant of every d in one batch (a dropped word is a step the recurrence skips)
         few = slice(0, rearranged)
@@ -397,11 +398,9 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
         if rows:
             got = kept_context_losses(model, np.concatenate(rows), np.concatenate(keeps), np.concatenate(labels))
             got = got.reshape(len(rows), -1) - cut[longest][few]
-            by_d = {}
             for (d, name), increase in zip(where, got):
-                by_d.setdefault(d, {n: np.full(len(ts), np.nan) for n in TRUNCATION})[name][few] = increase
-            for d, values in by_d.items():
-                out.append(("truncation", d, masks, values))
+                by_d[d][name][few] = increase
+        out += [("truncation", d, masks, values) for d, values in by_d.items()]
     return out, tuple(tuple(s[:, -1] for s in layer) for layer in states)
 
 
@@ -538,18 +537,9 @@ def write_outputs(result, out):
     delete-one-block jackknife's 95% interval) and OUT/perturbation_replicates.csv (REPLICATE_COLUMNS: the mean
     without block j, and block j's count, for the statistics of several measures, e.g. rank correlations with
     the gradient measures over the same blocks); returns the two paths."""
-    import csv
-    import io
     import os
 
-    from state_gradients.core.fileio import atomic_write_text
-
-    def text(header, rows):
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-        return buffer.getvalue()
+    from state_gradients.core.fileio import atomic_write_text, table_csv
 
     rows = [[r[0], r[1], r[2], f"{r[3]:g}"] + [repr(float(v)) for v in r[4:]] for r in result.rows()]
     replicates = []
@@ -563,8 +553,8 @@ def write_outputs(result, out):
                         replicates += [[name, cls, delay, j, f"{counts[j, d, c]:g}", repr(float(loo[j, d, c]))]
                                        for j in range(sums.n_blocks)]
     paths = os.path.join(out, CSV_NAME), os.path.join(out, REPLICATES_NAME)
-    atomic_write_text(paths[1], text(REPLICATE_COLUMNS, replicates))
-    atomic_write_text(paths[0], text(CSV_COLUMNS, rows))
+    atomic_write_text(paths[1], table_csv(replicates, REPLICATE_COLUMNS))
+    atomic_write_text(paths[0], table_csv(rows, CSV_COLUMNS))
     return paths
 
 

@@ -1,20 +1,10 @@
 """The report's renderer: one Document written as Markdown (figures as files) and as self-contained HTML."""
 import base64
-import csv
 import html
-import io
 import math
 import re
 
 import numpy as np
-
-
-def table_csv(rows, header):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def _fmt(x):

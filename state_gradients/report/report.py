@@ -9,11 +9,11 @@
 #   figures.py    the figures as PNG bytes; readers.py the replicates and the random-direction control
 # Writes into DIR: report.md, report.html (figures embedded), figures report_*.png and the
 # tables behind them, report_*.csv.
-from state_gradients.core.fileio import write_bytes
+from state_gradients.core.fileio import table_csv, write_bytes
 from state_gradients.files.run_folder import RunFolder
 from state_gradients.measures import analysis
 from state_gradients.report import readers, sections
-from state_gradients.report.document import Document, table_csv
+from state_gradients.report.document import Document
 from state_gradients.report.findings import (OVERALL, RANK_DELAYS, class_groups, finding_decay, finding_frequency,
                                              finding_nouns, finding_shrink, fit_decay)
 

@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from state_gradients.core import families, results
+from state_gradients.core.fileio import table_csv
 from state_gradients.core.formats import OVERALL
 from state_gradients.files.run_folder import RunFolder, read_delay_series
 from state_gradients.measures import intervals, perturbation, uncertainty, verdicts
@@ -18,7 +19,6 @@ from state_gradients.report.findings import (CONTEXT_FINDINGS, MIN_CELL_OCCURREN
                                              FREQ_PREFIX, REMEMBERED_POS, common_bin_weights, context_families, fit_decay,
                                              freq_sort_key, pos_frequency_cells, ranking, type_level_families,
                                              type_weighted_bins)
-from state_gradients.report.document import table_csv
 
 MISSING = {   # a part of the report -> the command that computes it
     "classifier": "sg-pos-classifier EMB DICT POSFILE DIR/classifier/pos --result DIR/classifier/pos.json "

@@ -33,7 +33,8 @@ from state_gradients.files.run_folder import RunFolder
 from state_gradients.measures import intervals
 from state_gradients.measures import analysis, verdicts
 from state_gradients.report import findings, readers
-from state_gradients.report.document import Document, table_csv
+from state_gradients.core.fileio import table_csv
+from state_gradients.report.document import Document
 
 FINDINGS_CSV, COMPARISONS_CSV, SVS_CSV, SUMMARY_MD = "seeds_findings.csv", "seeds_comparisons.csv", "seeds_svs.csv", \
     "seeds.md"
