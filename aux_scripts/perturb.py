@@ -30,9 +30,10 @@ def build_parser():
         prog=PROG, tensorflow=True,
         description=__doc__ + " On the windows, target positions (time_step), classes (pos_mapping, pos_classes) "
         "and blocks (grad_blocks) of a gradient-pass config with batch_size 1: the word at t-k replaced by a "
-        "word drawn from the training unigram distribution (the change of the state, in units of ‖D⁻¹Δx‖ with "
-        "D of grad_norm_file, beside the state gradient's prediction ‖G·Δx‖, and the loss change at t), and "
-        "the loss increase when the model reads only the last d words from a zero state, and, against the "
+        "word drawn from the training unigram distribution, and by one of its own class (the change of the state, "
+        "in units of ‖D⁻¹Δx‖ with D of grad_norm_file, beside the state gradient's prediction ‖G·Δx‖, and the "
+        "loss change at t), and the loss increase when the model reads only the last d words (a recurrent model "
+        "from a zero state, a Transformer as a window of its own), and, against the "
         "longest context, when its words beyond d are shuffled, reversed, or its content words, function "
         "words or as many random words are dropped. Writes "
         "OUT/perturbation.csv (docs/measures.md) and resumes from OUT/perturbation_progress.npz.")
@@ -49,8 +50,8 @@ def build_parser():
                         help="of those targets, how many get the word-order and dropping variants (default "
                              "%(default)s; each d reads the longest context five times)")
     parser.add_argument("--content", default=",".join(defaults.content),
-                        help="pos_classes whose words are content words (dropped by drop_content; default "
-                             "%(default)s)")
+                        help="pos_classes whose words are content words (dropped by drop_content; with "
+                             "--function the classes of the same-class replacements; default %(default)s)")
     parser.add_argument("--function", default=",".join(defaults.function),
                         help="pos_classes whose words are function words (dropped by drop_function; default "
                              "%(default)s); a word in both is content")

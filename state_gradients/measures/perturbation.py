@@ -1,22 +1,31 @@
-"""Behavioural memory: how a recurrent model's state and loss change when a past word is replaced or its context cut."""
+"""Behavioural memory: how a model's state and loss change when a past word is replaced or its context cut."""
 # Shape letters: R rows (occurrences or targets), K inputs run, E embedding, H state, V vocabulary,
 # C classes (0: all words), N blocks, D delays (or context lengths).
 #
 # Khandelwal, He, Qi and Jurafsky ("Sharp Nearby, Fuzzy Far Away", ACL 2018) asked what a
-# language model does with its past by perturbing the context at evaluation time only. Two of
-# their perturbations, computed here on the windows, targets, classes and blocks of a gradient
-# pass (batch_size 1, so that the validation text is one stream of positions p = i T + t):
+# language model does with its past by perturbing the context at evaluation time only. Their
+# perturbations, computed here on the windows, targets, classes and blocks of a gradient pass
+# (batch_size 1, so that the validation text is one stream of positions p = i T + t):
 #
 #   replacement  the word at t - k is replaced by a word drawn from the training unigram
-#                distribution; from the state entering t - k (the pass's carried state) the model
-#                runs to t with the new word. Measured: ‖Δs_t‖ (the chosen state), the loss
-#                change at t (predicting the word at t + 1), and the gradient's own prediction
-#                G·Δx (forward mode, the same run), both state sizes in units of ‖D⁻¹Δx‖ so that
-#                they compare with the SV sums of G·D (D from grad_norm_file).
-#   truncation   the loss at target p when the model starts from a zero state d tokens back,
-#                reading across window boundaries (inputs p - d + 1 .. p), minus the loss with
-#                the whole history (the pass's carried state); targets with p >= d_max - 1 only,
-#                so that every d has the same targets.
+#                distribution, and by one drawn from the unigram distribution of its own class;
+#                a recurrent model runs from the state entering t - k (the pass's carried state)
+#                to t with the new word, a Transformer reads its window with the new word.
+#                Measured: ‖Δs_t‖ (the chosen state), the loss change at t (predicting the word
+#                at t + 1), and the gradient's own prediction G·Δx (forward mode, the same run),
+#                both state sizes in units of ‖D⁻¹Δx‖ so that they compare with the SV sums of
+#                G·D (D from grad_norm_file); and the sizes apart (‖Δs_t‖, ‖D⁻¹Δx‖, ‖Δx‖).
+#   truncation   the loss at target p when the model reads only the last d words, minus the loss
+#                with the whole history: a recurrent model from a zero state d tokens back, across
+#                window boundaries (inputs p - d + 1 .. p), against the pass's carried state; a
+#                Transformer its window's words t - d + 1 .. t at positions 0 .. d - 1 (as a window
+#                of its own, the positions it was trained on), against the window's first t + 1
+#                words. Targets with p >= d_max - 1 (a Transformer's t >= d_max - 1) only, so that
+#                every d has the same targets.
+#   word order   against the longest context: its words beyond distance d shuffled or reversed;
+#   dropping     its content words, function words or as many random words beyond d left out (a
+#                recurrent model skips their steps; a Transformer attends to none of them, and the
+#                kept words take positions 0, 1, ... as if the dropped ones were never there).
 #
 # Every quantity is summed per class of the replaced word (replacement) or of the target word
 # (truncation), per delay or context length and per block of the text (the gradient pass's
@@ -27,9 +36,9 @@ import dataclasses
 import numpy as np
 
 
-def _states(model, x, state):
+def _states(model, x, state, keep=None):
     """All layers' states for inputs x [R, K, E] from `state`: per layer, per component [R, K, H]."""
-    return model.run_layers(x, state)
+    return model.run_layers(x, state, keep=keep)
 
 
 _GRAPHS = {}
@@ -41,15 +50,21 @@ def _graph(fn, static_shapes=False):
     whose loop is written out needs its length)."""
     import tensorflow as tf
 
-    if fn not in _GRAPHS:
-        _GRAPHS[fn] = tf.function(fn, reduce_retracing=not static_shapes, autograph=not static_shapes)
-    return _GRAPHS[fn]
+    if (fn, static_shapes) not in _GRAPHS:
+        _GRAPHS[fn, static_shapes] = tf.function(fn, reduce_retracing=not static_shapes, autograph=not static_shapes)
+    return _GRAPHS[fn, static_shapes]
+
+
+def _stateful(model):
+    from state_gradients.core import families
+
+    return families.family(model.cell_type).stateful
 
 
 def _unrolled_top(model, x, state, layer, component):
-    """(s_t of `layer`'s `component`, the top layer's h at t) after inputs x [R, K, E] from `state`, the steps
-    written out (K is small: a replaced word's delay): forward-mode accumulation through them compiles, while it
-    does not through tf.scan's loop."""
+    """(s_t of `layer`'s `component`, the top layer's h at t) of a recurrent model after inputs x [R, K, E] from
+    `state`, the steps written out (K is small: a replaced word's delay): forward-mode accumulation through them
+    compiles, while it does not through tf.scan's loop."""
     import tensorflow as tf
 
     chosen = None
@@ -68,93 +83,89 @@ def _unrolled_top(model, x, state, layer, component):
     return chosen, x[:, -1]
 
 
-def _perturb_graph(model, state, ids, delta_x, targets, layer, component):
+def _measured(model, x, state, layer, component, at):
+    """(s_t [R, H], the top output at t [R, H]) with t = at [R]: a recurrent model's last step (at is K - 1), a
+    Transformer's residual stream after block `layer` (component 0) or the final LayerNorm's output (1) at t."""
+    import tensorflow as tf
+
+    if _stateful(model):
+        return _unrolled_top(model, x, state, layer, component)
+    streams = model.run_layers(x)
+    top = tf.gather(streams[-1][0], at, batch_dims=1)
+    chosen = model.final_norm(top) if component == 1 else tf.gather(streams[layer][0], at, batch_dims=1)
+    return chosen, top
+
+
+def _perturb_graph(model, state, ids, position, delta_x, at, targets, layer, component):
     import tensorflow as tf
 
     x = model.embed(ids)
-    tangent = tf.concat([delta_x[:, None], tf.zeros_like(x[:, 1:])], axis=1)
+    tangent = tf.one_hot(position, tf.shape(ids)[1], dtype=x.dtype)[:, :, None] * delta_x[:, None]
     with tf.autodiff.ForwardAccumulator(x, tangent) as acc:
-        s_t, top = _unrolled_top(model, x, state, layer, component)
+        s_t, top = _measured(model, x, state, layer, component, at)
     predicted = acc.jvp(s_t)
-    s_new, top_new = _unrolled_top(model, tf.concat([x[:, :1] + delta_x[:, None], x[:, 1:]], axis=1), state, layer,
-                                   component)
+    s_new, top_new = _measured(model, x + tangent, state, layer, component, at)
     before = model.token_losses(top[:, None], targets[:, None])[:, 0]
     after = model.token_losses(top_new[:, None], targets[:, None])[:, 0]
     return s_new - s_t, predicted, after - before
 
 
-def perturb_first(model, state, ids, delta_x, *, layer, component, targets=None):
-    """The effect on s_t of adding delta_x to the first of K input embeddings, and its first-order prediction.
+def perturb_input(model, state, ids, delta_x, *, layer, component, position=None, at=None, targets=None):
+    """The effect on s_t of adding delta_x to the input embedding at `position`, and its first-order prediction.
 
     Args:
-        model: a recurrent LanguageModel (any dtype; the arithmetic runs in its dtype).
-        state: the state entering the first input (per layer, per component [R, H]).
-        ids [R, K]: the inputs x_{t-k} .. x_t (K = k + 1).
-        delta_x [R, E]: the change of x_{t-k}'s embedding.
-        layer, component: the state s_t measured (grad_layer and the component of grad_interm).
+        model: a LanguageModel or TransformerLM (any dtype; the arithmetic runs in its dtype).
+        state: the state entering the first input (per layer, per component [R, H]; a Transformer's is ()).
+        ids [R, K]: the inputs; a recurrent model's are x_{t-k} .. x_t (the changed word first, t last), a
+            Transformer's a window from its first word.
+        delta_x [R, E]: the change of the input embedding at `position`.
+        layer, component: the state s_t measured (grad_layer and the index of grad_interm's state).
+        position, at [R]: the changed input and t (a Transformer's; a recurrent model's are 0 and K - 1).
         targets [R]: the word at t + 1, for the loss change (None: not computed).
 
     Returns:
         dict of float64 numpy arrays: delta_state [R, H] = s'_t - s_t, predicted [R, H] = G·Δx with
-        G = d s_t / d x_{t-k} (forward mode along the original inputs), delta_x [R, E], and with
+        G = d s_t / d x_position (forward mode along the original inputs), delta_x [R, E], and with
         targets delta_loss [R] (cross entropy at t after the change minus before).
     """
     import tensorflow as tf
 
     ids = np.asarray(ids)
-    labels = np.zeros(len(ids), np.int32) if targets is None else np.asarray(targets, np.int32)
-    delta_state, predicted, delta_loss = _graph(_perturb_graph, static_shapes=True)(
-        model, state, tf.constant(ids, tf.int32), tf.constant(delta_x, model.dtype), tf.constant(labels), layer,
-        component)
+    rows, steps = ids.shape
+    position = np.zeros(rows, np.int32) if position is None else np.asarray(position, np.int32)
+    at = np.full(rows, steps - 1, np.int32) if at is None else np.asarray(at, np.int32)
+    labels = np.zeros(rows, np.int32) if targets is None else np.asarray(targets, np.int32)
+    # a recurrent model's steps are written out (static shapes); a Transformer's run at once (retraced per rank)
+    delta_state, predicted, delta_loss = _graph(_perturb_graph, static_shapes=_stateful(model))(
+        model, state, tf.constant(ids, tf.int32), tf.constant(position), tf.constant(delta_x, model.dtype),
+        tf.constant(at), tf.constant(labels), layer, component)
     out = {"delta_state": delta_state, "predicted": predicted, "delta_x": delta_x}
     if targets is not None:
         out["delta_loss"] = delta_loss
     return {name: np.asarray(value, np.float64) for name, value in out.items()}
 
 
-def replacement_effects(model, state, ids, new_first, *, layer, component, targets=None):
-    """perturb_first with the first input's word replaced by new_first [R] (Δx = x(new) - x(old))."""
+def replacement_effects(model, state, ids, new, *, layer, component, position=None, at=None, targets=None):
+    """perturb_input with the word at `position` (default the first) replaced by new [R] (Δx = x(new) - x(old))."""
     embedding = np.asarray(model.embedding, np.float64)
-    delta_x = embedding[np.asarray(new_first)] - embedding[np.asarray(ids)[:, 0]]
-    return perturb_first(model, state, ids, delta_x, layer=layer, component=component, targets=targets)
-
-
-def _kept_states(model, x, state, keep):
-    """Like model.run_layers, but a step whose keep is False leaves every layer's state as it was: the word is
-    dropped from the input (exactly, for rows of different kept lengths in one batch). keep [R, K] bool."""
-    import tensorflow as tf
-
-    keep = tf.transpose(keep)[:, :, None]                                      # [K, R, 1]
-    all_states = []
-    for layer in range(model.num_layers):
-        p = model.layers[layer]
-        shape = tf.shape(x)
-        xw = model.cell.project_input(p, tf.reshape(x, [-1, shape[2]]))
-        xw = tf.transpose(tf.reshape(xw, [shape[0], shape[1], -1]), [1, 0, 2])   # [K, R, P]
-        w_h = model.cell.recurrent_weights(p, model.size)
-
-        def step(s, inputs, p=p, w_h=w_h):
-            xw_t, keep_t = inputs
-            new = model.cell.step(p, xw_t, s, w_h)[0]
-            return tuple(tf.where(keep_t, n, old) for n, old in zip(new, s))
-
-        seq = tf.scan(step, (xw, keep), initializer=tuple(state[layer]))
-        seq = tuple(tf.transpose(s, [1, 0, 2]) for s in seq)
-        all_states.append(seq)
-        x = seq[-1]
-    return all_states
+    ids = np.asarray(ids)
+    old = ids[:, 0] if position is None else ids[np.arange(len(ids)), np.asarray(position)]
+    delta_x = embedding[np.asarray(new)] - embedding[old]
+    return perturb_input(model, state, ids, delta_x, layer=layer, component=component, position=position, at=at,
+                         targets=targets)
 
 
 def _losses_graph(model, contexts, keep, targets):
     import tensorflow as tf
 
-    states = _kept_states(model, model.embed(contexts), model.zero_state(tf.shape(contexts)[0]), keep)
+    states = _states(model, model.embed(contexts), model.zero_state(tf.shape(contexts)[0]), keep)
     return model.token_losses(states[-1][-1][:, -1:], targets[:, None])[:, 0]
 
 
 def kept_context_losses(model, contexts, keep, targets):
-    """Cross entropy [R] of targets [R] after reading contexts [R, L] from a zero state with the words where keep
-    [R, L] is False dropped (context_losses of each row's kept words)."""
+    """Cross entropy [R] of targets [R] after reading contexts [R, L] from a zero state (a Transformer: as a window
+    of its own, positions from 0) with the words where keep [R, L] is False dropped (context_losses of each row's
+    kept words; the last word is kept)."""
     import tensorflow as tf
 
     losses = _graph(_losses_graph)(model, tf.constant(contexts, tf.int32), tf.constant(np.asarray(keep, bool)),
@@ -163,13 +174,15 @@ def kept_context_losses(model, contexts, keep, targets):
 
 
 def context_losses(model, contexts, targets):
-    """Cross entropy [R] of targets [R] after reading contexts [R, d] from a zero state (a truncated history)."""
+    """Cross entropy [R] of targets [R] after reading contexts [R, d] from a zero state (a truncated history; a
+    Transformer reads them as a window of its own, positions from 0)."""
     return kept_context_losses(model, contexts, np.ones(np.shape(contexts), bool), targets)
 
 
 def stream_losses(model, stream, state=None):
     """Cross entropy [P - 1] at every position p of stream [P] (predicting stream[p + 1]) with the whole history
-    from `state` (default zeros), and the states after every position (per layer, per component [P, H])."""
+    from `state` (default zeros; a Transformer reads the stream as one window), and the states after every
+    position (per layer, per component [P, H])."""
     import tensorflow as tf
 
     stream = np.asarray(stream)
@@ -260,11 +273,20 @@ class BlockSums:
 # --------------------------------------------------------------------------------------------
 
 REPLACEMENT = ("replacement_state", "replacement_predicted", "replacement_loss")
+SAME_CLASS = ("same_class_state", "same_class_predicted", "same_class_loss")
+SIZES = ("replacement_state_raw", "replacement_input", "replacement_input_raw")
+REPLACED = REPLACEMENT + SAME_CLASS + SIZES            # the measures per delay k of the replaced word
 TRUNCATION = ("truncation_loss", "order_shuffled", "order_reversed", "drop_content", "drop_function", "drop_random")
 MEASURES = {
     "replacement_state": "‖Δs_t‖ / ‖D⁻¹Δx‖ when the word at t − k is replaced by a unigram draw",
     "replacement_predicted": "‖G·Δx‖ / ‖D⁻¹Δx‖, the state gradient's first-order prediction of the same change",
     "replacement_loss": "loss change at t when the word at t − k is replaced by a unigram draw",
+    "same_class_state": "‖Δs_t‖ / ‖D⁻¹Δx‖ when the word at t − k is replaced by a unigram draw of its own class",
+    "same_class_predicted": "‖G·Δx‖ / ‖D⁻¹Δx‖ for the same-class replacement",
+    "same_class_loss": "loss change at t when the word at t − k is replaced by a unigram draw of its own class",
+    "replacement_state_raw": "‖Δs_t‖ of the unigram replacement, not divided by the input's change",
+    "replacement_input": "‖D⁻¹Δx‖ of the unigram replacement (the normalised size of the input's change)",
+    "replacement_input_raw": "‖Δx‖ of the unigram replacement (the embedding's change, not normalised)",
     "truncation_loss": "loss increase at t when only the last d words are read (from a zero state)",
     "order_shuffled": "loss increase when the words beyond distance d of the longest context are shuffled",
     "order_reversed": "loss increase when the words beyond distance d of the longest context are reversed",
@@ -282,7 +304,8 @@ class PerturbOptions:
     gradient pass's time steps), how many of those targets get the word-order and dropping variants (each d
     reads the longest context five times), the seed of the samples and replacement words, and the classes (pos_classes
     names) whose words count as content and as function words when words are dropped (a word in both is
-    content; a word in neither is never dropped)."""
+    content; a word in neither is never dropped) and whose words a same-class replacement draws from (a word's
+    first class among content then function; a word in none gets no same-class replacement)."""
     delays: tuple = (0, 1, 2, 3, 5, 7, 10, 15, 20, 30, 40)
     contexts: tuple = (1, 2, 3, 5, 10, 20, 50, 100, 200)
     targets_per_window: int | None = 20
@@ -294,7 +317,7 @@ class PerturbOptions:
 
 @dataclasses.dataclass
 class PerturbResult:
-    """sums: BlockSums of every measure (names REPLACEMENT and TRUNCATION), classes [C] ("overall" first), delays
+    """sums: BlockSums of every measure (names REPLACED and TRUNCATION), classes [C] ("overall" first), delays
     and contexts as measured, windows [N] of the pass, blocks; units: what ‖D⁻¹Δx‖ was (D or the identity)."""
     sums_replacement: BlockSums
     sums_truncation: BlockSums
@@ -323,52 +346,106 @@ def _unigram(train_ids, vocab_size):
     return counts / counts.sum()
 
 
+def class_pools(unigram, table):
+    """Each word's main class among table's rows [C', V] (the largest weight, the first on a tie; -1: in none) and,
+    per class, the unigram distribution restricted to the words whose main class it is: (main [V], pools [C', V])."""
+    main = np.where(table.max(axis=0) > 0, table.argmax(axis=0), -1)
+    pools = np.stack([np.where(main == c, unigram, 0.0) for c in range(len(table))])
+    totals = pools.sum(axis=1, keepdims=True)
+    return main, np.divide(pools, totals, out=np.zeros_like(pools), where=totals > 0)
+
+
 def _draw_other(rng, probabilities, original):
-    """A word from `probabilities` for each original word, redrawn until it differs (Δx = 0 measures nothing)."""
-    new = rng.choice(len(probabilities), size=len(original), p=probabilities)
+    """A word from `probabilities` ([V] for all, or [R, V] one row per word) for each original word, redrawn until
+    it differs (Δx = 0 measures nothing); the caller keeps a row's distribution from holding its word alone."""
+    probabilities, original = np.asarray(probabilities), np.asarray(original)
+    vocab = probabilities.shape[-1]
+
+    def draw(rows):
+        if probabilities.ndim == 1:
+            return rng.choice(vocab, size=len(rows), p=probabilities)
+        cumulative = np.cumsum(probabilities[rows], axis=1)
+        u = rng.random(len(rows)) * cumulative[:, -1]
+        return np.minimum((cumulative < u[:, None]).sum(axis=1), vocab - 1)   # the first word whose sum reaches u
+
+    new = draw(np.arange(len(original)))
     same = new == original
     while same.any():
-        new[same] = rng.choice(len(probabilities), size=int(same.sum()), p=probabilities)
+        new[same] = draw(np.flatnonzero(same))
         same = new == original
     return new
 
 
+def _replacement_values(effect, z_inv, prefix):
+    """The per-row measures of one replacement: ‖Δs‖ and ‖G·Δx‖ per unit ‖D⁻¹Δx‖, and the loss change."""
+    size = np.linalg.norm(effect["delta_x"] @ z_inv.T, axis=1)                          # ‖D⁻¹Δx‖
+    return {f"{prefix}_state": np.linalg.norm(effect["delta_state"], axis=1) / size,
+            f"{prefix}_predicted": np.linalg.norm(effect["predicted"], axis=1) / size,
+            f"{prefix}_loss": effect["delta_loss"]}
+
+
 def measure_window(model, window, targets, entering, *, layer, component, z_inv, delays, contexts, stream, offset,
-                   time_steps, unigram, table, kinds, rng, sample, rearranged):
-    """One window's replacement and truncation values, [(measure group, delay, masks [C, R], {name: [R]})].
+                   time_steps, unigram, pools, masks_of, kinds, rng, rng_class, sample, rearranged):
+    """One window's replacement and truncation values, [(measure group, delay, masks [C, R], {name: [R]})], and
+    the state entering the next window.
 
     window, targets [T]: the window's inputs and next words; entering: the carried state entering it; stream: the
-    pass's whole input stream (for contexts reaching back across windows), offset: the window's first position;
-    kinds: ([V] content words, [V] function words) as booleans; rearranged: how many of the sampled truncation
-    targets get the word-order and dropping variants.
+    pass's whole input stream (a recurrent model's contexts reach back across windows; a Transformer's stay in its
+    window), offset: the window's first position; pools: class_pools (the same-class draws); masks_of(ids [R],
+    positions [R]): the class masks [C, R] of the words ids at stream positions; kinds: ([V] content words, [V]
+    function words) as booleans; rng_class: the same-class draws' generator (apart, so that the other
+    draws do not depend on them); rearranged: how many of the sampled truncation targets get the word-order and
+    dropping variants.
     """
     import tensorflow as tf
 
+    stateful = _stateful(model)
     x = model.embed(tf.constant(window[None], tf.int32))
     states = _states(model, x, entering)
     losses = np.asarray(model.token_losses(states[-1][-1], tf.constant(targets[None], tf.int32))[0], np.float64)
+    main, pool = pools
     out = []
     for k in delays:
         ts = sample(np.array([t for t in time_steps if t >= k]))
         if not len(ts):
             continue
-        starts = ts - k
-        state = tuple(tuple(tf.gather(tf.concat([tf.expand_dims(e, 1), s], axis=1)[0], starts) for e, s in
-                            zip(entering_layer, layer_states)) for entering_layer, layer_states in zip(entering, states))
-        ids = np.stack([window[j:j + k + 1] for j in starts])
-        new = _draw_other(rng, unigram, ids[:, 0])
-        effect = replacement_effects(model, state, ids, new, layer=layer, component=component, targets=targets[ts])
-        size = np.linalg.norm(effect["delta_x"] @ z_inv.T, axis=1)                      # ‖D⁻¹Δx‖
-        values = {"replacement_state": np.linalg.norm(effect["delta_state"], axis=1) / size,
-                  "replacement_predicted": np.linalg.norm(effect["predicted"], axis=1) / size,
-                  "replacement_loss": effect["delta_loss"]}
-        out.append(("replacement", k, table[:, ids[:, 0]], values))
+        if stateful:      # from the carried state entering t - k, the inputs t - k .. t
+            starts = ts - k
+            state = tuple(tuple(tf.gather(tf.concat([tf.expand_dims(e, 1), s], axis=1)[0], starts) for e, s in
+                                zip(entering_layer, layer_states))
+                          for entering_layer, layer_states in zip(entering, states))
+            ids = np.stack([window[j:j + k + 1] for j in starts])
+            where = {}
+        else:             # the whole window, the word at t - k changed, s read at t
+            state, ids = model.zero_state(len(ts)), np.repeat(window[None], len(ts), axis=0)
+            where = {"position": ts - k, "at": ts}
+        old = window[ts - k]
+        measure = {"layer": layer, "component": component, "targets": targets[ts], **where}
+        effect = replacement_effects(model, state, ids, _draw_other(rng, unigram, old), **measure)
+        values = _replacement_values(effect, z_inv, "replacement")
+        values.update({"replacement_state_raw": np.linalg.norm(effect["delta_state"], axis=1),
+                       "replacement_input": np.linalg.norm(effect["delta_x"] @ z_inv.T, axis=1),
+                       "replacement_input_raw": np.linalg.norm(effect["delta_x"], axis=1)})
+        # a draw of the replaced word's own class: rows whose word has a class with another word in it
+        drawable = (main[old] >= 0) & ((pool[np.maximum(main[old], 0)] > 0).sum(axis=1) > 1)
+        values.update({name: np.full(len(ts), np.nan) for name in SAME_CLASS})
+        if drawable.any():
+            rows = np.flatnonzero(drawable)
+            new = _draw_other(rng_class, pool[main[old[rows]]], old[rows])
+            part = {key: value[rows] for key, value in measure.items() if key not in ("layer", "component")}
+            chosen = tuple(tuple(tf.gather(s, rows) for s in layer_state) for layer_state in state)
+            effect = replacement_effects(model, chosen, ids[rows], new, layer=layer, component=component, **part)
+            for name, value in _replacement_values(effect, z_inv, "same_class").items():
+                values[name][rows] = value
+        out.append(("replacement", k, masks_of(old, offset + ts - k), values))
     longest = max(contexts) if contexts else 0
-    ts = sample(np.array([t for t in time_steps if offset + t >= longest - 1]))
+    # the history a context is cut from: a recurrent model's whole stream, a Transformer's window
+    history, origin = (stream, offset) if stateful else (window, 0)
+    ts = sample(np.array([t for t in time_steps if origin + t >= longest - 1]))
     if len(ts) and contexts:
-        positions = offset + ts
-        masks = table[:, targets[ts]]
-        cut = {d: context_losses(model, np.stack([stream[p - d + 1:p + 1] for p in positions]), targets[ts])
+        positions = origin + ts
+        masks = masks_of(targets[ts], offset + ts + 1)
+        cut = {d: context_losses(model, np.stack([history[p - d + 1:p + 1] for p in positions]), targets[ts])
                for d in contexts}
         # every measure at every d; the rearranged ones are NaN (not counted) beyond the first `rearranged` targets
         # and at the longest d, which they are measured against
@@ -376,9 +453,9 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
         for d in contexts:
             by_d[d]["truncation_loss"] = cut[d] - losses[ts]
         # word order and dropping on the first `rearranged` targets, against the longest context as it is: every
-        # variant of every d in one batch (a dropped word is a step the recurrence skips)
+        # variant of every d in one batch (a dropped word is a step the recurrence skips, a position attention skips)
         few = slice(0, rearranged)
-        base = np.stack([stream[p - longest + 1:p + 1] for p in positions[few]])          # [R', L]
+        base = np.stack([history[p - longest + 1:p + 1] for p in positions[few]])          # [R', L]
         rows, keeps, labels, where = [], [], [], []
         for d in (d for d in contexts if d < longest):
             far = np.arange(longest) < longest - d
@@ -401,7 +478,7 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
             for (d, name), increase in zip(where, got):
                 by_d[d][name][few] = increase
         out += [("truncation", d, masks, values) for d, values in by_d.items()]
-    return out, tuple(tuple(s[:, -1] for s in layer) for layer in states)
+    return out, model.final_state(states)
 
 
 def _fingerprint(config, options, stream, table, n_blocks):
@@ -437,11 +514,9 @@ def run_perturbation(config_path, out, options=PerturbOptions(), log=print, chec
     from state_gradients.core.errors import UserError
     from state_gradients.files.gradient_files import shard_range, write_npz
     from state_gradients.files.saved_model import SavedModel
-    from state_gradients.passes import measure_setup
-    from state_gradients.passes.gradient_pass import read_norm
+    from state_gradients.passes.gradient_pass import class_tables, read_norm
 
     config = configuration.load_config(config_path, train=False, valid=True, test=False)
-    measure_setup.refuse_stateless(config.basic_cell, "sg-perturb (the behavioural measures)", config.path)
     if config.batch_size != 1:
         raise UserError(f"{config.path}: batch_size must be 1 for sg-perturb (one stream of validation positions, "
                         f"as sg-reproduce's gradient pass reads it), got {config.batch_size}")
@@ -457,18 +532,28 @@ def run_perturbation(config_path, out, options=PerturbOptions(), log=print, chec
     bad = [k for k in options.delays if k >= steps or k < 0]
     if bad:
         raise UserError(f"--delays {bad}: a replaced word must lie in the window of {steps} (0 <= k < num_steps)")
-    if options.contexts and (min(options.contexts) < 1 or max(options.contexts) > len(stream)):
-        raise UserError(f"--contexts must lie in 1..{len(stream)} (the pass's positions), got {list(options.contexts)}")
-    class_files = config.pos_class_files()
-    classes = [formats.OVERALL] + [formats.class_name(p) for p in class_files]
-    table = formats.class_masks(config.pos_mapping, class_files, source.id_to_word)
-    missing = sorted(set(options.content + options.function) - set(classes))
-    if missing and options.contexts:
+    # a recurrent model reads a truncated context across window boundaries, a Transformer within its window
+    reach, what = (len(stream), "the pass's positions") if families.family(model.cell_type).stateful else \
+        (steps, "a Transformer's context lies in its window, num_steps")
+    if options.contexts and (min(options.contexts) < 1 or max(options.contexts) > reach):
+        raise UserError(f"--contexts must lie in 1..{reach} ({what}), got {list(options.contexts)}")
+    names, table, token_table = class_tables(config, source.id_to_word, len(corpus.valid))
+    classes = [formats.OVERALL] + names
+    type_classes = classes[:len(table)]
+    missing = sorted(set(options.content + options.function) - set(type_classes))
+    if missing:
         raise UserError(f"{config.path}: pos_classes has no class {', '.join(missing)} (the content and function "
-                        f"words that sg-perturb drops); its classes: {', '.join(classes[1:]) or 'none'}")
+                        f"words that sg-perturb drops, and whose classes its same-class replacements keep); its "
+                        f"classes: {', '.join(type_classes[1:]) or 'none'}")
     kinds = tuple(table[[classes.index(c) for c in group]].max(axis=0) > 0 if group else
                   np.zeros(table.shape[1], bool) for group in (options.content, options.function))
     kinds = (kinds[0], kinds[1] & ~kinds[0])         # a word with a content tag is content
+
+    def masks_of(ids, positions):
+        """[C, R]: the classes of words ids at positions of the validation data (its word's, then its token's)."""
+        if not token_table.shape[1]:
+            return table[:, ids]
+        return np.concatenate([table[:, ids], token_table[1:, positions]])
     layer, component = config.grad_layer, families.family(model.cell_type).state_index(config.grad_interm)
     norm = read_norm(config, model.embedding_size)
     units = "D of grad_norm_file" if norm is not None else "the identity (no grad_norm_file): ‖Δx‖"
@@ -479,10 +564,12 @@ def run_perturbation(config_path, out, options=PerturbOptions(), log=print, chec
                         f"use at most {n_windows} blocks")
     ranges = [shard_range(n_windows, b, n_blocks) for b in range(1, n_blocks + 1)]
     block_of = np.concatenate([np.full(hi - lo, b) for b, (lo, hi) in enumerate(ranges)])
-    replacement = BlockSums(REPLACEMENT, n_blocks, delays, len(classes))
+    replacement = BlockSums(REPLACED, n_blocks, delays, len(classes))
     truncation = BlockSums(TRUNCATION, n_blocks, tuple(options.contexts), len(classes))
     unigram = _unigram(source.ids(corpus, "train"), model.vocab_size)
-    fingerprint = _fingerprint(config, options, stream, table, n_blocks)
+    pools = class_pools(unigram, table[[classes.index(c) for c in options.content + options.function]])
+    fingerprint = _fingerprint(config, options, stream, np.concatenate([table.ravel(), token_table.ravel()]),
+                               n_blocks)
     progress_path = os.path.join(out, PROGRESS)
     start = 0
     if os.path.isfile(progress_path):
@@ -509,6 +596,7 @@ def run_perturbation(config_path, out, options=PerturbOptions(), log=print, chec
     last = time.monotonic()
     for i in progress_bar(range(start, n_windows), total=n_windows, initial=start, unit="window", desc="perturb"):
         rng = np.random.default_rng([options.seed, i])       # per window: the same draws after a resume
+        rng_class = np.random.default_rng([options.seed, i, 1])
 
         def sample(ts, rng=rng):
             if options.targets_per_window is None or len(ts) <= options.targets_per_window:
@@ -517,8 +605,9 @@ def run_perturbation(config_path, out, options=PerturbOptions(), log=print, chec
 
         parts, state = measure_window(model, inputs[i, 0], targets[i, 0], state, layer=layer, component=component,
                                       z_inv=z_inv, delays=delays, contexts=tuple(options.contexts), stream=stream,
-                                      offset=i * steps, time_steps=time_steps, unigram=unigram, table=table,
-                                      kinds=kinds, rng=rng, sample=sample, rearranged=options.rearranged_per_window)
+                                      offset=i * steps, time_steps=time_steps, unigram=unigram, pools=pools,
+                                      masks_of=masks_of, kinds=kinds, rng=rng, rng_class=rng_class, sample=sample,
+                                      rearranged=options.rearranged_per_window)
         for group, delay, masks, values in parts:
             (replacement if group == "replacement" else truncation).add(block_of[i], delay, masks, values)
         if time.monotonic() - last > checkpoint_seconds:

@@ -74,21 +74,32 @@ class LanguageModel(NamedWeights, tf.Module):
     def embed(self, inputs):
         return tf.nn.embedding_lookup(self.embedding, inputs)
 
-    def run_layer(self, layer, x, state):
-        """One layer over a window: x [B, T, I], state per-layer tuple -> states per component [B, T, H]."""
+    def run_layer(self, layer, x, state, keep=None):
+        """One layer over a window: x [B, T, I], state per-layer tuple -> states per component [B, T, H].
+
+        keep [B, T] bool (None: every step): a step where keep is False leaves the state as it was, as if that
+        word were not in the input (rows may keep different numbers of words).
+        """
         p = self.layers[layer]
         shape = tf.shape(x)
         xw = self.cell.project_input(p, tf.reshape(x, [-1, shape[2]]))
         xw = tf.transpose(tf.reshape(xw, [shape[0], shape[1], -1]), [1, 0, 2])  # [T, B, P]
         w_h = self.cell.recurrent_weights(p, self.size)
-        seq = tf.scan(lambda s, xw_t: self.cell.step(p, xw_t, s, w_h)[0], xw, initializer=tuple(state))
+        if keep is None:
+            seq = tf.scan(lambda s, xw_t: self.cell.step(p, xw_t, s, w_h)[0], xw, initializer=tuple(state))
+        else:
+            def step(s, inputs):
+                xw_t, keep_t = inputs
+                return tuple(tf.where(keep_t, new, old) for new, old in zip(self.cell.step(p, xw_t, s, w_h)[0], s))
+
+            seq = tf.scan(step, (xw, tf.transpose(keep)[:, :, None]), initializer=tuple(state))
         return tuple(tf.transpose(s, [1, 0, 2]) for s in seq)
 
-    def run_layers(self, x, state):
-        """All layers over a window: x [B, T, E] -> per layer, per state component, [B, T, H]."""
+    def run_layers(self, x, state, keep=None):
+        """All layers over a window: x [B, T, E] -> per layer, per state component, [B, T, H] (keep: run_layer's)."""
         all_states = []
         for layer in range(self.num_layers):
-            seq = self.run_layer(layer, x, state[layer])
+            seq = self.run_layer(layer, x, state[layer], keep)
             all_states.append(seq)
             x = seq[-1]  # the next layer reads this layer's h
         return all_states

@@ -77,22 +77,29 @@ def merge_heads(t):
     return tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [shape[0], shape[2], -1])
 
 
-def causal_probs(q, k):
-    """Attention probabilities [B, A, T, T] of q, k [B, A, T, K]: softmax over u <= t of q_t . k_u / sqrt(K)."""
+def causal_probs(q, k, keep=None):
+    """Attention probabilities [B, A, T, T] of q, k [B, A, T, K]: softmax over u <= t of q_t . k_u / sqrt(K).
+
+    keep [B, T] bool (None: all): no position attends to a u where keep is False but to itself, so that the kept
+    positions compute what they would without the dropped words, and a dropped one stays finite (it is not read).
+    """
     size = tf.cast(tf.shape(q)[-1], q.dtype)
     scores = tf.matmul(q, k, transpose_b=True) / tf.sqrt(size)
     steps = tf.shape(q)[2]
     future = tf.linalg.band_part(tf.ones([steps, steps], tf.bool), 0, -1) & ~tf.eye(steps, dtype=tf.bool)
+    if keep is not None:
+        future = future[None, None] | (~keep[:, None, None, :] & ~tf.eye(steps, dtype=tf.bool))
     scores = tf.where(future, tf.constant(-np.inf, scores.dtype), scores)
     return tf.nn.softmax(scores, axis=-1)
 
 
-def layer_forward(p, h, heads):
-    """One block on the residual stream h [B, T, D] -> (new h, the activations its linearisation needs)."""
+def layer_forward(p, h, heads, keep=None):
+    """One block on the residual stream h [B, T, D] -> (new h, the activations its linearisation needs); keep: as
+    causal_probs."""
     a = layer_norm(h, p["ln1_gain"], p["ln1_bias"])
     qkv = tf.einsum("btd,de->bte", a, p["qkv_kernel"]) + p["qkv_bias"]
     q, k, v = (split_heads(t, heads) for t in tf.split(qkv, 3, axis=-1))
-    probs = causal_probs(q, k)
+    probs = causal_probs(q, k, keep)
     o = tf.matmul(probs, v)                                                      # [B, A, T, K]
     h = h + tf.einsum("btd,de->bte", merge_heads(o), p["proj_kernel"]) + p["proj_bias"]
     m = layer_norm(h, p["ln2_gain"], p["ln2_bias"])
@@ -155,18 +162,24 @@ class TransformerLM(NamedWeights, tf.Module):
     def embed(self, inputs):
         return tf.nn.embedding_lookup(self.embedding, inputs)
 
-    def stream_input(self, x):
-        """The residual stream entering block 0: x [B, T, E] (projected to D when E != D) + positions[:T]."""
+    def stream_input(self, x, keep=None):
+        """The residual stream entering block 0: x [B, T, E] (projected to D when E != D) + positions[:T]; with keep
+        [B, T] bool, each kept word at the position it has among the kept ones (a dropped word's is not read)."""
         steps = tf.shape(x)[1]   # at most num_steps: a longer window fails to broadcast against the positions
         h = x if self.input_kernel is None else tf.einsum("bte,ed->btd", x, self.input_kernel)
-        return h + self.positions[:steps]
+        if keep is None:
+            return h + self.positions[:steps]
+        index = tf.maximum(tf.cumsum(tf.cast(keep, tf.int32), axis=1) - 1, 0)
+        return h + tf.gather(self.positions, index)
 
-    def run_layers(self, x, state=NO_STATE):
-        """x [B, T, E] -> per block, the tuple (residual stream after it [B, T, D],)."""
+    def run_layers(self, x, state=NO_STATE, keep=None):
+        """x [B, T, E] -> per block, the tuple (residual stream after it [B, T, D],). keep [B, T] bool (None: every
+        word): the words where keep is False are left out, as if the input were the kept words alone (their own
+        outputs are not that and are not to be read)."""
         del state  # windows carry no state
-        h, out = self.stream_input(x), []
+        h, out = self.stream_input(x, keep), []
         for p in self.layers:
-            h, _ = layer_forward(p, h, self.num_heads)
+            h, _ = layer_forward(p, h, self.num_heads, keep)
             out.append((h,))
         return out
 

@@ -247,26 +247,10 @@ def _prepare(config, model, corpus):
                                            what=corpus.describe("valid"), max_windows=config.valid_batches)
     engine = make_engine(model, layer=config.grad_layer, interm=config.grad_interm, time_steps=config.time_steps(),
                          max_delay=config.max_delay, num_steps=config.num_steps)
-    type_files = config.pos_class_files() if config.grad_average else []
-    token_files = config.pos_class_files("pos_token_classes") if config.grad_average else []
-    class_names = [formats.class_name(p) for p in type_files + token_files]
-    repeated = sorted({n for n in class_names if class_names.count(n) > 1})
-    if repeated:
-        raise UserError(f"{config.path}: class name(s) {', '.join(repeated)} occur twice in pos_classes and "
-                        "pos_token_classes; every class needs its own file name (its averages are named after it)")
-    # classes of word types: a table over word ids; classes of tokens in context: a table over token
-    # positions, and `positions` says which position every window entry is (make_windows of 0..n-1 cuts
-    # positions as it cuts ids). Class 0 (all words) is the type table's first row.
-    type_table = formats.class_masks(config.pos_mapping, type_files, corpus.id_to_word)
-    token_table = np.ones((1, 0))
+    class_names, type_table, token_table = class_tables(config, corpus.id_to_word, len(corpus.valid),
+                                                        average=config.grad_average)
     positions = None
-    if token_files:
-        token_tags = formats.read_token_tags(config.pos_tokens, lm_data.data_file(config, "valid"),
-                                             eos=not config.no_eos, encoding=config.encoding)
-        if len(token_tags) != len(corpus.valid):
-            raise UserError(f"{config.pos_tokens} tags {len(token_tags)} tokens but the validation data has "
-                            f"{len(corpus.valid)}")
-        token_table = formats.token_class_masks(token_tags, token_files)
+    if token_table.shape[1]:
         positions, _ = lm_data.make_windows(np.arange(len(corpus.valid)), config.batch_size, config.num_steps,
                                             max_windows=config.valid_batches)
 
@@ -279,8 +263,33 @@ def _prepare(config, model, corpus):
 
     norm = read_norm(config, model.embedding_size)
     fingerprint = _fingerprint(config, model, corpus.valid, np.concatenate([type_table.ravel(), token_table.ravel()]),
-                               config.time_steps(), engine.delays, token_files, norm)
+                               config.time_steps(), engine.delays,
+                               config.pos_class_files("pos_token_classes") if config.grad_average else [], norm)
     return model, inputs, targets, engine, class_names, masks_of, fingerprint, norm
+
+
+def class_tables(config, id_to_word, n_valid, average=True):
+    """The classes of a config: (names [C - 1], type_table [C, V] over the word ids of id_to_word, class 0 all words,
+    then one row per pos_classes file; token_table [1 + C_tok, n_valid] over the validation data's positions, row 0
+    unused, then one row per pos_token_classes file, or [1, 0] without). A token's masks are its word's type_table
+    column and its position's token_table rows after the first. average False: class 0 alone."""
+    type_files = config.pos_class_files() if average else []
+    token_files = config.pos_class_files("pos_token_classes") if average else []
+    class_names = [formats.class_name(p) for p in type_files + token_files]
+    repeated = sorted({n for n in class_names if class_names.count(n) > 1})
+    if repeated:
+        raise UserError(f"{config.path}: class name(s) {', '.join(repeated)} occur twice in pos_classes and "
+                        "pos_token_classes; every class needs its own file name (its averages are named after it)")
+    type_table = formats.class_masks(config.pos_mapping, type_files, id_to_word)
+    token_table = np.ones((1, 0))
+    if token_files:
+        token_tags = formats.read_token_tags(config.pos_tokens, lm_data.data_file(config, "valid"),
+                                             eos=not config.no_eos, encoding=config.encoding)
+        if len(token_tags) != n_valid:
+            raise UserError(f"{config.pos_tokens} tags {len(token_tags)} tokens but the validation data has "
+                            f"{n_valid}")
+        token_table = formats.token_class_masks(token_tags, token_files)
+    return class_names, type_table, token_table
 
 
 def read_norm(config, embedding_size):

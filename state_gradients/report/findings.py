@@ -249,7 +249,8 @@ def pos_frequency_cells(reps, pos_classes):
 # The gradient measures beside the behavioural ones (sg-perturb)
 # --------------------------------------------------------------------------------------------
 
-BEHAVIOUR = ("replacement_state", "replacement_loss")   # compared across classes with every gradient measure
+# compared across classes with every gradient measure
+BEHAVIOUR = ("replacement_state", "replacement_loss", "same_class_state", "same_class_loss")
 MIN_RANKED_CLASSES = 4
 
 

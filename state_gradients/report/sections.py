@@ -570,6 +570,18 @@ def behaviour_section(doc, run, type_level, pos_classes, freq_classes):
               [[k, by[("replacement_state", OVERALL, k)]["count"]]
                + [_interval({"estimate": by[(m, OVERALL, k)]["value"], "lo": by[(m, OVERALL, k)]["lo"],
                              "hi": by[(m, OVERALL, k)]["hi"]}) for m in perturbation.REPLACEMENT] for k in delays])
+    if any(r["measure"] == "same_class_state" for r in rows):
+        doc.para("The same words replaced by a unigram draw of their own class (the replaced word's first content or "
+                 "function class; words in none are left out), and the unigram replacement's sizes apart: the state's "
+                 "change ‖Δs_t‖ and the input's, normalised ‖D⁻¹Δx‖ and raw ‖Δx‖ (their quotient is the first "
+                 "table's ‖Δs‖ / ‖D⁻¹Δx‖ row by row).")
+        doc.table(["delay k", "same-class occurrences"] + [f"{head} [95%]" for head in (
+            "same class: ‖Δs‖ / ‖D⁻¹Δx‖", "same class: ‖G·Δx‖ / ‖D⁻¹Δx‖", "same class: loss change", "‖Δs‖",
+            "‖D⁻¹Δx‖", "‖Δx‖")],
+            [[k, by[("same_class_state", OVERALL, k)]["count"] if ("same_class_state", OVERALL, k) in by else 0]
+             + [_interval({"estimate": by[(m, OVERALL, k)]["value"], "lo": by[(m, OVERALL, k)]["lo"],
+                           "hi": by[(m, OVERALL, k)]["hi"]}) if (m, OVERALL, k) in by else None
+                for m in perturbation.SAME_CLASS + perturbation.SIZES] for k in delays])
     contexts = sorted({r["delay"] for r in rows if r["measure"] == "truncation_loss" and r["class"] == OVERALL})
     doc.table(["context d", "targets", "loss increase, truncated [95%]"] + [
         f"{name.replace('_', ' ')} [95%]" for name in perturbation.TRUNCATION[1:]],

@@ -40,10 +40,13 @@ def test_the_command_writes_intervals_per_class_and_resumes(demo_run, tmp_path):
     overall = {(r["measure"], int(r["delay"])): r for r in rows if r["class"] == "overall"}
     # every measure at every delay; 4 sampled targets in each of the 12 windows (demo windows have 25 positions)
     # the rearranged and thinned contexts at every d below the longest (12), against the longest
-    assert set(overall) == {(m, k) for m in perturbation.REPLACEMENT for k in (0, 2, 6)} | \
+    assert set(overall) == {(m, k) for m in perturbation.REPLACED for k in (0, 2, 6)} | \
         {("truncation_loss", d) for d in (1, 4, 12)} | \
         {(m, d) for m in perturbation.TRUNCATION[1:] for d in (1, 4)}
-    assert all(float(r["count"]) == 48 for key, r in overall.items() if key[0] != "truncation_loss")
+    assert all(float(r["count"]) == 48 for key, r in overall.items()
+               if key[0] != "truncation_loss" and not key[0].startswith("same_class"))
+    # a same-class draw needs a replaced word in a content or function class (demo: nouns, verbs, ..., determiners)
+    assert all(0 < float(overall["same_class_state", k]["count"]) < 48 for k in (0, 2, 6))
     for r in rows:
         value, lo, hi = float(r["value"]), float(r["lo"]), float(r["hi"])
         assert np.isfinite(value) and lo <= value <= hi, r
@@ -59,6 +62,33 @@ def test_the_command_writes_intervals_per_class_and_resumes(demo_run, tmp_path):
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
         assert perturb.main(argv[:-1] + ["3"]) == 2
     assert "perturbation_progress.npz" in err.getvalue()
+
+
+def test_classes_in_context_with_the_word_types_tags_give_the_type_classes(demo_run, tmp_path):
+    # every validation token tagged with its word's tags (pos_tokens), the class files again as pos_token_classes:
+    # each in-context class selects the same occurrences as its word-type class, so every measure's rows agree
+    # exactly (one run, the same draws)
+    from state_gradients.core import formats
+
+    out = demo_run[0]
+    mapping = formats.read_pos_mapping(str(REPO / "data" / "demo" / "pos_mapping.txt"))
+    lines = (REPO / "data" / "demo" / "valid.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    (tmp_path / "valid.tags").write_text("".join(
+        " ".join(["|".join(sorted(mapping.get(w) or {"X"})) for w in line.split()] + ["<eos>"]) + "\n"
+        for line in lines), encoding="utf-8")
+    for name in ("nouns", "determiners"):
+        (tmp_path / f"ctx_{name}.txt").write_bytes((REPO / "data" / "demo" / "classes" / f"{name}.txt").read_bytes())
+    config = _derived_config(out, valid_batches=4, grad_blocks=2, pos_tokens=str(tmp_path / "valid.tags"),
+                             pos_token_classes=f"{tmp_path / 'ctx_nouns.txt'},{tmp_path / 'ctx_determiners.txt'}")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert perturb.main(["--config", str(config), "--out", str(tmp_path / "p"), "--delays", "0,3",
+                             "--contexts", "1,6", "--function", "determiners", "--targets-per-window", "6"]) == 0
+    rows = _rows(tmp_path / "p" / "perturbation.csv")
+    by = {(r["measure"], r["class"], r["delay"]): r for r in rows}
+    for name in ("nouns", "determiners"):
+        pairs = [(r, by[(r["measure"], f"ctx_{name}", r["delay"])]) for r in rows if r["class"] == name]
+        assert len(pairs) >= 10
+        assert all({**a, "class": ""} == {**b, "class": ""} for a, b in pairs)
 
 
 def _demo_words():

@@ -199,3 +199,41 @@ def test_the_library_computes_a_transformers_profile(trained, tmp_path):
     g0 = np.concatenate([engine.jacobians(x, ())[0][0][1].reshape(-1, 8, 6) for x in inputs])
     np.testing.assert_allclose(profile.averages[0, 0], g0.mean(axis=0), rtol=0, atol=1e-6 * np.abs(g0).max())
     assert sg.normalisation(model).d_factor.shape == (6, 6)
+
+
+def test_perturbation_measures_of_a_transformer(trained, tmp_path):
+    """sg-perturb on a Transformer: contexts stay in the window (a longer one is refused, naming the window), the
+    whole window as context is the full loss (increase 0 to rounding: float64, 1e-12 of losses of about 2), and
+    every replacement measure, same-class draws included, is finite at every delay."""
+    import contextlib
+    import csv
+    import io
+
+    from aux_scripts import perturb
+    from state_gradients.measures import perturbation
+
+    root, _ = trained
+    (tmp_path / "mapping.txt").write_text("".join(f"w{i:02d} {'A' if i % 2 else 'B'}\n" for i in range(40)),
+                                          encoding="utf-8")
+    (tmp_path / "odd.txt").write_text("A\n", encoding="utf-8")
+    (tmp_path / "even.txt").write_text("B\n", encoding="utf-8")
+    config = write_config(root, "whole", **dict(KEYS, **GRADS, batch_size=1, grad_blocks=3,
+                                                pos_mapping=tmp_path / "mapping.txt",
+                                                pos_classes=f"{tmp_path / 'odd.txt'},{tmp_path / 'even.txt'}"),
+                          grad_dir=tmp_path / "unused")
+    argv = ["--config", str(config), "--out", str(tmp_path / "p"), "--delays", "0,1,3", "--content", "odd",
+            "--function", "even", "--targets-per-window", "4"]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+        assert perturb.main(argv + ["--contexts", "1,2,5"]) == 2
+    assert "window" in err.getvalue() and "Traceback" not in err.getvalue()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert perturb.main(argv + ["--contexts", "1,2,4"]) == 0
+    with open(tmp_path / "p" / "perturbation.csv", encoding="utf-8", newline="") as handle:
+        rows = {(r["measure"], r["class"], int(r["delay"])): r for r in csv.DictReader(handle)}
+    # num_steps 4: the only target with a 4-word context is t = 3, and its whole window is that context
+    whole = rows[("truncation_loss", "overall", 4)]
+    assert abs(float(whole["value"])) <= 1e-12 and float(whole["count"]) > 0
+    assert float(rows[("truncation_loss", "overall", 1)]["value"]) > 0.01
+    for name in perturbation.REPLACED:
+        for k in (0, 1, 3):
+            assert np.isfinite(float(rows[(name, "overall", k)]["value"])), (name, k)
