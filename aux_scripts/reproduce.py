@@ -54,6 +54,9 @@ def build_parser():
                         help="state gradients on the targets t >= 49 only (t >= T - 1 when T < 50), so that every "
                              "delay averages over the same target positions (for comparing models whose context is "
                              "bound to the window; default: every target t >= k at delay k)")
+    parser.add_argument("--no-perturb", action="store_true",
+                        help="leave out the behavioural measures (sg-perturb: a past word replaced, the context cut, "
+                             "shuffled or thinned; about as long as the gradient pass) and the report's section on them")
     parser.add_argument("--dry-run", action="store_true",
                         help="write the derived configs to DIR/configs and print every step as plain commands "
                              "(console scripts of this package, test/cp/mkdir/rm) instead of running them")
@@ -87,7 +90,7 @@ def _main(argv):
                    valid_windows=args.valid_windows, pos_mapping=args.pos_mapping, conll=tuple(conll),
                    treebank=tuple(treebank), classifier_grid=args.classifier_grid,
                    min_valid_tokens=args.min_valid_tokens, blocks=args.blocks, pos_data=args.pos_data,
-                   same_targets=args.same_targets)
+                   same_targets=args.same_targets, perturb=not args.no_perturb)
     typed = typed_command(PROG, argv)
     reproduce.reproduce(opts, dry_run=args.dry_run, command=typed)
     if not args.dry_run:

@@ -29,7 +29,8 @@ MISSING = {   # a part of the report -> the command that computes it
                  "(sg-reproduce does both)",
     "sigma": "sg-interpret-state --config GRAD.config --out DIR/sigma (sg-demo --measures does)",
     "txray": "sg-txray --config GRAD.config --separate NN,NNS --out DIR/txray (sg-demo --measures does)",
-    "perturb": "sg-perturb --config GRAD.config --out DIR/perturb (the gradient config with batch_size 1)",
+    "perturb": "sg-perturb --config GRAD.config --out DIR/perturb (the gradient config with batch_size 1; "
+               "sg-reproduce runs it unless --no-perturb)",
 }
 
 

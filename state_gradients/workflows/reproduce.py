@@ -30,7 +30,7 @@ from state_gradients.core.fileio import atomic_write
 from state_gradients.files import saved_model
 from state_gradients.files.run_folder import RunFolder
 from state_gradients.files.saved_model import SavedModel
-from state_gradients.measures import analysis
+from state_gradients.measures import analysis, perturbation
 
 PROG = "sg-reproduce"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -221,6 +221,7 @@ class Options:
     blocks: int | None = None       # None: BLOCKS, or BLOCKS_WITH_CONTEXT with pos_data
     pos_data: str | None = None     # the get_pos_data.py folder: with it, classes in context too
     same_targets: bool = False      # every delay on the same targets t >= MAX_DELAY - 1 (fair across models)
+    perturb: bool = True            # sg-perturb's behavioural measures beside the state gradients
 
 
 def derived_config(config, values, purpose):
@@ -231,6 +232,17 @@ def derived_config(config, values, purpose):
     drop = {name: None for name, _ in config.items() if name not in keep}
     return configuration.derive(config, path=f"{config.path} ({PROG}: {purpose})", train=False, valid=True,
                                 **drop, **keep)
+
+
+def _pass_windows(config, valid_file, limit):
+    """The windows of batch_size 1 that a --notrain pass reads: --valid-windows or all of the validation file's
+    (limit, possibly None, while the file is missing: the data step names it)."""
+    if not os.path.isfile(valid_file):
+        return limit
+    total = lm_data.num_batches(len(lm_data.read_words(
+        valid_file, eos=not config.no_eos, wikitext="WikiText" in config.data_path, cgn="CGN" in config.data_path,
+        encoding=config.encoding)), 1, config.num_steps)
+    return min(limit or total, total)
 
 
 def plan(opts):
@@ -356,12 +368,7 @@ def plan(opts):
         tagger_tags = p("tagger", tags_name)
         # the type weights count the tokens the pass measures: its windows of batch_size 1 cover the first
         # windows x num_steps tokens
-        windows = opts.valid_windows
-        if os.path.isfile(valid_file):
-            total = lm_data.num_batches(len(lm_data.read_words(
-                valid_file, eos=not config.no_eos, wikitext="WikiText" in config.data_path,
-                cgn="CGN" in config.data_path, encoding=config.encoding)), 1, config.num_steps)
-            windows = min(windows or total, total)
+        windows = _pass_windows(config, valid_file, opts.valid_windows)
         measured = ["--measured-tokens", str(windows * config.num_steps)] if windows else []
         steps.append(Step("tagger", "POS tagger trained on the normalised tagged corpora, tested on CoNLL-2000 test, "
                           "tags of the validation text in context",
@@ -401,6 +408,26 @@ def plan(opts):
                             "valid_batches": opts.valid_windows, "max_delay": MAX_DELAY, "grad_blocks": blocks,
                             "time_step": time_step},
                       outputs=[run.gradient_average(0)], clean=[run.gradients]))
+
+    # -- behavioural measures on the gradient pass's windows, targets, classes and blocks
+    if opts.perturb:
+        defaults = perturbation.PerturbOptions()
+        # a replaced word lies in the window and below max_delay; a Transformer's context in its window, a
+        # recurrent model's in the pass's text
+        reach = config.num_steps * ((_pass_windows(config, valid_file, opts.valid_windows) or 1)
+                                    if config.family.stateful else 1)
+        perturb_delays = [k for k in defaults.delays if k < min(MAX_DELAY, config.num_steps)]
+        contexts = [d for d in defaults.contexts if d <= reach]
+        steps.append(Step("perturb", "behavioural memory: a past word replaced, the context cut, shuffled or "
+                          "thinned (sg-perturb)",
+                          [Command(["sg-perturb", "--config", grad_cfg, "--out", run.perturb,
+                                    "--delays", ",".join(map(str, perturb_delays)),
+                                    "--contexts", ",".join(map(str, contexts))], run.log("perturb"))],
+                          inputs=[m_weights, m_dict, valid_file, data_files[0], run.classes, *pos_files,
+                                  *([in_context] if opts.pos_data else []), *([d_norm] if blocks >= 2 else [])],
+                          keys={**data_keys, **model_keys, "num_steps": config.num_steps,
+                                "valid_batches": opts.valid_windows, "grad_blocks": blocks, "time_step": time_step},
+                          outputs=[os.path.join(run.perturb, perturbation.CSV_NAME)], clean=[run.perturb]))
 
     # -- classifier
     classifier = p("classifier", "pos")
@@ -457,6 +484,7 @@ def plan(opts):
                       inputs=[run.svs_csv, run.test_perplexity_json, run.progress_json,
                               run.classes, run.classifier_json, run.diff, run.pos_mapping_pos,
                               *([run.intervals] if blocks >= 2 else []),
+                              *([os.path.join(run.perturb, perturbation.CSV_NAME)] if opts.perturb else []),
                               *([run.tagger, p("svs_in_context.csv")] if opts.pos_data else [])],
                       outputs=[run.report_md, run.report_html]))
     return steps, configs

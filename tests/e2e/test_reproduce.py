@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from state_gradients.measures import intervals
+from state_gradients.measures import intervals, perturbation
 
 from aux_scripts import reproduce as sg_reproduce
 from state_gradients.engine.recurrent import StateGradients
@@ -111,7 +111,7 @@ def test_end_to_end_writes_report_and_every_step_output(trained_run, project):
     steps = _step_lines(log)
     # the embedding and its D come before the pass, whose occurrence measures use D
     assert list(steps) == ["data", "train", "model", "test_perplexity", "pos_mapping", "freq_classes", "embedding",
-                           "normalise", "gradients", "classifier", "svs", "intervals", "diff", "report"]
+                           "normalise", "gradients", "perturb", "classifier", "svs", "intervals", "diff", "report"]
     assert all(" s" in line and "skipped" not in line for line in steps.values())
     # the model trained into the config's save_path, and was copied (not moved) into DIR/model
     assert filecmp.cmp(project / "model" / "weights.npz", out / "model" / "weights.npz", shallow=False)
@@ -126,6 +126,10 @@ def test_end_to_end_writes_report_and_every_step_output(trained_run, project):
     for heading in ("Provenance", "Findings", "exponential or power law", "Class ranking", "Relative memory",
                     "POS classifier"):
         assert heading in report
+    # the behavioural measures beside the gradients, on the pass's windows (T = 8 caps the delays below 8)
+    assert "Behavioural memory beside the state gradients" in report and "sg-perturb --config GRAD" not in report
+    rows, _ = perturbation.read_outputs(str(out / "perturb"))
+    assert {r["delay"] for r in rows if r["measure"] == "replacement_state"} == {0, 1, 2, 3, 5, 7}
     html = (out / "report.html").read_text()
     for figure in ("report_svs_pos.png", "report_svs_freq.png", "report_fits.png", "report_relative_memory.png"):
         assert (out / figure).exists()
@@ -214,14 +218,14 @@ def test_changed_config_value_reruns_only_downstream_steps(trained_run, project)
     status, log = _run(project, ["--config", "changed_t.config"] + base)
     assert status == 0, log
     ran = {name for name, line in _step_lines(log).items() if "skipped" not in line}
-    assert ran == {"data", "gradients", "svs", "intervals", "diff", "report"}
+    assert ran == {"data", "gradients", "perturb", "svs", "intervals", "diff", "report"}
     assert not (project / "C" / "gradients" / "delay_6_avg.npy").exists()   # T = 6: delays 0..5 only
     assert (project / "C" / "gradients" / "delay_5_avg.npy").exists()
     # --same-targets: every delay over the targets t >= 5 (T = 6: delays 0..5), one occurrence a window each
     status, log = _run(project, ["--config", "changed_t.config", "--same-targets"] + base)
     assert status == 0, log
     ran = {name for name, line in _step_lines(log).items() if "skipped" not in line}
-    assert ran == {"data", "gradients", "svs", "intervals", "diff", "report"}
+    assert ran == {"data", "gradients", "perturb", "svs", "intervals", "diff", "report"}
     counts = {k: int((project / "C" / "gradients" / f"delay_{k}_count.txt").read_text()) for k in range(6)}
     assert len(set(counts.values())) == 1, counts
 
@@ -417,7 +421,7 @@ def test_a_family_added_through_the_registry_goes_through_the_whole_workflow(pro
     """The families added by one module and one registry line (core/families.py): trained, differentiated with every
     measure, judged and reported by sg-reproduce as the TF1 cells are."""
     _write_config(project / f"{cell}.config", save_path=f"{cell}_model", basic_cell=cell)
-    status, log = _run(project, ["--config", f"{cell}.config", "--out", cell] + OPTIONS)
+    status, log = _run(project, ["--config", f"{cell}.config", "--out", cell, "--no-perturb"] + OPTIONS)
     assert status == 0, log
     out = project / cell
     report = (out / "report.md").read_text(encoding="utf-8")
