@@ -426,17 +426,18 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
         values.update({"replacement_state_raw": np.linalg.norm(effect["delta_state"], axis=1),
                        "replacement_input": np.linalg.norm(effect["delta_x"] @ z_inv.T, axis=1),
                        "replacement_input_raw": np.linalg.norm(effect["delta_x"], axis=1)})
-        # a draw of the replaced word's own class: rows whose word has a class with another word in it
+        # a draw of the replaced word's own class, for rows whose word has a class with another word in it; the
+        # other rows run with their unigram draw and count as NaN (every call has the same rows: no retracing)
         drawable = (main[old] >= 0) & ((pool[np.maximum(main[old], 0)] > 0).sum(axis=1) > 1)
-        values.update({name: np.full(len(ts), np.nan) for name in SAME_CLASS})
         if drawable.any():
-            rows = np.flatnonzero(drawable)
-            new = _draw_other(rng_class, pool[main[old[rows]]], old[rows])
-            part = {key: value[rows] for key, value in measure.items() if key not in ("layer", "component")}
-            chosen = tuple(tuple(tf.gather(s, rows) for s in layer_state) for layer_state in state)
-            effect = replacement_effects(model, chosen, ids[rows], new, layer=layer, component=component, **part)
-            for name, value in _replacement_values(effect, z_inv, "same_class").items():
-                values[name][rows] = value
+            new = np.where(drawable, 0, -1)
+            new[drawable] = _draw_other(rng_class, pool[main[old[drawable]]], old[drawable])
+            new[~drawable] = np.where(old[~drawable] == 0, 1, 0)
+            effect = replacement_effects(model, state, ids, new, **measure)
+            values.update({name: np.where(drawable, value, np.nan)
+                           for name, value in _replacement_values(effect, z_inv, "same_class").items()})
+        else:
+            values.update({name: np.full(len(ts), np.nan) for name in SAME_CLASS})
         out.append(("replacement", k, masks_of(old, offset + ts - k), values))
     longest = max(contexts) if contexts else 0
     # the history a context is cut from: a recurrent model's whole stream, a Transformer's window

@@ -79,7 +79,8 @@ def build_report(directory, title="State-gradient reproduction report"):
                                                            "across_measures"]).encode()
     if behaviour_rows:
         files["report_behaviour.csv"] = table_csv(behaviour_rows, ["gradient_measure", "behaviour", "delay", "classes",
-                                                                   "rho", "se_z", "lo", "hi", "verdict"]).encode()
+                                                                   "rho", "lo", "hi", "p_perm", "p_classes",
+                                                                   "verdict"]).encode()
     if comparison_rows:
         files["report_comparisons.csv"] = table_csv(comparison_rows, ["finding", "comparison", "estimate", "se", "lo",
                                                                       "hi", "p", "p_holm", "sign"]).encode()

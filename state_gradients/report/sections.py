@@ -602,12 +602,16 @@ def behaviour_section(doc, run, type_level, pos_classes, freq_classes):
         return []
     doc.para("Do the gradient measures rank the classes (POS classes and frequency bins of the word at t − k) as the "
              "replaced word's effect does? Spearman's rank correlation across the classes at each ranking delay, "
-             "with the delete-one-block jackknife's 95% interval (each replicate ranks both without block j; the "
-             "jackknife of Fisher's z = atanh ρ, mapped back): "
-             "'agree' when the interval lies above 0, 'disagree' when below, else 'unclear'.")
-    doc.table(["gradient measure", "behaviour", "k", "classes", "Spearman ρ [95%]", "verdict"],
+             "with three checks: the 95% interval over a block bootstrap of the class means (how precisely the "
+             "text measures the ranking), the permutation p (how often as many classes ranked without any relation "
+             "would agree, or disagree, as much) and the classes' p (Cochran's Q, the larger of the two measures': "
+             "whether each tells the classes apart beyond its noise at all). 'agree' when the interval lies above 0 "
+             f"and both p < {findings.AGREEMENT_ALPHA}, 'disagree' when below 0 and both p < "
+             f"{findings.AGREEMENT_ALPHA}, else 'unclear'.")
+    doc.table(["gradient measure", "behaviour", "k", "classes", "Spearman ρ [95%]", "permutation p", "classes' p",
+               "verdict"],
               [[verdicts.MEASURES[r["gradient"]].what, r["behaviour"].replace("_", " "), r["delay"], r["classes"],
-                _interval({"estimate": r["rho"], "lo": r["lo"], "hi": r["hi"]}), findings.agreement_word(r)]
-               for r in agreement])
-    return [[r["gradient"], r["behaviour"], r["delay"], r["classes"], r["rho"], r["se_z"], r["lo"], r["hi"],
-             findings.agreement_word(r)] for r in agreement]
+                _interval({"estimate": r["rho"], "lo": r["lo"], "hi": r["hi"]}), f"{r['p_perm']:.2g}",
+                f"{r['p_classes']:.2g}", findings.agreement_word(r)] for r in agreement])
+    return [[r["gradient"], r["behaviour"], r["delay"], r["classes"], r["rho"], r["lo"], r["hi"], r["p_perm"],
+             r["p_classes"], findings.agreement_word(r)] for r in agreement]

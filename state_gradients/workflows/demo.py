@@ -19,7 +19,7 @@ from state_gradients.core import configuration, fileio, results
 from state_gradients.core.errors import UserError
 from state_gradients.files.run_folder import RunFolder
 from state_gradients.files.saved_model import SavedModel
-from state_gradients.measures import analysis, interpret_state, intervals, plot_svs, txray, verdicts
+from state_gradients.measures import analysis, interpret_state, intervals, perturbation, plot_svs, txray, verdicts
 from state_gradients.report import report
 from state_gradients.workflows import lm_run
 
@@ -34,6 +34,10 @@ FILLERS = ("adjectives", "adverbs")       # i.i.d. filler words: nothing later d
 NUMBER_TAGS, FILLER_TAGS = "NN,NNS", "JJ,RB"   # TX-Ray: the subject's number vs the fillers' kind
 TXRAY_MAX_DELAY = 12                       # delays 0..11, as max_delay 12 of demo_grad.config
 REPORT_TITLE = "State-gradient report: the demo LSTM"
+PERTURB_CONFIG = "demo_perturb.config"
+# the demo's delays (max_delay 12) and contexts up to its window; its function words are its determiners
+PERTURB = perturbation.PerturbOptions(delays=tuple(range(TXRAY_MAX_DELAY)), contexts=(1, 2, 3, 5, 8, 12, 25),
+                                      function=("determiners",))
 
 
 def svd_table(grad_dir, d_factor, classes):
@@ -176,6 +180,7 @@ def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print, seed=N
     log(f"== intervals over {grads.grad_blocks} blocks of the validation text: sg-intervals")
     intervals.write(os.path.join(out_dir, "intervals"), *intervals.from_pass(grads.grad_dir, d_factor)[:2])
     interval = memory_ratio_interval(out_dir, long)
+    run_perturb(out_dir, grads, d_path, log)
     results.write_provenance(out_dir, command, epochs_done=SavedModel.from_config(train).epochs_done())
     write_planted_memory(out_dir, ratio, interval, long, grads.grad_blocks)
     report.build_report(out_dir, title=REPORT_TITLE)
@@ -186,6 +191,16 @@ def run_demo(out_dir="demo_output", fresh=False, long_delay=4, log=print, seed=N
         f"95% interval [{interval['lo']:.2f}, {interval['hi']:.2f}] over {grads.grad_blocks} blocks of the text "
         "(the spread over training seeds is larger: docs/getting-started.md)")
     return ratio
+
+
+def run_perturb(out_dir, grads, d_path, log):
+    """sg-perturb on the demo's gradient pass (batch_size 1 for one stream of positions): OUT/perturb/, the report's
+    behavioural section; the planted dependency is 1-8 words back, so contexts up to one window suffice."""
+    path = os.path.join(out_dir, "configs", PERTURB_CONFIG)
+    configuration.derive(grads, path=path, train=False, valid=True, batch_size=1, grad_norm_file=d_path).save(path)
+    folder = RunFolder(out_dir).perturb
+    log(f"== behavioural memory: sg-perturb --config {path} --out {folder} --function {PERTURB.function[0]}")
+    perturbation.write_outputs(perturbation.run_perturbation(path, folder, PERTURB, log=log), folder)
 
 
 def write_planted_memory(out_dir, ratio, interval, long, blocks):
