@@ -79,6 +79,9 @@ def _main(argv):
     paths = perturbation.write_outputs(result, args.out)
     print(f"{len(result.classes)} classes, {result.windows} windows in {result.blocks} blocks; units of Δx: "
           f"{result.units}: {', '.join(paths)}")
+    if result.measured:
+        print(f"time over the {result.measured} windows measured now: " + ", ".join(
+            f"{part.replace('_', ' ')} {result.seconds.get(part, 0.0):.1f} s" for part in perturbation.PARTS))
     return 0
 
 

@@ -295,6 +295,9 @@ MEASURES = {
     "drop_random": "loss increase when as many random words beyond distance d as there are content words are dropped",
 }
 CSV_COLUMNS = ["measure", "class", "delay", "count", "value", "se", "lo", "hi"]
+# the parts of a window's work that sg-perturb times: the window's own forward pass, the unigram replacements, the
+# same-class ones, the truncated contexts, and the word-order and dropping variants
+PARTS = ("forward", "replacement", "same_class", "truncation", "rearranged")
 
 
 @dataclasses.dataclass
@@ -318,13 +321,16 @@ class PerturbOptions:
 @dataclasses.dataclass
 class PerturbResult:
     """sums: BlockSums of every measure (names REPLACED and TRUNCATION), classes [C] ("overall" first), delays
-    and contexts as measured, windows [N] of the pass, blocks; units: what ‖D⁻¹Δx‖ was (D or the identity)."""
+    and contexts as measured, windows [N] of the pass, blocks; units: what ‖D⁻¹Δx‖ was (D or the identity); seconds
+    and measured: the time of each part (PARTS) over the windows this run measured."""
     sums_replacement: BlockSums
     sums_truncation: BlockSums
     classes: list
     windows: int
     blocks: int
     units: str
+    seconds: dict = dataclasses.field(default_factory=dict)   # PARTS -> seconds, the windows this run measured
+    measured: int = 0                                          # how many windows this run measured (not resumed)
 
     def rows(self):
         """perturbation.csv's rows: every measure, class and delay (or context length) with a count."""
@@ -385,7 +391,7 @@ def _replacement_values(effect, z_inv, prefix):
 
 
 def measure_window(model, window, targets, entering, *, layer, component, z_inv, delays, contexts, stream, offset,
-                   time_steps, unigram, pools, masks_of, kinds, rng, rng_class, sample, rearranged):
+                   time_steps, unigram, pools, masks_of, kinds, rng, rng_class, sample, rearranged, seconds=None):
     """One window's replacement and truncation values, [(measure group, delay, masks [C, R], {name: [R]})], and
     the state entering the next window.
 
@@ -395,9 +401,19 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
     positions [R]): the class masks [C, R] of the words ids at stream positions; kinds: ([V] content words, [V]
     function words) as booleans; rng_class: the same-class draws' generator (apart, so that the other
     draws do not depend on them); rearranged: how many of the sampled truncation targets get the word-order and
-    dropping variants.
+    dropping variants; seconds: a dict to which each part's time is added (PARTS).
     """
+    import time
+
     import tensorflow as tf
+
+    seconds = {} if seconds is None else seconds
+    clock = [time.perf_counter()]
+
+    def lap(part):
+        now = time.perf_counter()
+        seconds[part] = seconds.get(part, 0.0) + now - clock[0]
+        clock[0] = now
 
     stateful = _stateful(model)
     x = model.embed(tf.constant(window[None], tf.int32))
@@ -405,6 +421,7 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
     losses = np.asarray(model.token_losses(states[-1][-1], tf.constant(targets[None], tf.int32))[0], np.float64)
     main, pool = pools
     out = []
+    lap("forward")
     for k in delays:
         ts = sample(np.array([t for t in time_steps if t >= k]))
         if not len(ts):
@@ -426,6 +443,7 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
         values.update({"replacement_state_raw": np.linalg.norm(effect["delta_state"], axis=1),
                        "replacement_input": np.linalg.norm(effect["delta_x"] @ z_inv.T, axis=1),
                        "replacement_input_raw": np.linalg.norm(effect["delta_x"], axis=1)})
+        lap("replacement")
         # a draw of the replaced word's own class, for rows whose word has a class with another word in it; the
         # other rows run with their unigram draw and count as NaN (every call has the same rows: no retracing)
         drawable = (main[old] >= 0) & ((pool[np.maximum(main[old], 0)] > 0).sum(axis=1) > 1)
@@ -439,6 +457,7 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
         else:
             values.update({name: np.full(len(ts), np.nan) for name in SAME_CLASS})
         out.append(("replacement", k, masks_of(old, offset + ts - k), values))
+        lap("same_class")
     longest = max(contexts) if contexts else 0
     # the history a context is cut from: a recurrent model's whole stream, a Transformer's window
     history, origin = (stream, offset) if stateful else (window, 0)
@@ -453,6 +472,7 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
         by_d = {d: {name: np.full(len(ts), np.nan) for name in TRUNCATION} for d in contexts}
         for d in contexts:
             by_d[d]["truncation_loss"] = cut[d] - losses[ts]
+        lap("truncation")
         # word order and dropping on the first `rearranged` targets, against the longest context as it is: every
         # variant of every d in one batch (a dropped word is a step the recurrence skips, a position attention skips)
         few = slice(0, rearranged)
@@ -479,6 +499,7 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
             for (d, name), increase in zip(where, got):
                 by_d[d][name][few] = increase
         out += [("truncation", d, masks, values) for d, values in by_d.items()]
+        lap("rearranged")
     return out, model.final_state(states)
 
 
@@ -594,7 +615,7 @@ def run_perturbation(config_path, out, options=PerturbOptions(), log=print, chec
                                   **{f"r_{k}": v for k, v in replacement.state().items()},
                                   **{f"t_{k}": v for k, v in truncation.state().items()}})
 
-    last = time.monotonic()
+    last, seconds = time.monotonic(), {}
     for i in progress_bar(range(start, n_windows), total=n_windows, initial=start, unit="window", desc="perturb"):
         rng = np.random.default_rng([options.seed, i])       # per window: the same draws after a resume
         rng_class = np.random.default_rng([options.seed, i, 1])
@@ -608,14 +629,14 @@ def run_perturbation(config_path, out, options=PerturbOptions(), log=print, chec
                                       z_inv=z_inv, delays=delays, contexts=tuple(options.contexts), stream=stream,
                                       offset=i * steps, time_steps=time_steps, unigram=unigram, pools=pools,
                                       masks_of=masks_of, kinds=kinds, rng=rng, rng_class=rng_class, sample=sample,
-                                      rearranged=options.rearranged_per_window)
+                                      rearranged=options.rearranged_per_window, seconds=seconds)
         for group, delay, masks, values in parts:
             (replacement if group == "replacement" else truncation).add(block_of[i], delay, masks, values)
         if time.monotonic() - last > checkpoint_seconds:
             save(i + 1)
             last = time.monotonic()
     save(n_windows)
-    return PerturbResult(replacement, truncation, classes, n_windows, n_blocks, units)
+    return PerturbResult(replacement, truncation, classes, n_windows, n_blocks, units, seconds, n_windows - start)
 
 
 REPLICATE_COLUMNS = ["measure", "class", "delay", "block", "block_count", "loo"]
