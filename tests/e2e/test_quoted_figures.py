@@ -78,6 +78,8 @@ def _frequency_quotes():
 
 def _behaviour_quotes():
     """sg-perturb's behavioural measures of the paper model and their rank correlations with the gradient measures."""
+    import math
+
     pert = {(r["measure"], r["class"], int(r["delay"])): r
             for r in _rows(RESULTS / "ptb-64e-256h" / "perturb" / "perturbation.csv")}
     beh = {(r["gradient_measure"], r["behaviour"], int(r["delay"])): r
@@ -86,6 +88,15 @@ def _behaviour_quotes():
     def iv(measure, k, cls="overall"):
         r = pert[(measure, cls, k)]
         return f"{_g(float(r['value']))} [{_g(float(r['lo']))}, {_g(float(r['hi']))}]"
+
+    def pct(measure, k):
+        return f"+{100 * (math.exp(float(pert[(measure, 'overall', k)]['value'])) - 1):.2g}%"
+
+    def mean(measure, cls, k=1):
+        return float(pert[(measure, cls, k)]["value"])
+
+    def ratio(x):
+        return f"{x:.1f}" if x >= 1 else f"{x:.2f}"
 
     def rho(gradient, behaviour, k):
         r = beh[(gradient, behaviour, k)]
@@ -97,24 +108,69 @@ def _behaviour_quotes():
     assert delays[0] == 0 and delays[-1] == 40 and worst <= 0.11
     agree = sum(r["verdict"] == "agree" for key, r in beh.items() if key[1] == "replacement_state")
     total = sum(key[1] == "replacement_state" for key in beh)
+    # the verdicts the text states: every gradient measure disagrees with the loss change at k = 1
+    assert all(r["verdict"] == "disagree" for key, r in beh.items() if key[1] == "replacement_loss" and key[2] == 1)
+    assert beh[("coherence_ratio", "replacement_state", 1)]["verdict"] == "unclear"
+    rare, frequent = "freq_1-9", "freq_10000+"
+    def fewest(measure, cls):
+        return min(int(float(r["count"])) for (m, c, _), r in pert.items() if m == measure and c == cls)
+    counts = {c: fewest("replacement_state", c) for c in ("conjunctions", "pronouns", rare)}
+    below = sorted(c for c, r in pert.items() if c[0] == "replacement_state" and float(r["count"]) < 300)
+    assert {c for _, c, _ in below} == set(counts)
     quotes = [f"{iv('replacement_state', 1)} at k = 1, {iv('replacement_state', 10)} at k = 10 and "
               f"{iv('replacement_state', 40)} at k = 40",
               f"{iv('replacement_predicted', 1)}, {iv('replacement_predicted', 10)} and {iv('replacement_predicted', 40)}",
-              f"({agree} of {total} rank correlations above 0; SV sum {rho('sv_sum', 'replacement_state', 1)} at k = 1, "
-              f"{rho('sv_sum', 'replacement_state', 10)} at k = 10)",
+              f"predicted {iv('replacement_predicted', 1, rare)}, measured {iv('replacement_state', 1, rare)}; bin "
+              f"10000+: predicted {iv('replacement_predicted', 1, frequent)}, measured "
+              f"{iv('replacement_state', 1, frequent)}",
+              f"({agree} of {total} rank correlations 'agree'; SV sum {rho('sv_sum', 'replacement_state', 1)} at "
+              f"k = 1, {rho('sv_sum', 'replacement_state', 10)} at k = 10; the coherence ratio at k = 1, "
+              f"{rho('coherence_ratio', 'replacement_state', 1)}, is 'unclear': 14 classes ranked without relation "
+              f"reach {float(beh[('coherence_ratio', 'replacement_state', 1)]['rho']):.2f} with p = "
+              f"{float(beh[('coherence_ratio', 'replacement_state', 1)]['p_perm']):.2g})",
+              f"conjunctions ({counts['conjunctions']}), pronouns ({counts['pronouns']}) and the rarest bin, training "
+              f"count 1-9 ({counts[rare]}; {fewest('same_class_state', rare)} with a same-class",
               f"({iv('replacement_loss', 1)} nats at k = 1, {iv('replacement_loss', 10)} at k = 10",
-              f"SV sum {rho('sv_sum', 'replacement_loss', 1)} at k = 1, {rho('sv_sum', 'replacement_loss', 5)} at k = 5",
-              f"the output-level measure too ({rho('output_norm', 'replacement_loss', 1)})",
-              f"{iv('replacement_state', 1, 'freq_1-9')} against {iv('replacement_state', 1, 'freq_10000+')} at k = 1",
-              f"{iv('replacement_loss', 1, 'freq_1-9')} against {iv('replacement_loss', 1, 'freq_10000+')} nats",
-              f"{iv('truncation_loss', 1)} nats at d = 1, {iv('truncation_loss', 10)} at d = 10, "
-              f"{iv('truncation_loss', 50)} at d = 50, {iv('truncation_loss', 100)} at d = 100",
-              f"not different from 0 at d = 200 ({iv('truncation_loss', 200)})",
-              f"beyond d = 20 costs {iv('order_shuffled', 20)}, beyond d = 50 still {iv('order_shuffled', 50)}",
-              f"({iv('order_shuffled', 100)})",
-              f"content words beyond d = 20 costs {iv('drop_content', 20)}, as many random words "
-              f"{iv('drop_random', 20)}, the function words {iv('drop_function', 20)} (beyond d = 2: "
-              f"{iv('drop_function', 2)}"]
+              f"SV sum {rho('sv_sum', 'replacement_loss', 1)}, every gradient measure 'disagrees' there, the "
+              f"output-level measure too ({rho('output_norm', 'replacement_loss', 1)})",
+              f"(SV sum {rho('sv_sum', 'replacement_loss', 5)} at k = 5, Cochran's p of the classes "
+              f"{float(beh[('sv_sum', 'replacement_loss', 5)]['p_classes']):.2f})",
+              f"as much ({iv('same_class_state', 1)} at k = 1) but changes the loss less ({iv('same_class_loss', 1)} "
+              f"nats at k = 1, {iv('same_class_loss', 10)} at k = 10 against the unigram draw's "
+              f"{iv('replacement_loss', 10)})",
+              f"(SV sum {rho('sv_sum', 'same_class_state', 1)} with the state change, "
+              f"{rho('sv_sum', 'same_class_loss', 1)} with the loss change, k = 1)"]
+    for what, measure in (("the input's change, raw ‖Δx‖", "replacement_input_raw"),
+                          ("the input's change, normalised ‖D⁻¹Δx‖", "replacement_input"),
+                          ("the state's change per unit ‖D⁻¹Δx‖", "replacement_state"),
+                          ("the state's change ‖Δs_t‖", "replacement_state_raw"),
+                          ("the loss change (nats)", "replacement_loss"),
+                          ("the same with a same-class word", "same_class_loss")):
+        quotes.append(f"| {what} | {iv(measure, 1, rare)} | {iv(measure, 1, frequent)} | "
+                      f"{ratio(mean(measure, frequent) / mean(measure, rare))} |")
+    per_unit = (mean("replacement_loss", frequent) / mean("replacement_state_raw", frequent)) / (
+        mean("replacement_loss", rare) / mean("replacement_state_raw", rare))
+    scale = [mean("replacement_input", c) / mean("replacement_input_raw", c) for c in (rare, frequent)]
+    assert all(abs(x - 7.4) < 0.15 for x in scale), scale
+    quotes += [f"the loss moves {per_unit:.2g} times as much per unit of state change",
+               f"({iv('replacement_loss', 10, rare)} against {iv('replacement_loss', 10, frequent)})",
+               f"d = 50: {iv('truncation_loss', 50)} nats ({pct('truncation_loss', 50)}); d = 100: "
+               f"{iv('truncation_loss', 100)} ({pct('truncation_loss', 100)})",
+               f"d = 50, bins 1000-9999: {iv('truncation_loss', 50, 'freq_1000-9999')}, 10000+: "
+               f"{iv('truncation_loss', 50, frequent)}; bin 10-99: {iv('truncation_loss', 50, 'freq_10-99')} at "
+               f"d = 50, {iv('truncation_loss', 100, 'freq_10-99')} at d = 100, "
+               f"{iv('truncation_loss', 200, 'freq_10-99')} at d = 200 (100-999 at d = 100: "
+               f"{iv('truncation_loss', 100, 'freq_100-999')})",
+               f"d = 10: determiners {iv('truncation_loss', 10, 'determiners')}, prepositions "
+               f"{iv('truncation_loss', 10, 'prepositions')}; nouns {iv('truncation_loss', 10, 'nouns')} at d = 10 "
+               f"and {iv('truncation_loss', 50, 'nouns')} at d = 50, verbs {iv('truncation_loss', 50, 'verbs')} at "
+               f"d = 50, adjectives {iv('truncation_loss', 10, 'adjectives')} at d = 10 and "
+               f"{iv('truncation_loss', 50, 'adjectives')} at d = 50",
+               f"beyond 50: shuffled {iv('order_shuffled', 50)} ({pct('order_shuffled', 50)}), reversed "
+               f"{iv('order_reversed', 50)}; beyond 100: {iv('order_shuffled', 100)}",
+               f"beyond d = 5: {iv('drop_content', 5)} ({pct('drop_content', 5)}), {iv('drop_random', 5)} "
+               f"({pct('drop_random', 5)}), {iv('drop_function', 5)} ({pct('drop_function', 5)}, not different from "
+               f"0); beyond 20: {iv('drop_content', 20)}, {iv('drop_random', 20)}, {iv('drop_function', 20)}"]
     return [("docs/results.md", q) for q in quotes]
 
 
