@@ -417,7 +417,7 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
 
     stateful = _stateful(model)
     x = model.embed(tf.constant(window[None], tf.int32))
-    states = _states(model, x, entering)
+    states = _graph(_states)(model, x, entering)          # compiled: an eager scan costs more than the window's work
     losses = np.asarray(model.token_losses(states[-1][-1], tf.constant(targets[None], tf.int32))[0], np.float64)
     main, pool = pools
     out = []
@@ -607,7 +607,7 @@ def run_perturbation(config_path, out, options=PerturbOptions(), log=print, chec
     os.makedirs(out, exist_ok=True)
     state = model.zero_state(1)
     for i in range(start if start < n_windows else 0):      # replay the forward pass to the state entering `start`
-        states = _states(model, model.embed(tf.constant(inputs[i], tf.int32)), state)
+        states = _graph(_states)(model, model.embed(tf.constant(inputs[i], tf.int32)), state)
         state = tuple(tuple(s[:, -1] for s in layer) for layer in states)
 
     def save(done):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from aux_scripts import demo as sg_demo
+from state_gradients.measures import perturbation
 from state_gradients.workflows import demo
 
 
@@ -43,6 +44,14 @@ def test_demo_shows_planted_memory(demo_run):
     # classes, fits, intervals with noise floors, the size-free control
     assert (out / "report.html").read_text().count("data:image/png;base64,") == 4
     assert "σ: sg-interpret-state --config GRAD.config" in report_md        # what --measures would add
+    # the behavioural check beside it: cutting the context to d words costs the verbs their subject noun while it
+    # can be 1-8 words back, so the loss increase is clearly positive up to d = 5, smaller at d = 8 and
+    # indistinguishable from 0 once every subject is in the context (d = 12); the report has the section
+    assert "## Behavioural memory beside the state gradients" in report_md
+    rows, _ = perturbation.read_outputs(str(out / "perturb"))
+    cut = {r["delay"]: r for r in rows if r["measure"] == "truncation_loss" and r["class"] == "overall"}
+    assert all(cut[d]["lo"] > 0.1 for d in (1, 2, 3, 5)), cut
+    assert 0 < cut[8]["value"] < cut[5]["value"] / 3 and cut[12]["lo"] < 0.01, cut
 
     # the same memory by the perturbation measure: nouns get smaller noise scales than fillers
     sigma_ratio, separation = demo.run_other_measures(str(out), long_delay=4, log=logged.append)
