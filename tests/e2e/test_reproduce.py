@@ -205,8 +205,9 @@ def test_killed_during_gradients_resumes_there_with_identical_outputs(trained_ru
 
 
 def test_changed_config_value_reruns_only_downstream_steps(trained_run, project):
+    # without the perturb step (it depends on the same keys as the gradients: test_the_perturb_step_follows_the_pass)
     model = _copy_model(project, "frozen_model")
-    base = ["--model", model, "--out", "C"] + OPTIONS
+    base = ["--model", model, "--out", "C", "--no-perturb"] + OPTIONS
     assert _run(project, ["--config", "train.config"] + base)[0] == 0
     # training-only keys: nothing to redo for a given model
     _write_config(project / "changed_lr.config", save_path="model", learning_rate=0.5, init_scale=0.2)
@@ -218,14 +219,14 @@ def test_changed_config_value_reruns_only_downstream_steps(trained_run, project)
     status, log = _run(project, ["--config", "changed_t.config"] + base)
     assert status == 0, log
     ran = {name for name, line in _step_lines(log).items() if "skipped" not in line}
-    assert ran == {"data", "gradients", "perturb", "svs", "intervals", "diff", "report"}
+    assert ran == {"data", "gradients", "svs", "intervals", "diff", "report"}
     assert not (project / "C" / "gradients" / "delay_6_avg.npy").exists()   # T = 6: delays 0..5 only
     assert (project / "C" / "gradients" / "delay_5_avg.npy").exists()
     # --same-targets: every delay over the targets t >= 5 (T = 6: delays 0..5), one occurrence a window each
     status, log = _run(project, ["--config", "changed_t.config", "--same-targets"] + base)
     assert status == 0, log
     ran = {name for name, line in _step_lines(log).items() if "skipped" not in line}
-    assert ran == {"data", "gradients", "perturb", "svs", "intervals", "diff", "report"}
+    assert ran == {"data", "gradients", "svs", "intervals", "diff", "report"}
     counts = {k: int((project / "C" / "gradients" / f"delay_{k}_count.txt").read_text()) for k in range(6)}
     assert len(set(counts.values())) == 1, counts
 
@@ -286,6 +287,27 @@ def test_model_with_only_a_checkpoint_is_exported_into_the_output(trained_run, p
         for name in want.files:
             np.testing.assert_array_equal(got[name], want[name])
     assert not (project / "ckpt_only" / "weights.npz").exists()
+
+
+def test_the_perturb_step_follows_the_pass(project):
+    # sg-perturb reads the gradient pass's config and depends on every key and file the pass does (a change of
+    # num_steps, --valid-windows, --blocks or --same-targets reruns both); --no-perturb drops it and its report input
+    with _cwd(project):
+        steps, _ = reproduce.plan(reproduce.Options(config="train.config", out="P", pos_mapping="pos_mapping.txt"))
+        without, _ = reproduce.plan(reproduce.Options(config="train.config", out="P", pos_mapping="pos_mapping.txt",
+                                                      perturb=False))
+    by = {step.name: step for step in steps}
+    perturb, gradients = by["perturb"], by["gradients"]
+    assert perturb.commands[0].argv[:3] == ["sg-perturb", "--config", gradients.commands[0].argv[-1]]
+    assert {k: v for k, v in gradients.keys.items() if k != "max_delay"} == perturb.keys
+    assert set(gradients.inputs) == set(perturb.inputs)
+    # T = 8: delays below 8, contexts up to the 200 words the validation text's windows hold
+    argv = perturb.commands[0].argv
+    assert argv[argv.index("--delays") + 1] == "0,1,2,3,5,7"
+    assert argv[argv.index("--contexts") + 1] == "1,2,3,5,10,20,50,100,200"
+    assert "perturb" not in {step.name for step in without}
+    assert set(by["report"].inputs) - set({s.name: s for s in without}["report"].inputs) == {
+        os.path.join("P", "perturb", "perturbation.csv")}
 
 
 def test_every_command_of_the_plan_is_a_console_script(project):
