@@ -288,8 +288,12 @@ PERMUTATION_DRAWS = 20000
 
 def permutation_p(rho, classes, rng):
     """One-sided p of Spearman's ρ among `classes` unrelated rankings: P(ρ' >= ρ) for ρ >= 0, P(ρ' <= ρ) below
-    (every ordering of up to EXACT_PERMUTATIONS classes; else PERMUTATION_DRAWS random ones, the observed counted)."""
+    (every ordering of up to EXACT_PERMUTATIONS classes; else PERMUTATION_DRAWS random ones, the observed counted);
+    NaN for a NaN ρ (a measure equal in every class)."""
     import itertools
+
+    if not np.isfinite(rho):
+        return float("nan")
 
     base = np.arange(classes, dtype=float)
     if classes <= EXACT_PERMUTATIONS:
@@ -326,9 +330,11 @@ def rank_agreement(gradient, behaviour, classes, delays, seed=0):
       p_classes  whether both measures tell the classes apart at all (class_separation_p).
     The verdict needs all three (agreement_word). Returns [{gradient, behaviour, delay, classes, rho, lo, hi, p_perm,
     p_classes}] where
-    both have every class finite, at least MIN_RANKED_CLASSES classes, and the same blocks; seeded (seed)."""
+    both have every class finite, at least MIN_RANKED_CLASSES classes, and the same blocks; seeded (seed, and per row
+    its names and delay)."""
+    import zlib
+
     out = []
-    rng = np.random.default_rng(seed)
     for name in verdicts.MEASURES:
         reps = gradient.for_measure(name)
         for measure in BEHAVIOUR:
@@ -339,6 +345,8 @@ def rank_agreement(gradient, behaviour, classes, delays, seed=0):
                         and np.isfinite(behaviour[(measure, c, k)][1]).all()]
                 if len(keys) < MIN_RANKED_CLASSES:
                     continue
+                # each row its own draws, so that adding a measure changes no other row's interval
+                rng = np.random.default_rng([seed, zlib.crc32(f"{name}/{measure}/{k}".encode())])
                 stats = rank_statistics([reps.value[(c, k)] for c in keys], [reps.loo[(c, k)] for c in keys],
                                         [behaviour[(measure, c, k)][0] for c in keys],
                                         [behaviour[(measure, c, k)][1] for c in keys], rng)
@@ -354,10 +362,10 @@ def class_separation_p(values, loo):
 
     loo = np.asarray(loo, float)
     n = loo.shape[1]
-    with np.errstate(divide="ignore"):
-        weights = 1.0 / ((n - 1) / n * np.sum((loo - loo.mean(axis=1, keepdims=True)) ** 2, axis=1))
-    if not np.all(np.isfinite(weights)):      # a class measured without noise: its mean is exact
-        return 0.0
+    variance = (n - 1) / n * np.sum((loo - loo.mean(axis=1, keepdims=True)) ** 2, axis=1)
+    if not np.all(variance > 0):              # a class without any noise: Q has no scale, the test says nothing
+        return float("nan")
+    weights = 1.0 / variance
     values = np.asarray(values, float)
     centre = np.sum(weights * values) / np.sum(weights)
     return float(scipy.stats.chi2.sf(np.sum(weights * (values - centre) ** 2), len(values) - 1))

@@ -94,6 +94,9 @@ def test_exactly_measured_classes_that_rank_alike_by_chance_are_unclear():
                                      np.random.default_rng(0))
     assert stats["rho"] == pytest.approx(0.6) and stats["lo"] == stats["hi"] == pytest.approx(0.6)
     assert stats["p_perm"] == pytest.approx(21 / 120) and findings.agreement_word(stats) == "unclear"
+    # without any noise Cochran's Q has no scale: no claim that the classes separate (NaN), nor a p of a NaN ρ
+    assert np.isnan(stats["p_classes"])
+    assert np.isnan(findings.permutation_p(float("nan"), 5, np.random.default_rng(0)))
 
 
 def test_too_few_classes_or_other_blocks_give_no_correlation():
