@@ -355,6 +355,8 @@ def _unigram(train_ids, vocab_size):
 def class_pools(unigram, table):
     """Each word's main class among table's rows [C', V] (the largest weight, the first on a tie; -1: in none) and,
     per class, the unigram distribution restricted to the words whose main class it is: (main [V], pools [C', V])."""
+    if not len(table):                       # no content or function classes: no same-class replacement
+        return np.full(len(unigram), -1), np.zeros((0, len(unigram)))
     main = np.where(table.max(axis=0) > 0, table.argmax(axis=0), -1)
     pools = np.stack([np.where(main == c, unigram, 0.0) for c in range(len(table))])
     totals = pools.sum(axis=1, keepdims=True)
@@ -446,7 +448,9 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
         lap("replacement")
         # a draw of the replaced word's own class, for rows whose word has a class with another word in it; the
         # other rows run with their unigram draw and count as NaN (every call has the same rows: no retracing)
-        drawable = (main[old] >= 0) & ((pool[np.maximum(main[old], 0)] > 0).sum(axis=1) > 1)
+        drawable = main[old] >= 0
+        if drawable.any():
+            drawable &= (pool[np.maximum(main[old], 0)] > 0).sum(axis=1) > 1
         if drawable.any():
             new = np.where(drawable, 0, -1)
             new[drawable] = _draw_other(rng_class, pool[main[old[drawable]]], old[drawable])
@@ -476,6 +480,9 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
         # word order and dropping on the first `rearranged` targets, against the longest context as it is: every
         # variant of every d in one batch (a dropped word is a step the recurrence skips, a position attention skips)
         few = slice(0, rearranged)
+        # without content (function) classes there is nothing to drop: those variants are not measured, not 0
+        unmeasured = ({"drop_content", "drop_random"} if not kinds[0].any() else set()) | (
+            {"drop_function"} if not kinds[1].any() else set())
         base = np.stack([history[p - longest + 1:p + 1] for p in positions[few]])          # [R', L]
         rows, keeps, labels, where = [], [], [], []
         for d in (d for d in contexts if d < longest):
@@ -489,6 +496,8 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
                                     ("order_reversed", reorder_far(base, d, "reversed", rng), keep_all),
                                     ("drop_content", base, ~content), ("drop_function", base, ~function),
                                     ("drop_random", base, ~random)):
+                if name in unmeasured:
+                    continue
                 rows.append(ctx)
                 keeps.append(keep)
                 labels.append(targets[ts][few])
@@ -507,9 +516,11 @@ def _fingerprint(config, options, stream, table, n_blocks):
     import hashlib
     import json
 
+    # the measures' names too: a progress file of a version with other measures holds other sums
     digest = hashlib.sha256(json.dumps([config.save_path, config.num_steps, config.valid_batches, config.grad_layer,
                                         config.grad_interm, config.time_step, config.grad_norm_file, n_blocks,
-                                        dataclasses.asdict(options)], sort_keys=True, default=str).encode())
+                                        dataclasses.asdict(options), REPLACED, TRUNCATION],
+                                       sort_keys=True, default=str).encode())
     digest.update(np.ascontiguousarray(stream).tobytes())
     digest.update(np.ascontiguousarray(table).tobytes())
     return digest.hexdigest()
@@ -566,7 +577,8 @@ def run_perturbation(config_path, out, options=PerturbOptions(), log=print, chec
     if missing:
         raise UserError(f"{config.path}: pos_classes has no class {', '.join(missing)} (the content and function "
                         f"words that sg-perturb drops, and whose classes its same-class replacements keep); its "
-                        f"classes: {', '.join(type_classes[1:]) or 'none'}")
+                        f"classes: {', '.join(type_classes[1:]) or 'none'} (name them with --content and "
+                        "--function, or give '' for none)")
     kinds = tuple(table[[classes.index(c) for c in group]].max(axis=0) > 0 if group else
                   np.zeros(table.shape[1], bool) for group in (options.content, options.function))
     kinds = (kinds[0], kinds[1] & ~kinds[0])         # a word with a content tag is content
@@ -607,8 +619,7 @@ def run_perturbation(config_path, out, options=PerturbOptions(), log=print, chec
     os.makedirs(out, exist_ok=True)
     state = model.zero_state(1)
     for i in range(start if start < n_windows else 0):      # replay the forward pass to the state entering `start`
-        states = _graph(_states)(model, model.embed(tf.constant(inputs[i], tf.int32)), state)
-        state = tuple(tuple(s[:, -1] for s in layer) for layer in states)
+        state = model.final_state(_graph(_states)(model, model.embed(tf.constant(inputs[i], tf.int32)), state))
 
     def save(done):
         write_npz(progress_path, {"fingerprint": np.array(fingerprint), "windows_done": np.array(done),

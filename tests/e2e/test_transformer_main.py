@@ -237,3 +237,10 @@ def test_perturbation_measures_of_a_transformer(trained, tmp_path):
     for name in perturbation.REPLACED:
         for k in (0, 1, 3):
             assert np.isfinite(float(rows[(name, "overall", k)]["value"])), (name, k)
+    # no content or function classes (''): no same-class replacement and nothing dropped, rather than zeros
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert perturb.main(argv[:2] + ["--out", str(tmp_path / "none"), "--delays", "1", "--content", "",
+                                        "--function", "", "--contexts", "1,4"]) == 0
+    with open(tmp_path / "none" / "perturbation.csv", encoding="utf-8", newline="") as handle:
+        measured = {r["measure"] for r in csv.DictReader(handle)}
+    assert measured == set(perturbation.REPLACEMENT + perturbation.SIZES + perturbation.TRUNCATION[:3])

@@ -220,6 +220,9 @@ def test_same_class_draws_stay_in_the_class_at_its_unigram_frequencies():
     table[0, 4:6] = table[1, 4:6] = 0.5
     table[0, 4:6] = 0.6
     table[1, 6:9] = 1.0
+    # no classes at all: no word has a main class, and there is no pool to draw from
+    none_main, none_pools = perturbation.class_pools(unigram, np.zeros((0, 10)))
+    assert np.all(none_main == -1) and none_pools.shape == (0, 10)
     main, pools = perturbation.class_pools(unigram, table)
     np.testing.assert_array_equal(main, [0, 0, 0, 0, 0, 0, 1, 1, 1, -1])
     np.testing.assert_allclose(pools.sum(axis=1), 1.0, rtol=0, atol=1e-15)
