@@ -380,8 +380,8 @@ DEMO = {"demo": {"train": True, "valid": True, "test": True},
 
 
 def test_shipped_config_set():
-    assert {p.stem for p in (REPO / "config").glob("*.config")} == SHIPPED | set(DEMO) | {TRANSFORMER,
-                                                                                          TRANSFORMER + "_seed2"}
+    assert {p.stem for p in (REPO / "config").glob("*.config")} == SHIPPED | set(DEMO) | {
+        TRANSFORMER, TRANSFORMER + "_seed2", TRANSFORMER + "_seed3"}
 
 
 @pytest.mark.parametrize("name", sorted(DEMO))
@@ -413,13 +413,14 @@ def test_shipped_transformer_config_is_the_stated_recipe():
     assert (config.warmup_steps, config.max_max_epoch, config.dropout, config.eval_stride) == (231, 20, 0.9, 200)
 
 
-def test_the_transformers_second_seed_is_the_same_recipe():
+@pytest.mark.parametrize("seed", [2, 3])
+def test_the_transformers_other_seeds_are_the_same_recipe(seed):
     # issue 36's seed spread: every key as the committed recipe's but save_path and seed
     first = load_config(str(REPO / "config" / f"{TRANSFORMER}.config"), warn=pytest.fail)
-    second = load_config(str(REPO / "config" / f"{TRANSFORMER}_seed2.config"), warn=pytest.fail)
-    differ = {key for key, value in first.items() if getattr(second, key) != value}
-    assert differ == {"save_path", "seed"} and second.seed == 2 and first.seed == 1
-    assert second.save_path == f"models/{TRANSFORMER}_seed2/"
+    other = load_config(str(REPO / "config" / f"{TRANSFORMER}_seed{seed}.config"), warn=pytest.fail)
+    differ = {key for key, value in first.items() if getattr(other, key) != value}
+    assert differ == {"save_path", "seed"} and other.seed == seed and first.seed == 1
+    assert other.save_path == f"models/{TRANSFORMER}_seed{seed}/"
 
 
 def test_shipped_paper_values():
