@@ -385,11 +385,12 @@ def _draw_other(rng, probabilities, original):
 
 
 def _replacement_values(effect, z_inv, prefix):
-    """The per-row measures of one replacement: ‖Δs‖ and ‖G·Δx‖ per unit ‖D⁻¹Δx‖, and the loss change."""
+    """(‖D⁻¹Δx‖ [R], the per-row measures of one replacement: ‖Δs‖ and ‖G·Δx‖ per unit ‖D⁻¹Δx‖, and the loss
+    change)."""
     size = np.linalg.norm(effect["delta_x"] @ z_inv.T, axis=1)                          # ‖D⁻¹Δx‖
-    return {f"{prefix}_state": np.linalg.norm(effect["delta_state"], axis=1) / size,
-            f"{prefix}_predicted": np.linalg.norm(effect["predicted"], axis=1) / size,
-            f"{prefix}_loss": effect["delta_loss"]}
+    return size, {f"{prefix}_state": np.linalg.norm(effect["delta_state"], axis=1) / size,
+                  f"{prefix}_predicted": np.linalg.norm(effect["predicted"], axis=1) / size,
+                  f"{prefix}_loss": effect["delta_loss"]}
 
 
 def measure_window(model, window, targets, entering, *, layer, component, z_inv, delays, contexts, stream, offset,
@@ -441,10 +442,9 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
         old = window[ts - k]
         measure = {"layer": layer, "component": component, "targets": targets[ts], **where}
         effect = replacement_effects(model, state, ids, _draw_other(rng, unigram, old), **measure)
-        values = _replacement_values(effect, z_inv, "replacement")
+        size, values = _replacement_values(effect, z_inv, "replacement")
         values.update({"replacement_state_raw": np.linalg.norm(effect["delta_state"], axis=1),
-                       "replacement_input": np.linalg.norm(effect["delta_x"] @ z_inv.T, axis=1),
-                       "replacement_input_raw": np.linalg.norm(effect["delta_x"], axis=1)})
+                       "replacement_input": size, "replacement_input_raw": np.linalg.norm(effect["delta_x"], axis=1)})
         lap("replacement")
         # a draw of the replaced word's own class, for rows whose word has a class with another word in it; the
         # other rows run with their unigram draw and count as NaN (every call has the same rows: no retracing)
@@ -452,12 +452,11 @@ def measure_window(model, window, targets, entering, *, layer, component, z_inv,
         if drawable.any():
             drawable &= (pool[np.maximum(main[old], 0)] > 0).sum(axis=1) > 1
         if drawable.any():
-            new = np.where(drawable, 0, -1)
+            new = np.where(old == 0, 1, 0)                 # any other word for the rows left out
             new[drawable] = _draw_other(rng_class, pool[main[old[drawable]]], old[drawable])
-            new[~drawable] = np.where(old[~drawable] == 0, 1, 0)
             effect = replacement_effects(model, state, ids, new, **measure)
             values.update({name: np.where(drawable, value, np.nan)
-                           for name, value in _replacement_values(effect, z_inv, "same_class").items()})
+                           for name, value in _replacement_values(effect, z_inv, "same_class")[1].items()})
         else:
             values.update({name: np.full(len(ts), np.nan) for name in SAME_CLASS})
         out.append(("replacement", k, masks_of(old, offset + ts - k), values))
@@ -566,7 +565,7 @@ def run_perturbation(config_path, out, options=PerturbOptions(), log=print, chec
     if bad:
         raise UserError(f"--delays {bad}: a replaced word must lie in the window of {steps} (0 <= k < num_steps)")
     # a recurrent model reads a truncated context across window boundaries, a Transformer within its window
-    reach, what = (len(stream), "the pass's positions") if families.family(model.cell_type).stateful else \
+    reach, what = (len(stream), "the pass's positions") if _stateful(model) else \
         (steps, "a Transformer's context lies in its window, num_steps")
     if options.contexts and (min(options.contexts) < 1 or max(options.contexts) > reach):
         raise UserError(f"--contexts must lie in 1..{reach} ({what}), got {list(options.contexts)}")

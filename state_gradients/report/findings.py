@@ -322,16 +322,16 @@ def rank_agreement(gradient, behaviour, classes, delays, seed=0):
     Three checks, because a rank statistic over a handful of noisy class means can mislead three ways:
       lo, hi     the 95% interval of ρ over a block bootstrap of the class means (the delete-one-block values as
                  jackknife pseudo-values, resampled by block for every class and both measures at once; the
-                 basic interval: rank_statistics): how precisely the text measures the ranking. A jackknife of ρ
+                 percentile and basic intervals spanned: rank_statistics): how precisely the text measures the
+                 ranking. A jackknife of ρ
                  itself is no good: ρ is a step function of the means, so its delete-one values are often all
                  equal (a zero-width interval).
       p_perm     the permutation p of ρ (permutation_p): whether that many classes, ranked without any
                  relation, would agree (or disagree) as much.
       p_classes  whether both measures tell the classes apart at all (class_separation_p).
     The verdict needs all three (agreement_word). Returns [{gradient, behaviour, delay, classes, rho, lo, hi, p_perm,
-    p_classes}] where
-    both have every class finite, at least MIN_RANKED_CLASSES classes, and the same blocks; seeded (seed, and per row
-    its names and delay)."""
+    p_classes}] where both have every class finite, at least MIN_RANKED_CLASSES classes, and the same blocks; seeded
+    (seed, and per row its names and delay)."""
     import zlib
 
     out = []

@@ -559,6 +559,11 @@ def behaviour_section(doc, run, type_level, pos_classes, freq_classes):
         return []
     rows, replicates = found
     by = {(r["measure"], r["class"], r["delay"]): r for r in rows}
+
+    def overall(measure, delay):
+        """The overall class's value [95%] of a measure at a delay (None where not measured)."""
+        r = by.get((measure, OVERALL, delay))
+        return None if r is None else _interval({"estimate": r["value"], "lo": r["lo"], "hi": r["hi"]})
     doc.para("A state gradient is a sensitivity; what the model does when its past is perturbed is measured beside it "
              "(sg-perturb, after Khandelwal et al. 2018; docs/measures.md). Replacement: the word at t − k replaced by "
              "a unigram draw: the state change ‖Δs_t‖ and the state gradient's first-order prediction ‖G·Δx‖, both "
@@ -568,9 +573,8 @@ def behaviour_section(doc, run, type_level, pos_classes, freq_classes):
              "blocks.")
     delays = sorted({r["delay"] for r in rows if r["measure"] == "replacement_state" and r["class"] == OVERALL})
     doc.table(["delay k", "occurrences", "‖Δs‖ / ‖D⁻¹Δx‖ [95%]", "‖G·Δx‖ / ‖D⁻¹Δx‖ [95%]", "loss change [95%]"],
-              [[k, by[("replacement_state", OVERALL, k)]["count"]]
-               + [_interval({"estimate": by[(m, OVERALL, k)]["value"], "lo": by[(m, OVERALL, k)]["lo"],
-                             "hi": by[(m, OVERALL, k)]["hi"]}) for m in perturbation.REPLACEMENT] for k in delays])
+              [[k, by[("replacement_state", OVERALL, k)]["count"]] + [overall(m, k) for m in perturbation.REPLACEMENT]
+               for k in delays])
     if any(r["measure"] == "same_class_state" for r in rows):
         doc.para("The same words replaced by a unigram draw of their own class (the replaced word's first content or "
                  "function class; words in none are left out), and the unigram replacement's sizes apart: the state's "
@@ -580,16 +584,12 @@ def behaviour_section(doc, run, type_level, pos_classes, freq_classes):
             "same class: ‖Δs‖ / ‖D⁻¹Δx‖", "same class: ‖G·Δx‖ / ‖D⁻¹Δx‖", "same class: loss change", "‖Δs‖",
             "‖D⁻¹Δx‖", "‖Δx‖")],
             [[k, by[("same_class_state", OVERALL, k)]["count"] if ("same_class_state", OVERALL, k) in by else 0]
-             + [_interval({"estimate": by[(m, OVERALL, k)]["value"], "lo": by[(m, OVERALL, k)]["lo"],
-                           "hi": by[(m, OVERALL, k)]["hi"]}) if (m, OVERALL, k) in by else None
-                for m in perturbation.SAME_CLASS + perturbation.SIZES] for k in delays])
+             + [overall(m, k) for m in perturbation.SAME_CLASS + perturbation.SIZES] for k in delays])
     contexts = sorted({r["delay"] for r in rows if r["measure"] == "truncation_loss" and r["class"] == OVERALL})
     doc.table(["context d", "targets", "loss increase, truncated [95%]"] + [
         f"{name.replace('_', ' ')} [95%]" for name in perturbation.TRUNCATION[1:]],
         [[d, by[("truncation_loss", OVERALL, d)]["count"]]
-         + [_interval({"estimate": by[(m, OVERALL, d)]["value"], "lo": by[(m, OVERALL, d)]["lo"],
-                       "hi": by[(m, OVERALL, d)]["hi"]}) if (m, OVERALL, d) in by else None
-            for m in perturbation.TRUNCATION] for d in contexts])
+         + [overall(m, d) for m in perturbation.TRUNCATION] for d in contexts])
     if type_level is None:
         doc.para(f"Rank correlations with the gradient measures need their intervals: {MISSING['intervals']}.")
         return []
