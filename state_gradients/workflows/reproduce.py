@@ -417,7 +417,10 @@ def plan(opts):
         reach = config.num_steps * ((_pass_windows(config, valid_file, opts.valid_windows) or 1)
                                     if config.family.stateful else 1)
         perturb_delays = [k for k in defaults.delays if k < min(MAX_DELAY, config.num_steps)]
-        contexts = [d for d in defaults.contexts if d <= reach]
+        # --same-targets: contexts up to max_delay, so that the cut contexts are measured on targets t >= 49 of
+        # every window, the gradient pass's, for any family (a longer context would leave a Transformer the
+        # window's last targets only, and a recurrent model other targets than a Transformer's)
+        contexts = [d for d in defaults.contexts if d <= (min(reach, MAX_DELAY) if opts.same_targets else reach)]
         steps.append(Step("perturb", "behavioural memory: a past word replaced, the context cut, shuffled or "
                           "thinned (sg-perturb)",
                           [Command(["sg-perturb", "--config", grad_cfg, "--out", run.perturb,

@@ -306,6 +306,13 @@ def test_the_perturb_step_follows_the_pass(project):
     assert argv[argv.index("--delays") + 1] == "0,1,2,3,5,7"
     assert argv[argv.index("--contexts") + 1] == "1,2,3,5,10,20,50,100,200"
     assert "perturb" not in {step.name for step in without}
+    # --same-targets: contexts up to max_delay (50), so that the cut contexts fall on the pass's targets t >= 49
+    # for either family
+    with _cwd(project):
+        same, _ = reproduce.plan(reproduce.Options(config="train.config", out="P", pos_mapping="pos_mapping.txt",
+                                                   same_targets=True))
+    argv = {step.name: step for step in same}["perturb"].commands[0].argv
+    assert argv[argv.index("--contexts") + 1] == "1,2,3,5,10,20,50"
     assert set(by["report"].inputs) - set({s.name: s for s in without}["report"].inputs) == {
         os.path.join("P", "perturb", "perturbation.csv")}
 
