@@ -272,11 +272,12 @@ class Checkpointer:
     def latest(self):
         return self.manager.latest_checkpoint
 
-    def restore(self):
-        """Restore the latest checkpoint (None when there is none); the model must match it fully."""
+    def restore(self, path=None):
+        """Restore checkpoint `path` (a prefix such as DIR/epoch-8; default the latest; None when there is none);
+        the model must match it fully."""
         import tensorflow as tf
 
-        path = self.latest
+        path = path or self.latest
         if path is None:
             return None
         try:

@@ -362,6 +362,7 @@ SHIPPED = {
     "ptb-norm-wsj_64e_256h_steps200_grad_timestep0", "ptb-norm-wsj_64e_256h_steps200_grad_all",
     "wiki2_64e_256h_steps200", "wiki2_64e_512h_steps200", "wiki103_64e_512h_steps200",
     "ptb-norm-wsj_64e_256h_steps200_seed2", "ptb-norm-wsj_64e_256h_steps200_seed3",
+    "ptb-norm-wsj_64e_256h_steps200_seed2_epoch8",
     "ptb-norm-wsj_minGRU_64e_256h_steps200", "ptb-norm-wsj_DiagLinear_64e_256h_steps200",
 }
 
@@ -421,6 +422,16 @@ def test_the_transformers_other_seeds_are_the_same_recipe(seed):
     differ = {key for key, value in first.items() if getattr(other, key) != value}
     assert differ == {"save_path", "seed"} and other.seed == seed and first.seed == 1
     assert other.save_path == f"models/{TRANSFORMER}_seed{seed}/"
+
+
+def test_the_quality_matched_lstm_is_the_seed2_recipe_stopped_early():
+    # issue 36's quality control: the seed-2 recipe stopped after epoch 8 (its learning rate depends on max_epoch
+    # only, so its 8 epochs are the 39-epoch run's first 8)
+    full = load_config(str(REPO / "config" / "ptb-norm-wsj_64e_256h_steps200_seed2.config"), warn=pytest.fail)
+    early = load_config(str(REPO / "config" / "ptb-norm-wsj_64e_256h_steps200_seed2_epoch8.config"), warn=pytest.fail)
+    differ = {key for key, value in full.items() if getattr(early, key) != value}
+    assert differ == {"save_path", "max_max_epoch"} and (early.max_max_epoch, full.max_max_epoch) == (8, 39)
+    assert early.max_epoch == 6 and early.save_path == "models/ptb-norm-wsj_64e_256h_steps200_seed2_epoch8/"
 
 
 def test_shipped_paper_values():
