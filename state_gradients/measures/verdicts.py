@@ -105,6 +105,21 @@ def find_measure(name):
     return MEASURES[name]
 
 
+class Behaviour(Measure):
+    """A behavioural measure of sg-perturb (perturbation.MEASURES): a mean over occurrences, from perturbation.csv
+    (value) and perturbation_replicates.csv (loo); `share`: a quantity in the measure's own units (a loss change in
+    nats) compared as a difference rather than a ratio."""
+
+    def __init__(self, name, what, share=False):
+        self.name, self.what, self.share = name, what, share
+
+    def value(self, row):
+        return row["value"]
+
+    def loo(self, row, replicate):
+        return replicate["loo"]
+
+
 class Replicates:
     """One measure (default the bias-corrected SV sum) on all blocks and on all but block j, per (class, delay), from
     sg-intervals' two CSV files. For the SV sum: value = estimate, loo = loo_sv_sum - bias (the correction shifts
@@ -112,7 +127,7 @@ class Replicates:
 
     def __init__(self, interval_rows, replicate_rows, measure="sv_sum"):
         self.measure, self.rows, self.replicate_rows = measure, interval_rows, replicate_rows
-        reader = find_measure(measure)
+        reader = measure if isinstance(measure, Measure) else find_measure(measure)
         self.value = {(r["class"], r["delay"]): reader.value(r) for r in interval_rows}
         self.count = {(r["class"], r["delay"]): r["count"] for r in interval_rows}
         by_key = {(r["class"], r["delay"]): r for r in interval_rows}
@@ -439,3 +454,55 @@ def frequency_matched(reps, a, b, bins, delays, weights):
                                   lambda v, k=k: sum(weights[x] * (v[(f"{a}-{x}", k)] - v[(f"{b}-{x}", k)])
                                                      for x in bins), keys))
     return family_verdict(holm_family(family)), family
+
+
+def _sides(group):
+    """The runs of a Pooled, or [a Replicates]."""
+    return list(group.runs) if isinstance(group, Pooled) else [group]
+
+
+def contrast(a, b, f, keys, log=False):
+    """f on group b minus f on group a (log: ln f_b - ln f_a), with a standard error, interval and p.
+
+    Args:
+        a, b: Replicates (one model) or Pooled (the seeds of one recipe), every run the same pass over
+            the same text in the same blocks (ValueError otherwise).
+        f: a statistic of {key: value}, as Replicates.statistic takes; keys: the keys it reads.
+        log: compare on the log scale (a ratio f_b / f_a = exp(estimate)); NaN where a side's value is
+            not positive.
+
+    The text part: the runs share the blocks, so replicate j of the contrast is the difference of the
+    two sides' seed-averaged replicates j, and its jackknife keeps the correlation of models read
+    on the same text (text_se). The seeds: each Pooled side adds its between-seed variance over its
+    number of seeds (random_effect, net of the text variance; times (1 / f)² under log, the delta
+    method); a single run adds none (its model is the estimand). Satterthwaite's df combines the
+    parts. Returns {estimate, se, lo, hi, p, df, text_se, between_a, between_b, runs_a, runs_b}.
+    """
+    import scipy.stats  # here: half a second to import, and --help needs none of it
+
+    parts = [[run.evaluate(f, keys) for run in _sides(group)] for group in (a, b)]
+    averages = [Pooled._average(p) for p in parts]
+    if averages[0][1].shape != averages[1][1].shape or not np.array_equal(averages[0][2], averages[1][2]):
+        raise ValueError(f"the two sides have other blocks at {keys}: not the same pass over the same text")
+    scale = (lambda x: np.log(np.where(np.asarray(x) > 0, x, np.nan))) if log else (lambda x: np.asarray(x, float))
+    full = float(scale(averages[1][0]) - scale(averages[0][0]))
+    out = _summary(full, scale(averages[1][1]) - scale(averages[0][1]), averages[0][2])
+    text_var, text_df = out["se"] ** 2, out["df"]
+    terms, between = [], []
+    for average, part in zip(averages, parts):
+        tau = 0.0
+        if len(part) > 1:
+            own = _summary(*average)
+            runs = [_summary(*p) for p in part]
+            tau = random_effect(own["se"], own["df"], [r["estimate"] for r in runs], [r["se"] for r in runs])[1]
+            slope = 1.0 / average[0] if log else 1.0
+            terms.append((slope ** 2 * tau / len(part), len(part)))
+        between.append(tau)
+    var = text_var + sum(t for t, _ in terms)
+    denominator = text_var ** 2 / text_df + sum(t ** 2 / (n - 1) for t, n in terms)
+    df = var ** 2 / denominator if denominator > 0 else float(text_df)
+    se = math.sqrt(var) if math.isfinite(var) else math.nan
+    half = scipy.stats.t.ppf(0.5 + uncertainty.LEVEL / 2, df) * se if math.isfinite(df) else math.nan
+    return {"estimate": full, "se": se, "lo": full - half, "hi": full + half, "df": float(df),
+            "p": float(uncertainty.t_pvalue(full, se, df)), "text_se": out["se"], "between_a": between[0],
+            "between_b": between[1], "runs_a": [p[0] for p in parts[0]], "runs_b": [p[0] for p in parts[1]]}
