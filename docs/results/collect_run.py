@@ -14,7 +14,7 @@ import sys
 PATTERNS = ["report.md", "report.html", "report_*.png", "report_*.csv", "svs.csv", "svs.png", "svs_in_context.csv",
             "svs_in_context.png", "diff/*.txt", "intervals/intervals.csv", "intervals/replicates.csv",
             "tagger/tagger.json", "provenance.json", "planted_memory.json", "perturb/perturbation.csv",
-            "perturb/perturbation_replicates.csv"]
+            "perturb/perturbation_replicates.csv", "gradients/grad_progress.json"]
 RENAMED = {"classifier/pos.log": "classifier.log", "pos_mapping.log": "pos_mapping.log",
            "classes/freq/freq_bins.csv": "freq_bins.csv"}
 

@@ -176,3 +176,30 @@ def read_delay_series(path, tool, field):
     if result is None:
         return None
     return {int(k): math.nan if v is None else float(v) for k, v in zip(result["delays"], result[field])}
+
+
+# What makes two gradient passes passes over the same text, targets and classes (grad_progress.json's keys): the
+# windows read, the target positions, the delays, the blocks and the classes. A model's own values (its
+# perplexity, the config's path, the fingerprint that hashes the model) may differ.
+SAME_PASS_KEYS = ("batches", "time_steps", "delays", "grad_blocks", "classes")
+
+
+def check_same_pass(directories):
+    """UserError unless every run folder that has gradients/grad_progress.json records the same windows, targets,
+    delays, blocks and classes (SAME_PASS_KEYS); folders without the file (a committed part of a run) are
+    checked by their counts instead (the callers' per-block checks)."""
+    records = [(d, RunFolder(d).progress()) for d in directories]
+    records = [(d, r) for d, r in records if r]
+    for directory, record in records[1:]:
+        first, want = records[0]
+        for key in SAME_PASS_KEYS:
+            if record.get(key) != want.get(key):
+                raise UserError(f"{directory} and {first}: the gradient passes differ in {key} ("
+                                f"{_short(record.get(key))} vs {_short(want.get(key))}): compare and pool runs over "
+                                "the same validation windows, targets and classes (sg-reproduce --valid-windows, "
+                                "--same-targets, --pos-data)")
+
+
+def _short(value, limit=60):
+    text = str(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

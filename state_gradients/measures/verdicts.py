@@ -258,6 +258,9 @@ class Pooled(Replicates):
     def has(self, keys):
         return all(run.has(keys) for run in self.runs)
 
+    def for_measure(self, measure):
+        return Pooled([run.for_measure(measure) for run in self.runs])
+
     def evaluate(self, f, keys):
         return self._average([run.evaluate(f, keys) for run in self.runs])
 
@@ -330,6 +333,21 @@ def across_measures(verdicts_by_measure):
     if not any(v in (HOLDS, PARTLY) for v in values):
         return "holds under none"
     return "depends on the measure"
+
+
+def across_models(signs):
+    """The stated rule that summarises one model-against-model difference over the panel of measures (each
+    measure's sign: +1 above, -1 below, 0 undecided after Holm): 'higher under every measure' (or lower) when
+    every measure decides it the same way; 'depends on the measure' when two measures decide it in opposite
+    directions; 'higher under some measures, undecided under the others' (or lower) when the decided ones agree;
+    'undecided under every measure' when none decides it."""
+    signs = set(signs)
+    if not signs or signs == {0}:
+        return "undecided under every measure"
+    if {1, -1} <= signs:
+        return "depends on the measure"
+    word = "higher" if 1 in signs else "lower"
+    return f"{word} under every measure" if 0 not in signs else f"{word} under some measures, undecided under the others"
 
 
 def holm_family(comparisons):

@@ -1,6 +1,10 @@
 """sg-compare: memory profiles of different models on the same corpus, side by side (e.g. an LSTM and a Transformer)."""
 # Shape letters: R runs, K delays, C classes.
 #
+# A side is one model (one RUN folder) or the training seeds of one recipe (several RUN folders,
+# pooled as sg-seeds pools them: the seeds' average, the seeds a random effect). Every run must be
+# a pass over the same windows, targets, delays, blocks and classes (grad_progress.json where the
+# folder has it; the occurrences per block always): anything else is refused, naming the folders.
 # Reads, in each RUN folder (sg-reproduce's layout, or its committed part under docs/results/):
 #   intervals/intervals.csv   sg-intervals: bias-corrected SV sums with intervals, noise floors,
 #                             size controls (required)
@@ -10,8 +14,10 @@
 # and, per run, optionally a MODEL folder (weights.npz + dict) and the corpus (--data): parameter
 # counts and perplexities on windows that carry no state, the same protocol for every model
 # (run_epoch.window_perplexity: a recurrent model's state is reset to zeros at every window).
-# Writes into OUT (the schema other tools read):
-#   compare_models.csv    label, cell, layers, embedding, size, parameters, parameters_core
+# Writes into OUT (the schema other tools read; a side of seeds has the seeds' average and its interval in
+# every per-label table):
+#   compare_models.csv    label, run (the folder's name: one row per model), cell, layers, embedding, size,
+#                         parameters, parameters_core
 #                         (without embedding, positions and output layer), valid_ppl_windows,
 #                         test_ppl_windows, num_steps, stride (empty where no model was given)
 #   compare_svs.csv       label, class, delay, count, estimate, lo, hi, noise_floor, normalised,
@@ -31,8 +37,18 @@
 #                         its interval and its ratios to delays 0 and 1 with the ratios' intervals)
 #   compare_behaviour.csv label, measure (perturbation.MEASURES), delay, count, value, lo, hi: the
 #                         overall class of each run's sg-perturb folder (RUN/perturb/, where it has one)
+#   compare_contrasts.csv reference (the first side), label, measure, base (k0 | k1: relative to that
+#                         delay; empty: as it is; "minus dN": minus its value at context N), delay, scale
+#                         (ratio label / reference | difference label - reference), estimate, lo, hi, p,
+#                         p_holm (over the delays of one label, measure and base), sign (+1 higher, -1
+#                         lower, 0 undecided), df, text_se, between_reference, between_label (the
+#                         between-seed variances), value_reference, value_label (contrast_rows)
+#   compare_statements.csv reference, label, base (k0 | k1), delay, statement (verdicts.across_models
+#                         over the gradient measures), measures (each one's sign in words), behaviour
+#                         (the replaced word's loss change at that delay)
 #   compare.md, compare_overall.png, compare_pos.png
 import csv
+import dataclasses
 import io
 import math
 import os
@@ -43,8 +59,8 @@ from state_gradients.classes import token_classes
 from state_gradients.core import fileio
 from state_gradients.core.errors import UserError
 from state_gradients.core.formats import OVERALL
-from state_gradients.files.run_folder import RunFolder
-from state_gradients.measures import analysis, intervals, perturbation, verdicts
+from state_gradients.files.run_folder import RunFolder, check_same_pass
+from state_gradients.measures import analysis, intervals, perturbation, uncertainty, verdicts
 from state_gradients.plots import figure, palette
 from state_gradients.report import findings
 
@@ -57,6 +73,19 @@ RARE, FREQUENT = "freq_1-9", "freq_10000+"
 SIZE_CONTROL = f"{FREQUENT}-as-{RARE}-"   # sg-token-classes' frequent tokens subsampled to the rare class's count
 RATIO_COLUMNS = ["normalised", "normalised_lo", "normalised_hi", "relative_k1", "relative_k1_lo", "relative_k1_hi"]
 PANEL_CSV = "compare_panel.csv"
+CONTRASTS_CSV, STATEMENTS_CSV = "compare_contrasts.csv", "compare_statements.csv"
+CONTRAST_COLUMNS = ["reference", "label", "measure", "base", "delay", "scale", "estimate", "lo", "hi", "p", "p_holm",
+                    "sign", "df", "text_se", "between_reference", "between_label", "value_reference", "value_label"]
+STATEMENT_COLUMNS = ["reference", "label", "base", "delay", "statement", "measures", "behaviour"]
+# Measures whose units compare across models as they are: the output-level Jacobian (log-probability per
+# normalised input) and the coherence ratio (a share). The others are of each model's own state (an LSTM's
+# cell state, a Transformer's residual stream), so only their ratios to k = 0 and k = 1 compare.
+ABSOLUTE_ACROSS_MODELS = ("output_norm", "coherence_ratio")
+# sg-perturb's measures in nats (a loss change): compared as differences, as they are; the state changes are
+# compared relative to their own k = 0, as the state-gradient measures are
+LOSS_MEASURES = ("replacement_loss", "same_class_loss", "truncation_loss", "order_shuffled", "order_reversed",
+                 "drop_content", "drop_function", "drop_random")
+STATE_MEASURES = ("replacement_state", "replacement_predicted", "same_class_state", "same_class_predicted")
 BEHAVIOUR_CSV = "compare_behaviour.csv"
 BEHAVIOUR_COLUMNS = ["label", "measure", "delay", "count", "value", "lo", "hi"]
 PANEL_COLUMNS = ["label", "measure", "delay", "value", "lo", "hi", "relative_k0", "relative_k0_lo", "relative_k0_hi",
@@ -82,6 +111,84 @@ def load_run(directory):
             for base, name in ((0, "normalised"), (1, "relative_k1")):
                 r.update(ratio_interval(reps, cls, k, base, name))
     return rows, RunFolder(directory).svs(), reps
+
+
+@dataclasses.dataclass
+class Side:
+    """One model (one RUN folder) or one recipe's training seeds (several folders, pooled).
+
+    rows {class: {delay: row}}: intervals.csv's rows with their ratios to delays 0 and 1 (load_run), for seeds
+    the seed average with its random-effect interval (verdicts.Pooled); table: svs.csv's curve (the seeds'
+    mean); reps: the SV sums' Replicates or Pooled (None without replicates.csv); behaviour {measure:
+    Replicates or Pooled}: sg-perturb's overall class ({} without perturb folders).
+    """
+    label: str
+    folders: list
+    rows: dict
+    table: dict
+    reps: object
+    behaviour: dict
+
+    @property
+    def seeds(self):
+        return len(self.folders)
+
+
+def load_side(label, folders):
+    """The Side of RUN folders (UserError naming the folders when seeds cannot be pooled: other classes, blocks or
+    occurrences per block, or a run without replicates)."""
+    loaded = [load_run(d) for d in folders]
+    behaviour = behaviour_replicates(label, folders)
+    if len(loaded) == 1:
+        rows, table, reps = loaded[0]
+        return Side(label, list(folders), rows, table, reps, behaviour)
+    if any(run[2] is None for run in loaded):
+        raise UserError(f"{label}: pooling seeds needs every run's intervals/{intervals.REPLICATES_CSV}: "
+                        f"{', '.join(folders)}")
+    if any(run[1].keys() != loaded[0][1].keys() for run in loaded):
+        raise UserError(f"{label}: the runs' svs.csv have different classes: {', '.join(folders)}")
+    reps = _pooled([run[2] for run in loaded], folders, label)
+    table = {cls: {k: float(np.mean([run[1][cls][k] for run in loaded])) for k in by_delay}
+             for cls, by_delay in loaded[0][1].items()}
+    rows = {}
+    for cls, k in reps.value:
+        s = reps.statistic(lambda v, key=(cls, k): v[key], [(cls, k)]) if reps.has([(cls, k)]) else \
+            {"estimate": math.nan, "lo": math.nan, "hi": math.nan}
+        row = {"count": reps.count[(cls, k)], "estimate": s["estimate"], "lo": s["lo"], "hi": s["hi"],
+               "noise_floor": float(np.mean([run[0][cls][k]["noise_floor"] for run in loaded]))}
+        for base, name in ((0, "normalised"), (1, "relative_k1")):
+            row.update(ratio_interval(reps, cls, k, base, name))
+        rows.setdefault(cls, {})[k] = row
+    return Side(label, list(folders), rows, table, reps, behaviour)
+
+
+def _pooled(replicates, folders, label):
+    try:
+        return verdicts.Pooled(replicates)
+    except ValueError as err:
+        raise UserError(f"{label} ({', '.join(folders)}): {err}") from None
+
+
+def behaviour_replicates(label, folders):
+    """{measure: Replicates (one run) or Pooled (seeds)} of sg-perturb's overall class in every folder's perturb/
+    ({} when none has one; UserError when some have and others not, or their targets differ)."""
+    found = [perturbation.read_outputs(RunFolder(d).perturb) for d in folders]
+    if all(f is None for f in found):
+        return {}
+    if any(f is None for f in found):
+        raise UserError(f"{label}: some runs have an sg-perturb folder, others not: {', '.join(folders)}")
+    out = {}
+    for measure, what in perturbation.MEASURES.items():
+        runs = []
+        for rows, replicate_rows in found:
+            mine = [r for r in rows if r["measure"] == measure and r["class"] == OVERALL]
+            reps = [{**r, "block_positions": r["block_count"]} for r in replicate_rows
+                    if r["measure"] == measure and r["class"] == OVERALL]
+            if mine:
+                runs.append(verdicts.Replicates(mine, reps, verdicts.Behaviour(measure, what, measure in LOSS_MEASURES)))
+        if len(runs) == len(found):
+            out[measure] = runs[0] if len(runs) == 1 else _pooled(runs, folders, f"{label}, {measure}")
+    return out
 
 
 def check_same_positions(runs, loaded):
@@ -127,6 +234,21 @@ def behaviour_rows(label, directory):
             if r["class"] == OVERALL]
 
 
+def side_behaviour_rows(side):
+    """compare_behaviour.csv rows of a Side: one run's perturbation.csv rows as they are (behaviour_rows); seeds'
+    averages with their random-effect intervals."""
+    if side.seeds == 1:
+        return behaviour_rows(side.label, side.folders[0])
+    out = []
+    for measure, reps in side.behaviour.items():
+        for cls, k in sorted(reps.value):
+            if reps.has([(cls, k)]):
+                st = reps.statistic(lambda v, key=(cls, k): v[key], [(cls, k)])
+                out.append({"label": side.label, "measure": measure, "delay": k, "count": reps.count[(cls, k)],
+                            "value": st["estimate"], "lo": st["lo"], "hi": st["hi"]})
+    return out
+
+
 def behaviour_markdown(labels, rows):
     """The behavioural measures of the runs that have them, side by side per measure and delay."""
     if not rows:
@@ -146,6 +268,104 @@ def behaviour_markdown(labels, rows):
                                                  in by else "n/a" for lab in have]) + " |" for k in delays]
         lines.append("")
     return "\n".join(lines)
+
+
+def _contrast_row(ref, side, measure, base, k, a, b, log, shift=None):
+    """One compare_contrasts.csv row: side's value over (log) or minus the reference's, at delay k, relative to
+    `base` (a delay: the ratio to it; None: the value itself; shift: the value minus the value at delay shift)."""
+    keys = [(OVERALL, k)] + ([(OVERALL, base)] if base is not None else []) + (
+        [(OVERALL, shift)] if shift is not None else [])
+    if not (a.has(keys) and b.has(keys)):
+        return None
+    if base is not None:
+        def f(v):
+            return v[(OVERALL, k)] / v[(OVERALL, base)]
+    elif shift is not None:
+        def f(v):
+            return v[(OVERALL, k)] - v[(OVERALL, shift)]
+    else:
+        def f(v):
+            return v[(OVERALL, k)]
+    c = verdicts.contrast(a, b, f, keys, log=log)
+    to = (lambda x: math.exp(x)) if log else (lambda x: x)
+    name = f"k{base}" if base is not None else f"minus d{shift}" if shift is not None else ""
+    return {"reference": ref.label, "label": side.label, "measure": measure, "base": name, "delay": k,
+            "scale": "ratio" if log else "difference", "estimate": to(c["estimate"]), "lo": to(c["lo"]),
+            "hi": to(c["hi"]), "p": c["p"], "df": c["df"], "text_se": c["text_se"], "between_reference": c["between_a"],
+            "between_label": c["between_b"], "value_reference": float(np.mean(c["runs_a"])),
+            "value_label": float(np.mean(c["runs_b"]))}
+
+
+def _delays(a, b):
+    return sorted({k for cls, k in a.value if cls == OVERALL} & {k for cls, k in b.value if cls == OVERALL})
+
+
+def contrast_rows(sides):
+    """compare_contrasts.csv: every side against the first (the reference), overall, under every measure the runs
+    share. Gradient measures: the ratio of the sides' values relative to k = 0 and to k = 1 (and as they are
+    where the units compare across models: ABSOLUTE_ACROSS_MODELS; a share as a difference); sg-perturb's: the
+    state changes relative to their k = 0 (ratio), the loss changes as differences in nats, and the truncation's
+    also relative to the longest context both measured (its loss with d words minus with the longest, the
+    same quantity whatever each model's whole history is). verdicts.contrast gives each interval (the seeds as a
+    random effect); Holm's correction runs over the delays of one (side, measure, base); sign is +1 where the
+    side is above the reference, -1 below, 0 undecided."""
+    ref, out = sides[0], []
+    for side in sides[1:]:
+        families = []
+        for measure, reader in verdicts.MEASURES.items():
+            if ref.reps is None or side.reps is None:
+                break
+            a, b = ref.reps.for_measure(measure), side.reps.for_measure(measure)
+            delays = _delays(a, b)
+            bases = ([None] if measure in ABSOLUTE_ACROSS_MODELS else []) + ([] if reader.share else [0, 1])
+            for base in bases:
+                families.append([_contrast_row(ref, side, measure, base, k, a, b, not reader.share)
+                                 for k in delays if base is None or (k > base and base in delays)])
+        for measure in perturbation.MEASURES:
+            if measure not in ref.behaviour or measure not in side.behaviour:
+                continue
+            a, b = ref.behaviour[measure], side.behaviour[measure]
+            delays = _delays(a, b)
+            if measure in STATE_MEASURES and 0 in delays:
+                families.append([_contrast_row(ref, side, measure, 0, k, a, b, True) for k in delays if k > 0])
+            elif measure in LOSS_MEASURES:
+                families.append([_contrast_row(ref, side, measure, None, k, a, b, False) for k in delays])
+                if measure == "truncation_loss" and len(delays) > 1:
+                    families.append([_contrast_row(ref, side, measure, None, k, a, b, False, shift=delays[-1])
+                                     for k in delays[:-1]])
+        for family in families:
+            family = [row for row in family if row is not None]
+            adjusted = uncertainty.holm([row["p"] for row in family]) if family else []
+            for row, p in zip(family, adjusted):
+                above = row["estimate"] > (1 if row["scale"] == "ratio" else 0)
+                row.update({"p_holm": float(p), "sign": 0 if not p < verdicts.ALPHA else 1 if above else -1})
+            out += family
+    return out
+
+
+def statement_rows(contrasts):
+    """compare_statements.csv: per side, base (k0, k1) and delay, what the gradient measures say together (the
+    stated rule of verdicts.across_models), each measure's sign, and the behavioural loss change's sign at that
+    delay (a replaced word k back)."""
+    by = {}
+    for r in contrasts:
+        by.setdefault((r["reference"], r["label"], r["base"], r["delay"]), {})[r["measure"]] = r
+    out = []
+    for (ref, label, base, k), measures in sorted(by.items(), key=lambda item: (item[0][1], item[0][2], item[0][3])):
+        if base not in ("k0", "k1"):
+            continue
+        gradient = {m: r["sign"] for m, r in measures.items() if m in verdicts.MEASURES}
+        if not gradient:
+            continue
+        loss = by.get((ref, label, "", k), {}).get("replacement_loss")
+        out.append({"reference": ref, "label": label, "base": base, "delay": k,
+                    "statement": verdicts.across_models(gradient.values()),
+                    "measures": "; ".join(f"{m} {_SIGN[v]}" for m, v in gradient.items()),
+                    "behaviour": "" if loss is None else f"replacement_loss {_SIGN[loss['sign']]}"})
+    return out
+
+
+_SIGN = {1: "higher", -1: "lower", 0: "undecided"}
 
 
 def ratio_interval(reps, cls, k, base, name):
@@ -171,7 +391,11 @@ def parameter_counts(arrays):
     return total, total - sum(int(weights[n].size) for n in EMBEDDING_ARRAYS if n in weights)
 
 
-def model_row(label, model_dir, data_dir, num_steps, stride):
+MODEL_COLUMNS = ["label", "run", "cell", "layers", "embedding", "size", "parameters", "parameters_core",
+                 "valid_ppl_windows", "test_ppl_windows", "num_steps", "stride"]
+
+
+def model_row(label, model_dir, data_dir, num_steps, stride, run=""):
     """One compare_models.csv row: shape, parameter counts, windowed perplexities (valid and test of data_dir)."""
     from state_gradients.core import lm_data
     from state_gradients.files.saved_model import SavedModel
@@ -181,7 +405,7 @@ def model_row(label, model_dir, data_dir, num_steps, stride):
     arrays = saved.read_weights()
     total, core = parameter_counts(arrays)
     model = saved.load()
-    row = {"label": label, "cell": model.cell_type, "layers": model.num_layers, "embedding": model.embedding_size,
+    row = {"label": label, "run": run, "cell": model.cell_type, "layers": model.num_layers, "embedding": model.embedding_size,
            "size": model.size, "parameters": total, "parameters_core": core, "num_steps": num_steps, "stride": stride}
     for split in ("valid", "test"):
         path = os.path.join(data_dir, f"{split}.txt")
@@ -329,14 +553,25 @@ def _interval_text(r, key="estimate", digits=4):
     return f"{value} [{low}, {high}]"
 
 
-def markdown(labels, models, svs, fits, ranking, frequency):
+def markdown(sides, models, svs, fits, ranking, frequency):
     """compare.md: the tables of the CSV files, with the figures."""
+    labels = [side.label for side in sides]
     lines = [f"# {' vs '.join(labels)}: memory profiles on the same corpus", ""]
+    if any(side.seeds > 1 for side in sides):
+        lines += ["Each side is one model or the training seeds of one recipe; a side of seeds shows the seeds' "
+                  "average, its interval with the seeds as a random effect (the recipe, not one trained model), "
+                  "and a single model its own value:", ""]
+        lines += [f"- {side.label}: " + (f"{side.seeds} seeds ({', '.join(map(_name, side.folders))})"
+                                         if side.seeds > 1 else f"one model ({_name(side.folders[0])})")
+                  for side in sides]
+        lines.append("")
     if models:
-        lines += ["## Models", "", "| run | cell | layers | E | H / D | parameters | without embedding, positions "
-                  "and output layer | valid perplexity | test perplexity |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += ["## Models", "", "| label | run | cell | layers | E | H / D | parameters | without embedding, "
+                  "positions and output layer | valid perplexity | test perplexity |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         for m in models:
-            lines.append(f"| {m['label']} | {m['cell']} | {m['layers']} | {m['embedding']} | {m['size']} | "
+            lines.append(f"| {m['label']} | {m.get('run', '')} | {m['cell']} | {m['layers']} | {m['embedding']} | "
+                         f"{m['size']} | "
                          f"{m['parameters']:,} | {m['parameters_core']:,} | {m['valid_ppl_windows']:.2f} | "
                          f"{m['test_ppl_windows']:.2f} |")
         lines += ["", f"Perplexities on windows of {models[0]['num_steps']} tokens that carry no state, every "
@@ -385,55 +620,52 @@ def markdown(labels, models, svs, fits, ranking, frequency):
 
 
 def compare(runs, labels, out, *, models=None, data=None, num_steps=200, stride=None, models_csv=None):
-    """Write OUT's files (see the module comment) for RUN folders `runs` named `labels`; returns {name: path}.
+    """Write OUT's files (see the module comment) for the sides `runs` named `labels`; returns {name: path}.
 
-    models: MODEL folders, one per run (or None); data: the corpus folder with valid.txt and test.txt,
-    needed with models; models_csv: instead of models, an earlier compare_models.csv whose rows (one
-    per label) are kept.
+    runs: one entry per side, a RUN folder (one model) or a list of them (the training seeds of one
+    recipe, pooled with the seeds as a random effect); the first side is the reference of
+    compare_contrasts.csv. models: MODEL folders, one per RUN folder in the order given (or None);
+    data: the corpus folder with valid.txt and test.txt, needed with models; models_csv: instead of
+    models, an earlier compare_models.csv whose rows (label, run) are kept.
     """
-    if len(runs) < 2:
-        raise UserError("sg-compare needs at least two RUN folders")
-    if len(labels) != len(runs) or len(set(labels)) != len(labels):
-        raise UserError(f"--labels: {len(runs)} distinct names needed, got {','.join(labels)}")
-    if models is not None and len(models) != len(runs):
-        raise UserError(f"--models: one folder per run ({len(runs)}), got {len(models)}")
+    groups = [[r] if isinstance(r, (str, os.PathLike)) else list(r) for r in runs]
+    folders = [os.fspath(f) for group in groups for f in group]
+    if len(groups) < 2:
+        raise UserError("sg-compare needs at least two RUN folders (or groups of seeds)")
+    if len(labels) != len(groups) or len(set(labels)) != len(labels):
+        raise UserError(f"--labels: {len(groups)} distinct names needed, got {','.join(labels)}")
+    if len(set(folders)) != len(folders):
+        raise UserError(f"a RUN folder is given twice: {', '.join(f for f in folders if folders.count(f) > 1)}")
+    if models is not None and len(models) != len(folders):
+        raise UserError(f"--models: one folder per run ({len(folders)}), got {len(models)}")
     if models is not None and data is None:
         raise UserError("--models needs --data (the corpus folder with valid.txt and test.txt)")
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError(f"--out {out} is a file; give a folder (it is created)")
     if models is not None and models_csv is not None:
         raise UserError("give --models or --models-csv, not both")
-    loaded = [load_run(d) for d in runs]
-    check_same_positions(runs, loaded)
-    panel = [row for label, run in zip(labels, loaded) for row in panel_rows(label, run[2])]
-    model_rows = [model_row(lab, m, data, num_steps, stride or num_steps) for lab, m in zip(labels, models)] \
-        if models else []
+    check_same_pass(folders)
+    sides = [load_side(label, [os.fspath(f) for f in group]) for label, group in zip(labels, groups)]
+    check_same_positions([side.folders[0] for side in sides], [(side.rows, side.table, side.reps) for side in sides])
+    panel = [row for side in sides for row in panel_rows(side.label, side.reps)]
+    run_labels = [(side.label, os.path.basename(os.path.normpath(f))) for side in sides for f in side.folders]
+    model_rows = [model_row(lab, m, data, num_steps, stride or num_steps, run=run)
+                  for (lab, run), m in zip(run_labels, models)] if models else []
     if models_csv is not None:
-        if not os.path.isfile(models_csv):
-            raise UserError(f"--models-csv {models_csv} not found")
-        kept = {r["label"]: r for r in _read(models_csv)}
-        if set(kept) != set(labels):
-            raise UserError(f"--models-csv {models_csv} has the runs {', '.join(sorted(kept))}, not "
-                            f"{', '.join(sorted(labels))}")
-        try:
-            model_rows = [{key: (value if key in ("label", "cell") else float(value) if key.endswith("_ppl_windows")
-                                 else int(value)) for key, value in kept[lab].items()} for lab in labels]
-        except ValueError:
-            raise UserError(f"--models-csv {models_csv}: a value is not a number (expected sg-compare's "
-                            f"{MODELS_CSV})") from None
+        model_rows = kept_model_rows(models_csv, labels)
     svs, fits, ranking, frequency = [], [], [], []
-    for label, (rows, table, _) in zip(labels, loaded):
-        svs += svs_rows(label, rows)
-        fits += fit_rows(label, table)
-        ranking += ranking_rows(label, rows, table)
-        frequency += frequency_rows(label, rows)
-    pos = findings.class_groups(loaded[0][1])[0]
-    behaviour = [row for label, run in zip(labels, runs) for row in behaviour_rows(label, run)]
+    for side in sides:
+        svs += svs_rows(side.label, side.rows)
+        fits += fit_rows(side.label, side.table)
+        ranking += ranking_rows(side.label, side.rows, side.table)
+        frequency += frequency_rows(side.label, side.rows)
+    pos = findings.class_groups(sides[0].table)[0]
+    behaviour = [row for side in sides for row in side_behaviour_rows(side)]
+    contrasts = contrast_rows(sides)
+    statements = statement_rows(contrasts)
     os.makedirs(out, exist_ok=True)
     files = {
-        MODELS_CSV: _csv_text(model_rows, ["label", "cell", "layers", "embedding", "size", "parameters",
-                                           "parameters_core", "valid_ppl_windows", "test_ppl_windows", "num_steps",
-                                           "stride"]),
+        MODELS_CSV: _csv_text(model_rows, MODEL_COLUMNS),
         SVS_CSV: _csv_text(svs, ["label", "class", "delay", "count", "estimate", "lo", "hi", "noise_floor"]
                            + RATIO_COLUMNS),
         FITS_CSV: _csv_text(fits, ["label", "model", "a", "tau_or_b", "rmse_log", "first_delay", "last_delay"]),
@@ -442,17 +674,93 @@ def compare(runs, labels, out, *, models=None, data=None, num_steps=200, stride=
                                              "noise_floor"]),
         PANEL_CSV: _csv_text(panel, PANEL_COLUMNS),
         BEHAVIOUR_CSV: _csv_text(behaviour, BEHAVIOUR_COLUMNS),
+        CONTRASTS_CSV: _csv_text(contrasts, CONTRAST_COLUMNS),
+        STATEMENTS_CSV: _csv_text(statements, STATEMENT_COLUMNS),
     }
     paths = {name: os.path.join(out, name) for name in list(files) + [SUMMARY_MD, OVERALL_PNG, POS_PNG]}
     for name, text in files.items():
         fileio.atomic_write_text(paths[name], text)
-    body = (markdown(labels, model_rows, svs, fits, ranking, frequency) + panel_markdown(labels, panel)
-            + behaviour_markdown(labels, behaviour))
+    body = (markdown(sides, model_rows, svs, fits, ranking, frequency) + contrasts_markdown(contrasts, statements)
+            + panel_markdown(labels, panel) + behaviour_markdown(labels, behaviour))
     title, rest = body.split("\n", 1)
     fileio.atomic_write_text(paths[SUMMARY_MD], f"{title}\n\n## At a glance\n\n{headline_table(out)}{rest}")
     fileio.write_bytes(paths[OVERALL_PNG], plot_overall(svs, labels))
     fileio.write_bytes(paths[POS_PNG], plot_pos(svs, labels, pos))
     return paths
+
+
+def kept_model_rows(models_csv, labels):
+    """The rows of an earlier compare_models.csv (UserError unless they are of exactly these labels)."""
+    if not os.path.isfile(models_csv):
+        raise UserError(f"--models-csv {models_csv} not found")
+    kept = _read(models_csv)
+    if {r["label"] for r in kept} != set(labels):
+        raise UserError(f"--models-csv {models_csv} has the runs {', '.join(sorted({r['label'] for r in kept}))}, "
+                        f"not {', '.join(sorted(labels))}")
+    try:
+        return [{key: (value if key in ("label", "cell", "run") else float(value) if key.endswith("_ppl_windows")
+                       else int(value)) for key, value in r.items()} for r in kept]
+    except ValueError:
+        raise UserError(f"--models-csv {models_csv}: a value is not a number (expected sg-compare's "
+                        f"{MODELS_CSV})") from None
+
+
+def _perplexities(rows):
+    """'valid / test' of one model's compare_models.csv row; of seeds, their means and each seed's values."""
+    valid, test = ([float(r[f"{split}_ppl_windows"]) for r in rows] for split in ("valid", "test"))
+    text = f"{np.mean(valid):.1f} / {np.mean(test):.1f}"
+    if len(rows) > 1:
+        text += " (seeds: " + ", ".join(f"{v:.1f} / {t:.1f}" for v, t in zip(valid, test)) + ")"
+    return text
+
+
+def _name(folder):
+    return os.path.basename(os.path.normpath(folder))
+
+
+CONTRAST_DELAYS = (1, 2, 5, 10, 20, 40)
+
+
+def contrasts_markdown(contrasts, statements):
+    """The differences section of compare.md: each side against the reference under every measure, with the
+    statements the measures make together."""
+    if not contrasts:
+        return ""
+    lines = ["", "## Differences between the models, with intervals", "",
+             "Each side against the first, overall, on the same text (verdicts.contrast: the jackknife over the "
+             "blocks both read, the seeds as a random effect on a side of seeds). A ratio side / reference of each "
+             "measure relative to its own value at k = 0 or k = 1, or a difference in nats for a loss; "
+             "95% interval; ↑ the side is higher, ↓ lower, · undecided (Holm over the delays of a measure).", ""]
+    by = {(r["label"], r["measure"], r["base"], int(r["delay"])): r for r in contrasts}
+    mark = {1: "↑", -1: "↓", 0: "·"}
+    for ref, label in dict.fromkeys((r["reference"], r["label"]) for r in contrasts):
+        for base, what in (("k0", "relative to k = 0"), ("k1", "relative to k = 1")):
+            measures = [m for m in verdicts.MEASURES if any((label, m, base, k) in by for k in CONTRAST_DELAYS)]
+            if not measures:
+                continue
+            lines += [f"{label} / {ref}, each measure {what}:", "",
+                      "| delay | " + " | ".join(measures) + " | together |", "|---:|" + "---:|" * len(measures)
+                      + "---|"]
+            said = {(s["label"], s["base"], int(s["delay"])): s["statement"] for s in statements}
+            for k in CONTRAST_DELAYS:
+                cells = [by.get((label, m, base, k)) for m in measures]
+                if not any(cells):
+                    continue
+                lines.append(f"| {k} | " + " | ".join(f"{_interval_text(r, digits=3)} {mark[int(r['sign'])]}" if r
+                                                      else "" for r in cells) + f" | {said.get((label, base, k), '')} |")
+            lines.append("")
+        behaviour = [m for m in perturbation.MEASURES if any((label, m, b, k) in by for b in ("", "k0")
+                                                             for k in range(200))]
+        if behaviour:
+            lines += [f"{label} against {ref}, behaviour (sg-perturb; state changes: ratio relative to k = 0; "
+                      "losses: difference in nats):", "", "| measure | delay or context | " + label + " − or / "
+                      + ref + " |", "|---|---:|---:|"]
+            for r in contrasts:
+                if r["label"] == label and r["measure"] in behaviour:
+                    what = r["measure"] + (f", {r['base']}" if r["base"] else "")
+                    lines.append(f"| {what} | {r['delay']} | {_interval_text(r, digits=3)} {mark[int(r['sign'])]} |")
+            lines.append("")
+    return "\n".join(lines)
 
 
 def _read(path):
@@ -494,7 +802,9 @@ def headline_table(directory):
     labels = list(dict.fromkeys(r["label"] for r in _read(os.path.join(directory, FITS_CSV))))
     fits = {(r["label"], r["model"]): r for r in _read(os.path.join(directory, FITS_CSV))}
     ranking = _read(os.path.join(directory, RANKING_CSV))
-    models = {r["label"]: r for r in _read(os.path.join(directory, MODELS_CSV))}
+    models = {}
+    for r in _read(os.path.join(directory, MODELS_CSV)):
+        models.setdefault(r["label"], []).append(r)
     freq = _read(os.path.join(directory, FREQUENCY_CSV))
 
     def f(x, digits=3):
@@ -506,10 +816,10 @@ def headline_table(directory):
     rows = []
     if models:
         rows.append(["parameters (without embedding, positions and output layer)"] +
-                    [f"{int(models[lab]['parameters']):,} ({int(models[lab]['parameters_core']):,})" for lab in labels])
-        rows.append(["perplexity on 200-token windows without carried state, valid / test"] +
-                    [f"{float(models[lab]['valid_ppl_windows']):.1f} / {float(models[lab]['test_ppl_windows']):.1f}"
+                    [f"{int(models[lab][0]['parameters']):,} ({int(models[lab][0]['parameters_core']):,})"
                      for lab in labels])
+        rows.append(["perplexity on 200-token windows without carried state, valid / test"] +
+                    [_perplexities(models[lab]) for lab in labels])
     rows.append(["overall SV sum at k = 0"] + [cell(svs[(lab, OVERALL, 0)], "estimate") for lab in labels])
     for k in (1, 10, 40):
         rows.append([f"relative to k = 0, at k = {k}"] + [cell(svs[(lab, OVERALL, k)]) for lab in labels])

@@ -29,7 +29,7 @@ import os
 from state_gradients.classes import token_classes
 from state_gradients.core.errors import UserError
 from state_gradients.core.formats import OVERALL
-from state_gradients.files.run_folder import RunFolder
+from state_gradients.files.run_folder import RunFolder, check_same_pass
 from state_gradients.measures import intervals
 from state_gradients.measures import analysis, verdicts
 from state_gradients.report import findings, readers
@@ -78,6 +78,7 @@ def summarise(directories, labels, out_dir):
         raise UserError(f"--labels has {len(labels)} names for {len(directories)} run folders")
     if len(set(labels)) != len(labels):
         raise UserError(f"the runs' labels are not unique: {', '.join(labels)} (give --labels)")
+    check_same_pass(directories)
     runs = [load_run(d) for d in directories]
     table = runs[0][2]
     if any(set(run[2]) != set(table) for run in runs[1:]):

@@ -199,3 +199,145 @@ def test_behaviour_rows_are_each_runs_overall_perturbation_rows(tmp_path):
         [("P", "replacement_state", 1, 0.5, 0.48), ("P", "truncation_loss", 20, 0.25, 0.15)]
     summary = open(paths[compare.SUMMARY_MD], encoding="utf-8").read()
     assert "## Behavioural memory (sg-perturb)" in summary and "0.5 [0.48, 0.52]" in summary
+
+
+SEEDS = [REPO / "docs" / "results" / "ptb-64e-256h-seed2", REPO / "docs" / "results" / "ptb-64e-256h-seed3"]
+
+
+@pytest.fixture(scope="module")
+def grouped(tmp_path_factory):
+    # one model (seed 1) against the seeds 2 and 3 of the same recipe, over the same 367 windows and blocks
+    out = tmp_path_factory.mktemp("grouped")
+    compare.compare([str(RUNS[0]), [str(s) for s in SEEDS]], ["one", "seeds"], str(out))
+    return out
+
+
+def test_a_side_of_seeds_is_their_average_with_sg_seeds_interval(grouped, tmp_path):
+    # the seed side's rows are the seeds' mean, with the interval sg-seeds gives the same two seeds (the seeds as a
+    # random effect): two tools, one pooling
+    from state_gradients.workflows import seeds
+
+    seeds.summarise([str(s) for s in SEEDS], ["s2", "s3"], str(tmp_path / "seeds"))
+    pooled = {(r["class"], int(r["delay"])): r for r in read(tmp_path / "seeds" / seeds.SVS_CSV)}
+    own = [{(r["class"], r["delay"]): r for r in intervals.read_csv(str(s / "intervals" / "intervals.csv"),
+                                                                     intervals.INTERVAL_COLUMNS)} for s in SEEDS]
+    rows = {(r["class"], int(r["delay"])): r for r in read(grouped / compare.SVS_CSV) if r["label"] == "seeds"}
+    checked = 0
+    for key, r in rows.items():
+        if key in pooled and not key[0].startswith("ctx_"):
+            assert float(r["estimate"]) == pytest.approx(np.mean([o[key]["estimate"] for o in own]), rel=1e-12)
+            for name in ("estimate", "lo", "hi"):
+                assert float(r[name]) == pytest.approx(float(pooled[key][name]), rel=1e-12)
+            checked += 1
+    assert checked > 500
+
+
+@pytest.fixture(scope="module")
+def trio(tmp_path_factory):
+    # seed 1 against seed 2 and against a copy of itself (the same files under another name), as single models
+    import shutil
+
+    root = tmp_path_factory.mktemp("trio")
+    shutil.copytree(RUNS[0], root / "copy")
+    compare.compare([str(RUNS[0]), str(SEEDS[0]), str(root / "copy")], ["A", "B", "A2"], str(root / "out"))
+    return root / "out"
+
+
+def test_a_contrast_of_two_models_is_the_ratio_of_their_own_ratios(trio):
+    # the ratio of their SV sums relative to k = 0 is the ratio of the two runs' own ratios (intervals.csv), and
+    # its interval holds it
+    est = [{(r["class"], r["delay"]): r["estimate"] for r in intervals.read_csv(
+        str(run / "intervals" / "intervals.csv"), intervals.INTERVAL_COLUMNS)} for run in (RUNS[0], SEEDS[0])]
+    rows = {(r["measure"], r["base"], int(r["delay"])): r for r in read(trio / compare.CONTRASTS_CSV)
+            if r["label"] == "B"}
+    for k in (1, 10, 40):
+        r = rows[("sv_sum", "k0", k)]
+        want = (est[1][("overall", k)] / est[1][("overall", 0)]) / (est[0][("overall", k)] / est[0][("overall", 0)])
+        assert float(r["estimate"]) == pytest.approx(want, rel=1e-12)
+        assert float(r["lo"]) < want < float(r["hi"]) and r["scale"] == "ratio" and float(r["between_label"]) == 0
+    # the absolute SV sums of two models' own states do not compare: only the units that do are compared as they are
+    assert not any(m in ("sv_sum", "magnitude", "occ_nuclear") and base == "" for m, base, _ in rows)
+
+
+def test_a_model_against_its_own_copy_differs_nowhere(trio):
+    # every ratio 1 and difference 0 exactly, nothing decided
+    rows = [r for r in read(trio / compare.CONTRASTS_CSV) if r["label"] == "A2"]
+    assert len(rows) > 100
+    for r in rows:
+        assert float(r["estimate"]) == pytest.approx(1.0 if r["scale"] == "ratio" else 0.0, abs=1e-12)
+        assert r["sign"] == "0"
+    assert {r["statement"] for r in read(trio / compare.STATEMENTS_CSV) if r["label"] == "A2"} == {
+        "undecided under every measure"}
+    assert "## Differences between the models, with intervals" in (trio / compare.SUMMARY_MD).read_text()
+
+
+def test_sides_over_other_passes_are_refused(tmp_path):
+    # a seed whose blocks hold other occurrences, or a pass record with other targets, is not pooled or compared
+    import json
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(SEEDS[1], other)
+    path = other / "intervals" / "replicates.csv"
+    lines = path.read_text().splitlines()
+    cells = lines[1].split(",")
+    cells[3] = str(int(cells[3]) + 1)                 # block 1's count of overall at delay 0
+    path.write_text("\n".join([lines[0], ",".join(cells)] + lines[2:]) + "\n")
+    with pytest.raises(UserError, match="seeds .*other occurrences per block"):
+        compare.compare([str(RUNS[0]), [str(SEEDS[0]), str(other)]], ["one", "seeds"], str(tmp_path / "o"))
+    records = []
+    for name, steps in (("p1", "0-199"), ("p2", "49-199")):
+        run = tmp_path / name
+        shutil.copytree(RUNS[0], run)
+        (run / "gradients").mkdir(exist_ok=True)
+        record = {"batches": 367, "time_steps": steps, "delays": list(range(50)), "grad_blocks": 10, "classes": "x"}
+        (run / "gradients" / "grad_progress.json").write_text(json.dumps(record))
+        records.append(str(run))
+    with pytest.raises(UserError, match="differ in time_steps .*--same-targets"):
+        compare.compare(records, ["A", "B"], str(tmp_path / "o2"))
+    with pytest.raises(UserError, match="given twice"):
+        compare.compare([str(RUNS[0]), [str(RUNS[0]), str(SEEDS[0])]], ["A", "B"], str(tmp_path / "o3"))
+
+
+def _perturb_folder(run, means, counts, seed):
+    """An sg-perturb folder for `run` with replacement_loss at delays 1 and 2: 10 blocks of `counts` occurrences
+    whose block means scatter around `means` (seeded); its CSV files as sg-perturb writes them."""
+    rng = np.random.default_rng(seed)
+    rows, reps = [], []
+    for k, mean in zip((1, 2), means):
+        sums = counts * (mean + 0.05 * rng.standard_normal(len(counts)))
+        value = sums.sum() / counts.sum()
+        loo = (sums.sum() - sums) / (counts.sum() - counts)
+        se = np.sqrt((len(counts) - 1) / len(counts) * np.sum((loo - loo.mean()) ** 2))
+        rows.append(f"replacement_loss,overall,{k},{counts.sum()},{value},{se},{value - 2 * se},{value + 2 * se}")
+        reps += [f"replacement_loss,overall,{k},{j},{c},{v}" for j, (c, v) in enumerate(zip(counts, loo))]
+    (run / "perturb").mkdir(exist_ok=True)
+    (run / "perturb" / "perturbation.csv").write_text("measure,class,delay,count,value,se,lo,hi\n" + "\n".join(rows) + "\n")
+    (run / "perturb" / "perturbation_replicates.csv").write_text(
+        "measure,class,delay,block,block_count,loo\n" + "\n".join(reps) + "\n")
+    return [float(r.split(",")[4]) for r in rows]
+
+
+def test_behaviour_of_seeds_is_pooled_and_compared_in_nats(tmp_path):
+    import shutil
+
+    counts = np.full(10, 50.0)
+    runs, values = [], []
+    for i, (source, means) in enumerate(zip([RUNS[0]] + SEEDS, [(0.4, 0.2), (0.6, 0.3), (0.62, 0.32)])):
+        run = tmp_path / f"r{i}"
+        shutil.copytree(source, run)
+        values.append(_perturb_folder(run, means, counts, i))
+        runs.append(str(run))
+    paths = compare.compare([runs[0], runs[1:]], ["one", "seeds"], str(tmp_path / "out"))
+    got = {(r["label"], int(r["delay"])): float(r["value"]) for r in read(paths[compare.BEHAVIOUR_CSV])}
+    for k, i in ((1, 0), (2, 1)):
+        assert got[("one", k)] == pytest.approx(values[0][i], rel=1e-12)
+        assert got[("seeds", k)] == pytest.approx((values[1][i] + values[2][i]) / 2, rel=1e-12)
+    diff = {int(r["delay"]): r for r in read(paths[compare.CONTRASTS_CSV]) if r["measure"] == "replacement_loss"}
+    for k, i in ((1, 0), (2, 1)):
+        assert diff[k]["scale"] == "difference" and diff[k]["sign"] == "1"     # 0.2 and 0.1 nats, se about 0.01
+        assert float(diff[k]["estimate"]) == pytest.approx((values[1][i] + values[2][i]) / 2 - values[0][i], rel=1e-9)
+    # a seed whose targets differ (other occurrences per block) is refused
+    _perturb_folder(tmp_path / "r2", (0.62, 0.32), counts + np.eye(10)[0], 2)
+    with pytest.raises(UserError, match="replacement_loss.*other occurrences per block"):
+        compare.compare([runs[0], runs[1:]], ["one", "seeds"], str(tmp_path / "out2"))

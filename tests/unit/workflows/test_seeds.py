@@ -168,4 +168,13 @@ def test_seeds_refusals(tmp_path, capsys):
     assert f"run 2 has {BLOCKS - 1} blocks, run 1 has {BLOCKS}" in capsys.readouterr().err
     assert sg_seeds.main([a, a, "--out", str(tmp_path / "out")]) == 2
     assert "labels are not unique" in capsys.readouterr().err
+    # passes over other windows (their records say so) are refused before anything is read
+    import json
+    b = _run_folder(tmp_path / "b", _curves(2.0), 2)
+    for folder, windows in ((a, 367), (b, 128)):
+        os.makedirs(os.path.join(folder, "gradients"), exist_ok=True)
+        with open(os.path.join(folder, "gradients", "grad_progress.json"), "w") as handle:
+            json.dump({"batches": windows, "time_steps": "all", "delays": [0, 1], "grad_blocks": BLOCKS}, handle)
+    assert sg_seeds.main([a, b, "--out", str(tmp_path / "out")]) == 2
+    assert "differ in batches (128 vs 367)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
