@@ -28,7 +28,9 @@
 #                         same relative to delay 1); NaN where the run has no replicates.csv
 #   compare_fits.csv      label, model (exponential | power law), a, tau_or_b, rmse_log, first_delay,
 #                         last_delay (fitted to svs.csv's overall curve as the run's report does)
-#   compare_ranking.csv   label, group (POS | frequency), delay, rank, class, estimate, lo, hi
+#   compare_ranking.csv   label, group (POS | frequency), delay, rank, class, estimate, lo, hi, above_next
+#                         (1: separated from the next class by a Holm-adjusted test, 0: not; empty for
+#                         the last or without replicates), p_holm_next (ranking_rows)
 #   compare_frequency.csv label, delay, class, role (rare | frequent | frequent, size of rare), count,
 #                         estimate, lo, hi, noise_floor (classes in context, where the run has them)
 #   compare_panel.csv     label, measure (verdicts.MEASURES), delay, value, lo, hi, relative_k0,
@@ -436,17 +438,41 @@ def fit_rows(label, table):
     return out
 
 
-def ranking_rows(label, rows, table):
+def ranking_rows(label, rows, table, reps=None):
+    """compare_ranking.csv rows: each group's classes from best to least remembered at each delay, and whether a
+    class is above the next one: the difference of their SV sums (verdicts.difference; the seeds a random effect
+    on Pooled) with Holm's correction over the adjacent pairs of one group and delay (above_next 1: separated,
+    0: not; empty for the last class or without replicates)."""
     pos, freq = findings.class_groups(table)
     out = []
     for group, classes in (("POS", pos), ("frequency", freq)):
         for k in RANK_DELAYS:
             present = [c for c in classes if k in rows.get(c, {}) and math.isfinite(rows[c][k]["estimate"])]
             ranked = sorted(present, key=lambda c: -rows[c][k]["estimate"])
-            out += [{"label": label, "group": group, "delay": k, "rank": i + 1, "class": c,
-                     "estimate": rows[c][k]["estimate"], "lo": rows[c][k]["lo"], "hi": rows[c][k]["hi"]}
-                    for i, c in enumerate(ranked)]
+            tests = []
+            if reps is not None:
+                tests = [verdicts.difference(reps, a, b, k) if reps.has([(a, k), (b, k)]) else None
+                         for a, b in zip(ranked, ranked[1:])]
+                verdicts.holm_family([t for t in tests if t is not None])
+            for i, c in enumerate(ranked):
+                test = tests[i] if i < len(tests) else None
+                out.append({"label": label, "group": group, "delay": k, "rank": i + 1, "class": c,
+                            "estimate": rows[c][k]["estimate"], "lo": rows[c][k]["lo"], "hi": rows[c][k]["hi"],
+                            "above_next": None if test is None else int(test.sign == 1),
+                            "p_holm_next": None if test is None else test.p_holm})
     return out
+
+
+def ranking_text(rows, top=3):
+    """'verbs > nouns ≈ pronouns': the first `top` classes of compare_ranking.csv rows of one label, group and delay
+    in rank order, '>' where a class is separated from the next (above_next), '≈' where it is not, ',' where
+    untested."""
+    rows = sorted(rows, key=lambda r: int(r["rank"]))[:top]
+    text = rows[0]["class"] if rows else ""
+    for r, nxt in zip(rows, rows[1:]):
+        mark = {"1": " > ", "0": " ≈ "}.get(str(r.get("above_next", "")), ", ")
+        text += mark + nxt["class"]
+    return text
 
 
 def frequency_rows(label, rows):
@@ -592,13 +618,15 @@ def markdown(sides, models, svs, fits, ranking, frequency):
     lines += ["", "## Fits of the overall curve (delays 1 onwards, least squares on log)", "",
               "| run | model | a | tau (exponential) or b (power law) | RMS error of ln |", "|---|---|---:|---:|---:|"]
     lines += [f"| {f['label']} | {f['model']} | {_g(f['a'])} | {_g(f['tau_or_b'])} | {_g(f['rmse_log'])} |" for f in fits]
-    lines += ["", "## Class rankings (bias-corrected estimates)", ""]
+    lines += ["", "## Class rankings (bias-corrected estimates)", "",
+              "'>' where a class is above the next by a test (the difference of their SV sums, Holm over the "
+              "adjacent pairs), '≈' where no test separates them, ',' where untested (no replicates).", ""]
     for group in ("POS", "frequency"):
         lines += [f"{group}, classes from best to least remembered:", "", "| delay | " + " | ".join(labels) + " |",
                   "|---:|" + "---|" * len(labels)]
         for k in RANK_DELAYS:
-            cells = [", ".join(r["class"] for r in ranking if r["label"] == lab and r["group"] == group and r["delay"] == k)
-                     for lab in labels]
+            cells = [ranking_text([r for r in ranking if r["label"] == lab and r["group"] == group and r["delay"] == k],
+                                  top=len(ranking)) for lab in labels]
             lines.append(f"| {k} | " + " | ".join(cells) + " |")
         lines.append("")
     if frequency:
@@ -657,7 +685,7 @@ def compare(runs, labels, out, *, models=None, data=None, num_steps=200, stride=
     for side in sides:
         svs += svs_rows(side.label, side.rows)
         fits += fit_rows(side.label, side.table)
-        ranking += ranking_rows(side.label, side.rows, side.table)
+        ranking += ranking_rows(side.label, side.rows, side.table, side.reps)
         frequency += frequency_rows(side.label, side.rows)
     pos = findings.class_groups(sides[0].table)[0]
     behaviour = [row for side in sides for row in side_behaviour_rows(side)]
@@ -669,7 +697,8 @@ def compare(runs, labels, out, *, models=None, data=None, num_steps=200, stride=
         SVS_CSV: _csv_text(svs, ["label", "class", "delay", "count", "estimate", "lo", "hi", "noise_floor"]
                            + RATIO_COLUMNS),
         FITS_CSV: _csv_text(fits, ["label", "model", "a", "tau_or_b", "rmse_log", "first_delay", "last_delay"]),
-        RANKING_CSV: _csv_text(ranking, ["label", "group", "delay", "rank", "class", "estimate", "lo", "hi"]),
+        RANKING_CSV: _csv_text(ranking, ["label", "group", "delay", "rank", "class", "estimate", "lo", "hi",
+                                         "above_next", "p_holm_next"]),
         FREQUENCY_CSV: _csv_text(frequency, ["label", "delay", "class", "role", "count", "estimate", "lo", "hi",
                                              "noise_floor"]),
         PANEL_CSV: _csv_text(panel, PANEL_COLUMNS),
@@ -840,9 +869,9 @@ def headline_table(directory):
                 [f"{f(fits[(lab, 'exponential')]['tau_or_b'])} ({f(fits[(lab, 'exponential')]['rmse_log'], 2)})"
                  for lab in labels])
     for k in (1, 40):
-        rows.append([f"POS classes at k = {k}, best first (top 3)"] +
-                    [", ".join(r["class"] for r in ranking if r["label"] == lab and r["group"] == "POS"
-                               and int(r["delay"]) == k and int(r["rank"]) <= 3) for lab in labels])
+        rows.append([f"POS classes at k = {k}, best first (top 3; '>' separated by a test, '≈' not)"] +
+                    [ranking_text([r for r in ranking if r["label"] == lab and r["group"] == "POS"
+                                   and int(r["delay"]) == k]) for lab in labels])
     for k in (1, 10):
         by = {}
         for r in (r for r in freq if int(r["delay"]) == k):

@@ -341,3 +341,42 @@ def test_behaviour_of_seeds_is_pooled_and_compared_in_nats(tmp_path):
     _perturb_folder(tmp_path / "r2", (0.62, 0.32), counts + np.eye(10)[0], 2)
     with pytest.raises(UserError, match="replacement_loss.*other occurrences per block"):
         compare.compare([runs[0], runs[1:]], ["one", "seeds"], str(tmp_path / "out2"))
+
+
+def test_a_ranking_separates_adjacent_classes_by_their_difference(compared):
+    # above_next and p_holm_next from the delete-m_j jackknife of the difference of two classes' SV sums (Busing,
+    # Meijer and van der Leeden 1999), computed here from replicates.csv with numpy; Holm over the adjacent pairs
+    import scipy.stats
+
+    out, _ = compared
+    ranking = [r for r in read(out / compare.RANKING_CSV) if r["label"] == "A" and r["group"] == "POS"
+               and r["delay"] == "1"]
+    ranking.sort(key=lambda r: int(r["rank"]))
+    rows = {(r["class"], r["delay"]): r for r in intervals.read_csv(str(RUNS[0] / "intervals" / "intervals.csv"),
+                                                                    intervals.INTERVAL_COLUMNS)}
+    reps = intervals.read_csv(str(RUNS[0] / "intervals" / "replicates.csv"), intervals.REPLICATE_COLUMNS)
+
+    def loo(cls):
+        got = sorted((r["block"], r["loo_sv_sum"] - rows[(cls, 1)]["bias"], r["block_positions"]) for r in reps
+                     if r["class"] == cls and r["delay"] == 1)
+        return np.array([g[1] for g in got]), np.array([g[2] for g in got], float)
+
+    ps = []
+    for a, b in zip(ranking, ranking[1:]):
+        (la, m), (lb, _) = loo(a["class"]), loo(b["class"])
+        full = rows[(a["class"], 1)]["estimate"] - rows[(b["class"], 1)]["estimate"]
+        d, n = la - lb, m.sum()
+        h = n / m
+        pseudo = h * full - (h - 1) * d
+        centre = len(d) * full - np.sum((1 - m / n) * d)
+        se = np.sqrt(np.sum((pseudo - centre) ** 2 / (h - 1)) / len(d))
+        ps.append(2 * scipy.stats.t.sf(abs(full / se), len(d) - 1))
+    order = np.argsort(ps)
+    holm = np.maximum.accumulate([min(1.0, (len(ps) - i) * ps[j]) for i, j in enumerate(order)])
+    want = np.empty(len(ps))
+    want[order] = holm
+    for r, p in zip(ranking, want):
+        assert float(r["p_holm_next"]) == pytest.approx(p, rel=1e-9)
+        assert r["above_next"] == str(int(p < 0.05))
+    assert ranking[-1]["above_next"] == "" and len(ranking) >= 8
+    assert compare.ranking_text(ranking).startswith(ranking[0]["class"] + (" > " if want[0] < 0.05 else " ≈ "))
