@@ -712,7 +712,11 @@ def compare(runs, labels, out, *, models=None, data=None, num_steps=200, stride=
     body = (markdown(sides, model_rows, svs, fits, ranking, frequency) + contrasts_markdown(contrasts, statements)
             + panel_markdown(labels, panel) + behaviour_markdown(labels, behaviour))
     title, rest = body.split("\n", 1)
-    fileio.atomic_write_text(paths[SUMMARY_MD], f"{title}\n\n## At a glance\n\n{headline_table(out)}{rest}")
+    glance = headline_table(out) + (f"\nThe differences, each side against {labels[0]} (ratios of each measure "
+                                    "relative to k = 0 or k = 1, ↑ higher, ↓ lower by a Holm-adjusted test; the "
+                                    "replaced word's loss change as a difference):\n\n" + statements_table(out)
+                                    if statements else "")
+    fileio.atomic_write_text(paths[SUMMARY_MD], f"{title}\n\n## At a glance\n\n{glance}{rest}")
     fileio.write_bytes(paths[OVERALL_PNG], plot_overall(svs, labels))
     fileio.write_bytes(paths[POS_PNG], plot_pos(svs, labels, pos))
     return paths
@@ -822,6 +826,36 @@ def panel_markdown(labels, panel):
             lines.append(f"| {k} | " + " | ".join(_interval_text(r, key) if r else "" for r in cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+STATEMENT_DELAYS = (1, 2, 10, 40)
+
+
+def statements_table(directory, delays=STATEMENT_DELAYS):
+    """The differences table that the README and the results page quote, rebuilt from a comparison folder's
+    compare_contrasts.csv and compare_statements.csv: per side against the reference, base (k = 0, k = 1) and
+    delay, each gradient measure's ratio with its interval and what the measures say together, and the replaced
+    word's loss difference at that delay."""
+    contrasts = _read(os.path.join(directory, CONTRASTS_CSV))
+    said = {(r["label"], r["base"], int(r["delay"])): r["statement"] for r in _read(os.path.join(directory,
+                                                                                             STATEMENTS_CSV))}
+    by = {(r["label"], r["measure"], r["base"], int(r["delay"])): r for r in contrasts}
+    measures = [m for m in verdicts.MEASURES if any(key[1] == m and key[2] in ("k0", "k1") for key in by)]
+    mark = {"1": " ↑", "-1": " ↓", "0": ""}
+    lines = ["| side / reference | base | k | " + " | ".join(measures) + " | replaced word's loss, difference (nats) "
+             "| the measures together |", "|---|---|---:|" + "---:|" * (len(measures) + 1) + "---|"]
+    for ref, label in dict.fromkeys((r["reference"], r["label"]) for r in contrasts):
+        for base in ("k0", "k1"):
+            for k in delays:
+                if (label, base, k) not in said:
+                    continue
+                cells = [by.get((label, m, base, k)) for m in measures]
+                loss = by.get((label, "replacement_loss", "", k))
+                lines.append(f"| {label} / {ref} | {base} | {k} | " + " | ".join(
+                    _interval_text(r, digits=3) + mark[r["sign"]] if r else "" for r in cells)
+                    + f" | {_interval_text(loss, digits=3) + mark[loss['sign']] if loss else ''} | "
+                    + f"{said[(label, base, k)]} |")
+    return "\n".join(lines) + "\n"
 
 
 def headline_table(directory):

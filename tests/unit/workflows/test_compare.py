@@ -269,6 +269,10 @@ def test_a_model_against_its_own_copy_differs_nowhere(trio):
     assert {r["statement"] for r in read(trio / compare.STATEMENTS_CSV) if r["label"] == "A2"} == {
         "undecided under every measure"}
     assert "## Differences between the models, with intervals" in (trio / compare.SUMMARY_MD).read_text()
+    table = compare.statements_table(str(trio))
+    copy_rows = [line for line in table.splitlines() if line.startswith("| A2 / A |")]
+    assert len(copy_rows) == 7 and all(line.endswith("| undecided under every measure |") for line in copy_rows)
+    assert "| 1 [1, 1] |" in copy_rows[0] and table in (trio / compare.SUMMARY_MD).read_text()
 
 
 def test_sides_over_other_passes_are_refused(tmp_path):
