@@ -92,6 +92,9 @@ FAMILIES = {family.name: family for family in (
            engine="state_gradients.engine.transformer:TransformerStateGradients", stateful=False,
            interms=(("residual", 0), ("final", 1)), keys=("num_heads", "ffn_size", "max_positions", "eval_stride"),
            needs=("num_heads",), check="state_gradients.core.families:check_transformer"),
+    # imported only (sg-import: GGUF files, Hugging Face folders): its shape is its weights file's (models/llama.py)
+    Family("Llama", model="state_gradients.models.llama:LlamaLM", engine="state_gradients.engine.llama:LlamaStateGradients",
+           stateful=False, interms=(("residual", 0), ("final", 1))),
 )}
 # every key that some family needs or owns, in registry order (sg-reproduce fingerprints a model by them)
 FAMILY_KEYS = tuple(dict.fromkeys(key for family in FAMILIES.values() for key in family.needs + family.keys))

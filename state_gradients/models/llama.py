@@ -142,7 +142,8 @@ class LlamaLM(WindowLM, NamedWeights, tf.Module):
 
     @classmethod
     def from_config(cls, config, vocab_size, dtype=tf.float32):
-        raise UserError(f"{config.path}: basic_cell {CELL_TYPE} models are imported (sg-import), not trained from a "
+        # its shape is that of its imported weights (sg-import), which this layer does not read
+        raise UserError(f"{config.path}: basic_cell {CELL_TYPE} models are imported (sg-import), not built from a "
                         "config")
 
     @property

@@ -1,4 +1,4 @@
-"""GGUF files of the llama architecture: SmolLM2-135M-Instruct (Q4_1) against transformers' own outputs on PTB text."""
+"""Llama-layout checkpoints (GGUF files, Hugging Face folders) against transformers' own outputs."""
 import glob
 import os
 
@@ -94,3 +94,29 @@ def test_files_that_are_not_llama_gguf_are_refused(tmp_path):
         gguf_llama.read_gguf(str(bad))
     with pytest.raises(UserError, match="no such GGUF file"):
         gguf_llama.read_gguf(str(tmp_path / "missing.gguf"))
+
+
+def test_a_hugging_face_llama_folder_gives_transformers_outputs():
+    """A small random LlamaForCausalLM (grouped-query attention, rope base 500, untied head; written by
+    transformers: tests/reference/write_references.py) converted here: every hidden state and the logits of two
+    11-token rows equal transformers' float32 ones to float32 rounding through 2 blocks (1e-5 relative)."""
+    from state_gradients.importing import hf_llama
+
+    folder = REPO / "tests" / "data" / "reference" / "llama_tiny"
+    config, arrays = hf_llama.read_folder(str(folder))
+    converted, used = hf_llama.convert(config, arrays, str(folder))
+    assert converted["layer0/k_kernel"].shape == (32, 16) and not bool(converted["tied"])
+    ref = np.load(folder / "reference.npz")
+    model = LlamaLM.from_arrays(converted, tf.float64)
+    x = model.embed(tf.constant(ref["ids"].astype(np.int32)))
+    states = model.run_layers(x)
+    ours = [x] + [s[0] for s in states[:-1]] + [model.final_norm(states[-1][0])]
+    for i, h in enumerate(ours):
+        theirs = ref[f"hidden_l{i}"]
+        assert np.abs(h.numpy() - theirs).max() / np.abs(theirs).max() < 1e-5, i
+    logits = model.logits(states[-1][0]).numpy()
+    assert np.abs(logits - ref["logits"]).max() / np.abs(ref["logits"]).max() < 1e-5
+    bad = dict(config, attention_bias=True)
+    from state_gradients.core.errors import UserError
+    with pytest.raises(UserError, match="attention_bias true"):
+        hf_llama.convert(bad, arrays, "x")
