@@ -62,7 +62,8 @@ def attention_tangent(probs, q, v, o, jac, dq, dk, dv, *, head_size, queries, ke
     j+p; jac [N, P, A, K, K] (J_t); dq [N, M, Pq, A, K] and dk, dv [N, M, Pk, A, K], zero beyond
     offsets Pq = queries and Pk = keys -> do [N, M, P, A, K].
     """
-    scale = tf.cast(1.0 / math.sqrt(head_size), q.dtype)
+    # a constant of q.dtype: tf.cast of a Python float would round it to float32 first (1/sqrt(8) by 3e-8)
+    scale = tf.constant(1.0 / math.sqrt(head_size), q.dtype)
     weights = probs[..., :keys]                                                  # [N, A, P, Pk]
     ds = tf.einsum("nmqak,npak->nmapq", dk, q) * scale
     w = ds * weights[:, None]                                                    # [N, M, A, P, Pk]

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from state_gradients.engine.transformer import TransformerStateGradients
+from state_gradients.models.transformer import TransformerLM
 from state_gradients.models.numpy_transformer import NumpyTransformer, finite_difference_state_gradients
 from state_gradients.training import run_epoch, trainer
 
@@ -156,3 +157,17 @@ def test_warmup_cosine_rate_by_hand():
     assert [rate(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert rate(4) == 1.0 and rate(9) == pytest.approx(0.55, abs=1e-15) and rate(14) == pytest.approx(0.1)
     assert rate(100) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("size,heads", [(16, 2), (8, 4), (24, 3)])
+def test_state_gradients_are_exact_at_head_sizes_whose_scale_float32_rounds(size, heads):
+    """Head sizes 8, 2 and 8 (1/sqrt(K) not a float32 number): the engine's attention scale once went through
+    float32 (tf.cast of a Python float) and the Jacobians were off by 3e-9 of O(1) entries; in float64 they equal
+    tape.jacobian to rounding (1e-12). The other tests' head size 4 has an exact scale and could not see it."""
+    model = TransformerLM(V, size, size, 1, heads, F, T, init_scale=0.3, dtype=tf.float64, seed=3)
+    inputs = inputs_of(2)
+    engine = TransformerStateGradients(model, layer=0, component=0, time_steps=range(T), max_delay=5, num_steps=T)
+    out, _ = engine.jacobians(inputs, ())
+    reference = tape_jacobians(model, inputs, 0, 0)
+    for k, (targets, g) in out.items():
+        np.testing.assert_allclose(g, reference[:, targets, :, targets - k].transpose(1, 0, 2, 3), rtol=0, atol=1e-12)
