@@ -95,6 +95,8 @@ FAMILIES = {family.name: family for family in (
     # imported only (sg-import: GGUF files, Hugging Face folders): its shape is its weights file's (models/llama.py)
     Family("Llama", model="state_gradients.models.llama:LlamaLM", engine="state_gradients.engine.llama:LlamaStateGradients",
            stateful=False, interms=(("residual", 0), ("final", 1))),
+    Family("GPTNeoX", model="state_gradients.models.neox:NeoXLM", engine="state_gradients.engine.neox:NeoXStateGradients",
+           stateful=False, interms=(("residual", 0), ("final", 1))),
 )}
 # every key that some family needs or owns, in registry order (sg-reproduce fingerprints a model by them)
 FAMILY_KEYS = tuple(dict.fromkeys(key for family in FAMILIES.values() for key in family.needs + family.keys))

@@ -76,6 +76,62 @@ def attention_tangent(probs, q, v, o, jac, dq, dk, dv, *, head_size, queries, ke
     return do + from_queries
 
 
+def split_heads(t, heads):
+    """[N, M, Q, heads K] -> [N, M, Q, heads, K]."""
+    return tf.reshape(t, tf.concat([tf.shape(t)[:3], [heads, -1]], 0))
+
+
+def attention_primal(acts, heads, cast):
+    """What the attention's tangent reads, from a block's activations q, k, v [R, A, T, K] (keys and values per query
+    head, rotated where the layout rotates), probs [R, A, T, T] and o: {q, v, o} heads-last [R, T, A, K], jac
+    [R, T, A, K, K] (J_t = (sum_u P_tu v_u k_u^T - o_t kbar_t^T) / sqrt(K)) and probs [R, T*T, A], in cast's dtype."""
+    q, k, v, probs, o = (acts[n] for n in ("q", "k", "v", "probs", "o"))
+    size = q.shape[-1]
+    vk = tf.reshape(v[..., :, None] * k[..., None, :], tf.concat([tf.shape(v)[:3], [size * size]], 0))
+    outer = tf.reshape(tf.matmul(probs, vk), tf.concat([tf.shape(v)[:3], [size, size]], 0))
+    jac = (outer - o[..., :, None] * tf.matmul(probs, k)[..., None, :]) / math.sqrt(size)
+    heads_last = lambda t: tf.transpose(t, [0, 2, 1, 3])  # noqa: E731  [R, A, T, K] -> [R, T, A, K]
+    probs_flat = tf.reshape(tf.transpose(probs, [0, 2, 3, 1]), [tf.shape(probs)[0], -1, heads])
+    return {"q": cast(heads_last(q)), "v": cast(heads_last(v)), "o": cast(heads_last(o)),
+            "jac": cast(tf.transpose(jac, [0, 2, 1, 3, 4])), "probs": cast(probs_flat)}
+
+
+def output_vectors(model, h, labels, cast):
+    """v [R, T, D] = d log p(label) / d (final norm's output) = W[:, w] - W p of the top block's stream h."""
+    probs = tf.nn.softmax(model.logits(h))                                           # [R, T, V]
+    w_t = tf.transpose(model.softmax_w)                                              # [V, D]
+    return cast(tf.gather(w_t, labels) - tf.matmul(probs, w_t))
+
+
+class Chunk:
+    """The positions of one chunk of sources j0 .. j0+S-1 at the P delays: index [S, P] (j + p, clamped to the
+    window; a clamped position's weight is 0), n = R S, and at(t, q) gathering [R, T, ...] -> [N, q, ...]."""
+
+    def __init__(self, j0, size, delays, steps, rows):
+        self.index = tf.minimum(j0 + tf.range(size)[:, None] + tf.range(delays)[None], steps - 1)
+        self.n, self.rows, self.size, self.delays, self.steps = rows * size, rows, size, delays, steps
+
+    def at(self, t, q=None):
+        q = self.delays if q is None else q
+        g = tf.gather(t, self.index[:, :q], axis=1)
+        return tf.reshape(g, tf.concat([[self.n, q], tf.shape(t)[2:]], 0))
+
+    def attention(self, prim, dq, dk, dv, *, heads, head_size, width, tri):
+        """The merged heads' output tangent [N, M, P, A K] of dq, dk, dv [N, M, width, A, K] (attention_tangent)."""
+        pair = self.index[:, :, None] * self.steps + self.index[:, None, :]          # [S, P, P]: (t, u) flattened
+        probs = tf.reshape(tf.gather(prim["probs"], pair, axis=1), [self.n, self.delays, self.delays, heads])
+        probs = tf.transpose(probs, [0, 3, 1, 2]) * tri                               # [N, A, P, P]
+        do = attention_tangent(probs, self.at(prim["q"]), self.at(prim["v"]), self.at(prim["o"]),
+                               self.at(prim["jac"]), dq, dk, dv, head_size=head_size, queries=width, keys=width)
+        shape = tf.shape(do)
+        return tf.reshape(do, tf.concat([shape[:3], [-1]], 0))
+
+    def outputs(self, dy, vectors, embedding):
+        """The output-level Jacobians [R, S, E, P] of the final norm's tangent dy [N, M, P, D]."""
+        return tf.reshape(tf.einsum("nmpd,npd->nmp", dy, self.at(vectors)), [self.rows, self.size, embedding,
+                                                                            self.delays])
+
+
 class TransformerStateGradients(StateGradients):
     """Jacobians of the residual stream after block `layer` (component 0) or of the final LayerNorm's output
     (component 1, top block only) w.r.t. the input embeddings of the same window; the interface of
@@ -117,18 +173,8 @@ class TransformerStateGradients(StateGradients):
             x_hat1, inv1 = transformer.normalise(h)
             h_next, acts = transformer.layer_forward(p, h, model.num_heads)
             x_hat2, inv2 = transformer.normalise(acts["h_mid"])
-            q, k, v, probs, o = (acts[n] for n in ("q", "k", "v", "probs", "o"))    # [R, A, T, K], [R, A, T, T]
-            size = q.shape[-1]
-            # J_t = (sum_u P_tu v_u k_u^T - o_t kbar_t^T) / sqrt(K)
-            vk = tf.reshape(v[..., :, None] * k[..., None, :], tf.concat([tf.shape(v)[:3], [size * size]], 0))
-            outer = tf.reshape(tf.matmul(probs, vk), tf.concat([tf.shape(v)[:3], [size, size]], 0))
-            k_bar = tf.matmul(probs, k)
-            jac = (outer - o[..., :, None] * k_bar[..., None, :]) / math.sqrt(size)
-            heads_last = lambda t: tf.transpose(t, [0, 2, 1, 3])  # noqa: E731  [R, A, T, K] -> [R, T, A, K]
-            probs_flat = tf.reshape(tf.transpose(probs, [0, 2, 3, 1]), [tf.shape(probs)[0], -1, model.num_heads])
             blocks.append({"x_hat1": cast(x_hat1), "inv1": cast(inv1), "x_hat2": cast(x_hat2), "inv2": cast(inv2),
-                           "q": cast(heads_last(q)), "v": cast(heads_last(v)), "o": cast(heads_last(o)),
-                           "jac": cast(tf.transpose(jac, [0, 2, 1, 3, 4])), "probs": cast(probs_flat),
+                           **attention_primal(acts, model.num_heads, cast),
                            "slope": cast(transformer.gelu_slope(acts["z"]))})
             h = h_next
         final, vectors = None, None
@@ -136,9 +182,7 @@ class TransformerStateGradients(StateGradients):
             x_hat, inv = transformer.normalise(h)
             final = {"x_hat": cast(x_hat), "inv": cast(inv)}
         if labels is not None:
-            probs = tf.nn.softmax(model.logits(h))                                   # [R, T, V]
-            w_t = tf.transpose(model.softmax_w)                                      # [V, D]
-            vectors = cast(tf.gather(w_t, labels) - tf.matmul(probs, w_t))           # W[:, w] - W p
+            vectors = output_vectors(model, h, labels, cast)
         return blocks, final, steps, vectors
 
     # ---------------------------------------------------------------- tangents of one chunk of sources
@@ -148,35 +192,19 @@ class TransformerStateGradients(StateGradients):
         and with vectors the output-level Jacobians [R, S, E, P] (else None)."""
         model = self.model
         delays, heads = len(self.delays), model.num_heads
-        rows = tf.shape(blocks[0]["x_hat1"])[0]
-        sources = j0 + tf.range(size)
-        index = tf.minimum(sources[:, None] + tf.range(delays)[None], steps - 1)     # [S, P] positions j + p
-        n = rows * size
-
-        def at(t, q=delays):
-            """[R, T, ...] -> [N, q, ...] at positions j .. j+q-1."""
-            g = tf.gather(t, index[:, :q], axis=1)
-            return tf.reshape(g, tf.concat([[n, q], tf.shape(t)[2:]], 0))
-
-        def split(t):  # [N, M, Q, D] -> [N, M, Q, A, K]
-            return tf.reshape(t, tf.concat([tf.shape(t)[:3], [heads, -1]], 0))
-
+        chunk = Chunk(j0, size, delays, steps, tf.shape(blocks[0]["x_hat1"])[0])
+        at = chunk.at
         seed = tf.eye(model.embedding_size, dtype=model.dtype) if model.input_kernel is None else model.input_kernel
-        dh = tf.tile(seed[None, :, None, :], [n, 1, 1, 1])                           # [N, M, 1, D]: offset 0 only
+        dh = tf.tile(seed[None, :, None, :], [chunk.n, 1, 1, 1])                     # [N, M, 1, D]: offset 0 only
         chosen = None
         for layer in range(len(blocks)):
             p, prim = model.layers[layer], blocks[layer]
             width = 1 if layer == 0 else delays                                      # dh's non-zero offsets
             da = layer_norm_tangent(dh, at(prim["x_hat1"], width)[:, None], at(prim["inv1"], width)[:, None],
                                     p["ln1_gain"])
-            dq, dk, dv = (split(t) for t in tf.split(_rows_matmul(da, p["qkv_kernel"]), 3, axis=-1))
-            pair = index[:, :, None] * steps + index[:, None, :]                    # [S, P, P]: (t, u) flattened
-            probs = tf.reshape(tf.gather(prim["probs"], pair, axis=1), [n, delays, delays, heads])
-            probs = tf.transpose(probs, [0, 3, 1, 2]) * self._tri                     # [N, A, P, P]
-            do = attention_tangent(probs, at(prim["q"]), at(prim["v"]), at(prim["o"]), at(prim["jac"]), dq, dk, dv,
-                                   head_size=model.size // heads, queries=width, keys=width)
-            shape = tf.shape(do)
-            do = tf.reshape(do, tf.concat([shape[:3], [-1]], 0))                     # [N, M, P, D]
+            dq, dk, dv = (split_heads(t, heads) for t in tf.split(_rows_matmul(da, p["qkv_kernel"]), 3, axis=-1))
+            do = chunk.attention(prim, dq, dk, dv, heads=heads, head_size=model.size // heads, width=width,
+                                 tri=self._tri)                                      # [N, M, P, D]
             if width < delays:
                 dh = tf.pad(dh, [[0, 0], [0, 0], [0, delays - width], [0, 0]])
             dh = dh + _rows_matmul(do, p["proj_kernel"])
@@ -191,8 +219,8 @@ class TransformerStateGradients(StateGradients):
             if self.component == 1:
                 chosen = dy
             if vectors is not None:
-                out = tf.reshape(tf.einsum("nmpd,npd->nmp", dy, at(vectors)), [rows, size, model.embedding_size, delays])
-        return tf.reshape(chosen, [rows, size, model.embedding_size, delays, model.size]), out
+                out = chunk.outputs(dy, vectors, model.embedding_size)
+        return tf.reshape(chosen, [chunk.rows, size, model.embedding_size, delays, model.size]), out
 
     def _chunks(self, rows):
         size = self._chunk_size(rows)

@@ -99,7 +99,45 @@ def layer_forward(p, h, shape, cos, sin, keep=None):
     return out, {"h_mid": h, "q": q, "k": k_all, "v": v_all, "probs": probs, "o": o, "gate": gate, "up": up}
 
 
-class LlamaLM(WindowLM, NamedWeights, tf.Module):
+class RotaryLM(WindowLM):
+    """What the rotary-position layouts share (Llama, GPT-NeoX): no learned positions (the residual stream starts at
+    the embeddings), each word's rotary position (its rank among the kept words), and the blocks through
+    block(p, h, cos, sin, keep). A subclass has rotary_dims, rope_base, rope_scale, dtype and layers."""
+
+    def positions(self, x, keep=None):
+        """The rotary position of every word [B or 1, T]: 0 .. T-1, or with keep each kept word's rank among the
+        kept ones."""
+        if keep is None:
+            return tf.range(tf.shape(x)[1])[None]
+        return tf.maximum(tf.cumsum(tf.cast(keep, tf.int32), axis=1) - 1, 0)
+
+    def rope(self, positions):
+        """(cos, sin) [B, 1, T, R] of positions [B, T]."""
+        cos, sin = rope_tables(positions, self.rotary_dims, self.rope_base, self.rope_scale, self.dtype)
+        return cos[:, None], sin[:, None]
+
+    def stream_input(self, x, keep=None):
+        del keep
+        return x
+
+    @classmethod
+    def from_config(cls, config, vocab_size, dtype=tf.float32):
+        # its shape is that of its imported weights (sg-import), which this layer does not read
+        raise UserError(f"{config.path}: basic_cell {cls.cell_type} models are imported (sg-import), not built from "
+                        "a config")
+
+    def run_layers(self, x, state=NO_STATE, keep=None):
+        """x [B, T, D] -> per block, the tuple (residual stream after it [B, T, D],); keep: as TransformerLM."""
+        del state
+        cos, sin = self.rope(self.positions(x, keep))
+        h, out = x, []
+        for p in self.layers:
+            h, _ = self.block(p, h, cos, sin, keep)
+            out.append((h,))
+        return out
+
+
+class LlamaLM(RotaryLM, NamedWeights, tf.Module):
     """Variables and maths of a Llama-layout LM (imported: sg-import; no training recipe of its own)."""
 
     cell_type = CELL_TYPE
@@ -117,6 +155,7 @@ class LlamaLM(WindowLM, NamedWeights, tf.Module):
         self.vocab_size, self.size, self.embedding_size = vocab_size, size, size
         self.num_layers, self.num_heads, self.num_kv_heads = num_layers, num_heads, num_kv_heads
         self.head_size, self.ffn_size, self.num_steps = head_size, ffn_size, max_positions
+        self.rotary_dims = head_size
         self.rope_base, self.rope_scale, self.norm_epsilon = float(rope_base), float(rope_scale), float(norm_epsilon)
         self.init_scale = init_scale
         self.dtype = tf.as_dtype(dtype)
@@ -140,44 +179,14 @@ class LlamaLM(WindowLM, NamedWeights, tf.Module):
         self.tied = bool(tied and output_layer)
         self.softmax_b = None
 
-    @classmethod
-    def from_config(cls, config, vocab_size, dtype=tf.float32):
-        # its shape is that of its imported weights (sg-import), which this layer does not read
-        raise UserError(f"{config.path}: basic_cell {CELL_TYPE} models are imported (sg-import), not built from a "
-                        "config")
-
     @property
     def block_shape(self):
         return self.num_heads, self.num_kv_heads, self.norm_epsilon
 
     # ---------------------------------------------------------------- forward maths
 
-    def positions(self, x, keep=None):
-        """The rotary position of every word [B or 1, T]: 0 .. T-1, or with keep each kept word's rank among the
-        kept ones."""
-        steps = tf.shape(x)[1]
-        if keep is None:
-            return tf.range(steps)[None]
-        return tf.maximum(tf.cumsum(tf.cast(keep, tf.int32), axis=1) - 1, 0)
-
-    def rope(self, positions):
-        """(cos, sin) [B, 1, T, K] of positions [B, T]."""
-        cos, sin = rope_tables(positions, self.head_size, self.rope_base, self.rope_scale, self.dtype)
-        return cos[:, None], sin[:, None]
-
-    def stream_input(self, x, keep=None):
-        del keep        # no learned positions: the residual stream starts at the embeddings
-        return x
-
-    def run_layers(self, x, state=NO_STATE, keep=None):
-        """x [B, T, D] -> per block, the tuple (residual stream after it [B, T, D],); keep: as TransformerLM."""
-        del state
-        cos, sin = self.rope(self.positions(x, keep))
-        h, out = x, []
-        for p in self.layers:
-            h, _ = layer_forward(p, h, self.block_shape, cos, sin, keep)
-            out.append((h,))
-        return out
+    def block(self, p, h, cos, sin, keep=None):
+        return layer_forward(p, h, self.block_shape, cos, sin, keep)
 
     def final_norm(self, h):
         return rms_norm(h, self.final_gain, self.norm_epsilon)

@@ -155,7 +155,7 @@ def test_error_message_names_file_line_key_and_value(tmp_path):
     ("forget_bias nan", "a number"),                          # not finite
     ("dropout 0", "a number in (0, 1]"),                      # keep probability range
     ("dropout 1.5", "a number in (0, 1]"),
-    ("basic_cell lstm", "one of LSTM, GRU, RNN, GRU_RESET_AFTER, minGRU, DiagLinear, Transformer, Llama"),           # choices are case-sensitive
+    ("basic_cell lstm", "one of LSTM, GRU, RNN, GRU_RESET_AFTER, minGRU, DiagLinear, Transformer, Llama, GPTNeoX"),           # choices are case-sensitive
     ("optimizer momentum", "one of sgd, adam, adagrad"),
     ("random yes", "True or False"),                          # presence-only key takes a bool
     ("no_eos true", "True or False"),
