@@ -360,8 +360,11 @@ def statement_rows(contrasts):
         if not gradient:
             continue
         loss = by.get((ref, label, "", k), {}).get("replacement_loss")
-        out.append({"reference": ref, "label": label, "base": base, "delay": k,
-                    "statement": verdicts.across_models(gradient.values()),
+        # one measure alone cannot say "every measure": it is named instead (older runs have the other measures
+        # at a few delays only)
+        statement = verdicts.across_models(gradient.values()) if len(gradient) > 1 else \
+            f"{_SIGN[next(iter(gradient.values()))]} under {next(iter(gradient))}, the only measure at this delay"
+        out.append({"reference": ref, "label": label, "base": base, "delay": k, "statement": statement,
                     "measures": "; ".join(f"{m} {_SIGN[v]}" for m, v in gradient.items()),
                     "behaviour": "" if loss is None else f"replacement_loss {_SIGN[loss['sign']]}"})
     return out

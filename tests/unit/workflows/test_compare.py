@@ -384,3 +384,12 @@ def test_a_ranking_separates_adjacent_classes_by_their_difference(compared):
         assert r["above_next"] == str(int(p < 0.05))
     assert ranking[-1]["above_next"] == "" and len(ranking) >= 8
     assert compare.ranking_text(ranking).startswith(ranking[0]["class"] + (" > " if want[0] < 0.05 else " ≈ "))
+
+
+def test_statements_name_a_lone_measure_and_state_the_rule_across_several():
+    rows = [{"reference": "A", "label": "B", "measure": m, "base": "k0", "delay": k, "sign": s}
+            for m, k, s in (("sv_sum", 1, 1), ("magnitude", 1, -1), ("sv_sum", 3, 1), ("sv_sum", 5, 1),
+                            ("magnitude", 5, 0))]
+    said = {r["delay"]: r["statement"] for r in compare.statement_rows(rows)}
+    assert said == {1: "depends on the measure", 3: "higher under sv_sum, the only measure at this delay",
+                    5: "higher under some measures, undecided under the others"}
