@@ -14,6 +14,10 @@ import numpy as np
 from state_gradients.core.errors import UserError
 
 CONTROL = 3     # tokenizer.ggml.token_type of special (control) tokens
+# llama.cpp pre-tokenisers whose splitting is GPT-2's byte-level regex, checked against transformers' own
+# tokenizer of the file (tests/unit/core/test_subwords.py); others (llama-bpe, qwen2, ...) split digits and
+# contractions otherwise and are refused
+VERIFIED_PRE = ("smollm",)
 
 
 def gguf_tokenizer(fields, where="GGUF file"):
@@ -24,6 +28,10 @@ def gguf_tokenizer(fields, where="GGUF file"):
     kind = fields.get("tokenizer.ggml.model")
     if kind != "gpt2":
         raise UserError(f"{where}: tokenizer.ggml.model {kind!r}; only byte-level BPE (gpt2) is read")
+    pre = fields.get("tokenizer.ggml.pre", "default")
+    if pre not in VERIFIED_PRE:
+        raise UserError(f"{where}: tokenizer.ggml.pre {pre!r}: its pre-tokeniser is not known here (known: "
+                        f"{', '.join(VERIFIED_PRE)}); give the checkpoint's tokenizer.json instead")
     tokens, merges = fields.get("tokenizer.ggml.tokens"), fields.get("tokenizer.ggml.merges")
     if not tokens or not merges:
         raise UserError(f"{where}: no tokenizer.ggml.tokens or tokenizer.ggml.merges")
@@ -57,6 +65,9 @@ def encode_words(tokenizer, words):
     # a token's first character that is not the space before its word (offsets may include that space)
     first = [start + (start < end - 1 and text[start] == " ") for start, end in encoding.offsets]
     word = np.array([bisect.bisect_right(starts, at) - 1 for at in first], np.int64)
+    last = np.array([bisect.bisect_right(starts, end - 1) - 1 for _, end in encoding.offsets], np.int64)
+    if np.any(last != word):
+        raise UserError("a token spans two words (the tokenizer merges across the space): no word-level map")
     if len(words) and (word[0] != 0 or np.any(np.diff(word) < 0) or len(np.unique(word)) != len(words)):
         raise UserError("the tokenizer's offsets do not give every word its own tokens in order")
     return ids, word

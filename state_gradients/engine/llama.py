@@ -37,6 +37,8 @@ class LlamaStateGradients(TransformerStateGradients):
     (component 1, top block only) w.r.t. the input embeddings of the same window (the interface of
     StateGradients: jacobians, class_sums, class_moments), forward mode only."""
 
+    FFN_TANGENTS = 3          # the gate's, the up projection's and their product's
+
     def _primal(self, inputs, labels=None):
         """Everything the linearisation reads (as TransformerStateGradients._primal), in the engine's dtype."""
         model, dtype = self.forward_model, self.model.dtype

@@ -153,8 +153,11 @@ class TransformerStateGradients(StateGradients):
         self._tri = tf.constant(np.tril(np.ones((delays, delays))), model.dtype)  # key offset <= query offset
         self._n_sources = self.last + 1 - self.first
 
+    # how many [N, M, P, F] tangents of a chunk are alive at once (the gated MLPs hold three)
+    FFN_TANGENTS = 1
+
     def _chunk_size(self, rows):
-        per_source = rows * self.model.embedding_size * len(self.delays) * self.model.ffn_size
+        per_source = rows * self.model.embedding_size * len(self.delays) * self.model.ffn_size * self.FFN_TANGENTS
         return int(max(1, min(self._n_sources, CHUNK_ELEMENTS // max(1, per_source))))
 
     # ---------------------------------------------------------------- the window's forward pass

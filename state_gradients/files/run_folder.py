@@ -185,10 +185,15 @@ SAME_PASS_KEYS = ("batches", "time_steps", "delays", "grad_blocks", "classes")
 
 
 def check_same_pass(directories):
-    """UserError unless every run folder that has gradients/grad_progress.json records the same windows, targets,
-    delays, blocks and classes (SAME_PASS_KEYS); folders without the file (a committed part of a run) are
-    checked by their counts instead (the callers' per-block checks)."""
+    """UserError unless every run folder's gradients/grad_progress.json records the same number of windows, target
+    positions in a window, delays, blocks and classes (SAME_PASS_KEYS), or some folders have the file and others
+    not; when none has it (committed parts of older runs), the callers' per-block occurrence counts are the
+    check. Which windows (the text itself) is checked only through those counts."""
     records = [(d, RunFolder(d).progress()) for d in directories]
+    missing = [d for d, r in records if not r]
+    if missing and len(missing) < len(records):
+        raise UserError(f"{', '.join(missing)}: no gradients/grad_progress.json, while the other runs have one: their "
+                        "passes cannot be checked against each other (collect every run with the same tool version)")
     records = [(d, r) for d, r in records if r]
     for directory, record in records[1:]:
         first, want = records[0]

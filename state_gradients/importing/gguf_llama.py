@@ -76,14 +76,16 @@ def read_gguf(path):
     size = int(need("embedding_length"))
     config = {"num_layers": int(need("block_count")), "size": size, "ffn_size": int(need("feed_forward_length")),
               "num_heads": heads, "num_kv_heads": int(_field(reader, f"{arch}.attention.head_count_kv", heads)),
-              "head_size": int(_field(reader, f"{arch}.rope.dimension_count", size // heads)),
+              "head_size": int(_field(reader, f"{arch}.attention.key_length",
+                                      _field(reader, f"{arch}.rope.dimension_count", size // heads))),
               "rope_base": float(_field(reader, f"{arch}.rope.freq_base", llama.DEFAULT_ROPE_BASE)),
               "rope_scale": float(_field(reader, f"{arch}.rope.scaling.factor", 1.0)) if scaling == "linear" else 1.0,
               "norm_epsilon": float(need("attention.layer_norm_rms_epsilon")),
               "max_positions": int(need("context_length"))}
-    if config["head_size"] * heads != size:
-        raise UserError(f"{path}: rotary dimension {config['head_size']} x {heads} heads is not the width {size} "
-                        "(partial rotary positions are not supported for llama)")
+    rotary = int(_field(reader, f"{arch}.rope.dimension_count", config["head_size"]))
+    if rotary != config["head_size"]:
+        raise UserError(f"{path}: rotary dimension {rotary} is not the head size {config['head_size']} (partial "
+                        "rotary positions are not supported for llama)")
     tensors = {}
     for t in reader.tensors:
         try:
@@ -91,6 +93,11 @@ def read_gguf(path):
         except (NotImplementedError, ValueError) as err:
             raise UserError(f"{path}: tensor {t.name} of type {t.tensor_type.name} cannot be dequantised "
                             f"({err})") from None
+    # Llama 3.1's rope scaling is stored as per-frequency factors (rope_freqs), with no rope.scaling.type: a file
+    # with factors other than 1 would load with the wrong rotary frequencies
+    factors = tensors.pop("rope_freqs.weight", None)
+    if factors is not None and not np.all(factors == 1):
+        raise UserError(f"{path}: per-frequency rope factors (rope_freqs, Llama 3.1's rope scaling) are not supported")
     tokenizer = {key: _field(reader, key) for key in reader.fields if key.startswith("tokenizer.ggml.")}
     config["vocab_size"] = tensors["token_embd.weight"].shape[0] if "token_embd.weight" in tensors else None
     return config, tensors, tokenizer
@@ -139,7 +146,7 @@ def convert(config, tensors, where):
         arrays[key] = np.array(config[key], np.int64)
     for key in ("rope_base", "rope_scale", "norm_epsilon"):
         arrays[key] = np.array(config[key], np.float64)
-    extra = sorted(set(tensors) - set(used) - {"rope_freqs.weight"})
+    extra = sorted(set(tensors) - set(used))
     if extra:
         raise UserError(f"{where}: tensors this reader does not map: {', '.join(extra[:5])}"
                         + (f" and {len(extra) - 5} more" if len(extra) > 5 else ""))

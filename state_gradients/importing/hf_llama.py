@@ -26,7 +26,7 @@ BLOCK_MAP = {"input_layernorm": "attn_norm", "self_attn.q_proj": "q_kernel", "se
 
 
 def read_folder(directory):
-    """(config.json as a dict, {name: float64 array} of model.safetensors) of a Hugging Face folder."""
+    """(config.json as a dict, {name: float32 array} of model.safetensors) of a Hugging Face folder."""
     for name in (CONFIG, WEIGHTS):
         if not os.path.isfile(os.path.join(directory, name)):
             raise UserError(f"{directory} has no {name} (a Hugging Face folder has {CONFIG} and {WEIGHTS})")
@@ -34,14 +34,37 @@ def read_folder(directory):
         config = json.loads(fileio.read_text(os.path.join(directory, CONFIG), "Hugging Face config"))
     except json.JSONDecodeError as err:
         raise UserError(f"{os.path.join(directory, CONFIG)}: not valid JSON ({err})") from None
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    return config, read_safetensors(os.path.join(directory, WEIGHTS))
+
+
+SAFETENSORS_TYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": np.uint16}
+
+
+def read_safetensors(path):
+    """{name: float32 array} of a safetensors file, bfloat16 included (numpy has no such type, and
+    safetensors.numpy refuses it: its bits are the high half of a float32's); UserError naming the file."""
+    import json as _json
 
     try:
-        raw = load_file(os.path.join(directory, WEIGHTS))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise UserError(f"{os.path.join(directory, WEIGHTS)}: not a readable safetensors file ({err})") from None
-    return config, {k: np.asarray(v, np.float64) for k, v in raw.items()}
+        with open(path, "rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            header = _json.loads(handle.read(length))
+            data = handle.read()
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: not a readable safetensors file ({err})") from None
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        kind = SAFETENSORS_TYPES.get(info.get("dtype"))
+        if kind is None:
+            raise UserError(f"{path}: tensor {name} has dtype {info.get('dtype')}; readable: "
+                            f"{', '.join(SAFETENSORS_TYPES)}")
+        start, end = info["data_offsets"]
+        a = np.frombuffer(data[start:end], kind).reshape(info["shape"])
+        out[name] = ((a.astype(np.uint32) << 16).view(np.float32) if info["dtype"] == "BF16"
+                     else a.astype(np.float32))
+    return out
 
 
 def model_shape(config, where):

@@ -29,14 +29,17 @@ def model_shape(config, where):
     if config.get("hidden_act", "gelu") != "gelu":
         raise UserError(f"{where}: hidden_act {config['hidden_act']!r}; the GPT-NeoX block here uses exact GELU")
     rope = dict(config.get("rope_parameters") or {})
-    if rope.get("rope_type", (config.get("rope_scaling") or {}).get("type", "default")) != "default":
+    scaling = config.get("rope_scaling") or {}
+    if rope.get("rope_type", scaling.get("rope_type", scaling.get("type", "default"))) != "default":
         raise UserError(f"{where}: rope scaling is not supported for gpt_neox")
     try:
         heads, size = int(config["num_attention_heads"]), int(config["hidden_size"])
-        fraction = float(rope.get("partial_rotary_factor", config.get("rotary_pct", 1.0)))
+        # transformers' default rotary_pct is 0.25 (Pythia's)
+        fraction = float(rope.get("partial_rotary_factor", config.get("rotary_pct", 0.25)))
         return {"num_layers": int(config["num_hidden_layers"]), "size": size, "num_heads": heads,
                 "ffn_size": int(config["intermediate_size"]), "rotary_dims": int(size // heads * fraction),
-                "rope_base": float(rope.get("rope_theta", config.get("rotary_emb_base", 10000))),
+                "rope_base": float(rope.get("rope_theta", config.get("rope_theta", config.get("rotary_emb_base",
+                                                                                             10000)))),
                 "norm_epsilon": float(config.get("layer_norm_eps", 1e-5)),
                 "parallel_residual": bool(config.get("use_parallel_residual", True)),
                 "max_positions": int(config.get("max_position_embeddings", 2048))}

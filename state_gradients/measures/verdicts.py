@@ -198,7 +198,8 @@ def random_effect(text_se, text_df, runs, run_se):
     if seeds < 2:
         return text_var, 0.0, float(text_df)
     net = (float(np.sum(run_se ** 2)) - seeds * text_var) / (seeds - 1)
-    between = max(0.0, float(np.var(runs, ddof=1)) - net)
+    spread = float(np.var(runs, ddof=1)) - net
+    between = max(0.0, spread) if np.isfinite(spread) else math.nan     # max(0, nan) would say 0
     var = text_var + between / seeds
     denominator = text_var ** 2 / text_df + (between / seeds) ** 2 / (seeds - 1)
     return var, between, (var ** 2 / denominator if denominator > 0 else float(text_df))
@@ -513,7 +514,7 @@ def contrast(a, b, f, keys, log=False):
             own = _summary(*average)
             runs = [_summary(*p) for p in part]
             tau = random_effect(own["se"], own["df"], [r["estimate"] for r in runs], [r["se"] for r in runs])[1]
-            slope = 1.0 / average[0] if log else 1.0
+            slope = (1.0 / average[0] if average[0] > 0 else math.nan) if log else 1.0
             terms.append((slope ** 2 * tau / len(part), len(part)))
         between.append(tau)
     var = text_var + sum(t for t, _ in terms)

@@ -3,8 +3,9 @@
 #
 # A side is one model (one RUN folder) or the training seeds of one recipe (several RUN folders,
 # pooled as sg-seeds pools them: the seeds' average, the seeds a random effect). Every run must be
-# a pass over the same windows, targets, delays, blocks and classes (grad_progress.json where the
-# folder has it; the occurrences per block always): anything else is refused, naming the folders.
+# a pass with the same number of windows, target positions, delays, blocks and classes
+# (grad_progress.json, when every folder has it) and the same occurrences of every class in every
+# block (always): anything else is refused, naming the folders.
 # Reads, in each RUN folder (sg-reproduce's layout, or its committed part under docs/results/):
 #   intervals/intervals.csv   sg-intervals: bias-corrected SV sums with intervals, noise floors,
 #                             size controls (required)
@@ -288,7 +289,10 @@ def _contrast_row(ref, side, measure, base, k, a, b, log, shift=None):
     else:
         def f(v):
             return v[(OVERALL, k)]
-    c = verdicts.contrast(a, b, f, keys, log=log)
+    try:
+        c = verdicts.contrast(a, b, f, keys, log=log)
+    except ValueError as err:
+        raise UserError(f"{ref.label} and {side.label}, {measure}: {err}") from None
     to = (lambda x: math.exp(x)) if log else (lambda x: x)
     name = f"k{base}" if base is not None else f"minus d{shift}" if shift is not None else ""
     return {"reference": ref.label, "label": side.label, "measure": measure, "base": name, "delay": k,
@@ -337,8 +341,12 @@ def contrast_rows(sides):
                                      for k in delays[:-1]])
         for family in families:
             family = [row for row in family if row is not None]
-            adjusted = uncertainty.holm([row["p"] for row in family]) if family else []
-            for row, p in zip(family, adjusted):
+            # Holm over the tests that exist: a NaN p (a ratio of a value that is not positive) is no test
+            tested = [row for row in family if math.isfinite(row["p"])]
+            adjusted = uncertainty.holm([row["p"] for row in tested]) if tested else []
+            for row in family:
+                row.update({"p_holm": math.nan, "sign": 0})
+            for row, p in zip(tested, adjusted):
                 above = row["estimate"] > (1 if row["scale"] == "ratio" else 0)
                 row.update({"p_holm": float(p), "sign": 0 if not p < verdicts.ALPHA else 1 if above else -1})
             out += family
@@ -353,7 +361,7 @@ def statement_rows(contrasts):
     for r in contrasts:
         by.setdefault((r["reference"], r["label"], r["base"], r["delay"]), {})[r["measure"]] = r
     out = []
-    for (ref, label, base, k), measures in sorted(by.items(), key=lambda item: (item[0][1], item[0][2], item[0][3])):
+    for (ref, label, base, k), measures in by.items():          # the sides' order, then the contrasts' (delays up)
         if base not in ("k0", "k1"):
             continue
         gradient = {m: r["sign"] for m, r in measures.items() if m in verdicts.MEASURES}
@@ -676,14 +684,13 @@ def compare(runs, labels, out, *, models=None, data=None, num_steps=200, stride=
     if models is not None and models_csv is not None:
         raise UserError("give --models or --models-csv, not both")
     check_same_pass(folders)
+    run_labels = [(label, os.path.basename(os.path.normpath(f))) for label, group in zip(labels, groups) for f in group]
+    kept = kept_model_rows(models_csv, labels, run_labels) if models_csv is not None else None   # before the work
     sides = [load_side(label, [os.fspath(f) for f in group]) for label, group in zip(labels, groups)]
     check_same_positions([side.folders[0] for side in sides], [(side.rows, side.table, side.reps) for side in sides])
     panel = [row for side in sides for row in panel_rows(side.label, side.reps)]
-    run_labels = [(side.label, os.path.basename(os.path.normpath(f))) for side in sides for f in side.folders]
     model_rows = [model_row(lab, m, data, num_steps, stride or num_steps, run=run)
-                  for (lab, run), m in zip(run_labels, models)] if models else []
-    if models_csv is not None:
-        model_rows = kept_model_rows(models_csv, labels)
+                  for (lab, run), m in zip(run_labels, models)] if models else kept or []
     svs, fits, ranking, frequency = [], [], [], []
     for side in sides:
         svs += svs_rows(side.label, side.rows)
@@ -725,7 +732,7 @@ def compare(runs, labels, out, *, models=None, data=None, num_steps=200, stride=
     return paths
 
 
-def kept_model_rows(models_csv, labels):
+def kept_model_rows(models_csv, labels, runs=None):
     """The rows of an earlier compare_models.csv (UserError unless they are of exactly these labels)."""
     if not os.path.isfile(models_csv):
         raise UserError(f"--models-csv {models_csv} not found")
@@ -733,6 +740,12 @@ def kept_model_rows(models_csv, labels):
     if {r["label"] for r in kept} != set(labels):
         raise UserError(f"--models-csv {models_csv} has the runs {', '.join(sorted({r['label'] for r in kept}))}, "
                         f"not {', '.join(sorted(labels))}")
+    if runs is not None and kept and "run" in kept[0]:
+        pairs = [(r["label"], r["run"]) for r in kept]
+        if sorted(pairs) != sorted(runs):
+            raise UserError(f"--models-csv {models_csv} has the models {pairs}, the runs given are {runs}: one row "
+                            "per RUN folder (label, folder name)")
+        kept = sorted(kept, key=lambda r: runs.index((r["label"], r["run"])))
     try:
         return [{key: (value if key in ("label", "cell", "run") else float(value) if key.endswith("_ppl_windows")
                        else int(value)) for key, value in r.items()} for r in kept]

@@ -49,3 +49,12 @@ def test_other_tokenizer_models_are_refused():
 
     with pytest.raises(UserError, match="only byte-level BPE"):
         subwords.gguf_tokenizer({"tokenizer.ggml.model": "llama"}, "x.gguf")
+
+
+def test_unverified_pre_tokenisers_are_refused():
+    from state_gradients.core.errors import UserError
+
+    fields = {"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "llama-bpe", "tokenizer.ggml.tokens": ["a"],
+              "tokenizer.ggml.merges": ["a a"]}
+    with pytest.raises(UserError, match="tokenizer.ggml.pre 'llama-bpe'"):
+        subwords.gguf_tokenizer(fields, "x.gguf")

@@ -120,3 +120,25 @@ def test_a_hugging_face_llama_folder_gives_transformers_outputs():
     from state_gradients.core.errors import UserError
     with pytest.raises(UserError, match="attention_bias true"):
         hf_llama.convert(bad, arrays, "x")
+
+
+def test_safetensors_in_bfloat16_read_as_float32(tmp_path):
+    """bfloat16 is the high half of a float32's bits: values that are bfloat16 numbers come back exactly (numpy
+    has no bfloat16 and safetensors.numpy refuses the type, so the reader decodes it)."""
+    import json
+    import struct
+
+    from state_gradients.importing import hf_llama
+
+    values = np.array([[1.0, -2.5, 0.15625], [3.0e5, -1.0e-3, 0.0]], np.float32)
+    bits = (values.view(np.uint32) >> 16).astype(np.uint16)
+    exact = (bits.astype(np.uint32) << 16).view(np.float32)            # the bfloat16 numbers nearest below
+    header = json.dumps({"w": {"dtype": "BF16", "shape": [2, 3], "data_offsets": [0, bits.nbytes]},
+                         "b": {"dtype": "F32", "shape": [3], "data_offsets": [bits.nbytes, bits.nbytes + 12]}})
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header.encode() + bits.tobytes()
+                     + np.array([1, 2, 3], np.float32).tobytes())
+    got = hf_llama.read_safetensors(str(path))
+    np.testing.assert_array_equal(got["w"], exact)
+    np.testing.assert_array_equal(got["b"], [1, 2, 3])
+    assert got["w"].dtype == np.float32 and np.abs(exact - values).max() <= 2 ** -8 * np.abs(values).max()

@@ -106,3 +106,11 @@ def test_interval_coverage_in_every_regime(regime):
     assert 0.90 <= np.mean(covered) <= 0.99, f"{regime}: coverage {np.mean(covered):.3f}"
     if regime.startswith("seed-dominated"):
         assert np.mean(text_only_covered) < 0.6, f"{regime}: the text-only interval covers {np.mean(text_only_covered)}"
+
+
+def test_degenerate_sides_give_nan_not_an_error():
+    # a side whose value is 0 has no log ratio; a NaN estimate has no between-seed variance (not 0)
+    zero = [_run(np.zeros(BLOCKS)) for _ in range(3)]
+    out = verdicts.contrast(verdicts.Pooled(zero), _run(np.ones(BLOCKS)), _value, [KEY], log=True)
+    assert np.isnan(out["estimate"]) and np.isnan(out["p"])
+    assert np.isnan(verdicts.random_effect(0.1, 9, [1.0, np.nan, 2.0], [0.1, 0.1, 0.1])[1])

@@ -74,8 +74,8 @@ def test_rotary_positions_are_relative():
         assert float(a) == pytest.approx(float(b), rel=1e-12)
 
 
-@pytest.mark.parametrize("kv_heads", [4, 2, 1])
-@pytest.mark.parametrize("layer,component", INTERMS)
+# grouped-query attention at every state; one and four key/value heads at the final norm (through both blocks)
+@pytest.mark.parametrize("kv_heads,layer,component", [(2,) + i for i in INTERMS] + [(4, 1, 1), (1, 1, 1)])
 def test_state_gradients_equal_autodiff_jacobians(kv_heads, layer, component):
     """Every (t, k) of every row, float64 engine vs tape.jacobian: the same derivative by two routes (the engine's
     hand-derived tangents vs TensorFlow's reverse mode through the same forward code), agreeing to float64 rounding

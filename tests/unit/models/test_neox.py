@@ -41,8 +41,9 @@ def test_the_numpy_twin_computes_the_same_model(parallel, dims):
     assert loss == pytest.approx(net.loss(inputs, targets), rel=1e-13)
 
 
-@pytest.mark.parametrize("parallel,dims", LAYOUTS)
-@pytest.mark.parametrize("layer,component", INTERMS)
+# the partial-rotary parallel layout (Pythia's) at every state; the others at the final norm (through both blocks)
+@pytest.mark.parametrize("parallel,dims,layer,component", [LAYOUTS[0] + i for i in INTERMS]
+                         + [layout + (1, 1) for layout in LAYOUTS[1:]])
 def test_state_gradients_equal_autodiff_jacobians(parallel, dims, layer, component):
     """Every (t, k), float64 engine vs tape.jacobian through the same forward code (1e-12 on O(1) entries; the
     head size 8 has a scale 1/sqrt(8) that float32 would round)."""

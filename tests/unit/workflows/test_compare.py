@@ -178,6 +178,13 @@ def test_models_csv_keeps_an_earlier_comparisons_model_rows(compared, tmp_path):
     assert "| 120.5 / 117.3 | 121.5 / 118.3 |" in compare.headline_table(str(again))
     with pytest.raises(UserError, match="has the runs A, B, not A, C"):
         compare.compare([str(r) for r in RUNS], ["A", "C"], str(tmp_path / "x"), models_csv=str(models))
+    # with a run column, the rows must be those of the RUN folders given (one per folder)
+    named = tmp_path / "named.csv"
+    named.write_text("label,run,cell,layers,embedding,size,parameters,parameters_core,valid_ppl_windows,"
+                     "test_ppl_windows,num_steps,stride\nA,ptb-64e-256h,LSTM,1,64,256,10,5,120.5,117.3,200,200\n"
+                     "B,elsewhere,LSTM,1,64,256,10,5,121.5,118.3,200,200\n")
+    with pytest.raises(UserError, match="one row per RUN folder"):
+        compare.compare([str(r) for r in RUNS], ["A", "B"], str(tmp_path / "y"), models_csv=str(named))
 
 
 def test_behaviour_rows_are_each_runs_overall_perturbation_rows(tmp_path):
