@@ -783,7 +783,8 @@ def contrasts_markdown(contrasts, statements):
     by = {(r["label"], r["measure"], r["base"], int(r["delay"])): r for r in contrasts}
     mark = {1: "↑", -1: "↓", 0: "·"}
     for ref, label in dict.fromkeys((r["reference"], r["label"]) for r in contrasts):
-        for base, what in (("k0", "relative to k = 0"), ("k1", "relative to k = 1")):
+        for base, what in (("k0", "relative to k = 0"), ("k1", "relative to k = 1"),
+                           ("", "as it is (units that compare across models; a share as a difference)")):
             measures = [m for m in verdicts.MEASURES if any((label, m, base, k) in by for k in CONTRAST_DELAYS)]
             if not measures:
                 continue
@@ -798,8 +799,8 @@ def contrasts_markdown(contrasts, statements):
                 lines.append(f"| {k} | " + " | ".join(f"{_interval_text(r, digits=3)} {mark[int(r['sign'])]}" if r
                                                       else "" for r in cells) + f" | {said.get((label, base, k), '')} |")
             lines.append("")
-        behaviour = [m for m in perturbation.MEASURES if any((label, m, b, k) in by for b in ("", "k0")
-                                                             for k in range(200))]
+        behaviour = [m for m in perturbation.MEASURES if any(r["label"] == label and r["measure"] == m
+                                                             for r in contrasts)]
         if behaviour:
             lines += [f"{label} against {ref}, behaviour (sg-perturb; state changes: ratio relative to k = 0; "
                       "losses: difference in nats):", "", "| measure | delay or context | " + label + " − or / "

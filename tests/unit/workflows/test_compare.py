@@ -275,7 +275,11 @@ def test_a_model_against_its_own_copy_differs_nowhere(trio):
         assert r["sign"] == "0"
     assert {r["statement"] for r in read(trio / compare.STATEMENTS_CSV) if r["label"] == "A2"} == {
         "undecided under every measure"}
-    assert "## Differences between the models, with intervals" in (trio / compare.SUMMARY_MD).read_text()
+    summary = (trio / compare.SUMMARY_MD).read_text()
+    assert "## Differences between the models, with intervals" in summary
+    # the measures whose units compare across models are shown as they are too (the output level, the coherence)
+    table = summary.split("A2 / A, each measure as it is")[1][:400]
+    assert "| delay | coherence_ratio | output_norm | together |" in table and "| 1 | 0 [0, 0] · | 1 [1, 1] · |" in table
     table = compare.statements_table(str(trio))
     copy_rows = [line for line in table.splitlines() if line.startswith("| A2 / A |")]
     assert len(copy_rows) == 7 and all(line.endswith("| undecided under every measure |") for line in copy_rows)
