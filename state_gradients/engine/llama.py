@@ -99,11 +99,4 @@ class LlamaStateGradients(TransformerStateGradients):
             dh = dh + _rows_matmul(dz, p["down_kernel"])
             if layer == self.layer:
                 chosen = dh
-        out = None
-        if final is not None:
-            dy = rms_norm_tangent(dh, at(final["x_hat"])[:, None], at(final["inv"])[:, None], model.final_gain)
-            if self.component == 1:
-                chosen = dy
-            if vectors is not None:
-                out = chunk.outputs(dy, vectors, model.embedding_size)
-        return tf.reshape(chosen, [chunk.rows, size, model.embedding_size, delays, model.size]), out
+        return chunk.finish(self, chosen, dh, final, vectors, rms_norm_tangent)

@@ -69,11 +69,4 @@ class NeoXStateGradients(TransformerStateGradients):
             dh = dh + dattn + _rows_matmul(dz, p["out_kernel"])
             if layer == self.layer:
                 chosen = dh
-        out = None
-        if final is not None:
-            dy = layer_norm_tangent(dh, at(final["x_hat"])[:, None], at(final["inv"])[:, None], model.final_gain)
-            if self.component == 1:
-                chosen = dy
-            if vectors is not None:
-                out = chunk.outputs(dy, vectors, model.embedding_size)
-        return tf.reshape(chosen, [chunk.rows, size, model.embedding_size, delays, model.size]), out
+        return chunk.finish(self, chosen, dh, final, vectors, layer_norm_tangent)

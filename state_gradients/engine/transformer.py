@@ -126,10 +126,19 @@ class Chunk:
         shape = tf.shape(do)
         return tf.reshape(do, tf.concat([shape[:3], [-1]], 0))
 
-    def outputs(self, dy, vectors, embedding):
-        """The output-level Jacobians [R, S, E, P] of the final norm's tangent dy [N, M, P, D]."""
-        return tf.reshape(tf.einsum("nmpd,npd->nmp", dy, self.at(vectors)), [self.rows, self.size, embedding,
-                                                                            self.delays])
+    def finish(self, engine, chosen, dh, final, vectors, norm_tangent):
+        """(tangents [R, S, E, P, D] of the chosen state, the output-level Jacobians [R, S, E, P] or None): the final
+        norm's tangent (norm_tangent with the model's final gain) of the top block's dh [N, M, P, D], where
+        engine.component 1 or vectors ask for it."""
+        model, out = engine.model, None
+        if final is not None:
+            dy = norm_tangent(dh, self.at(final["x_hat"])[:, None], self.at(final["inv"])[:, None], model.final_gain)
+            if engine.component == 1:
+                chosen = dy
+            if vectors is not None:
+                out = tf.reshape(tf.einsum("nmpd,npd->nmp", dy, self.at(vectors)),
+                                 [self.rows, self.size, model.embedding_size, self.delays])
+        return tf.reshape(chosen, [self.rows, self.size, model.embedding_size, self.delays, model.size]), out
 
 
 class TransformerStateGradients(StateGradients):
@@ -216,14 +225,7 @@ class TransformerStateGradients(StateGradients):
             dh = dh + _rows_matmul(dz, p["out_kernel"])
             if layer == self.layer:
                 chosen = dh
-        out = None
-        if final is not None:
-            dy = layer_norm_tangent(dh, at(final["x_hat"])[:, None], at(final["inv"])[:, None], model.final_gain)
-            if self.component == 1:
-                chosen = dy
-            if vectors is not None:
-                out = chunk.outputs(dy, vectors, model.embedding_size)
-        return tf.reshape(chosen, [chunk.rows, size, model.embedding_size, delays, model.size]), out
+        return chunk.finish(self, chosen, dh, final, vectors, layer_norm_tangent)
 
     def _chunks(self, rows):
         size = self._chunk_size(rows)
